@@ -1,0 +1,212 @@
+#include "dataplane.hpp"
+
+#include <bpf/libbpf.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdarg>
+#include <cstdio>
+#include <filesystem>
+
+#include "sluice.skel.h"
+
+namespace sluice::dataplane {
+namespace {
+
+constexpr std::uint32_t config_slot = 0;
+
+bool is_pass_or_drop(std::uint32_t verdict) {
+  return verdict == SLUICE_VERDICT_PASS || verdict == SLUICE_VERDICT_DROP;
+}
+
+Error config_error(std::string_view field, std::uint64_t value, std::string_view expected) {
+  return maps::make_error_because("set config", "config",
+                                  std::string(field) + " = " + std::to_string(value) + ": " + std::string(expected),
+                                  EINVAL);
+}
+
+// libbpf names internal maps (.rodata) "<object>.rodata"; they are per load, never pinned.
+bool is_internal_map(const bpf_map* map) { return std::string_view(bpf_map__name(map)).find('.') != std::string_view::npos; }
+
+Result<void> ensure_dir(const std::string& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return maps::make_error("create pin directory", dir, ec.value(), maps::ErrnoSubject::Path);
+  return {};
+}
+
+const bpf_program* stage_program(const sluice_bpf* skel, sluice_stage stage) {
+  switch (stage) {
+    case SLUICE_STAGE_FILTER: return skel->progs.sluice_filter;
+    case SLUICE_STAGE_LB: return skel->progs.sluice_lb;
+    case SLUICE_STAGE_FORWARD: return skel->progs.sluice_forward;
+    case SLUICE_STAGE_COUNT: break;
+  }
+  return nullptr;
+}
+
+// libbpf warns about .xdp_run_config, the section libxdp reads for its
+// dispatcher; libbpf itself has no use for it. Everything else goes to stderr.
+int print_libbpf_message(libbpf_print_level level, const char* format, va_list args) {
+  if (level == LIBBPF_DEBUG) return 0;
+  if (std::string_view(format).find("skipping unrecognized data section") != std::string_view::npos) return 0;
+  return std::vfprintf(stderr, format, args);
+}
+
+}  // namespace
+
+sluice_config default_config() {
+  sluice_config config{};
+  config.version = SLUICE_CONFIG_VERSION;
+  config.stages_enabled = SLUICE_STAGES_ALL;
+  config.default_verdict = SLUICE_VERDICT_PASS;
+  config.tail_call_fail_verdict = SLUICE_VERDICT_PASS;
+  config.malformed_verdict = SLUICE_VERDICT_DROP;
+  config.non_ip_verdict = SLUICE_VERDICT_PASS;
+  config.drop_fragments = 0;
+  return config;
+}
+
+Result<void> validate_config(const sluice_config& config) {
+  constexpr std::string_view pass_or_drop = "must be pass (2) or drop (1)";
+  if (config.version != SLUICE_CONFIG_VERSION)
+    return config_error("version", config.version, "must be " + std::to_string(SLUICE_CONFIG_VERSION));
+  if (config.stages_enabled & ~std::uint32_t{SLUICE_STAGES_ALL})
+    return config_error("stages_enabled", config.stages_enabled, "unknown stage bits");
+  if (!is_pass_or_drop(config.default_verdict)) return config_error("default_verdict", config.default_verdict, pass_or_drop);
+  if (!is_pass_or_drop(config.tail_call_fail_verdict))
+    return config_error("tail_call_fail_verdict", config.tail_call_fail_verdict, pass_or_drop);
+  if (!is_pass_or_drop(config.malformed_verdict))
+    return config_error("malformed_verdict", config.malformed_verdict, pass_or_drop);
+  if (!is_pass_or_drop(config.non_ip_verdict)) return config_error("non_ip_verdict", config.non_ip_verdict, pass_or_drop);
+  if (config.drop_fragments > 1) return config_error("drop_fragments", config.drop_fragments, "must be 0 or 1");
+  return {};
+}
+
+void Dataplane::SkeletonDeleter::operator()(sluice_bpf* skeleton) const { sluice_bpf__destroy(skeleton); }
+
+Dataplane::Dataplane(std::unique_ptr<sluice_bpf, SkeletonDeleter> skeleton, maps::ProgArray stages,
+                     maps::ArrayMap<sluice_config> config, maps::PerCpuArrayMap<sluice_counter> counters,
+                     std::vector<std::string> reused)
+    : skeleton_(std::move(skeleton)),
+      stages_(std::move(stages)),
+      config_(std::move(config)),
+      counters_(std::move(counters)),
+      reused_maps_(std::move(reused)) {}
+
+Dataplane::Dataplane(Dataplane&&) noexcept = default;
+Dataplane& Dataplane::operator=(Dataplane&&) noexcept = default;
+Dataplane::~Dataplane() = default;
+
+Result<Dataplane> Dataplane::load(const LoadOptions& options) {
+  libbpf_set_print(print_libbpf_message);
+  std::unique_ptr<sluice_bpf, SkeletonDeleter> skel(sluice_bpf__open());
+  if (!skel) return maps::make_error("open", "sluice BPF object", errno);
+
+  std::vector<std::string> reused;
+  const bool pinning = !options.pin_dir.empty();
+  if (pinning) {
+    if (auto made = ensure_dir(options.pin_dir); !made) return made.error();
+    bpf_map* map = nullptr;
+    bpf_object__for_each_map(map, skel->obj) {
+      if (is_internal_map(map)) continue;
+      const std::string path = options.pin_dir + "/" + bpf_map__name(map);
+      auto found = maps::reuse_pinned(map, path);
+      if (!found) return found.error();
+      if (*found) reused.emplace_back(bpf_map__name(map));
+    }
+  }
+
+  if (int err = sluice_bpf__load(skel.get()); err != 0) return maps::make_error("load", "sluice BPF object", -err);
+
+  if (pinning) {
+    bpf_map* map = nullptr;
+    bpf_object__for_each_map(map, skel->obj) {
+      if (is_internal_map(map)) continue;
+      const std::string name = bpf_map__name(map);
+      if (std::find(reused.begin(), reused.end(), name) != reused.end()) continue;
+      if (int err = bpf_map__pin(map, (options.pin_dir + "/" + name).c_str()); err != 0)
+        return maps::make_error("pin", options.pin_dir + "/" + name, -err, maps::ErrnoSubject::Path);
+    }
+  }
+
+  auto stages_fd = maps::MapFd::from_skeleton(skel->maps.stage_progs);
+  if (!stages_fd) return stages_fd.error();
+  auto stages = maps::ProgArray::from(std::move(*stages_fd));
+  if (!stages) return stages.error();
+  auto config_fd = maps::MapFd::from_skeleton(skel->maps.config);
+  if (!config_fd) return config_fd.error();
+  auto config = maps::ArrayMap<sluice_config>::from(std::move(*config_fd));
+  if (!config) return config.error();
+  auto counters_fd = maps::MapFd::from_skeleton(skel->maps.verdict_counters);
+  if (!counters_fd) return counters_fd.error();
+  auto counters = maps::PerCpuArrayMap<sluice_counter>::from(std::move(*counters_fd));
+  if (!counters) return counters.error();
+
+  Dataplane plane(std::move(skel), std::move(*stages), std::move(*config), std::move(*counters), std::move(reused));
+  // A fresh config slot reads as version 0; a reused one keeps the operator's settings.
+  auto current = plane.config();
+  if (!current) return current.error();
+  if (current->version != SLUICE_CONFIG_VERSION) {
+    if (auto written = plane.set_config(default_config()); !written) return written.error();
+  }
+  return plane;
+}
+
+int Dataplane::entry_prog_fd() const { return bpf_program__fd(skeleton_->progs.sluice_entry); }
+
+int Dataplane::stage_prog_fd(sluice_stage stage) const {
+  const bpf_program* prog = stage_program(skeleton_.get(), stage);
+  return prog ? bpf_program__fd(prog) : -1;
+}
+
+Result<void> Dataplane::install_stages() {
+  for (std::uint32_t stage = 0; stage < SLUICE_STAGE_COUNT; ++stage) {
+    if (auto set = stages_.set(stage, stage_prog_fd(static_cast<sluice_stage>(stage))); !set) return set.error();
+  }
+  return {};
+}
+
+Result<void> Dataplane::remove_stage(sluice_stage stage) {
+  auto cleared = stages_.clear(stage);
+  if (!cleared) return cleared.error();
+  return {};
+}
+
+Result<sluice_config> Dataplane::config() const {
+  auto value = config_.lookup(config_slot);
+  if (!value) return value.error();
+  if (!*value) return maps::make_error("lookup", "config", ENOENT, maps::ErrnoSubject::Element);
+  return **value;
+}
+
+Result<void> Dataplane::set_config(const sluice_config& config) {
+  if (auto valid = validate_config(config); !valid) return valid;
+  return config_.update(config_slot, config);
+}
+
+Result<sluice_counter> Dataplane::verdict_count(sluice_verdict verdict, sluice_reason reason) const {
+  auto per_cpu = counters_.lookup(contract::counter_index(verdict, reason));
+  if (!per_cpu) return per_cpu.error();
+  if (!*per_cpu) return sluice_counter{};
+  return maps::sum(**per_cpu, [](sluice_counter& total, const sluice_counter& cpu) {
+    total.packets += cpu.packets;
+    total.bytes += cpu.bytes;
+  });
+}
+
+Result<std::vector<VerdictCount>> Dataplane::verdict_counts() const {
+  std::vector<VerdictCount> counts;
+  for (unsigned verdict = 0; verdict < SLUICE_VERDICT_COUNT; ++verdict) {
+    for (unsigned reason = 0; reason < SLUICE_REASON_MAX; ++reason) {
+      auto count = verdict_count(static_cast<sluice_verdict>(verdict), static_cast<sluice_reason>(reason));
+      if (!count) return count.error();
+      if (count->packets != 0)
+        counts.push_back({static_cast<sluice_verdict>(verdict), static_cast<sluice_reason>(reason), *count});
+    }
+  }
+  return counts;
+}
+
+}  // namespace sluice::dataplane

@@ -1,0 +1,84 @@
+#pragma once
+// Dataplane: the loaded sluice BPF object — entry program, stage programs and
+// every map — and the one adapter the rest of user space goes through to
+// reach them. Loading reuses maps already pinned under the pin directory, so
+// a restarted daemon keeps counters, conntrack and rules; stages are
+// (re)installed into the program array without touching the attachment.
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "contract.hpp"
+#include "maps.hpp"
+
+struct sluice_bpf;
+
+namespace sluice::dataplane {
+
+using maps::Error;
+using maps::Result;
+
+struct LoadOptions {
+  // bpffs directory for the map pins; empty: nothing pinned (tests, benches).
+  std::string pin_dir;
+};
+
+struct VerdictCount {
+  sluice_verdict verdict;
+  sluice_reason reason;
+  sluice_counter total;  // summed over all possible CPUs
+};
+
+// The defaults an operator gets before changing anything: every stage on,
+// pass at the end, fail open, drop malformed, pass non-IP, keep fragments.
+sluice_config default_config();
+// Names the first bad field and its value; nothing is written on error.
+Result<void> validate_config(const sluice_config& config);
+
+class Dataplane {
+ public:
+  static Result<Dataplane> load(const LoadOptions& options);
+
+  Dataplane(Dataplane&&) noexcept;
+  Dataplane& operator=(Dataplane&&) noexcept;
+  Dataplane(const Dataplane&) = delete;
+  Dataplane& operator=(const Dataplane&) = delete;
+  ~Dataplane();
+
+  int entry_prog_fd() const;
+  int stage_prog_fd(sluice_stage stage) const;
+  // Maps found pinned and reused at load (a restart), by map name.
+  const std::vector<std::string>& reused_maps() const noexcept { return reused_maps_; }
+
+  // Points every program-array slot at this object's stage programs. Live
+  // traffic switches to the new stage at its next tail call.
+  Result<void> install_stages();
+  // Empties one slot: packets then meet the tail-call fail policy.
+  Result<void> remove_stage(sluice_stage stage);
+
+  Result<sluice_config> config() const;
+  Result<void> set_config(const sluice_config& config);
+
+  // Every (verdict, reason) with a non-zero packet count.
+  Result<std::vector<VerdictCount>> verdict_counts() const;
+  Result<sluice_counter> verdict_count(sluice_verdict verdict, sluice_reason reason) const;
+
+  sluice_bpf* skeleton() const noexcept { return skeleton_.get(); }
+
+ private:
+  struct SkeletonDeleter {
+    void operator()(sluice_bpf* skeleton) const;
+  };
+  Dataplane(std::unique_ptr<sluice_bpf, SkeletonDeleter> skeleton, maps::ProgArray stages,
+            maps::ArrayMap<sluice_config> config, maps::PerCpuArrayMap<sluice_counter> counters,
+            std::vector<std::string> reused);
+
+  std::unique_ptr<sluice_bpf, SkeletonDeleter> skeleton_;
+  maps::ProgArray stages_;
+  maps::ArrayMap<sluice_config> config_;
+  maps::PerCpuArrayMap<sluice_counter> counters_;
+  std::vector<std::string> reused_maps_;
+};
+
+}  // namespace sluice::dataplane

@@ -1,0 +1,53 @@
+#pragma once
+// C++ view of the kernel/user contract. Including this instead of
+// sluice_maps.h directly makes every build check the layout the BPF side uses:
+// a field moved or resized in sluice_maps.h fails to compile here.
+#include <linux/bpf.h>
+
+#include <cstddef>
+
+#include "sluice_maps.h"
+
+namespace sluice::contract {
+
+static_assert(int{SLUICE_VERDICT_ABORTED} == int{XDP_ABORTED});
+static_assert(int{SLUICE_VERDICT_DROP} == int{XDP_DROP});
+static_assert(int{SLUICE_VERDICT_PASS} == int{XDP_PASS});
+static_assert(int{SLUICE_VERDICT_TX} == int{XDP_TX});
+static_assert(int{SLUICE_VERDICT_REDIRECT} == int{XDP_REDIRECT});
+
+static_assert(sizeof(sluice_counter) == 16);
+static_assert(offsetof(sluice_counter, bytes) == 8);
+
+static_assert(sizeof(sluice_config) == 32);
+static_assert(offsetof(sluice_config, stages_enabled) == 4);
+static_assert(offsetof(sluice_config, default_verdict) == 8);
+static_assert(offsetof(sluice_config, tail_call_fail_verdict) == 12);
+static_assert(offsetof(sluice_config, malformed_verdict) == 16);
+static_assert(offsetof(sluice_config, non_ip_verdict) == 20);
+static_assert(offsetof(sluice_config, drop_fragments) == 24);
+
+
+static_assert(sizeof(sluice_pkt) == 72);
+static_assert(offsetof(sluice_pkt, dst) == 16);
+static_assert(offsetof(sluice_pkt, ifindex) == 32);
+static_assert(offsetof(sluice_pkt, eth_proto) == 40);
+static_assert(offsetof(sluice_pkt, vlan_id) == 48);
+static_assert(offsetof(sluice_pkt, sport) == 52);
+static_assert(offsetof(sluice_pkt, vlan_depth) == 56);
+static_assert(offsetof(sluice_pkt, has_l4) == 63);
+static_assert(offsetof(sluice_pkt, note) == 64);
+
+static_assert(sizeof(sluice_lpm_v4_key) == 8);
+static_assert(sizeof(sluice_lpm_v6_key) == 20);
+static_assert(offsetof(sluice_lpm_v4_key, addr) == offsetof(bpf_lpm_trie_key, data));
+
+static_assert(sizeof(sluice_drop_event) == 32 + SLUICE_EVENT_HEAD_BYTES);
+static_assert(offsetof(sluice_drop_event, head) == 32);
+
+constexpr unsigned counter_index(unsigned verdict, unsigned reason) {
+  return verdict * SLUICE_REASON_MAX + reason;
+}
+static_assert(counter_index(SLUICE_VERDICT_COUNT - 1, SLUICE_REASON_MAX - 1) + 1 == SLUICE_COUNTER_SLOTS);
+
+}  // namespace sluice::contract

@@ -1,0 +1,162 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/*
+ * The contract between the XDP data plane (xdp/) and user space (control/,
+ * tests/, bench/). Every struct, enum and constant that crosses the
+ * kernel/user boundary lives here and only here. C++ includes it through
+ * maps/contract.hpp, which static_asserts the layout.
+ *
+ * Rules for this file: fixed-width types only, explicit padding, no
+ * bitfields, sizes multiple of 8 where the struct is a map value.
+ */
+#ifndef SLUICE_MAPS_H
+#define SLUICE_MAPS_H
+
+#include <linux/types.h>
+
+/* ---- pipeline stages: also the slot numbers of the stage program array ---- */
+enum sluice_stage {
+	SLUICE_STAGE_FILTER = 0,
+	SLUICE_STAGE_LB = 1,
+	SLUICE_STAGE_FORWARD = 2,
+	SLUICE_STAGE_COUNT = 3,
+};
+#define SLUICE_STAGE_BIT(stage) (1u << (stage))
+#define SLUICE_STAGES_ALL                                                      \
+	(SLUICE_STAGE_BIT(SLUICE_STAGE_FILTER) |                                   \
+	 SLUICE_STAGE_BIT(SLUICE_STAGE_LB) | SLUICE_STAGE_BIT(SLUICE_STAGE_FORWARD))
+
+/* ---- verdicts: numerically equal to enum xdp_action (asserted in C++) ---- */
+enum sluice_verdict {
+	SLUICE_VERDICT_ABORTED = 0,
+	SLUICE_VERDICT_DROP = 1,
+	SLUICE_VERDICT_PASS = 2,
+	SLUICE_VERDICT_TX = 3,
+	SLUICE_VERDICT_REDIRECT = 4,
+	SLUICE_VERDICT_COUNT = 5,
+};
+
+/*
+ * Reasons: why a packet got its verdict. Every (verdict, reason) pair has
+ * its own per-CPU counter. Numbers are ABI: append, never renumber.
+ */
+enum sluice_reason {
+	SLUICE_REASON_PIPELINE_END = 0,  /* went through every enabled stage */
+	SLUICE_REASON_NON_IP = 1,        /* not IPv4/IPv6 (ARP, LLDP, ...) */
+	SLUICE_REASON_TRUNC_ETH = 2,
+	SLUICE_REASON_TRUNC_VLAN = 3,
+	SLUICE_REASON_VLAN_TOO_DEEP = 4, /* more than SLUICE_MAX_VLAN_TAGS */
+	SLUICE_REASON_TRUNC_IPV4 = 5,
+	SLUICE_REASON_IPV4_BAD_VERSION = 6,
+	SLUICE_REASON_IPV4_BAD_IHL = 7,
+	SLUICE_REASON_IPV4_BAD_TOTLEN = 8,
+	SLUICE_REASON_TRUNC_IPV6 = 9,
+	SLUICE_REASON_IPV6_BAD_VERSION = 10,
+	SLUICE_REASON_IPV6_BAD_PAYLOAD_LEN = 11,
+	SLUICE_REASON_IPV6_EXTHDR_CHAIN_TOO_LONG = 12,
+	SLUICE_REASON_TRUNC_IPV6_EXTHDR = 13,
+	SLUICE_REASON_FRAGMENT = 14,     /* non-first fragment: no L4 header */
+	SLUICE_REASON_TRUNC_TCP = 15,
+	SLUICE_REASON_TCP_BAD_DOFF = 16,
+	SLUICE_REASON_TRUNC_UDP = 17,
+	SLUICE_REASON_TRUNC_ICMP = 18,
+	SLUICE_REASON_TRUNC_ICMPV6 = 19,
+	SLUICE_REASON_FRAGMENT_DROPPED = 20, /* config drop_fragments */
+	SLUICE_REASON_TAIL_CALL_FAILED = 21, /* stage slot empty: fail policy */
+	SLUICE_REASON_NO_SCRATCH = 22,       /* per-CPU parse area missing */
+	SLUICE_REASON_BAD_VERDICT = 23,      /* a stage returned an unknown action */
+	SLUICE_REASON_IPV4_BAD_FRAGMENT = 24, /* fragment offset + length beyond 64 KiB */
+	SLUICE_REASON_FIRST_FILTER = 32,     /* 32..47: filter stage (filter issue) */
+	SLUICE_REASON_FIRST_LB = 48,         /* 48..55: load balancer */
+	SLUICE_REASON_FIRST_FORWARD = 56,    /* 56..63: forward */
+	SLUICE_REASON_MAX = 64,
+};
+
+/* Counter index = verdict * SLUICE_REASON_MAX + reason. */
+#define SLUICE_COUNTER_SLOTS ((int)SLUICE_VERDICT_COUNT * (int)SLUICE_REASON_MAX)
+
+struct sluice_counter {
+	__u64 packets;
+	__u64 bytes;
+};
+
+/* ---- config array (one slot) read by every packet ---- */
+#define SLUICE_CONFIG_VERSION 1u /* 0 means "never written": BPF uses built-in defaults */
+
+struct sluice_config {
+	__u32 version;              /* SLUICE_CONFIG_VERSION once user space wrote it */
+	__u32 stages_enabled;       /* SLUICE_STAGE_BIT() mask */
+	__u32 default_verdict;      /* pipeline end: PASS or DROP */
+	__u32 tail_call_fail_verdict; /* PASS = fail-open, DROP = fail-closed */
+	__u32 malformed_verdict;    /* malformed L2/L3/L4: PASS or DROP */
+	__u32 non_ip_verdict;       /* non-IP ethertypes: PASS or DROP */
+	__u32 drop_fragments;       /* 1: every IPv4/IPv6 fragment dropped */
+	__u32 reserved;
+};
+
+/* ---- parse result handed from the entry program to the stages ---- */
+#define SLUICE_MAX_VLAN_TAGS 2
+#define SLUICE_MAX_IPV6_EXTHDRS 8
+
+enum sluice_frag {
+	SLUICE_FRAG_NONE = 0,
+	SLUICE_FRAG_FIRST = 1,    /* offset 0, more fragments: L4 header present */
+	SLUICE_FRAG_NONFIRST = 2, /* offset > 0: no L4 header, ports unknown */
+};
+
+/*
+ * Addresses in network byte order; IPv4 in addr[0] with addr[1..3] zero.
+ * Ports in host byte order (0 where the packet has no L4 header).
+ */
+struct sluice_pkt {
+	__u32 src[4];
+	__u32 dst[4];
+	__u32 ifindex;      /* ingress */
+	__u32 pkt_len;      /* frame length as received */
+	__u16 eth_proto;    /* host order: ETH_P_IP, ETH_P_IPV6 or the non-IP type */
+	__u16 l3_off;       /* offset of the IP header in the frame */
+	__u16 l4_off;       /* offset of the L4 header, 0 if none */
+	__u16 l3_len;       /* IP total length (IPv4) / 40 + payload (IPv6) */
+	__u16 vlan_id[SLUICE_MAX_VLAN_TAGS];
+	__u16 sport;
+	__u16 dport;
+	__u8 vlan_depth;
+	__u8 ip_version;    /* 4 or 6 */
+	__u8 ip_proto;      /* upper-layer protocol after the extension chain */
+	__u8 frag;          /* enum sluice_frag */
+	__u8 tcp_flags;     /* FIN=0x01 SYN=0x02 RST=0x04 PSH=0x08 ACK=0x10 URG=0x20 ECE=0x40 CWR=0x80 */
+	__u8 icmp_type;
+	__u8 icmp_code;
+	__u8 has_l4;        /* 1 if ports/flags/type above are valid */
+	__u32 note;         /* reason counted if the packet ends the pipeline untouched */
+	__u32 pad;
+};
+
+/* ---- LPM trie keys (struct bpf_lpm_trie_key layout) ---- */
+struct sluice_lpm_v4_key {
+	__u32 prefixlen;
+	__u8 addr[4];
+};
+
+struct sluice_lpm_v6_key {
+	__u32 prefixlen;
+	__u8 addr[16];
+};
+
+/* ---- drop events (ring buffer) ---- */
+#define SLUICE_EVENT_HEAD_BYTES 128
+
+struct sluice_drop_event {
+	__u64 timestamp_ns;  /* bpf_ktime_get_ns() */
+	__u32 ifindex;
+	__u32 pkt_len;       /* whole frame */
+	__u32 reason;        /* enum sluice_reason */
+	__u32 verdict;
+	__u32 cap_len;       /* bytes valid in head[] */
+	__u32 pad;
+	__u8 head[SLUICE_EVENT_HEAD_BYTES];
+};
+
+/* ---- map sizes ---- */
+#define SLUICE_DROP_EVENTS_BYTES (256 * 1024)
+
+#endif /* SLUICE_MAPS_H */

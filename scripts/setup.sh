@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs every Debian package sluice needs to build, test and benchmark,
+# and mounts bpffs. Idempotent: apt runs only when something is missing.
+set -euo pipefail
+
+packages=(
+  # build
+  build-essential cmake ninja-build pkg-config clang llvm
+  # BPF toolchain and loaders
+  libbpf-dev libxdp-dev bpftool xdp-tools linux-libc-dev libelf-dev zlib1g-dev
+  # C++ libraries
+  libboost1.81-dev libyaml-cpp-dev libcli11-dev libspdlog-dev libfmt-dev libpcap-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  # end-to-end labs: real clients, servers and peers
+  iproute2 iputils-ping netcat-openbsd nftables tcpdump curl
+)
+
+missing=()
+for pkg in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$pkg")
+  fi
+done
+
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  sudo_cmd=()
+  [[ $(id -u) -eq 0 ]] || sudo_cmd=(sudo)
+  "${sudo_cmd[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# bpffs: pinned maps live here. Only root can mount it; tests say so if absent.
+if [[ $(id -u) -eq 0 ]] && ! mountpoint -q /sys/fs/bpf; then
+  mount -t bpf bpf /sys/fs/bpf
+fi

@@ -1,0 +1,18 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/* The lb stage. Pass-through until its issue lands: hands the packet on. */
+#ifndef SLUICE_XDP_STAGE_LB_H
+#define SLUICE_XDP_STAGE_LB_H
+
+#include "pipeline.h"
+
+static __always_inline int stage_lb(struct xdp_md *ctx)
+{
+	const struct sluice_config *cfg = pipeline_config();
+	const struct sluice_pkt *pkt = pipeline_pkt();
+
+	if (!pkt)
+		return pipeline_finish(ctx, SLUICE_VERDICT_ABORTED, SLUICE_REASON_NO_SCRATCH);
+	return pipeline_next(ctx, cfg, pkt, SLUICE_STAGE_LB);
+}
+
+#endif /* SLUICE_XDP_STAGE_LB_H */
