@@ -1,0 +1,45 @@
+#pragma once
+// Attaching the entry program to interfaces through libxdp, so sluice
+// coexists with other XDP programs (libxdp's dispatcher) where the kernel
+// allows it and shows up in `xdp-loader status`. Where the dispatcher cannot
+// load (kernels refusing freplace), libxdp attaches the program alone;
+// AttachedProgram::dispatcher says which happened.
+//
+// Attachments outlive the process on purpose: a daemon restart must not
+// interrupt traffic. Detaching is always explicit.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "maps.hpp"
+
+namespace sluice::dataplane {
+
+enum class AttachMode { Native, Skb };
+
+std::string_view to_string(AttachMode mode);
+// "native" / "skb"; error names the text otherwise.
+maps::Result<AttachMode> parse_attach_mode(std::string_view text);
+
+struct AttachedProgram {
+  std::string ifname;
+  int ifindex = 0;
+  AttachMode mode = AttachMode::Native;
+  bool dispatcher = false;      // true: inside libxdp's dispatcher; false: attached alone
+  std::uint32_t prog_id = 0;    // the sluice entry program (not the dispatcher)
+  std::string prog_name;
+};
+
+// Attaches prog_fd to ifname. Errors name the interface and the mode, and
+// say when the driver cannot run native XDP.
+maps::Result<AttachedProgram> attach_xdp(int prog_fd, const std::string& ifname, AttachMode mode);
+
+// What libxdp finds on ifname: the XDP program named prog_name, if attached.
+maps::Result<std::optional<AttachedProgram>> find_attached(const std::string& ifname, std::string_view prog_name);
+
+// Detaches whatever libxdp attached on ifname (dispatcher or single program).
+// false: nothing was attached.
+maps::Result<bool> detach_xdp(const std::string& ifname);
+
+}  // namespace sluice::dataplane
