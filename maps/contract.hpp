@@ -5,6 +5,7 @@
 #include <linux/bpf.h>
 
 #include <cstddef>
+#include <cstdint>
 
 #include "sluice_maps.h"
 
@@ -44,6 +45,20 @@ static_assert(offsetof(sluice_lpm_v4_key, addr) == offsetof(bpf_lpm_trie_key, da
 
 static_assert(sizeof(sluice_drop_event) == 32 + SLUICE_EVENT_HEAD_BYTES);
 static_assert(offsetof(sluice_drop_event, head) == 32);
+
+// ---- DIR-24-8 ----
+static_assert(SLUICE_DIR24_8_TBL24_ENTRIES == 1u << 24);
+static_assert(SLUICE_DIR24_8_GROUP_ENTRIES == 256);
+static_assert(SLUICE_DIR24_8_TBL24_ROWS * SLUICE_DIR24_8_ROW_ENTRIES == SLUICE_DIR24_8_TBL24_ENTRIES);
+// Rows are a multiple of 8 bytes: the kernel's array element stride adds no padding.
+static_assert(sizeof(sluice_dir24_8_row) == 1024 && sizeof(sluice_dir24_8_row) % 8 == 0);
+// Group indexes and values share a tbl24 entry: the flag must be above both.
+static_assert((SLUICE_DIR24_8_TBL8_GROUPS_MAX & SLUICE_DIR24_8_GROUP_FLAG) == 0);
+static_assert((SLUICE_DIR24_8_VALUE_MAX & SLUICE_DIR24_8_GROUP_FLAG) == 0);
+// The flat u32 index of the last entry of the last group fits 32 bits.
+static_assert(std::uint64_t{SLUICE_DIR24_8_TBL8_GROUPS_MAX} * SLUICE_DIR24_8_GROUP_ENTRIES <= 0xffffffffull);
+static_assert(SLUICE_DIR24_8_TBL8_GROUPS_DEFAULT <= SLUICE_DIR24_8_TBL8_GROUPS_MAX);
+// ---- end DIR-24-8 ----
 
 constexpr unsigned counter_index(unsigned verdict, unsigned reason) {
   return verdict * SLUICE_REASON_MAX + reason;

@@ -156,6 +156,47 @@ struct sluice_drop_event {
 	__u8 head[SLUICE_EVENT_HEAD_BYTES];
 };
 
+/* ---- DIR-24-8: IPv4 longest-prefix match in two BPF arrays ---- */
+/*
+ * DPDK-style DIR-24-8 (xdp/dir24_8.h, maps/dir24_8.hpp). Logically, tbl24 has
+ * one u32 entry per /24 (index = top 24 bits of the host-order address) and
+ * tbl8 holds groups of 256 u32, one per address of a /24 that contains
+ * prefixes longer than /24. A tbl24 entry with SLUICE_DIR24_8_GROUP_FLAG set
+ * holds a tbl8 group index in its low bits; otherwise it (and every tbl8
+ * entry) is the value itself. Values are 1..SLUICE_DIR24_8_VALUE_MAX; 0 means
+ * "no prefix matches".
+ *
+ * Physically both maps are arrays of struct sluice_dir24_8_row (256 u32): the
+ * kernel rounds array elements up to 8 bytes, so a u32-valued array would
+ * interleave padding in the mmap view; 1 KiB rows leave none, and user space
+ * sees each table as one flat u32 array. tbl24 row = one /16 (its 256 /24s);
+ * tbl8 row = one group.
+ */
+#define SLUICE_DIR24_8_TBL24_BITS 24
+#define SLUICE_DIR24_8_TBL24_ENTRIES (1u << SLUICE_DIR24_8_TBL24_BITS)
+#define SLUICE_DIR24_8_TBL8_BITS (32 - SLUICE_DIR24_8_TBL24_BITS)
+#define SLUICE_DIR24_8_GROUP_ENTRIES (1u << SLUICE_DIR24_8_TBL8_BITS)
+#define SLUICE_DIR24_8_ROW_ENTRIES SLUICE_DIR24_8_GROUP_ENTRIES
+#define SLUICE_DIR24_8_TBL24_ROWS (SLUICE_DIR24_8_TBL24_ENTRIES / SLUICE_DIR24_8_ROW_ENTRIES)
+#define SLUICE_DIR24_8_GROUP_FLAG 0x80000000u
+#define SLUICE_DIR24_8_NO_MATCH 0u
+#define SLUICE_DIR24_8_VALUE_MAX (SLUICE_DIR24_8_GROUP_FLAG - 1)
+/* 16 GiB of tbl8: beyond any use, and group * 256 + 255 still fits a u32. */
+#define SLUICE_DIR24_8_TBL8_GROUPS_MAX ((1u << SLUICE_DIR24_8_TBL24_BITS) - 1)
+/*
+ * Default tbl8 size: one group per prefix of a 1M-prefix set, so no set of
+ * up to 1,048,576 prefixes can exhaust it, whatever its length mix (each
+ * prefix longer than /24 needs at most one group). Costs 1 GiB of kernel
+ * memory (+64 MiB tbl24); a user with few long prefixes (routing) declares
+ * fewer groups or shrinks it with bpf_map__set_max_entries() before load.
+ */
+#define SLUICE_DIR24_8_TBL8_GROUPS_DEFAULT (1u << 20)
+
+struct sluice_dir24_8_row {
+	__u32 entry[SLUICE_DIR24_8_ROW_ENTRIES];
+};
+/* ---- end DIR-24-8 ---- */
+
 /* ---- map sizes ---- */
 #define SLUICE_DROP_EVENTS_BYTES (256 * 1024)
 
