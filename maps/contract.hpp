@@ -60,6 +60,27 @@ static_assert(std::uint64_t{SLUICE_DIR24_8_TBL8_GROUPS_MAX} * SLUICE_DIR24_8_GRO
 static_assert(SLUICE_DIR24_8_TBL8_GROUPS_DEFAULT <= SLUICE_DIR24_8_TBL8_GROUPS_MAX);
 // ---- end DIR-24-8 ----
 
+// ---- filter stage ----
+static_assert(sizeof(sluice_filter_bitmap) == SLUICE_FILTER_MAX_RULES / 8);
+static_assert(SLUICE_FILTER_BITMAP_WORDS * SLUICE_FILTER_WORD_BITS == SLUICE_FILTER_MAX_RULES);
+static_assert(sizeof(sluice_filter_v4_key) == 12);
+static_assert(offsetof(sluice_filter_v4_key, generation) == offsetof(bpf_lpm_trie_key, data));
+static_assert(sizeof(sluice_filter_v6_key) == 24);
+static_assert(sizeof(sluice_filter_verdict) == 8);
+static_assert(sizeof(sluice_filter_set) == 16);
+static_assert(sizeof(sluice_filter_port_bounds) == 8 + 2 * SLUICE_FILTER_PORT_BOUNDS_CAP);
+static_assert(SLUICE_FILTER_PORT_BOUNDS_CAP >= SLUICE_FILTER_MAX_PORT_INTERVALS);
+static_assert((1 << SLUICE_FILTER_PORT_SEARCH_STEPS) == SLUICE_FILTER_PORT_BOUNDS_CAP);
+static_assert(sizeof(sluice_filter_ifindex_key) == 8);
+static_assert(sizeof(sluice_filter_rate_class) == 40);
+static_assert(sizeof(sluice_filter_rate_key) == 20);
+static_assert(sizeof(sluice_filter_rate_bucket) == 24);
+static_assert(sizeof(sluice_ct_key) == 40);
+static_assert(offsetof(sluice_ct_key, port_a) == 32);
+static_assert(sizeof(sluice_ct_entry) == 48);
+static_assert(sizeof(sluice_filter_settings) == 16 + 4 * SLUICE_CT_STATE_COUNT);
+static_assert(SLUICE_REASON_FILTER_LAST < SLUICE_REASON_FIRST_LB);
+
 constexpr unsigned counter_index(unsigned verdict, unsigned reason) {
   return verdict * SLUICE_REASON_MAX + reason;
 }

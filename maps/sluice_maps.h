@@ -197,6 +197,197 @@ struct sluice_dir24_8_row {
 };
 /* ---- end DIR-24-8 ---- */
 
+/* ---- filter stage (xdp/stage_filter.h, control/filter/) ---- */
+/*
+ * Reasons of the filter stage: SLUICE_REASON_FIRST_FILTER + n (32..47).
+ * A packet the filter passes carries its reason on in pkt->note, so the
+ * pipeline end counts "passed by rule" apart from "passed by default".
+ */
+#define SLUICE_REASON_FILTER_BLOCKLIST       (SLUICE_REASON_FIRST_FILTER + 0) /* prefix list: drop */
+#define SLUICE_REASON_FILTER_ALLOWLIST       (SLUICE_REASON_FIRST_FILTER + 1) /* prefix list: pass */
+#define SLUICE_REASON_FILTER_RULE_DROP       (SLUICE_REASON_FIRST_FILTER + 2)
+#define SLUICE_REASON_FILTER_RULE_PASS       (SLUICE_REASON_FIRST_FILTER + 3) /* pass, pass-and-track, within rate */
+#define SLUICE_REASON_FILTER_DEFAULT_DROP    (SLUICE_REASON_FIRST_FILTER + 4) /* nothing matched, policy drop */
+#define SLUICE_REASON_FILTER_CONNTRACK       (SLUICE_REASON_FIRST_FILTER + 5) /* tracked flow: rules skipped */
+#define SLUICE_REASON_FILTER_RATE_LIMITED    (SLUICE_REASON_FIRST_FILTER + 6) /* token bucket empty */
+#define SLUICE_REASON_FILTER_SYN_RATE_LIMITED (SLUICE_REASON_FIRST_FILTER + 7) /* SYN-only class empty */
+#define SLUICE_REASON_FILTER_LAST            SLUICE_REASON_FILTER_SYN_RATE_LIMITED
+
+/*
+ * Rule set generations: every rule-set map is keyed by a generation (0/1).
+ * User space writes the idle generation, then flips filter_generation (one
+ * u32 array write); the stage reads the generation once per packet, so a
+ * packet is classified wholly by one set.
+ */
+#define SLUICE_FILTER_GENERATIONS 2
+#define SLUICE_FILTER_MAX_RULES 4096
+#define SLUICE_FILTER_WORD_BITS 64
+#define SLUICE_FILTER_BITMAP_WORDS (SLUICE_FILTER_MAX_RULES / SLUICE_FILTER_WORD_BITS)
+/* Prefix lists: 1M IPv4 + 100k IPv6 per generation, both generations full during a swap */
+#define SLUICE_FILTER_MAX_V4_PREFIXES (1u << 20)
+#define SLUICE_FILTER_MAX_V6_PREFIXES (1u << 17)
+/* Each rule adds at most two boundaries (lo, hi + 1) to port 0's interval */
+#define SLUICE_FILTER_MAX_PORT_INTERVALS (2 * SLUICE_FILTER_MAX_RULES + 1)
+/* Boundary array capacity: a power of two >= intervals, so an index can be masked */
+#define SLUICE_FILTER_PORT_BOUNDS_CAP 16384
+#define SLUICE_FILTER_PORT_SEARCH_STEPS 14 /* log2(SLUICE_FILTER_PORT_BOUNDS_CAP) */
+#define SLUICE_FILTER_MAX_RATE_CLASSES 64
+#define SLUICE_FILTER_MAX_IFINDEX_KEYS SLUICE_FILTER_MAX_RULES
+#define SLUICE_FILTER_CONNTRACK_ENTRIES (1u << 18)
+#define SLUICE_FILTER_RATE_BUCKETS (1u << 18)
+/* Generation is part of every LPM key: prefixlen counts its 32 bits too */
+#define SLUICE_FILTER_GEN_PREFIX_BITS 32
+
+enum sluice_filter_action {
+	SLUICE_FILTER_ACTION_NONE = 0,       /* invalid in a rule/prefix */
+	SLUICE_FILTER_ACTION_DROP = 1,
+	SLUICE_FILTER_ACTION_PASS = 2,
+	SLUICE_FILTER_ACTION_PASS_TRACK = 3, /* pass and create a conntrack entry */
+	SLUICE_FILTER_ACTION_RATE_LIMIT = 4, /* token bucket of rate_class per source */
+};
+
+/* Bit i = the rule at position i in priority order (first match wins). */
+struct sluice_filter_bitmap {
+	__u64 word[SLUICE_FILTER_BITMAP_WORDS];
+};
+
+struct sluice_filter_v4_key {
+	__u32 prefixlen;  /* SLUICE_FILTER_GEN_PREFIX_BITS + CIDR length */
+	__u32 generation;
+	__u8 addr[4];
+};
+
+struct sluice_filter_v6_key {
+	__u32 prefixlen;  /* SLUICE_FILTER_GEN_PREFIX_BITS + CIDR length */
+	__u32 generation;
+	__u8 addr[16];
+};
+
+/* Prefix-list value and rule action. */
+struct sluice_filter_verdict {
+	__u32 action;     /* enum sluice_filter_action */
+	__u32 rate_class; /* SLUICE_FILTER_ACTION_RATE_LIMIT only */
+};
+
+/* Header of one generation's rule set (filter_sets[generation]). */
+struct sluice_filter_set {
+	__u32 rule_count;
+	__u32 default_verdict; /* SLUICE_VERDICT_PASS or SLUICE_VERDICT_DROP: nothing matched */
+	__u32 pad[2];
+};
+
+/* Bitmaps used when a field has no lookup hit: filter_any_bitmaps[gen * COUNT + which] */
+enum sluice_filter_any {
+	SLUICE_FILTER_ANY_SRC_V4 = 0,  /* rules without src prefix that may match IPv4 */
+	SLUICE_FILTER_ANY_DST_V4 = 1,
+	SLUICE_FILTER_ANY_SRC_V6 = 2,
+	SLUICE_FILTER_ANY_DST_V6 = 3,
+	SLUICE_FILTER_ANY_IFINDEX = 4, /* rules without ingress interface */
+	SLUICE_FILTER_ANY_PORTS = 5,   /* rules on neither port: packets without TCP/UDP header */
+	SLUICE_FILTER_ANY_FLAGS = 6,   /* rules without TCP flags: packets without TCP header */
+	SLUICE_FILTER_ANY_ICMP = 7,    /* rules without ICMP type: packets without ICMP header */
+	SLUICE_FILTER_ANY_COUNT = 8,
+};
+
+/* Byte-indexed fields: filter_byte_bitmaps[(gen * COUNT + field) * 256 + byte] */
+enum sluice_filter_byte_field {
+	SLUICE_FILTER_BYTE_PROTO = 0,
+	SLUICE_FILTER_BYTE_TCP_FLAGS = 1,
+	SLUICE_FILTER_BYTE_ICMP_TYPE = 2,
+	SLUICE_FILTER_BYTE_COUNT = 3,
+};
+#define SLUICE_FILTER_BYTE_VALUES 256
+
+enum sluice_filter_port_dir {
+	SLUICE_FILTER_PORT_SRC = 0,
+	SLUICE_FILTER_PORT_DST = 1,
+	SLUICE_FILTER_PORT_DIRS = 2,
+};
+
+/*
+ * Elementary intervals of one port field: start[k] is the first port of
+ * interval k, start[0] = 0, strictly increasing. Port p lies in the last k
+ * with start[k] <= p; its bitmap is filter_port_bitmaps[(gen * DIRS + dir) *
+ * SLUICE_FILTER_MAX_PORT_INTERVALS + k]. Key of filter_port_bounds: gen * DIRS + dir.
+ */
+struct sluice_filter_port_bounds {
+	__u32 count;
+	__u32 pad;
+	__u16 start[SLUICE_FILTER_PORT_BOUNDS_CAP];
+};
+
+struct sluice_filter_ifindex_key {
+	__u32 generation;
+	__u32 ifindex;
+};
+
+/* filter_rate_classes[gen * SLUICE_FILTER_MAX_RATE_CLASSES + class]; 0 rate = unlimited */
+struct sluice_filter_rate_class {
+	__u64 packets_per_sec;
+	__u64 packet_burst;
+	__u64 bytes_per_sec;
+	__u64 byte_burst;
+	__u32 syn_only;  /* 1: only TCP SYN (without ACK) spends tokens; the rest pass */
+	__u32 defined;   /* 0: class absent in this generation */
+};
+
+/* Token buckets per (class, source address) */
+struct sluice_filter_rate_key {
+	__u32 rate_class;
+	__u32 addr[4];   /* network order; IPv4 in addr[0] */
+};
+
+struct sluice_filter_rate_bucket {
+	__u64 last_ns;
+	__u64 packet_tokens; /* in nano-packets: packets * 1e9 */
+	__u64 byte_tokens;   /* in nano-bytes */
+};
+
+/* Connection tracking. Key normalised: (addr_a, port_a) < (addr_b, port_b). */
+enum sluice_ct_state {
+	SLUICE_CT_NONE = 0,
+	SLUICE_CT_TCP_SYN = 1,         /* SYN seen, no reply yet */
+	SLUICE_CT_TCP_ESTABLISHED = 2, /* both directions seen */
+	SLUICE_CT_TCP_CLOSING = 3,     /* FIN or RST seen */
+	SLUICE_CT_UDP = 4,             /* one direction seen */
+	SLUICE_CT_UDP_REPLIED = 5,     /* both directions seen */
+	SLUICE_CT_ICMP = 6,
+	SLUICE_CT_OTHER = 7,
+	SLUICE_CT_STATE_COUNT = 8,
+};
+
+#define SLUICE_CT_DIR_A_TO_B 0 /* sent by (addr_a, port_a) */
+#define SLUICE_CT_DIR_B_TO_A 1
+
+struct sluice_ct_key {
+	__u32 addr_a[4];
+	__u32 addr_b[4];
+	__u16 port_a;
+	__u16 port_b;
+	__u8 proto;
+	__u8 ip_version;
+	__u16 pad;
+};
+
+struct sluice_ct_entry {
+	__u64 last_seen_ns;
+	__u64 packets[2]; /* per direction: SLUICE_CT_DIR_* */
+	__u64 bytes[2];
+	__u32 state;      /* enum sluice_ct_state */
+	__u32 dirs_seen;  /* bit per direction */
+};
+
+/* Settings that are not part of a rule set: filter_settings[0]. */
+#define SLUICE_FILTER_SETTINGS_VERSION 1u /* 0: never written, built-in defaults */
+struct sluice_filter_settings {
+	__u32 version;
+	__u32 conntrack_enabled;  /* 0: pass-and-track behaves as pass, no lookups */
+	__u32 drop_sample_every;  /* 1 in N filter drops to drop_events; 0 = off */
+	__u32 pad;
+	__u32 ct_timeout_s[SLUICE_CT_STATE_COUNT]; /* idle timeout per state */
+};
+/* ---- end filter ---- */
+
 /* ---- map sizes ---- */
 #define SLUICE_DROP_EVENTS_BYTES (256 * 1024)
 

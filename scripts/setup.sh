@@ -6,6 +6,8 @@ set -euo pipefail
 packages=(
   # build
   build-essential cmake ninja-build pkg-config clang llvm
+  # libFuzzer + sanitizer runtimes for clang (fuzz harnesses run as ctests)
+  libclang-rt-14-dev
   # BPF toolchain and loaders
   libbpf-dev libxdp-dev bpftool xdp-tools linux-libc-dev libelf-dev zlib1g-dev
   # C++ libraries
@@ -13,6 +15,8 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   # end-to-end labs: real clients, servers and peers
   iproute2 iputils-ping netcat-openbsd nftables tcpdump curl
+  # control plane tests: promtool judges sluiced's /metrics
+  prometheus
 )
 
 missing=()

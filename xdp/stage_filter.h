@@ -1,17 +1,171 @@
 /* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
-/* The filter stage. Pass-through until its issue lands: hands the packet on. */
+/*
+ * The filter stage. Per packet, in order:
+ *   1. source prefix lists (drop / pass / rate-limit class),
+ *   2. connection tracking (a live flow skips the rules),
+ *   3. ordered rules, first match wins (filter_classify.h),
+ *   4. token buckets for rate-limit actions,
+ *   5. the rule set's default policy.
+ * The rule-set generation is read once, here, so every lookup of a packet
+ * sees one whole rule set. A pass hands the packet to the next stage with
+ * the filter's reason in pkt->note; the default pass leaves the note alone.
+ */
 #ifndef SLUICE_XDP_STAGE_FILTER_H
 #define SLUICE_XDP_STAGE_FILTER_H
 
 #include "pipeline.h"
+#include "filter_maps.bpf.h"
+#include "filter_prefix.h"
+#include "filter_classify.h"
+#include "filter_conntrack.h"
+#include "filter_ratelimit.h"
+
+/* Used until user space writes filter_settings: no tracking, no sampling. */
+const volatile struct sluice_filter_settings sluice_filter_default_settings = {
+	.version = SLUICE_FILTER_SETTINGS_VERSION,
+	.conntrack_enabled = 0,
+	.drop_sample_every = 0,
+};
+
+static __always_inline const struct sluice_filter_settings *filter_settings_get(void)
+{
+	__u32 slot = 0;
+	const struct sluice_filter_settings *s = bpf_map_lookup_elem(&filter_settings, &slot);
+
+	if (!s || s->version != SLUICE_FILTER_SETTINGS_VERSION)
+		return (const struct sluice_filter_settings *)&sluice_filter_default_settings;
+	return s;
+}
+
+/* The live generation, masked to a valid one (a never-written slot reads 0: the empty set). */
+static __always_inline __u32 filter_live_generation(void)
+{
+	__u32 slot = 0;
+	const __u32 *gen = bpf_map_lookup_elem(&filter_generation, &slot);
+
+	return gen ? (*gen & (SLUICE_FILTER_GENERATIONS - 1)) : 0;
+}
+
+static __always_inline void filter_sample_drop(struct xdp_md *ctx, const struct sluice_filter_settings *settings,
+					       __u32 reason)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct sluice_drop_event *ev;
+	__u32 len = data_end - data;
+	__u32 cap = len;
+
+	if (!settings->drop_sample_every || bpf_get_prandom_u32() % settings->drop_sample_every)
+		return;
+	ev = bpf_ringbuf_reserve(&drop_events, sizeof(*ev), 0);
+	if (!ev)
+		return; /* ring full: the sample is lost, the drop still counted */
+	if (cap > SLUICE_EVENT_HEAD_BYTES)
+		cap = SLUICE_EVENT_HEAD_BYTES;
+	ev->timestamp_ns = bpf_ktime_get_ns();
+	ev->ifindex = ctx->ingress_ifindex;
+	ev->pkt_len = len;
+	ev->reason = reason;
+	ev->verdict = SLUICE_VERDICT_DROP;
+	ev->pad = 0;
+	__builtin_memset(ev->head, 0, sizeof(ev->head));
+	if (cap == 0 || bpf_xdp_load_bytes(ctx, 0, ev->head, cap) != 0)
+		cap = 0;
+	ev->cap_len = cap;
+	bpf_ringbuf_submit(ev, 0);
+}
+
+static __always_inline int filter_drop(struct xdp_md *ctx, const struct sluice_filter_settings *settings, __u32 reason)
+{
+	filter_sample_drop(ctx, settings, reason);
+	return pipeline_finish(ctx, SLUICE_VERDICT_DROP, reason);
+}
+
+static __always_inline int filter_pass(struct xdp_md *ctx, const struct sluice_config *cfg, struct sluice_pkt *pkt,
+				       __u32 reason)
+{
+	pkt->note = reason;
+	return pipeline_next(ctx, cfg, pkt, SLUICE_STAGE_FILTER);
+}
+
+static __always_inline void filter_count_rule(struct xdp_md *ctx, __u32 gen, __u32 rule)
+{
+	__u32 key = gen * SLUICE_FILTER_MAX_RULES + rule;
+	struct sluice_counter *ctr = bpf_map_lookup_elem(&filter_rule_counters, &key);
+
+	if (!ctr)
+		return;
+	ctr->packets++; /* per-CPU slot: no other writer */
+	ctr->bytes += ctx->data_end - ctx->data;
+}
 
 static __always_inline int stage_filter(struct xdp_md *ctx)
 {
 	const struct sluice_config *cfg = pipeline_config();
-	const struct sluice_pkt *pkt = pipeline_pkt();
+	struct sluice_pkt *pkt = pipeline_pkt();
+	const struct sluice_filter_settings *settings;
+	const struct sluice_filter_verdict *listed, *action;
+	const struct sluice_filter_set *set;
+	__u32 gen, key;
+	__u64 now;
+	int rule, limited;
 
 	if (!pkt)
 		return pipeline_finish(ctx, SLUICE_VERDICT_ABORTED, SLUICE_REASON_NO_SCRATCH);
+	gen = filter_live_generation(); /* once: the whole packet sees this set */
+	set = bpf_map_lookup_elem(&filter_sets, &gen);
+	if (!set)
+		return pipeline_next(ctx, cfg, pkt, SLUICE_STAGE_FILTER);
+	settings = filter_settings_get();
+	now = bpf_ktime_get_ns();
+
+	/* 1. prefix lists */
+	listed = filter_lookup_src(gen, pkt);
+	if (listed) {
+		if (listed->action == SLUICE_FILTER_ACTION_DROP)
+			return filter_drop(ctx, settings, SLUICE_REASON_FILTER_BLOCKLIST);
+		if (listed->action == SLUICE_FILTER_ACTION_PASS)
+			return filter_pass(ctx, cfg, pkt, SLUICE_REASON_FILTER_ALLOWLIST);
+		if (listed->action == SLUICE_FILTER_ACTION_RATE_LIMIT) {
+			limited = rate_check(gen, listed->rate_class, pkt, now);
+			if (limited != SLUICE_RATE_ALLOW)
+				return filter_drop(ctx, settings, limited);
+		}
+	}
+
+	/* 2. connection tracking */
+	if (settings->conntrack_enabled && ct_lookup(settings, pkt, now))
+		return filter_pass(ctx, cfg, pkt, SLUICE_REASON_FILTER_CONNTRACK);
+
+	/* 3. ordered rules */
+	rule = filter_classify(pkt, gen, set->rule_count);
+	if (rule >= 0 && rule < SLUICE_FILTER_MAX_RULES) {
+		key = gen * SLUICE_FILTER_MAX_RULES + rule;
+		action = bpf_map_lookup_elem(&filter_rules, &key);
+		if (action) {
+			filter_count_rule(ctx, gen, rule);
+			switch (action->action) {
+			case SLUICE_FILTER_ACTION_DROP:
+				return filter_drop(ctx, settings, SLUICE_REASON_FILTER_RULE_DROP);
+			case SLUICE_FILTER_ACTION_PASS_TRACK:
+				if (settings->conntrack_enabled)
+					ct_create(pkt, now);
+				return filter_pass(ctx, cfg, pkt, SLUICE_REASON_FILTER_RULE_PASS);
+			case SLUICE_FILTER_ACTION_RATE_LIMIT:
+				/* 4. token buckets */
+				limited = rate_check(gen, action->rate_class, pkt, now);
+				if (limited != SLUICE_RATE_ALLOW)
+					return filter_drop(ctx, settings, limited);
+				return filter_pass(ctx, cfg, pkt, SLUICE_REASON_FILTER_RULE_PASS);
+			default:
+				return filter_pass(ctx, cfg, pkt, SLUICE_REASON_FILTER_RULE_PASS);
+			}
+		}
+	}
+
+	/* 5. default policy */
+	if (set->default_verdict == SLUICE_VERDICT_DROP)
+		return filter_drop(ctx, settings, SLUICE_REASON_FILTER_DEFAULT_DROP);
 	return pipeline_next(ctx, cfg, pkt, SLUICE_STAGE_FILTER);
 }
 

@@ -174,6 +174,10 @@ Result<void> Dataplane::remove_stage(sluice_stage stage) {
   return {};
 }
 
+Result<std::optional<std::uint32_t>> Dataplane::installed_stage_id(sluice_stage stage) const {
+  return stages_.lookup(stage);
+}
+
 Result<sluice_config> Dataplane::config() const {
   auto value = config_.lookup(config_slot);
   if (!value) return value.error();

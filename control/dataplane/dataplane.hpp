@@ -56,6 +56,8 @@ class Dataplane {
   Result<void> install_stages();
   // Empties one slot: packets then meet the tail-call fail policy.
   Result<void> remove_stage(sluice_stage stage);
+  // The id of the program in a stage's slot; empty when the slot is empty.
+  Result<std::optional<std::uint32_t>> installed_stage_id(sluice_stage stage) const;
 
   Result<sluice_config> config() const;
   Result<void> set_config(const sluice_config& config);

@@ -1,0 +1,188 @@
+#include "daemon.hpp"
+
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+
+#include <filesystem>
+
+#include "daemon_metrics.hpp"
+#include "dataplane.hpp"
+#include "event_hub.hpp"
+#include "filter_ops.hpp"
+#include "http_server.hpp"
+#include "server.hpp"
+#include "service.hpp"
+#include "sluice.skel.h"
+#include "spdlog/sinks/stdout_color_sinks.h"
+#include "spdlog/spdlog.h"
+#include "system.hpp"
+
+#ifndef SLUICE_VERSION
+#define SLUICE_VERSION "0.0.0-dev"
+#endif
+
+namespace sluice::daemon {
+namespace {
+
+namespace asio = boost::asio;
+namespace json = boost::json;
+
+constexpr int exit_ok = 0;
+constexpr int exit_startup_failed = 1;
+constexpr int exit_usage = 2;
+constexpr mode_t state_dir_mode = 0750;
+
+// Adapts a typed op (args parser + service method) to a registry handler.
+template <class Parse, class Run>
+OpRegistry::Handler op(Parse parse, Run run) {
+  return {[parse, run](const json::object& args) -> OpResult {
+            auto parsed = parse(args);
+            if (!parsed) return parsed.error();
+            return run(*parsed);
+          },
+          nullptr};
+}
+
+template <class Run>
+OpRegistry::Handler no_args_op(std::string name, Run run) {
+  return {[name, run](const json::object& args) -> OpResult {
+            if (auto none = protocol::parse_no_args(name, args); !none) return none.error();
+            return run();
+          },
+          nullptr};
+}
+
+}  // namespace
+
+std::string_view version() { return SLUICE_VERSION; }
+
+int run(const DaemonOptions& options) {
+  // stdout is for nothing: logs go to stderr (journald picks them up from there).
+  spdlog::set_default_logger(spdlog::stderr_color_mt("sluiced"));
+  const auto level = spdlog::level::from_str(options.log_level);
+  if (level == spdlog::level::off && options.log_level != "off") {
+    spdlog::error("--log-level '{}': expected trace, debug, info, warn, error, critical or off", options.log_level);
+    return exit_usage;
+  }
+  spdlog::set_level(level);
+  ::signal(SIGPIPE, SIG_IGN);  // a client gone mid-reply is an error code, not a dead daemon
+
+  if (options.config_file) {
+    // Refuse rather than ignore: an operator must not believe a config was applied.
+    spdlog::error("--config {}: this build of sluiced cannot apply YAML desired state yet (control/config)",
+                  *options.config_file);
+    return exit_usage;
+  }
+  std::optional<gid_t> admin_gid, socket_gid;
+  if (options.admin_group) {
+    auto gid = lookup_group(*options.admin_group);
+    if (!gid) return spdlog::error("--admin-group: {}", gid.error().message), exit_usage;
+    admin_gid = *gid;
+  }
+  if (options.socket_group) {
+    auto gid = lookup_group(*options.socket_group);
+    if (!gid) return spdlog::error("--socket-group: {}", gid.error().message), exit_usage;
+    socket_gid = *gid;
+  } else {
+    socket_gid = admin_gid;
+  }
+  std::optional<asio::ip::tcp::endpoint> metrics_endpoint;
+  if (options.metrics_address != "off") {
+    auto parsed = metrics::parse_listen_address(options.metrics_address);
+    if (auto* error = std::get_if<std::string>(&parsed)) return spdlog::error("--metrics: {}", *error), exit_usage;
+    metrics_endpoint = std::get<asio::ip::tcp::endpoint>(parsed);
+  }
+
+  if (auto ready = ensure_bpffs(options.pin_dir); !ready) return spdlog::error("{}", ready.error().message), exit_startup_failed;
+  std::error_code ec;
+  std::filesystem::create_directories(options.state_dir, ec);
+  if (ec) return spdlog::error("create state dir {}: {}", options.state_dir, ec.message()), exit_startup_failed;
+  ::chmod(options.state_dir.c_str(), state_dir_mode);
+
+  auto loaded = dataplane::Dataplane::load({options.pin_dir});
+  if (!loaded) return spdlog::error("load data plane: {}", loaded.error().message), exit_startup_failed;
+  dataplane::Dataplane& plane = *loaded;
+  if (!plane.reused_maps().empty())
+    spdlog::info("reused {} pinned maps under {}: counters, config and state survive", plane.reused_maps().size(),
+                 options.pin_dir);
+  // Stage upgrades happen here: each slot switches to this build's program
+  // at the next tail call, while the attached entry program keeps running.
+  if (auto installed = plane.install_stages(); !installed)
+    return spdlog::error("install stages: {}", installed.error().message), exit_startup_failed;
+
+  Service service(plane, {options.pin_dir, options.state_dir}, std::string(version()));
+  service.restore_interfaces();
+
+  asio::io_context io;
+  EventHub events(io);
+  auto ring = maps::MapFd::from_skeleton(plane.skeleton()->maps.drop_events);
+  if (!ring) return spdlog::error("{}", ring.error().message), exit_startup_failed;
+  if (auto started = events.start(std::move(*ring)); !started)
+    return spdlog::error("drop events: {}", started.error().message), exit_startup_failed;
+
+  auto filter_table = filter::FilterTable::open(plane);
+  if (!filter_table) return spdlog::error("filter maps: {}", filter_table.error().message), exit_startup_failed;
+
+  OpRegistry ops;
+  register_filter_ops(ops, *filter_table, options.state_dir);
+  ControlServer server(io, {options.socket_path, socket_gid, Authorizer(admin_gid)}, ops, events);
+  std::unique_ptr<metrics::HttpServer> metrics_server;
+  asio::signal_set signals(io, SIGTERM, SIGINT);
+  auto stop = [&] {
+    server.stop();
+    if (metrics_server) metrics_server->stop();
+    events.stop();
+    signals.cancel();
+    io.stop();
+  };
+
+  ops.add("status", no_args_op("status", [&] { return service.status(); }));
+  ops.add("config.get", no_args_op("config.get", [&] { return service.config_get(); }));
+  ops.add("stats", no_args_op("stats", [&] { return service.stats(); }));
+  ops.add("attach", op(protocol::parse_attach_args, [&](const protocol::AttachArgs& a) { return service.attach(a); }));
+  ops.add("detach", op(protocol::parse_detach_args, [&](const protocol::DetachArgs& a) { return service.detach(a); }));
+  ops.add("config.set",
+          op(protocol::parse_config_patch, [&](const protocol::ConfigPatch& p) { return service.config_set(p); }));
+  OpRegistry::Handler shutdown = op(protocol::parse_shutdown_args, [&](const protocol::ShutdownArgs& a) -> OpResult {
+    spdlog::info("shutdown requested{}", a.detach ? " with detach: detaching every interface, removing pins" : "");
+    json::object result{{"stopping", true}};
+    if (a.detach) {
+      auto detached = service.detach_everything();
+      if (!detached) return detached.error();
+      result["detach"] = *detached;
+    }
+    return json::value(std::move(result));
+  });
+  shutdown.after_reply = [&] { stop(); };
+  ops.add("shutdown", std::move(shutdown));
+
+  if (auto listening = server.listen(); !listening)
+    return spdlog::error("control socket: {}", listening.error().message), exit_startup_failed;
+  server.start();
+  if (metrics_endpoint) {
+    try {
+      metrics_server = std::make_unique<metrics::HttpServer>(
+          io, *metrics_endpoint, [&] { return render_metrics(plane, server.metrics(), events.stats()); });
+    } catch (const std::exception& e) {
+      return spdlog::error("--metrics {}: {}", options.metrics_address, e.what()), exit_startup_failed;
+    }
+    metrics_server->start();
+  }
+  signals.async_wait([&](const boost::system::error_code& error, int signal_number) {
+    if (error) return;
+    // The data plane stays attached and pinned: traffic goes on without us.
+    spdlog::info("signal {}: stopping; XDP programs stay attached and pins stay in {}", signal_number, options.pin_dir);
+    stop();
+  });
+
+  spdlog::info("sluiced {} serving {} (pins {}, state {}, metrics {})", version(), options.socket_path, options.pin_dir,
+               options.state_dir, metrics_server ? options.metrics_address : std::string("off"));
+  io.run();
+  spdlog::info("sluiced stopped");
+  return exit_ok;
+}
+
+}  // namespace sluice::daemon

@@ -1,0 +1,173 @@
+#include "filter_ops.hpp"
+
+#include <unistd.h>
+
+#include "spdlog/spdlog.h"
+#include "system.hpp"
+
+namespace sluice::daemon {
+namespace {
+
+namespace json = boost::json;
+using protocol::ErrorCode;
+using protocol::ProtocolError;
+
+// A block.add/block.del request names at most this many prefixes; bigger
+// lists go through block.load (batch writes).
+constexpr std::size_t max_prefixes_per_request = 10'000;
+constexpr std::size_t max_prefix_text_bytes = 64;
+constexpr std::size_t max_rate_class = SLUICE_FILTER_MAX_RATE_CLASSES - 1;
+
+ProtocolError failed(const maps::Error& error) { return {ErrorCode::Failed, error.message}; }
+
+protocol::ArgsResult<std::vector<maps::Prefix>> prefixes_arg(std::string_view op, const json::object& args) {
+  const auto* list = args.if_contains("prefixes");
+  if (!list) return protocol::args::bad(op, "prefixes", "is required");
+  if (!list->is_array() || list->as_array().empty())
+    return protocol::args::bad(op, "prefixes", "must be a non-empty array of CIDR strings, got " + protocol::quote_value(*list));
+  if (list->as_array().size() > max_prefixes_per_request)
+    return protocol::args::bad(op, "prefixes", std::to_string(list->as_array().size()) + " entries; the limit is " +
+                                                   std::to_string(max_prefixes_per_request) + " (use block.load)");
+  std::vector<maps::Prefix> prefixes;
+  std::size_t index = 0;
+  for (const auto& item : list->as_array()) {
+    const std::string field = "prefixes[" + std::to_string(index++) + "]";
+    if (!item.is_string() || item.as_string().size() > max_prefix_text_bytes)
+      return protocol::args::bad(op, field, "must be a CIDR string, got " + protocol::quote_value(item));
+    auto prefix = maps::parse_prefix(item.as_string());
+    if (!prefix) return protocol::args::bad(op, field, prefix.error().message);
+    prefixes.push_back(*prefix);
+  }
+  return prefixes;
+}
+
+struct ActionArgs {
+  filter::Action action = filter::Action::Drop;
+  std::uint32_t rate_class = 0;
+};
+
+protocol::ArgsResult<ActionArgs> action_arg(std::string_view op, const json::object& args) {
+  ActionArgs parsed;
+  auto text = protocol::args::optional_string(op, args, "action", max_prefix_text_bytes);
+  if (!text) return text.error();
+  if (*text) {
+    auto action = filter::parse_action(**text);
+    if (!action || *action == filter::Action::PassTrack)
+      return protocol::args::bad(op, "action", "must be \"drop\", \"pass\" or \"rate-limit\", got " +
+                                                   protocol::quote_value(json::string(**text)));
+    parsed.action = *action;
+  }
+  auto rate_class = protocol::args::optional_uint(op, args, "rate_class", 0, max_rate_class);
+  if (!rate_class) return rate_class.error();
+  if (*rate_class && parsed.action != filter::Action::RateLimit)
+    return protocol::args::bad(op, "rate_class", "only with action \"rate-limit\"");
+  parsed.rate_class = static_cast<std::uint32_t>(rate_class->value_or(0));
+  return parsed;
+}
+
+json::object prefix_to_json(const filter::PrefixEntry& entry) {
+  json::object out{{"prefix", maps::to_string(entry.prefix)}, {"action", filter::to_string(entry.action)}};
+  if (entry.action == filter::Action::RateLimit) out["rate_class"] = entry.rate_class;
+  return out;
+}
+
+std::optional<filter::PrefixEntry> find_entry(const std::vector<filter::PrefixEntry>& entries, const maps::Prefix& prefix) {
+  for (const auto& entry : entries)
+    if (filter::same_prefix(entry.prefix, prefix)) return entry;
+  return std::nullopt;
+}
+
+}  // namespace
+
+void register_filter_ops(OpRegistry& ops, filter::FilterTable& table, const std::string& state_dir) {
+  ops.add("block.add", {[&table](const json::object& args) -> OpResult {
+                          constexpr std::string_view op = "block.add";
+                          if (auto keys = protocol::args::only_keys(op, args, {"prefixes", "action", "rate_class"}); !keys)
+                            return keys.error();
+                          auto prefixes = prefixes_arg(op, args);
+                          if (!prefixes) return prefixes.error();
+                          auto action = action_arg(op, args);
+                          if (!action) return action.error();
+                          // Validate every entry before writing any.
+                          const auto before = table.list_prefixes();
+                          std::vector<filter::PrefixEntry> entries;
+                          for (const auto& prefix : *prefixes) {
+                            filter::PrefixEntry entry{prefix, action->action, action->rate_class};
+                            if (auto valid = filter::validate(entry, table.rule_set().rate_classes); !valid)
+                              return ProtocolError{ErrorCode::BadArgs, "block.add: " + valid.error().message};
+                            entries.push_back(entry);
+                          }
+                          for (std::size_t i = 0; i < entries.size(); ++i) {
+                            if (auto added = table.add_prefix(entries[i]); !added) {
+                              // Roll back what this request wrote: earlier entries return to their old state.
+                              for (std::size_t j = 0; j < i; ++j) {
+                                auto previous = find_entry(before, entries[j].prefix);
+                                auto undone = previous ? table.add_prefix(*previous) : table.remove_prefix(entries[j].prefix);
+                                if (!undone) spdlog::error("block.add rollback: {}", undone.error().message);
+                              }
+                              return failed(added.error());
+                            }
+                          }
+                          return json::value(json::object{{"added", entries.size()}});
+                        },
+                        nullptr});
+  ops.add("block.del", {[&table](const json::object& args) -> OpResult {
+                          constexpr std::string_view op = "block.del";
+                          if (auto keys = protocol::args::only_keys(op, args, {"prefixes"}); !keys) return keys.error();
+                          auto prefixes = prefixes_arg(op, args);
+                          if (!prefixes) return prefixes.error();
+                          const auto before = table.list_prefixes();
+                          std::vector<filter::PrefixEntry> removing;
+                          for (const auto& prefix : *prefixes) {
+                            auto entry = find_entry(before, prefix);
+                            if (!entry)
+                              return ProtocolError{ErrorCode::BadArgs,
+                                                   "block.del: prefixes: " + maps::to_string(prefix) + " is not listed"};
+                            removing.push_back(*entry);
+                          }
+                          for (std::size_t i = 0; i < removing.size(); ++i) {
+                            if (auto removed = table.remove_prefix(removing[i].prefix); !removed) {
+                              for (std::size_t j = 0; j < i; ++j)
+                                if (auto undone = table.add_prefix(removing[j]); !undone)
+                                  spdlog::error("block.del rollback: {}", undone.error().message);
+                              return failed(removed.error());
+                            }
+                          }
+                          return json::value(json::object{{"removed", removing.size()}});
+                        },
+                        nullptr});
+  ops.add("block.list", {[&table](const json::object& args) -> OpResult {
+                           if (auto none = protocol::parse_no_args("block.list", args); !none) return none.error();
+                           json::array list;
+                           for (const auto& entry : table.list_prefixes()) list.push_back(prefix_to_json(entry));
+                           return json::value(json::object{{"prefixes", std::move(list)}});
+                         },
+                         nullptr});
+  ops.add("block.load", {[&table, state_dir](const json::object& args) -> OpResult {
+                           constexpr std::string_view op = "block.load";
+                           if (auto keys = protocol::args::only_keys(op, args, {"content", "action", "rate_class"}); !keys)
+                             return keys.error();
+                           auto content = protocol::args::required_string(op, args, "content", protocol::max_request_bytes);
+                           if (!content) return content.error();
+                           auto action = action_arg(op, args);
+                           if (!action) return action.error();
+                           if (action->action == filter::Action::RateLimit)
+                             return protocol::args::bad(op, "action", "rate-limit needs a class per line in the content");
+                           // FilterTable reads files; the content goes through a private temp file.
+                           const std::string path = state_dir + "/.block-load-" + std::to_string(::getpid());
+                           if (auto written = write_file_atomically(path, *content, 0600); !written)
+                             return failed(written.error());
+                           auto loaded = table.load_prefix_file(path, action->action);
+                           ::unlink(path.c_str());
+                           if (!loaded) {
+                             // The table refuses a file with any bad line before writing: that is bad input.
+                             const bool input = loaded.error().errnum == EINVAL;
+                             return ProtocolError{input ? ErrorCode::BadArgs : ErrorCode::Failed,
+                                                  "block.load: " + loaded.error().message};
+                           }
+                           return json::value(json::object{{"loaded", *loaded}});
+                         },
+                         nullptr});
+}
+
+}  // namespace sluice::daemon

@@ -1,0 +1,359 @@
+#include "service.hpp"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <linux/if_link.h>
+#include <net/if.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+
+#include "names.hpp"
+#include "spdlog/spdlog.h"
+
+namespace sluice::daemon {
+namespace {
+
+namespace json = boost::json;
+namespace fs = std::filesystem;
+using protocol::ErrorCode;
+using protocol::ProtocolError;
+
+constexpr mode_t state_file_mode = 0640;
+constexpr std::size_t max_state_file_bytes = 1 << 20;
+constexpr std::uint32_t prog_tag_bytes = BPF_TAG_SIZE;
+
+ProtocolError failed(const maps::Error& error) { return ProtocolError{ErrorCode::Failed, error.message}; }
+ProtocolError bad_args(std::string message) { return ProtocolError{ErrorCode::BadArgs, std::move(message)}; }
+
+dataplane::AttachMode to_dataplane(protocol::AttachMode mode) {
+  return mode == protocol::AttachMode::Skb ? dataplane::AttachMode::Skb : dataplane::AttachMode::Native;
+}
+protocol::AttachMode to_protocol(dataplane::AttachMode mode) {
+  return mode == dataplane::AttachMode::Skb ? protocol::AttachMode::Skb : protocol::AttachMode::Native;
+}
+
+json::object attached_to_json(const dataplane::AttachedProgram& attached) {
+  return json::object{{"name", attached.ifname},
+                      {"ifindex", attached.ifindex},
+                      {"mode", dataplane::to_string(attached.mode)},
+                      {"dispatcher", attached.dispatcher},
+                      {"prog_id", attached.prog_id},
+                      {"attached", true}};
+}
+
+struct ProgIdentity {
+  std::uint32_t id = 0;
+  std::array<std::uint8_t, prog_tag_bytes> tag{};  // hash of the instructions: equal tags, same build
+};
+
+Result<ProgIdentity> identify_prog_fd(int fd) {
+  bpf_prog_info info{};
+  std::uint32_t length = sizeof info;
+  if (int err = bpf_obj_get_info_by_fd(fd, &info, &length); err != 0) return maps::make_error("read info of", "program", -err);
+  ProgIdentity identity{info.id, {}};
+  std::memcpy(identity.tag.data(), info.tag, prog_tag_bytes);
+  return identity;
+}
+
+Result<ProgIdentity> identify_prog_id(std::uint32_t id) {
+  const int fd = bpf_prog_get_fd_by_id(id);
+  if (fd < 0) return maps::make_error("open program id", std::to_string(id), -fd);
+  auto identity = identify_prog_fd(fd);
+  ::close(fd);
+  return identity;
+}
+
+// Swaps the program of a legacy (non-dispatcher) attachment in one netlink
+// call: XDP_FLAGS_REPLACE makes the kernel check the old program and switch
+// atomically, so no packet meets an interface without sluice.
+Result<void> replace_legacy_attachment(const dataplane::AttachedProgram& attached, int new_prog_fd) {
+  const int old_fd = bpf_prog_get_fd_by_id(attached.prog_id);
+  if (old_fd < 0) return maps::make_error("open attached program on", attached.ifname, -old_fd);
+  LIBBPF_OPTS(bpf_xdp_attach_opts, options, .old_prog_fd = old_fd);
+  const std::uint32_t mode_flag = attached.mode == dataplane::AttachMode::Skb ? XDP_FLAGS_SKB_MODE : XDP_FLAGS_DRV_MODE;
+  const int err = bpf_xdp_attach(attached.ifindex, new_prog_fd, XDP_FLAGS_REPLACE | mode_flag, &options);
+  ::close(old_fd);
+  if (err != 0) return maps::make_error("replace entry program on", attached.ifname, -err);
+  return {};
+}
+
+bool interface_exists(const std::string& name) { return if_nametoindex(name.c_str()) != 0; }
+
+}  // namespace
+
+json::object config_to_json(const sluice_config& config) {
+  auto verdict = [](std::uint32_t value) { return dataplane::verdict_name(static_cast<sluice_verdict>(value)); };
+  auto stage_on = [&](sluice_stage stage) { return (config.stages_enabled & SLUICE_STAGE_BIT(stage)) != 0; };
+  return json::object{
+      {"default_verdict", verdict(config.default_verdict)},
+      {"tail_call_fail_verdict", verdict(config.tail_call_fail_verdict)},
+      {"malformed_verdict", verdict(config.malformed_verdict)},
+      {"non_ip_verdict", verdict(config.non_ip_verdict)},
+      {"drop_fragments", config.drop_fragments != 0},
+      {"stages",
+       json::object{{"filter", stage_on(SLUICE_STAGE_FILTER)},
+                    {"lb", stage_on(SLUICE_STAGE_LB)},
+                    {"forward", stage_on(SLUICE_STAGE_FORWARD)}}},
+  };
+}
+
+sluice_config apply_patch(sluice_config config, const protocol::ConfigPatch& patch) {
+  auto verdict = [](protocol::Verdict v) -> std::uint32_t {
+    return v == protocol::Verdict::Drop ? SLUICE_VERDICT_DROP : SLUICE_VERDICT_PASS;
+  };
+  if (patch.default_verdict) config.default_verdict = verdict(*patch.default_verdict);
+  if (patch.tail_call_fail_verdict) config.tail_call_fail_verdict = verdict(*patch.tail_call_fail_verdict);
+  if (patch.malformed_verdict) config.malformed_verdict = verdict(*patch.malformed_verdict);
+  if (patch.non_ip_verdict) config.non_ip_verdict = verdict(*patch.non_ip_verdict);
+  if (patch.drop_fragments) config.drop_fragments = *patch.drop_fragments ? 1 : 0;
+  auto set_stage = [&](const std::optional<bool>& on, sluice_stage stage) {
+    if (!on) return;
+    if (*on) config.stages_enabled |= SLUICE_STAGE_BIT(stage);
+    else config.stages_enabled &= ~SLUICE_STAGE_BIT(stage);
+  };
+  set_stage(patch.stages.filter, SLUICE_STAGE_FILTER);
+  set_stage(patch.stages.lb, SLUICE_STAGE_LB);
+  set_stage(patch.stages.forward, SLUICE_STAGE_FORWARD);
+  return config;
+}
+
+Service::Service(dataplane::Dataplane& plane, ServicePaths paths, std::string version)
+    : plane_(plane), paths_(std::move(paths)), version_(std::move(version)), started_(std::chrono::steady_clock::now()) {}
+
+std::string Service::interfaces_path() const { return paths_.state_dir + "/" + std::string(interfaces_file); }
+
+Result<void> Service::save_interfaces(const std::vector<InterfaceRecord>& interfaces) {
+  if (paths_.state_dir.empty()) return {};
+  return write_file_atomically(interfaces_path(), interfaces_to_json(interfaces), state_file_mode);
+}
+
+Result<void> Service::pin_entry_program() {
+  if (paths_.pin_dir.empty()) return {};
+  const std::string path = paths_.pin_dir + "/" + std::string(entry_prog_pin);
+  auto ours = identify_prog_fd(plane_.entry_prog_fd());
+  if (!ours) return ours.error();
+  if (const int pinned = bpf_obj_get(path.c_str()); pinned >= 0) {
+    auto existing = identify_prog_fd(pinned);
+    ::close(pinned);
+    if (existing && existing->id == ours->id) return {};
+    ::unlink(path.c_str());  // an older build's entry program: the pin follows the running one
+  }
+  if (int err = bpf_obj_pin(plane_.entry_prog_fd(), path.c_str()); err != 0)
+    return maps::make_error("pin entry program at", path, -err, maps::ErrnoSubject::Path);
+  return {};
+}
+
+void Service::restore_interfaces() {
+  if (!paths_.state_dir.empty()) {
+    auto text = read_file(interfaces_path(), max_state_file_bytes);
+    if (!text) {
+      spdlog::error("{}", text.error().message);
+    } else if (*text) {
+      auto records = interfaces_from_json(**text, interfaces_path());
+      if (!records) spdlog::error("{} (ignoring the file; attach interfaces again)", records.error().message);
+      else interfaces_ = std::move(*records);
+    }
+  }
+  auto ours = identify_prog_fd(plane_.entry_prog_fd());
+  bool older_entry_kept = false;
+  for (const auto& record : interfaces_) {
+    if (!interface_exists(record.name)) {
+      spdlog::warn("interface {} of {} does not exist (yet); it stays in the state, attach it again when it is back",
+                   record.name, interfaces_path());
+      continue;
+    }
+    auto found = dataplane::find_attached(record.name, entry_prog_name);
+    if (!found) {
+      spdlog::error("{}", found.error().message);
+      continue;
+    }
+    if (!*found) {
+      // Cold start (reboot, or someone detached it): restore the operator's attachment.
+      auto attached = dataplane::attach_xdp(plane_.entry_prog_fd(), record.name, to_dataplane(record.mode));
+      if (!attached) spdlog::error("re-attach {}: {}", record.name, attached.error().message);
+      else spdlog::info("attached {} ({}) again, prog id {}", record.name, protocol::to_string(record.mode), attached->prog_id);
+      continue;
+    }
+    const auto& running = **found;
+    auto identity = identify_prog_id(running.prog_id);
+    if (ours && identity && identity->tag == ours->tag) {
+      spdlog::info("{}: entry program id {} is this build's; kept attached, the new stages are in the program array",
+                   record.name, running.prog_id);
+      continue;
+    }
+    // An older build's entry program. It keeps running and tail-calls into
+    // the pinned program array, which now holds this build's stages, so stage
+    // upgrades need no re-attach. Only the parser itself is older: swap it
+    // atomically where the kernel allows (legacy attachment).
+    if (running.dispatcher) {
+      older_entry_kept = true;
+      spdlog::warn("{}: entry program id {} is an older build inside libxdp's dispatcher; it keeps running with the "
+                   "new stages (detach and attach to upgrade the parser)",
+                   record.name, running.prog_id);
+      continue;
+    }
+    if (auto replaced = replace_legacy_attachment(running, plane_.entry_prog_fd()); !replaced) {
+      older_entry_kept = true;
+      spdlog::warn("{} (the older entry program keeps running with the new stages)", replaced.error().message);
+    } else {
+      spdlog::info("{}: replaced older entry program id {} atomically", record.name, running.prog_id);
+    }
+  }
+  if (!older_entry_kept) {
+    if (auto pinned = pin_entry_program(); !pinned) spdlog::error("{}", pinned.error().message);
+  }
+}
+
+OpResult Service::status() const {
+  json::array interfaces;
+  for (const auto& record : interfaces_) {
+    auto found = interface_exists(record.name) ? dataplane::find_attached(record.name, entry_prog_name)
+                                               : maps::Result<std::optional<dataplane::AttachedProgram>>(std::nullopt);
+    if (found && *found) {
+      interfaces.push_back(attached_to_json(**found));
+    } else {
+      // Desired but not attached now (interface gone, or detached behind our back).
+      interfaces.push_back(json::object{{"name", record.name},
+                                        {"ifindex", if_nametoindex(record.name.c_str())},
+                                        {"mode", protocol::to_string(record.mode)},
+                                        {"dispatcher", false},
+                                        {"prog_id", 0},
+                                        {"attached", false}});
+    }
+  }
+  json::object stages;
+  for (auto [stage, name] : {std::pair{SLUICE_STAGE_FILTER, "filter"}, std::pair{SLUICE_STAGE_LB, "lb"},
+                             std::pair{SLUICE_STAGE_FORWARD, "forward"}}) {
+    auto installed = plane_.installed_stage_id(stage);
+    stages[name] = installed && installed->has_value();
+  }
+  json::array reused;
+  for (const auto& name : plane_.reused_maps()) reused.emplace_back(name);
+  const std::chrono::duration<double> uptime = std::chrono::steady_clock::now() - started_;
+  return json::value(json::object{{"version", version_},
+                                  {"pid", ::getpid()},
+                                  {"uptime_seconds", uptime.count()},
+                                  {"pin_dir", paths_.pin_dir},
+                                  {"interfaces", std::move(interfaces)},
+                                  {"stages", std::move(stages)},
+                                  {"reused_maps", std::move(reused)}});
+}
+
+OpResult Service::attach(const protocol::AttachArgs& args) {
+  if (!interface_exists(args.iface)) return bad_args("attach: iface: no interface named '" + args.iface + "'");
+  auto current = dataplane::find_attached(args.iface, entry_prog_name);
+  if (!current) return failed(current.error());
+  const bool recorded = std::any_of(interfaces_.begin(), interfaces_.end(),
+                                    [&](const auto& record) { return record.name == args.iface; });
+  std::vector<InterfaceRecord> next = interfaces_;
+  if (!recorded) next.push_back({args.iface, args.mode});
+  if (*current) {
+    if (to_protocol((*current)->mode) != args.mode)
+      return bad_args("attach: mode: " + args.iface + " is already attached in " +
+                      std::string(dataplane::to_string((*current)->mode)) + " mode; detach it first to use " +
+                      std::string(protocol::to_string(args.mode)));
+    // Already running sluice: make it part of the state (idempotent attach).
+    if (auto saved = save_interfaces(next); !saved) return failed(saved.error());
+    interfaces_ = std::move(next);
+    return json::value(attached_to_json(**current));
+  }
+  for (auto& record : next)
+    if (record.name == args.iface) record.mode = args.mode;
+  auto attached = dataplane::attach_xdp(plane_.entry_prog_fd(), args.iface, to_dataplane(args.mode));
+  if (!attached) return failed(attached.error());
+  if (auto saved = save_interfaces(next); !saved) {
+    // Roll back: an attachment the state file does not know would not survive a restart as promised.
+    if (auto undone = dataplane::detach_xdp(args.iface); !undone) spdlog::error("rollback: {}", undone.error().message);
+    return failed(saved.error());
+  }
+  interfaces_ = std::move(next);
+  if (auto pinned = pin_entry_program(); !pinned) spdlog::warn("{}", pinned.error().message);
+  spdlog::info("attached {} ({}), prog id {}{}", args.iface, protocol::to_string(args.mode), attached->prog_id,
+               attached->dispatcher ? " in libxdp's dispatcher" : "");
+  return json::value(attached_to_json(*attached));
+}
+
+OpResult Service::detach(const protocol::DetachArgs& args) {
+  const bool recorded = std::any_of(interfaces_.begin(), interfaces_.end(),
+                                    [&](const auto& record) { return record.name == args.iface; });
+  std::vector<InterfaceRecord> next;
+  std::copy_if(interfaces_.begin(), interfaces_.end(), std::back_inserter(next),
+               [&](const auto& record) { return record.name != args.iface; });
+  std::optional<dataplane::AttachedProgram> running;
+  if (interface_exists(args.iface)) {
+    auto found = dataplane::find_attached(args.iface, entry_prog_name);
+    if (!found) return failed(found.error());
+    running = *found;
+  }
+  if (!running && !recorded) return bad_args("detach: iface: sluice is not attached to '" + args.iface + "'");
+  // State first: if the detach then fails, the old state is written back.
+  if (auto saved = save_interfaces(next); !saved) return failed(saved.error());
+  if (running) {
+    auto detached = dataplane::detach_xdp(args.iface);
+    if (!detached) {
+      if (auto restored = save_interfaces(interfaces_); !restored) spdlog::error("rollback: {}", restored.error().message);
+      return failed(detached.error());
+    }
+  }
+  interfaces_ = std::move(next);
+  spdlog::info("detached {}", args.iface);
+  return json::value(json::object{{"name", args.iface}, {"detached", running.has_value()}});
+}
+
+OpResult Service::config_get() const {
+  auto config = plane_.config();
+  if (!config) return failed(config.error());
+  return json::value(config_to_json(*config));
+}
+
+OpResult Service::config_set(const protocol::ConfigPatch& patch) {
+  auto current = plane_.config();
+  if (!current) return failed(current.error());
+  const sluice_config next = apply_patch(*current, patch);
+  // One array update: packets see the old config or the new, never a mix.
+  if (auto written = plane_.set_config(next); !written) return failed(written.error());
+  spdlog::info("config set: {}", json::serialize(config_to_json(next)));
+  return json::value(config_to_json(next));
+}
+
+OpResult Service::stats() const {
+  auto counts = plane_.verdict_counts();
+  if (!counts) return failed(counts.error());
+  json::array counters;
+  for (const auto& count : *counts)
+    counters.push_back(json::object{{"verdict", dataplane::verdict_name(count.verdict)},
+                                    {"reason", dataplane::reason_name(count.reason)},
+                                    {"packets", count.total.packets},
+                                    {"bytes", count.total.bytes}});
+  return json::value(json::object{{"counters", std::move(counters)}});
+}
+
+OpResult Service::detach_everything() {
+  json::array detached;
+  json::array errors;
+  for (const auto& record : interfaces_) {
+    if (!interface_exists(record.name)) continue;
+    auto found = dataplane::find_attached(record.name, entry_prog_name);
+    if (!found || !*found) continue;  // not ours: never detach someone else's program
+    auto done = dataplane::detach_xdp(record.name);
+    if (done) detached.emplace_back(record.name);
+    else errors.emplace_back(done.error().message);
+  }
+  interfaces_.clear();
+  if (!paths_.state_dir.empty()) ::unlink(interfaces_path().c_str());
+  if (!paths_.pin_dir.empty()) {
+    // Pins are only references: the maps and programs go away once nothing uses them.
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(paths_.pin_dir, ec)) {
+      if (::unlink(entry.path().c_str()) != 0) errors.emplace_back("unpin " + entry.path().string() + ": " + std::strerror(errno));
+    }
+    if (::rmdir(paths_.pin_dir.c_str()) != 0 && errno != ENOENT)
+      errors.emplace_back("remove " + paths_.pin_dir + ": " + std::strerror(errno));
+  }
+  return json::value(json::object{{"detached", std::move(detached)}, {"errors", std::move(errors)}});
+}
+
+}  // namespace sluice::daemon

@@ -1,0 +1,245 @@
+#include "filter_rules.hpp"
+
+#include <netinet/in.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <set>
+
+namespace sluice::filter {
+namespace {
+
+Error bad(std::string_view what, std::string_view reason) {
+  return maps::make_error_because("validate", "filter", std::string(what) + ": " + std::string(reason), EINVAL);
+}
+
+std::uint32_t prefix_len(const Prefix& p) {
+  return std::visit([](const auto& key) { return key.prefixlen; }, p);
+}
+
+const std::uint8_t* prefix_bytes(const Prefix& p) {
+  return std::visit([](const auto& key) { return static_cast<const std::uint8_t*>(key.addr); }, p);
+}
+
+bool has_rate_class(const std::vector<RateClass>& classes, std::uint32_t id) {
+  return std::any_of(classes.begin(), classes.end(), [&](const RateClass& c) { return c.id == id; });
+}
+
+Result<void> check_action(std::string_view what, Action action, std::uint32_t rate_class,
+                          const std::vector<RateClass>& classes, bool allow_track) {
+  switch (action) {
+    case Action::Drop:
+    case Action::Pass:
+      return {};
+    case Action::PassTrack:
+      if (!allow_track) return bad(what, "action pass-track is for rules, not prefix lists");
+      return {};
+    case Action::RateLimit:
+      if (!has_rate_class(classes, rate_class))
+        return bad(what, "rate_class " + std::to_string(rate_class) + " is not defined");
+      return {};
+  }
+  return bad(what, "action " + std::to_string(static_cast<std::uint32_t>(action)) + " is unknown");
+}
+
+std::string rule_name(std::size_t index, const FilterRule& rule) {
+  return "rules[" + std::to_string(index) + "] (priority " + std::to_string(rule.priority) + ")";
+}
+
+Result<void> check_ports(std::string_view what, const char* field, const std::optional<PortRange>& range) {
+  if (range && range->first > range->last)
+    return bad(what, std::string(field) + " " + std::to_string(range->first) + "-" + std::to_string(range->last) +
+                         ": first port above last");
+  return {};
+}
+
+}  // namespace
+
+bool same_prefix(const Prefix& a, const Prefix& b) {
+  return a.index() == b.index() && prefix_len(a) == prefix_len(b) &&
+         std::memcmp(prefix_bytes(a), prefix_bytes(b), a.index() == 0 ? 4 : 16) == 0;
+}
+
+bool PrefixEntry::operator==(const PrefixEntry& other) const {
+  return same_prefix(prefix, other.prefix) && action == other.action && rate_class == other.rate_class;
+}
+
+bool FilterRule::operator==(const FilterRule& o) const {
+  auto same = [](const std::optional<Prefix>& a, const std::optional<Prefix>& b) {
+    if (a.has_value() != b.has_value()) return false;
+    return !a || same_prefix(*a, *b);
+  };
+  return priority == o.priority && same(src, o.src) && same(dst, o.dst) && protocol == o.protocol &&
+         src_ports == o.src_ports && dst_ports == o.dst_ports && tcp_flags == o.tcp_flags && icmp_type == o.icmp_type &&
+         ifindex == o.ifindex && action == o.action && rate_class == o.rate_class;
+}
+
+std::string_view to_string(Action action) {
+  switch (action) {
+    case Action::Drop: return "drop";
+    case Action::Pass: return "pass";
+    case Action::PassTrack: return "pass-track";
+    case Action::RateLimit: return "rate-limit";
+  }
+  return "unknown";
+}
+
+Result<Action> parse_action(std::string_view text) {
+  for (Action a : {Action::Drop, Action::Pass, Action::PassTrack, Action::RateLimit})
+    if (text == to_string(a)) return a;
+  return bad("action '" + std::string(text) + "'", "expected drop, pass, pass-track or rate-limit");
+}
+
+Result<std::uint8_t> parse_protocol(std::string_view text) {
+  if (text == "tcp") return std::uint8_t{IPPROTO_TCP};
+  if (text == "udp") return std::uint8_t{IPPROTO_UDP};
+  if (text == "icmp") return std::uint8_t{IPPROTO_ICMP};
+  if (text == "icmpv6") return std::uint8_t{IPPROTO_ICMPV6};
+  unsigned value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || ec != std::errc{} || end != text.data() + text.size() || value > 255)
+    return bad("protocol '" + std::string(text) + "'", "expected tcp, udp, icmp, icmpv6 or 0..255");
+  return static_cast<std::uint8_t>(value);
+}
+
+Result<PortRange> parse_port_range(std::string_view text) {
+  auto parse_port = [](std::string_view part) -> std::optional<std::uint16_t> {
+    unsigned value = 0;
+    auto [end, ec] = std::from_chars(part.data(), part.data() + part.size(), value);
+    if (part.empty() || ec != std::errc{} || end != part.data() + part.size() || value > 65535) return std::nullopt;
+    return static_cast<std::uint16_t>(value);
+  };
+  const auto dash = text.find('-');
+  auto first = parse_port(text.substr(0, dash));
+  auto last = dash == std::string_view::npos ? first : parse_port(text.substr(dash + 1));
+  if (!first || !last) return bad("port range '" + std::string(text) + "'", "expected PORT or FIRST-LAST within 0..65535");
+  PortRange range{*first, *last};
+  if (auto checked = check_ports("port range '" + std::string(text) + "'", "ports", range); !checked) return checked.error();
+  return range;
+}
+
+int family_of(const Prefix& prefix) { return prefix.index() == 0 ? 4 : 6; }
+
+int family_of(const FilterRule& rule) {
+  if (rule.src) return family_of(*rule.src);
+  if (rule.dst) return family_of(*rule.dst);
+  return 0;
+}
+
+bool contains(const Prefix& prefix, const std::uint8_t* addr, int family) {
+  if (family_of(prefix) != family) return false;
+  const std::uint32_t len = prefix_len(prefix);
+  const std::uint8_t* net = prefix_bytes(prefix);
+  const std::uint32_t full = len / 8, rest = len % 8;
+  if (std::memcmp(net, addr, full) != 0) return false;
+  if (rest == 0) return true;
+  const std::uint8_t mask = static_cast<std::uint8_t>(0xff00 >> rest);
+  return (net[full] & mask) == (addr[full] & mask);
+}
+
+bool covers(const Prefix& outer, const Prefix& inner) {
+  return family_of(outer) == family_of(inner) && prefix_len(outer) <= prefix_len(inner) &&
+         contains(outer, prefix_bytes(inner), family_of(inner));
+}
+
+Result<void> validate(const RateClass& c) {
+  const std::string what = "rate_classes (id " + std::to_string(c.id) + ")";
+  if (c.id >= SLUICE_FILTER_MAX_RATE_CLASSES)
+    return bad(what, "id " + std::to_string(c.id) + " beyond " + std::to_string(SLUICE_FILTER_MAX_RATE_CLASSES - 1));
+  if (c.packets_per_sec > kMaxPacketsPerSec) return bad(what, "packets_per_sec " + std::to_string(c.packets_per_sec) + " too large");
+  if (c.bytes_per_sec > kMaxBytesPerSec) return bad(what, "bytes_per_sec " + std::to_string(c.bytes_per_sec) + " too large");
+  if (c.packet_burst > kMaxPacketBurst) return bad(what, "packet_burst " + std::to_string(c.packet_burst) + " too large");
+  if (c.byte_burst > kMaxByteBurst) return bad(what, "byte_burst " + std::to_string(c.byte_burst) + " too large");
+  if (c.packets_per_sec && c.packet_burst == 0) return bad(what, "packet_burst 0 with a packet rate: nothing would pass");
+  if (c.bytes_per_sec && c.byte_burst == 0) return bad(what, "byte_burst 0 with a byte rate: nothing would pass");
+  return {};
+}
+
+Result<void> validate(const PrefixEntry& entry, const std::vector<RateClass>& classes) {
+  return check_action("prefix " + maps::to_string(entry.prefix), entry.action, entry.rate_class, classes, false);
+}
+
+Result<void> validate(const FilterRule& rule, const std::vector<RateClass>& classes) {
+  const std::string what = "rule (priority " + std::to_string(rule.priority) + ")";
+  if (rule.src && rule.dst && family_of(*rule.src) != family_of(*rule.dst))
+    return bad(what, "src " + maps::to_string(*rule.src) + " and dst " + maps::to_string(*rule.dst) +
+                         " are of different address families");
+  if (auto ok = check_ports(what, "src_ports", rule.src_ports); !ok) return ok;
+  if (auto ok = check_ports(what, "dst_ports", rule.dst_ports); !ok) return ok;
+  if (rule.tcp_flags && (rule.tcp_flags->value & ~rule.tcp_flags->mask))
+    return bad(what, "tcp_flags value " + std::to_string(rule.tcp_flags->value) + " has bits outside mask " +
+                         std::to_string(rule.tcp_flags->mask) + ": can never match");
+  return check_action(what, rule.action, rule.rate_class, classes, true);
+}
+
+Result<void> validate(const RuleSet& set) {
+  if (set.rules.size() > SLUICE_FILTER_MAX_RULES)
+    return bad("rules", std::to_string(set.rules.size()) + " rules, at most " + std::to_string(SLUICE_FILTER_MAX_RULES));
+  if (set.default_policy != DefaultPolicy::Pass && set.default_policy != DefaultPolicy::Drop)
+    return bad("default_policy", std::to_string(static_cast<std::uint32_t>(set.default_policy)) + " is neither pass nor drop");
+  std::set<std::uint32_t> class_ids;
+  for (const RateClass& c : set.rate_classes) {
+    if (auto ok = validate(c); !ok) return ok;
+    if (!class_ids.insert(c.id).second) return bad("rate_classes", "id " + std::to_string(c.id) + " defined twice");
+  }
+  std::set<std::uint32_t> priorities;
+  for (std::size_t i = 0; i < set.rules.size(); ++i) {
+    if (auto ok = validate(set.rules[i], set.rate_classes); !ok) return ok;
+    if (!priorities.insert(set.rules[i].priority).second)
+      return bad(rule_name(i, set.rules[i]), "priority " + std::to_string(set.rules[i].priority) + " used by another rule");
+  }
+  std::size_t v4 = 0, v6 = 0;
+  std::set<std::vector<std::uint8_t>> seen;
+  for (const PrefixEntry& entry : set.prefixes) {
+    if (auto ok = validate(entry, set.rate_classes); !ok) return ok;
+    (entry.prefix.index() == 0 ? v4 : v6)++;
+    std::vector<std::uint8_t> key(1 + 4 + 16);
+    key[0] = static_cast<std::uint8_t>(entry.prefix.index());
+    const std::uint32_t len = prefix_len(entry.prefix);
+    std::memcpy(key.data() + 1, &len, 4);
+    std::memcpy(key.data() + 5, prefix_bytes(entry.prefix), entry.prefix.index() == 0 ? 4 : 16);
+    if (!seen.insert(std::move(key)).second) return bad("prefix " + maps::to_string(entry.prefix), "listed twice");
+  }
+  if (v4 > SLUICE_FILTER_MAX_V4_PREFIXES)
+    return bad("prefixes", std::to_string(v4) + " IPv4 prefixes, at most " + std::to_string(SLUICE_FILTER_MAX_V4_PREFIXES));
+  if (v6 > SLUICE_FILTER_MAX_V6_PREFIXES)
+    return bad("prefixes", std::to_string(v6) + " IPv6 prefixes, at most " + std::to_string(SLUICE_FILTER_MAX_V6_PREFIXES));
+  return {};
+}
+
+FilterSettings default_settings() {
+  FilterSettings s;
+  s.conntrack = true;
+  s.drop_sample_every = 0;
+  s.ct_timeout_s[SLUICE_CT_NONE] = 1;
+  s.ct_timeout_s[SLUICE_CT_TCP_SYN] = 30;
+  s.ct_timeout_s[SLUICE_CT_TCP_ESTABLISHED] = 3600;
+  s.ct_timeout_s[SLUICE_CT_TCP_CLOSING] = 10;
+  s.ct_timeout_s[SLUICE_CT_UDP] = 30;
+  s.ct_timeout_s[SLUICE_CT_UDP_REPLIED] = 180;
+  s.ct_timeout_s[SLUICE_CT_ICMP] = 30;
+  s.ct_timeout_s[SLUICE_CT_OTHER] = 60;
+  return s;
+}
+
+Result<void> validate(const FilterSettings& s) {
+  constexpr std::uint32_t week = 7 * 24 * 3600;
+  for (std::size_t state = SLUICE_CT_TCP_SYN; state < SLUICE_CT_STATE_COUNT; ++state)
+    if (s.ct_timeout_s[state] == 0 || s.ct_timeout_s[state] > week)
+      return bad("settings", "ct_timeout_s[" + std::to_string(state) + "] = " + std::to_string(s.ct_timeout_s[state]) +
+                                 ": must be 1.." + std::to_string(week));
+  return {};
+}
+
+sluice_filter_settings to_wire(const FilterSettings& s) {
+  sluice_filter_settings wire{};
+  wire.version = SLUICE_FILTER_SETTINGS_VERSION;
+  wire.conntrack_enabled = s.conntrack ? 1 : 0;
+  wire.drop_sample_every = s.drop_sample_every;
+  for (std::size_t i = 0; i < SLUICE_CT_STATE_COUNT; ++i) wire.ct_timeout_s[i] = s.ct_timeout_s[i];
+  return wire;
+}
+
+}  // namespace sluice::filter

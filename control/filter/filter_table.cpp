@@ -1,0 +1,624 @@
+#include "filter_table.hpp"
+
+#include <linux/membarrier.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <charconv>
+#include <fstream>
+#include <sstream>
+
+#include "sluice.skel.h"
+
+namespace sluice::filter {
+namespace {
+
+using maps::ArrayMap;
+using maps::HashMap;
+using maps::LpmTrie;
+using maps::PerCpuArrayMap;
+
+template <class Handle>
+Result<Handle> handle_of(const bpf_map* map) {
+  auto fd = maps::MapFd::from_skeleton(map);
+  if (!fd) return fd.error();
+  return Handle::from(std::move(*fd));
+}
+
+template <class K>
+bool key_less(const K& a, const K& b) {
+  return std::memcmp(&a, &b, sizeof(K)) < 0;
+}
+template <class K>
+bool key_equal(const K& a, const K& b) {
+  return std::memcmp(&a, &b, sizeof(K)) == 0;
+}
+template <class V>
+bool value_equal(const V& a, const V& b) {
+  return std::memcmp(&a, &b, sizeof(V)) == 0;
+}
+
+Error table_error(std::string_view operation, std::string_view reason, int errnum = EINVAL) {
+  return maps::make_error_because(operation, "filter", reason, errnum);
+}
+
+template <class K>
+void sort_keys(std::vector<K>& keys) {
+  std::sort(keys.begin(), keys.end(), key_less<K>);
+}
+template <class K, class V>
+void sort_entries(std::vector<std::pair<K, V>>& entries) {
+  std::sort(entries.begin(), entries.end(), [](const auto& a, const auto& b) { return key_less(a.first, b.first); });
+}
+
+// Deletes keys, tolerating ones already gone (batch first, element-wise on any trouble).
+template <class Map, class K>
+Result<void> erase_all(Map& map, const std::vector<K>& keys) {
+  if (keys.empty()) return {};
+  auto batch = map.erase_batch(std::span<const K>(keys));
+  if (batch && *batch == keys.size()) return {};
+  for (const K& key : keys)
+    if (auto gone = map.erase(key); !gone) return gone.error();
+  return {};
+}
+
+template <class Map, class K, class V>
+Result<void> write_all(Map& map, const std::vector<std::pair<K, V>>& entries) {
+  if (entries.empty()) return {};
+  std::vector<K> keys;
+  std::vector<V> values;
+  keys.reserve(entries.size());
+  values.reserve(entries.size());
+  for (const auto& [k, v] : entries) {
+    keys.push_back(k);
+    values.push_back(v);
+  }
+  auto written = map.update_batch(std::span<const K>(keys), std::span<const V>(values));
+  if (!written) return written.error();
+  return {};
+}
+
+// Brings a generation's map from what it holds (`had`, sorted) to `want` (sorted), touching only the difference.
+template <class Map, class K, class V>
+Result<void> sync_entries(Map& map, const std::vector<std::pair<K, V>>& had, const std::vector<std::pair<K, V>>& want) {
+  std::vector<K> stale;
+  std::vector<std::pair<K, V>> fresh;
+  std::size_t i = 0, j = 0;
+  while (i < had.size() || j < want.size()) {
+    if (j == want.size() || (i < had.size() && key_less(had[i].first, want[j].first))) {
+      stale.push_back(had[i++].first);
+    } else if (i == had.size() || key_less(want[j].first, had[i].first)) {
+      fresh.push_back(want[j++]);
+    } else {
+      if (!value_equal(had[i].second, want[j].second)) fresh.push_back(want[j]);
+      ++i, ++j;
+    }
+  }
+  if (auto erased = erase_all(map, stale); !erased) return erased;
+  return write_all(map, fresh);
+}
+
+// Replaces every key of a generation (small maps: rule prefixes, ifindexes).
+template <class Map, class K, class V>
+Result<void> rewrite_keys(Map& map, const std::vector<K>& had, const std::vector<std::pair<K, V>>& want) {
+  std::vector<K> stale;
+  for (const K& key : had)
+    if (std::none_of(want.begin(), want.end(), [&](const auto& e) { return key_equal(e.first, key); }))
+      stale.push_back(key);
+  if (auto erased = erase_all(map, stale); !erased) return erased;
+  return write_all(map, want);
+}
+
+template <class K>
+std::vector<K> keys_of(const auto& entries) {
+  std::vector<K> keys;
+  for (const auto& e : entries) keys.push_back(e.first);
+  return keys;
+}
+
+template <class K, class V>
+std::vector<std::pair<K, V>> with_generation(std::vector<std::pair<K, V>> entries, std::uint32_t gen) {
+  for (auto& e : entries) e.first.generation = gen;
+  return entries;
+}
+
+sluice_lpm_v4_key cidr_of(const sluice_filter_v4_key& key) {
+  sluice_lpm_v4_key out{};
+  out.prefixlen = key.prefixlen - SLUICE_FILTER_GEN_PREFIX_BITS;
+  std::memcpy(out.addr, key.addr, sizeof(out.addr));
+  return out;
+}
+sluice_lpm_v6_key cidr_of(const sluice_filter_v6_key& key) {
+  sluice_lpm_v6_key out{};
+  out.prefixlen = key.prefixlen - SLUICE_FILTER_GEN_PREFIX_BITS;
+  std::memcpy(out.addr, key.addr, sizeof(out.addr));
+  return out;
+}
+
+std::string trim(std::string_view text) {
+  const auto first = text.find_first_not_of(" \t\r");
+  if (first == std::string_view::npos) return {};
+  const auto last = text.find_last_not_of(" \t\r");
+  return std::string(text.substr(first, last - first + 1));
+}
+
+}  // namespace
+
+struct FilterTable::Maps {
+  ArrayMap<std::uint32_t> generation;
+  ArrayMap<sluice_filter_settings> settings;
+  ArrayMap<sluice_filter_set> sets;
+  LpmTrie<sluice_filter_v4_key, sluice_filter_verdict> prefix_v4;
+  LpmTrie<sluice_filter_v6_key, sluice_filter_verdict> prefix_v6;
+  LpmTrie<sluice_filter_v4_key, Bitmap> src_v4, dst_v4;
+  LpmTrie<sluice_filter_v6_key, Bitmap> src_v6, dst_v6;
+  HashMap<sluice_filter_ifindex_key, Bitmap> ifindex;
+  ArrayMap<Bitmap> any, bytes, port_bitmaps;
+  ArrayMap<sluice_filter_port_bounds> port_bounds;
+  ArrayMap<sluice_filter_verdict> rules;
+  PerCpuArrayMap<sluice_counter> rule_counters;
+  ArrayMap<sluice_filter_rate_class> rate_classes;
+  HashMap<sluice_filter_rate_key, sluice_filter_rate_bucket> rate_buckets;
+  HashMap<sluice_ct_key, sluice_ct_entry> conntrack;
+  PerCpuArrayMap<sluice_counter> verdict_counters;
+};
+
+// Keys (and prefix-list values) this table knows to be in one generation.
+struct FilterTable::Mirror {
+  std::vector<std::pair<sluice_filter_v4_key, sluice_filter_verdict>> prefix_v4;  // sorted
+  std::vector<std::pair<sluice_filter_v6_key, sluice_filter_verdict>> prefix_v6;  // sorted
+  std::vector<sluice_filter_v4_key> src_v4, dst_v4;
+  std::vector<sluice_filter_v6_key> src_v6, dst_v6;
+  std::vector<sluice_filter_ifindex_key> ifindex;
+};
+
+FilterTable::FilterTable(std::unique_ptr<Maps> maps, std::uint32_t live) : maps_(std::move(maps)), live_(live) {
+  for (auto& m : mirror_) m = std::make_unique<Mirror>();
+}
+FilterTable::FilterTable(FilterTable&&) noexcept = default;
+FilterTable& FilterTable::operator=(FilterTable&&) noexcept = default;
+FilterTable::~FilterTable() = default;
+
+Result<FilterTable> FilterTable::open(const dataplane::Dataplane& plane) {
+  const auto& m = plane.skeleton()->maps;
+#define SLUICE_OPEN(var, type, map)                \
+  auto var = handle_of<type>(m.map);               \
+  if (!var) return var.error();
+  SLUICE_OPEN(generation, ArrayMap<std::uint32_t>, filter_generation)
+  SLUICE_OPEN(settings, ArrayMap<sluice_filter_settings>, filter_settings)
+  SLUICE_OPEN(sets, ArrayMap<sluice_filter_set>, filter_sets)
+  using PrefixV4 = LpmTrie<sluice_filter_v4_key, sluice_filter_verdict>;
+  using PrefixV6 = LpmTrie<sluice_filter_v6_key, sluice_filter_verdict>;
+  using RuleV4 = LpmTrie<sluice_filter_v4_key, Bitmap>;
+  using RuleV6 = LpmTrie<sluice_filter_v6_key, Bitmap>;
+  SLUICE_OPEN(prefix_v4, PrefixV4, filter_prefix_v4)
+  SLUICE_OPEN(prefix_v6, PrefixV6, filter_prefix_v6)
+  SLUICE_OPEN(src_v4, RuleV4, filter_src_v4)
+  SLUICE_OPEN(dst_v4, RuleV4, filter_dst_v4)
+  SLUICE_OPEN(src_v6, RuleV6, filter_src_v6)
+  SLUICE_OPEN(dst_v6, RuleV6, filter_dst_v6)
+  using IfindexMap = HashMap<sluice_filter_ifindex_key, Bitmap>;
+  SLUICE_OPEN(ifindex, IfindexMap, filter_ifindex)
+  SLUICE_OPEN(any, ArrayMap<Bitmap>, filter_any_bitmaps)
+  SLUICE_OPEN(bytes, ArrayMap<Bitmap>, filter_byte_bitmaps)
+  SLUICE_OPEN(port_bitmaps, ArrayMap<Bitmap>, filter_port_bitmaps)
+  SLUICE_OPEN(port_bounds, ArrayMap<sluice_filter_port_bounds>, filter_port_bounds)
+  SLUICE_OPEN(rules, ArrayMap<sluice_filter_verdict>, filter_rules)
+  SLUICE_OPEN(rule_counters, PerCpuArrayMap<sluice_counter>, filter_rule_counters)
+  SLUICE_OPEN(rate_classes, ArrayMap<sluice_filter_rate_class>, filter_rate_classes)
+  using BucketMap = HashMap<sluice_filter_rate_key, sluice_filter_rate_bucket>;
+  SLUICE_OPEN(rate_buckets, BucketMap, filter_rate_buckets)
+  using CtMap = HashMap<sluice_ct_key, sluice_ct_entry>;
+  SLUICE_OPEN(conntrack, CtMap, filter_conntrack)
+  SLUICE_OPEN(verdict_counters, PerCpuArrayMap<sluice_counter>, verdict_counters)
+#undef SLUICE_OPEN
+  auto handles = std::unique_ptr<Maps>(new Maps{
+      std::move(*generation), std::move(*settings), std::move(*sets), std::move(*prefix_v4), std::move(*prefix_v6),
+      std::move(*src_v4), std::move(*dst_v4), std::move(*src_v6), std::move(*dst_v6), std::move(*ifindex),
+      std::move(*any), std::move(*bytes), std::move(*port_bitmaps), std::move(*port_bounds), std::move(*rules),
+      std::move(*rule_counters), std::move(*rate_classes), std::move(*rate_buckets), std::move(*conntrack),
+      std::move(*verdict_counters)});
+
+  auto live = handles->generation.lookup(0);
+  if (!live) return live.error();
+  FilterTable table(std::move(handles), (*live ? **live : 0) & (SLUICE_FILTER_GENERATIONS - 1));
+
+  // Learn what a previous owner (a restarted daemon) left in each generation.
+  Maps& h = *table.maps_;
+  auto prefixes_v4 = h.prefix_v4.lookup_batch();
+  if (!prefixes_v4) return prefixes_v4.error();
+  for (auto& [k, v] : *prefixes_v4) table.mirror_[k.generation & 1]->prefix_v4.emplace_back(k, v);
+  auto prefixes_v6 = h.prefix_v6.lookup_batch();
+  if (!prefixes_v6) return prefixes_v6.error();
+  for (auto& [k, v] : *prefixes_v6) table.mirror_[k.generation & 1]->prefix_v6.emplace_back(k, v);
+  auto learn = [&](const auto& map, auto member) -> Result<void> {
+    auto keys = map.keys();
+    if (!keys) return keys.error();
+    for (const auto& k : *keys) (table.mirror_[k.generation & 1].get()->*member).push_back(k);
+    return {};
+  };
+  if (auto ok = learn(h.src_v4, &Mirror::src_v4); !ok) return ok.error();
+  if (auto ok = learn(h.dst_v4, &Mirror::dst_v4); !ok) return ok.error();
+  if (auto ok = learn(h.src_v6, &Mirror::src_v6); !ok) return ok.error();
+  if (auto ok = learn(h.dst_v6, &Mirror::dst_v6); !ok) return ok.error();
+  if (auto ok = learn(h.ifindex, &Mirror::ifindex); !ok) return ok.error();
+  for (auto& mirror : table.mirror_) {
+    sort_entries(mirror->prefix_v4);
+    sort_entries(mirror->prefix_v6);
+  }
+  const Mirror& live_mirror = *table.mirror_[table.live_];
+  for (const auto& [k, v] : live_mirror.prefix_v4)
+    table.current_.prefixes.push_back({cidr_of(k), static_cast<Action>(v.action), v.rate_class});
+  for (const auto& [k, v] : live_mirror.prefix_v6)
+    table.current_.prefixes.push_back({cidr_of(k), static_cast<Action>(v.action), v.rate_class});
+  auto header = h.sets.lookup(table.live_);
+  if (!header) return header.error();
+  if (*header && (*header)->default_verdict == SLUICE_VERDICT_DROP) table.current_.default_policy = DefaultPolicy::Drop;
+
+  auto settings_now = h.settings.lookup(0);
+  if (!settings_now) return settings_now.error();
+  if (!*settings_now || (*settings_now)->version != SLUICE_FILTER_SETTINGS_VERSION) {
+    if (auto written = h.settings.update(0, to_wire(default_settings())); !written) return written.error();
+  }
+  return table;
+}
+
+Result<void> FilterTable::wait_for_readers() {
+  // XDP programs run inside RCU read-side sections; MEMBARRIER_CMD_GLOBAL
+  // returns after synchronize_rcu(), so no packet that read the old
+  // generation number is still being classified when it returns.
+  if (syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0) != 0)
+    return maps::make_error("wait for packets in flight (membarrier)", "filter", errno);
+  flipped_since_wait_ = false;
+  return {};
+}
+
+Result<void> FilterTable::write_generation(std::uint32_t gen, const CompiledSet& c) {
+  Maps& h = *maps_;
+  Mirror& had = *mirror_[gen];
+  Mirror want;
+  want.prefix_v4 = with_generation(c.prefix_v4, gen);
+  want.prefix_v6 = with_generation(c.prefix_v6, gen);
+  sort_entries(want.prefix_v4);
+  sort_entries(want.prefix_v6);
+  const auto src_v4 = with_generation(c.src_v4, gen), dst_v4 = with_generation(c.dst_v4, gen);
+  const auto src_v6 = with_generation(c.src_v6, gen), dst_v6 = with_generation(c.dst_v6, gen);
+  std::vector<std::pair<sluice_filter_ifindex_key, Bitmap>> ifx;
+  for (const auto& [index, bitmap] : c.ifindex) ifx.push_back({{gen, index}, bitmap});
+  want.src_v4 = keys_of<sluice_filter_v4_key>(src_v4);
+  want.dst_v4 = keys_of<sluice_filter_v4_key>(dst_v4);
+  want.src_v6 = keys_of<sluice_filter_v6_key>(src_v6);
+  want.dst_v6 = keys_of<sluice_filter_v6_key>(dst_v6);
+  want.ifindex = keys_of<sluice_filter_ifindex_key>(ifx);
+
+  // On failure the generation holds an unknown mix: remember every key that
+  // may be there (with a value no set uses) so the next write cleans it up.
+  auto poison = [&](const Error& error) -> Error {
+    auto merge = [](auto& into, const auto& from) { into.insert(into.end(), from.begin(), from.end()); };
+    for (auto& e : want.prefix_v4) e.second.action = SLUICE_FILTER_ACTION_NONE;
+    for (auto& e : want.prefix_v6) e.second.action = SLUICE_FILTER_ACTION_NONE;
+    auto unique_merge = [&](auto& into, const auto& from) {
+      merge(into, from);
+      sort_entries(into);
+      into.erase(std::unique(into.begin(), into.end(), [](const auto& a, const auto& b) { return key_equal(a.first, b.first); }),
+                 into.end());
+    };
+    unique_merge(had.prefix_v4, want.prefix_v4);
+    unique_merge(had.prefix_v6, want.prefix_v6);
+    merge(had.src_v4, want.src_v4);
+    merge(had.dst_v4, want.dst_v4);
+    merge(had.src_v6, want.src_v6);
+    merge(had.dst_v6, want.dst_v6);
+    merge(had.ifindex, want.ifindex);
+    return error;
+  };
+#define SLUICE_TRY(expr)                          \
+  if (auto ok_ = (expr); !ok_) return poison(ok_.error());
+  SLUICE_TRY(sync_entries(h.prefix_v4, had.prefix_v4, want.prefix_v4))
+  SLUICE_TRY(sync_entries(h.prefix_v6, had.prefix_v6, want.prefix_v6))
+  SLUICE_TRY(rewrite_keys(h.src_v4, had.src_v4, src_v4))
+  SLUICE_TRY(rewrite_keys(h.dst_v4, had.dst_v4, dst_v4))
+  SLUICE_TRY(rewrite_keys(h.src_v6, had.src_v6, src_v6))
+  SLUICE_TRY(rewrite_keys(h.dst_v6, had.dst_v6, dst_v6))
+  SLUICE_TRY(rewrite_keys(h.ifindex, had.ifindex, ifx))
+
+  std::vector<std::pair<std::uint32_t, Bitmap>> arrays;
+  for (std::uint32_t i = 0; i < SLUICE_FILTER_ANY_COUNT; ++i) arrays.emplace_back(gen * SLUICE_FILTER_ANY_COUNT + i, c.any[i]);
+  SLUICE_TRY(write_all(h.any, arrays))
+  arrays.clear();
+  for (std::uint32_t i = 0; i < c.bytes.size(); ++i)
+    arrays.emplace_back(gen * SLUICE_FILTER_BYTE_COUNT * SLUICE_FILTER_BYTE_VALUES + i, c.bytes[i]);
+  SLUICE_TRY(write_all(h.bytes, arrays))
+  for (std::uint32_t dir = 0; dir < SLUICE_FILTER_PORT_DIRS; ++dir) {
+    const std::uint32_t slot = gen * SLUICE_FILTER_PORT_DIRS + dir;
+    arrays.clear();
+    for (std::uint32_t k = 0; k < c.port_bitmaps[dir].size(); ++k)
+      arrays.emplace_back(slot * SLUICE_FILTER_MAX_PORT_INTERVALS + k, c.port_bitmaps[dir][k]);
+    SLUICE_TRY(write_all(h.port_bitmaps, arrays))
+    SLUICE_TRY(h.port_bounds.update(slot, *c.port_bounds[dir]))
+  }
+  std::vector<std::pair<std::uint32_t, sluice_filter_verdict>> actions;
+  std::vector<std::pair<std::uint32_t, std::vector<sluice_counter>>> zeros;
+  for (std::uint32_t i = 0; i < c.rule_actions.size(); ++i) {
+    actions.emplace_back(gen * SLUICE_FILTER_MAX_RULES + i, c.rule_actions[i]);
+    zeros.emplace_back(gen * SLUICE_FILTER_MAX_RULES + i, std::vector<sluice_counter>(h.rule_counters.cpu_count()));
+  }
+  SLUICE_TRY(write_all(h.rules, actions))
+  SLUICE_TRY(write_all(h.rule_counters, zeros))
+  std::vector<std::pair<std::uint32_t, sluice_filter_rate_class>> classes;
+  for (std::uint32_t i = 0; i < SLUICE_FILTER_MAX_RATE_CLASSES; ++i)
+    classes.emplace_back(gen * SLUICE_FILTER_MAX_RATE_CLASSES + i, c.rate_classes[i]);
+  SLUICE_TRY(write_all(h.rate_classes, classes))
+  SLUICE_TRY(h.sets.update(gen, c.header))
+#undef SLUICE_TRY
+  *mirror_[gen] = std::move(want);
+  return {};
+}
+
+Result<void> FilterTable::replace(const RuleSet& set) {
+  if (auto valid = validate(set); !valid) return valid;
+  const CompiledSet compiled = compile(set);
+  const std::uint32_t idle = live_ ^ 1;
+  if (flipped_since_wait_) {
+    if (auto waited = wait_for_readers(); !waited) return waited;
+  }
+  if (auto written = write_generation(idle, compiled); !written) return written;
+  // The one write that makes the new set live.
+  if (auto flipped = maps_->generation.update(0, idle); !flipped) return flipped;
+  live_ = idle;
+  flipped_since_wait_ = true;
+  current_ = set;
+  return {};
+}
+
+Result<void> FilterTable::add_prefix(const PrefixEntry& entry) {
+  RuleSet next = current_;
+  auto same = std::find_if(next.prefixes.begin(), next.prefixes.end(),
+                           [&](const PrefixEntry& e) { return same_prefix(e.prefix, entry.prefix); });
+  if (same != next.prefixes.end())
+    *same = entry;
+  else
+    next.prefixes.push_back(entry);
+  if (auto valid = validate(entry, current_.rate_classes); !valid) return valid;
+  if (auto valid = validate(next); !valid) return valid;
+  Mirror& live = *mirror_[live_];
+  const sluice_filter_verdict value = to_wire(entry);
+  if (const auto* v4 = std::get_if<sluice_lpm_v4_key>(&entry.prefix)) {
+    const auto key = to_filter_key(*v4, live_);
+    if (auto ok = maps_->prefix_v4.update(key, value); !ok) return ok;
+    auto at = std::lower_bound(live.prefix_v4.begin(), live.prefix_v4.end(), key,
+                               [](const auto& e, const auto& k) { return key_less(e.first, k); });
+    if (at != live.prefix_v4.end() && key_equal(at->first, key)) at->second = value;
+    else live.prefix_v4.insert(at, {key, value});
+  } else {
+    const auto key = to_filter_key(std::get<sluice_lpm_v6_key>(entry.prefix), live_);
+    if (auto ok = maps_->prefix_v6.update(key, value); !ok) return ok;
+    auto at = std::lower_bound(live.prefix_v6.begin(), live.prefix_v6.end(), key,
+                               [](const auto& e, const auto& k) { return key_less(e.first, k); });
+    if (at != live.prefix_v6.end() && key_equal(at->first, key)) at->second = value;
+    else live.prefix_v6.insert(at, {key, value});
+  }
+  current_ = std::move(next);
+  return {};
+}
+
+Result<void> FilterTable::remove_prefix(const Prefix& prefix) {
+  auto at = std::find_if(current_.prefixes.begin(), current_.prefixes.end(),
+                         [&](const PrefixEntry& e) { return same_prefix(e.prefix, prefix); });
+  if (at == current_.prefixes.end())
+    return table_error("remove prefix", "prefix " + maps::to_string(prefix) + " is not listed", ENOENT);
+  Mirror& live = *mirror_[live_];
+  if (const auto* v4 = std::get_if<sluice_lpm_v4_key>(&prefix)) {
+    const auto key = to_filter_key(*v4, live_);
+    if (auto gone = maps_->prefix_v4.erase(key); !gone) return gone.error();
+    std::erase_if(live.prefix_v4, [&](const auto& e) { return key_equal(e.first, key); });
+  } else {
+    const auto key = to_filter_key(std::get<sluice_lpm_v6_key>(prefix), live_);
+    if (auto gone = maps_->prefix_v6.erase(key); !gone) return gone.error();
+    std::erase_if(live.prefix_v6, [&](const auto& e) { return key_equal(e.first, key); });
+  }
+  current_.prefixes.erase(at);
+  return {};
+}
+
+Result<std::size_t> FilterTable::load_prefix_file(const std::filesystem::path& path, Action default_action) {
+  std::ifstream in(path);
+  if (!in) return maps::make_error("open prefix file", path.string(), errno ? errno : ENOENT, maps::ErrnoSubject::Path);
+  std::vector<PrefixEntry> loaded;
+  std::string line;
+  std::size_t number = 0;
+  auto refuse = [&](const std::string& reason) {
+    return table_error("load prefix file", path.string() + ":" + std::to_string(number) + ": " + reason);
+  };
+  while (std::getline(in, line)) {
+    ++number;
+    std::string text = trim(std::string_view(line).substr(0, line.find('#')));
+    if (text.empty()) continue;
+    std::istringstream words(text);
+    std::string cidr, action_word, class_word, extra;
+    words >> cidr >> action_word >> class_word >> extra;
+    if (!extra.empty()) return refuse("unexpected '" + extra + "' after the action");
+    auto prefix = maps::parse_prefix(cidr);
+    if (!prefix) return refuse(prefix.error().message);
+    PrefixEntry entry{*prefix, default_action, 0};
+    if (!action_word.empty()) {
+      auto action = parse_action(action_word);
+      if (!action) return refuse(action.error().message);
+      entry.action = *action;
+    }
+    if (entry.action == Action::RateLimit) {
+      unsigned id = 0;
+      auto [end, ec] = std::from_chars(class_word.data(), class_word.data() + class_word.size(), id);
+      if (class_word.empty() || ec != std::errc{} || end != class_word.data() + class_word.size())
+        return refuse("rate-limit needs a class number, got '" + class_word + "'");
+      entry.rate_class = id;
+    } else if (!class_word.empty()) {
+      return refuse("unexpected '" + class_word + "' after action " + std::string(to_string(entry.action)));
+    }
+    if (auto valid = validate(entry, current_.rate_classes); !valid) return refuse(valid.error().message);
+    loaded.push_back(entry);
+  }
+  if (in.bad()) return maps::make_error("read prefix file", path.string(), EIO, maps::ErrnoSubject::Path);
+
+  // Merged set: a listed prefix takes the file's action; the file itself must not repeat one.
+  RuleSet next = current_;
+  {
+    RuleSet file_only;
+    file_only.prefixes = loaded;
+    file_only.rate_classes = current_.rate_classes;
+    if (auto valid = validate(file_only); !valid) return table_error("load prefix file", path.string() + ": " + valid.error().message);
+  }
+  std::vector<std::pair<sluice_filter_v4_key, sluice_filter_verdict>> v4;
+  std::vector<std::pair<sluice_filter_v6_key, sluice_filter_verdict>> v6;
+  for (const PrefixEntry& e : loaded) {
+    if (const auto* k = std::get_if<sluice_lpm_v4_key>(&e.prefix)) v4.emplace_back(to_filter_key(*k, live_), to_wire(e));
+    else v6.emplace_back(to_filter_key(std::get<sluice_lpm_v6_key>(e.prefix), live_), to_wire(e));
+  }
+  sort_entries(v4);
+  sort_entries(v6);
+  // Merge into the mirror and the set (sorted merge: a million entries stay fast).
+  Mirror& live = *mirror_[live_];
+  auto merged_v4 = live.prefix_v4;
+  auto merged_v6 = live.prefix_v6;
+  auto merge_into = [](auto& into, const auto& from) {
+    auto sorted = into;
+    into.clear();
+    std::size_t i = 0, j = 0;
+    while (i < sorted.size() || j < from.size()) {
+      if (j == from.size() || (i < sorted.size() && key_less(sorted[i].first, from[j].first))) into.push_back(sorted[i++]);
+      else if (i == sorted.size() || key_less(from[j].first, sorted[i].first)) into.push_back(from[j++]);
+      else into.push_back(from[j++]), ++i;
+    }
+  };
+  merge_into(merged_v4, v4);
+  merge_into(merged_v6, v6);
+  if (merged_v4.size() > SLUICE_FILTER_MAX_V4_PREFIXES || merged_v6.size() > SLUICE_FILTER_MAX_V6_PREFIXES)
+    return table_error("load prefix file", path.string() + ": the lists would hold " + std::to_string(merged_v4.size()) +
+                                               " IPv4 / " + std::to_string(merged_v6.size()) + " IPv6 prefixes, more than allowed");
+  if (auto ok = write_all(maps_->prefix_v4, v4); !ok) {
+    // roll back what may have been written: the live set is what it was before
+    std::vector<sluice_filter_v4_key> added;
+    for (const auto& e : v4)
+      if (!std::binary_search(live.prefix_v4.begin(), live.prefix_v4.end(), e,
+                              [](const auto& a, const auto& b) { return key_less(a.first, b.first); }))
+        added.push_back(e.first);
+    (void)erase_all(maps_->prefix_v4, added);
+    (void)sync_entries(maps_->prefix_v4, merged_v4, live.prefix_v4);
+    return ok.error();
+  }
+  if (auto ok = write_all(maps_->prefix_v6, v6); !ok) {
+    (void)sync_entries(maps_->prefix_v4, merged_v4, live.prefix_v4);
+    (void)sync_entries(maps_->prefix_v6, merged_v6, live.prefix_v6);
+    return ok.error();
+  }
+  live.prefix_v4 = std::move(merged_v4);
+  live.prefix_v6 = std::move(merged_v6);
+  next.prefixes.clear();
+  for (const auto& [k, v] : live.prefix_v4) next.prefixes.push_back({cidr_of(k), static_cast<Action>(v.action), v.rate_class});
+  for (const auto& [k, v] : live.prefix_v6) next.prefixes.push_back({cidr_of(k), static_cast<Action>(v.action), v.rate_class});
+  current_ = std::move(next);
+  return loaded.size();
+}
+
+Result<void> FilterTable::add_rule(const FilterRule& rule) {
+  RuleSet next = current_;
+  next.rules.push_back(rule);
+  return replace(next);
+}
+
+Result<void> FilterTable::remove_rule(std::uint32_t priority) {
+  RuleSet next = current_;
+  const auto removed = std::erase_if(next.rules, [&](const FilterRule& r) { return r.priority == priority; });
+  if (removed == 0) return table_error("remove rule", "no rule has priority " + std::to_string(priority), ENOENT);
+  return replace(next);
+}
+
+Result<void> FilterTable::define_rate_class(const RateClass& rate_class) {
+  RuleSet next = current_;
+  std::erase_if(next.rate_classes, [&](const RateClass& c) { return c.id == rate_class.id; });
+  next.rate_classes.push_back(rate_class);
+  return replace(next);
+}
+
+Result<void> FilterTable::remove_rate_class(std::uint32_t id) {
+  RuleSet next = current_;
+  if (std::erase_if(next.rate_classes, [&](const RateClass& c) { return c.id == id; }) == 0)
+    return table_error("remove rate class", "rate class " + std::to_string(id) + " is not defined", ENOENT);
+  return replace(next);  // validation refuses it while a rule or prefix uses the class
+}
+
+Result<void> FilterTable::set_default_policy(DefaultPolicy policy) {
+  RuleSet next = current_;
+  next.default_policy = policy;
+  return replace(next);
+}
+
+Result<void> FilterTable::set_settings(const FilterSettings& settings) {
+  if (auto valid = validate(settings); !valid) return valid;
+  return maps_->settings.update(0, to_wire(settings));
+}
+
+Result<FilterSettings> FilterTable::settings() const {
+  auto wire = maps_->settings.lookup(0);
+  if (!wire) return wire.error();
+  if (!*wire) return default_settings();
+  FilterSettings s;
+  s.conntrack = (*wire)->conntrack_enabled != 0;
+  s.drop_sample_every = (*wire)->drop_sample_every;
+  for (std::size_t i = 0; i < SLUICE_CT_STATE_COUNT; ++i) s.ct_timeout_s[i] = (*wire)->ct_timeout_s[i];
+  return s;
+}
+
+Result<std::vector<RuleCounter>> FilterTable::rule_counters() const {
+  std::vector<RuleCounter> out;
+  const auto rules = ordered_rules(current_.rules);
+  for (std::uint32_t i = 0; i < rules.size(); ++i) {
+    auto per_cpu = maps_->rule_counters.lookup(live_ * SLUICE_FILTER_MAX_RULES + i);
+    if (!per_cpu) return per_cpu.error();
+    sluice_counter total{};
+    if (*per_cpu)
+      for (const auto& c : **per_cpu) total.packets += c.packets, total.bytes += c.bytes;
+    out.push_back({rules[i].priority, total});
+  }
+  return out;
+}
+
+Result<std::vector<ReasonCounter>> FilterTable::reason_counters() const {
+  std::vector<ReasonCounter> out;
+  for (std::uint32_t verdict : {SLUICE_VERDICT_DROP, SLUICE_VERDICT_PASS}) {
+    for (std::uint32_t reason = SLUICE_REASON_FIRST_FILTER; reason <= SLUICE_REASON_FILTER_LAST; ++reason) {
+      auto per_cpu = maps_->verdict_counters.lookup(contract::counter_index(verdict, reason));
+      if (!per_cpu) return per_cpu.error();
+      sluice_counter total{};
+      if (*per_cpu)
+        for (const auto& c : **per_cpu) total.packets += c.packets, total.bytes += c.bytes;
+      out.push_back({static_cast<sluice_verdict>(verdict), static_cast<sluice_reason>(reason), total});
+    }
+  }
+  return out;
+}
+
+Result<std::vector<TrackedFlow>> FilterTable::tracked_flows() const {
+  auto entries = maps_->conntrack.entries();
+  if (!entries) return entries.error();
+  std::vector<TrackedFlow> out;
+  for (const auto& [k, v] : *entries) out.push_back({k, v});
+  return out;
+}
+
+Result<void> FilterTable::clear_conntrack() {
+  auto keys = maps_->conntrack.keys();
+  if (!keys) return keys.error();
+  return erase_all(maps_->conntrack, *keys);
+}
+
+Result<void> FilterTable::clear_rate_buckets() {
+  auto keys = maps_->rate_buckets.keys();
+  if (!keys) return keys.error();
+  return erase_all(maps_->rate_buckets, *keys);
+}
+
+}  // namespace sluice::filter

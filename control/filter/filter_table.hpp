@@ -1,0 +1,102 @@
+#pragma once
+// FilterTable: the one user-space owner of the filter stage's maps in a
+// loaded Dataplane. Every change is validated first and changes nothing on
+// error. A rule set (prefix lists, rules, rate classes, default policy) is
+// written into the idle generation and made live by one map write; single
+// prefix additions/removals go straight to the live generation (one
+// element each, atomic by itself) and into the next set too.
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "dataplane.hpp"
+#include "filter_compile.hpp"
+#include "filter_rules.hpp"
+#include "maps.hpp"
+
+namespace sluice::filter {
+
+struct RuleCounter {
+  std::uint32_t priority = 0;
+  sluice_counter total{};  // summed over CPUs
+};
+
+struct ReasonCounter {
+  sluice_verdict verdict;
+  sluice_reason reason;
+  sluice_counter total{};
+};
+
+// One tracked flow as read back from the conntrack table.
+struct TrackedFlow {
+  sluice_ct_key key{};
+  sluice_ct_entry entry{};
+};
+
+class FilterTable {
+ public:
+  // Takes its own handles on the filter maps of `plane` (the plane may go
+  // away afterwards; the maps live on). Writes default settings if none
+  // were ever written; a reused (pinned) live set keeps running.
+  static Result<FilterTable> open(const dataplane::Dataplane& plane);
+
+  FilterTable(FilterTable&&) noexcept;
+  FilterTable& operator=(FilterTable&&) noexcept;
+  ~FilterTable();
+
+  // ---- the whole rule set ----
+  const RuleSet& rule_set() const noexcept { return current_; }
+  // validate + compile + write the idle generation + flip. Error: live set untouched.
+  Result<void> replace(const RuleSet& set);
+  std::uint32_t live_generation() const noexcept { return live_; }
+
+  // ---- prefix lists ----
+  Result<void> add_prefix(const PrefixEntry& entry);  // replaces the action of an existing prefix
+  Result<void> remove_prefix(const Prefix& prefix);   // error if absent
+  std::vector<PrefixEntry> list_prefixes() const { return current_.prefixes; }
+  // One CIDR per line, optionally followed by an action ("drop", "pass",
+  // "rate-limit <class>"; default `default_action`), '#' starts a comment.
+  // Any bad line refuses the whole file: "<path>:<line>: <reason>".
+  // Entries are added to the live set (batch writes); returns how many.
+  Result<std::size_t> load_prefix_file(const std::filesystem::path& path, Action default_action = Action::Drop);
+
+  // ---- rules and rate classes (each change is a whole-set replace) ----
+  Result<void> add_rule(const FilterRule& rule);
+  Result<void> remove_rule(std::uint32_t priority);
+  std::vector<FilterRule> list_rules() const { return ordered_rules(current_.rules); }
+  Result<void> define_rate_class(const RateClass& rate_class);  // adds or redefines
+  Result<void> remove_rate_class(std::uint32_t id);             // refused while in use
+  Result<void> set_default_policy(DefaultPolicy policy);
+
+  // ---- settings outside the rule set ----
+  Result<void> set_settings(const FilterSettings& settings);
+  Result<FilterSettings> settings() const;
+
+  // ---- counters and state ----
+  // Hits of each rule of the live set, in evaluation order (reset when a set goes live).
+  Result<std::vector<RuleCounter>> rule_counters() const;
+  // Every filter reason (32..47) with its count, for drop and pass verdicts.
+  Result<std::vector<ReasonCounter>> reason_counters() const;
+  Result<std::vector<TrackedFlow>> tracked_flows() const;
+  Result<void> clear_conntrack();
+  Result<void> clear_rate_buckets();
+
+ private:
+  struct Maps;
+  struct Mirror;  // what this table wrote into one generation's LPM/hash maps
+  FilterTable(std::unique_ptr<Maps> maps, std::uint32_t live);
+
+  Result<void> write_generation(std::uint32_t gen, const CompiledSet& compiled);
+  Result<void> wait_for_readers();
+
+  std::unique_ptr<Maps> maps_;
+  std::unique_ptr<Mirror> mirror_[SLUICE_FILTER_GENERATIONS];
+  std::uint32_t live_ = 0;
+  bool flipped_since_wait_ = true;  // after open: a reader of the idle generation may still run
+  RuleSet current_;
+};
+
+}  // namespace sluice::filter

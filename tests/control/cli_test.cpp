@@ -1,0 +1,599 @@
+// sluicectl without a daemon: each command's exact request line, its table
+// for a canned reply, its exit code, and hostile replies. The packet-head
+// decoder and the pcap writer are tested here too.
+#include <gtest/gtest.h>
+#include <pcap/pcap.h>
+#include <unistd.h>
+
+#include <deque>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "packet_builder.hpp"
+#include "packet_head.hpp"
+#include "pcap_writer.hpp"
+#include "sluicectl.hpp"
+
+namespace sluice::cli {
+namespace {
+
+using test::PacketBuilder;
+using test::TcpFlags;
+
+// Replays canned reply lines and records every request line.
+struct Wire {
+  std::vector<std::string> sent;
+  std::deque<std::string> replies;
+  int connects = 0;
+  bool refuse = false;
+};
+
+class FakeTransport final : public Transport {
+ public:
+  explicit FakeTransport(std::shared_ptr<Wire> wire) : wire_(std::move(wire)) {}
+  TransportResult<void> write_line(std::string_view line) override {
+    EXPECT_EQ(line.back(), '\n');
+    wire_->sent.emplace_back(line.substr(0, line.size() - 1));
+    return {};
+  }
+  TransportResult<std::string> read_line(std::optional<std::chrono::milliseconds>) override {
+    if (wire_->replies.empty()) return TransportError{"daemon closed the connection"};
+    std::string line = std::move(wire_->replies.front());
+    wire_->replies.pop_front();
+    return TransportResult<std::string>(boost::system::in_place_value, std::move(line));
+  }
+
+ private:
+  std::shared_ptr<Wire> wire_;
+};
+
+struct Outcome {
+  int code;
+  std::string out;
+  std::string err;
+};
+
+class CliTest : public ::testing::Test {
+ protected:
+  Outcome run_cli(std::vector<std::string> args, std::string input = "") {
+    std::ostringstream out, err;
+    std::istringstream in(input);
+    Env env(out, err, in);
+    env.connect = [wire = wire_](const std::string& path) -> TransportResult<std::unique_ptr<Transport>> {
+      ++wire->connects;
+      if (wire->refuse) return TransportError{"cannot connect to " + path + ": No such file or directory"};
+      return std::unique_ptr<Transport>(std::make_unique<FakeTransport>(wire));
+    };
+    env.interface_name = [](std::uint32_t ifindex) { return ifindex == 2 ? std::string("eth0") : "if" + std::to_string(ifindex); };
+    env.monotonic_to_realtime_ns = [] { return std::int64_t{0}; };
+    env.interrupted = [this] { return interrupted_(); };
+    env.sleep = [this](std::chrono::milliseconds d) { slept_ += d; };
+    const int code = run(args, env);
+    return {code, out.str(), err.str()};
+  }
+
+  void reply(std::string line) { wire_->replies.push_back(std::move(line)); }
+  const std::vector<std::string>& sent() const { return wire_->sent; }
+
+  std::shared_ptr<Wire> wire_ = std::make_shared<Wire>();
+  std::function<bool()> interrupted_ = [] { return false; };
+  std::chrono::milliseconds slept_{0};
+};
+
+std::string hex(const std::vector<std::uint8_t>& bytes) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out;
+  for (auto b : bytes) {
+    out += kDigits[b >> 4];
+    out += kDigits[b & 0xf];
+  }
+  return out;
+}
+
+// ---- status ----
+
+constexpr const char* kStatusReply =
+    R"({"id":1,"ok":true,"result":{"version":"0.1.0","pid":4242,"uptime_seconds":3723,"pin_dir":"/sys/fs/bpf/sluice",)"
+    R"("interfaces":[{"name":"eth0","ifindex":2,"mode":"native","dispatcher":false,"prog_id":57},)"
+    R"({"name":"veth-lab1","ifindex":14,"mode":"skb","dispatcher":true,"prog_id":1203}],)"
+    R"("stages":{"filter":true,"lb":false,"forward":true},"reused_maps":["config","verdict_counters"]}})";
+
+TEST_F(CliTest, StatusSendsTheRequestAndPrintsTables) {
+  reply(kStatusReply);
+  const Outcome r = run_cli({"status"});
+  EXPECT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_EQ(sent(), (std::vector<std::string>{R"({"id":1,"op":"status","args":{}})"}));
+  EXPECT_EQ(r.out,
+            "version      0.1.0\n"
+            "pid          4242\n"
+            "uptime       1h 2m 3s\n"
+            "pin dir      /sys/fs/bpf/sluice\n"
+            "stages       filter on, lb off, forward on\n"
+            "reused maps  config, verdict_counters\n"
+            "\n"
+            "INTERFACE  IFINDEX  MODE    DISPATCHER  PROG ID\n"
+            "eth0             2  native  no               57\n"
+            "veth-lab1       14  skb     yes            1203\n");
+  EXPECT_EQ(r.err, "");
+}
+
+TEST_F(CliTest, JsonPrintsTheRawResult) {
+  reply(R"({"id":1,"ok":true,"result":{"version":"0.1.0","interfaces":[]}})");
+  const Outcome r = run_cli({"--json", "status"});
+  EXPECT_EQ(r.code, kExitOk);
+  EXPECT_EQ(r.out, "{\"version\":\"0.1.0\",\"interfaces\":[]}\n");
+}
+
+TEST_F(CliTest, GlobalOptionsAfterTheSubcommand) {
+  reply(R"({"id":1,"ok":true,"result":{"interfaces":[]}})");
+  const Outcome r = run_cli({"status", "--json", "--socket", "/tmp/other.sock"});
+  EXPECT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_EQ(r.out, "{\"interfaces\":[]}\n");
+}
+
+TEST_F(CliTest, StatusWithoutInterfacesSaysSo) {
+  // sluiced sends uptime as a fraction of seconds.
+  reply(R"({"id":1,"ok":true,"result":{"version":"0.1.0","pid":1,"uptime_seconds":65.73,"pin_dir":"/p",)"
+        R"("interfaces":[],"stages":{"filter":true,"lb":true,"forward":true},"reused_maps":[]}})");
+  const Outcome r = run_cli({"status"});
+  EXPECT_EQ(r.code, kExitOk);
+  EXPECT_NE(r.out.find("uptime       1m 5s\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("reused maps  none\n\nno interfaces attached\n"), std::string::npos) << r.out;
+}
+
+// ---- failures ----
+
+TEST_F(CliTest, DaemonErrorExitsOneWithTheMessage) {
+  reply(R"j({"id":1,"ok":false,"error":{"code":"failed","message":"attach eth9: no such device (ENODEV)"}})j");
+  const Outcome r = run_cli({"attach", "eth9"});
+  EXPECT_EQ(r.code, kExitFailed);
+  EXPECT_EQ(r.out, "");
+  EXPECT_EQ(r.err, "sluicectl: attach: attach eth9: no such device (ENODEV) [failed]\n");
+}
+
+TEST_F(CliTest, UnreachableDaemonExitsThree) {
+  wire_->refuse = true;
+  const Outcome r = run_cli({"status"});
+  EXPECT_EQ(r.code, kExitUnavailable);
+  EXPECT_EQ(r.err, "sluicectl: cannot connect to /run/sluice/sluice.sock: No such file or directory\n");
+}
+
+TEST_F(CliTest, SocketOptionAndEnvironmentChooseThePath) {
+  wire_->refuse = true;
+  const Outcome r = run_cli({"--socket", "/tmp/x.sock", "status"});
+  EXPECT_EQ(r.err, "sluicectl: cannot connect to /tmp/x.sock: No such file or directory\n");
+}
+
+TEST_F(CliTest, ReplyWithTheWrongIdIsRefused) {
+  reply(R"({"id":7,"ok":true,"result":{}})");
+  const Outcome r = run_cli({"config", "get"});
+  EXPECT_EQ(r.code, kExitUnavailable);
+  EXPECT_EQ(r.err, "sluicectl: reply to config.get carries id 7, expected 1\n");
+}
+
+TEST_F(CliTest, GarbageReplyIsRefused) {
+  reply("this is not json");
+  const Outcome r = run_cli({"status"});
+  EXPECT_EQ(r.code, kExitUnavailable);
+  EXPECT_NE(r.err.find("bad reply to status: reply is not valid JSON"), std::string::npos) << r.err;
+}
+
+TEST_F(CliTest, WrongShapedResultIsRefusedNotCrashed) {
+  reply(R"({"id":1,"ok":true,"result":{"interfaces":"eth0"}})");
+  Outcome r = run_cli({"status"});
+  EXPECT_EQ(r.code, kExitUnavailable);
+  EXPECT_EQ(r.err, "sluicectl: unexpected reply to status: field interfaces missing or not a list\n");
+  reply(R"({"id":1,"ok":true,"result":[1,2]})");
+  r = run_cli({"stats"});
+  EXPECT_EQ(r.code, kExitUnavailable);
+  EXPECT_EQ(r.err, "sluicectl: unexpected reply to stats: stats result is an array, expected an object\n");
+}
+
+TEST_F(CliTest, DaemonClosingEarlyIsUnavailable) {
+  const Outcome r = run_cli({"status"});
+  EXPECT_EQ(r.code, kExitUnavailable);
+  EXPECT_EQ(r.err, "sluicectl: daemon closed the connection\n");
+}
+
+// ---- usage errors: nothing is sent ----
+
+TEST_F(CliTest, UsageErrorsSendNothing) {
+  struct Case {
+    std::vector<std::string> args;
+    std::string err_contains;
+  };
+  const std::vector<Case> cases{
+      {{}, "a command is required"},
+      {{"attach"}, "IFACE is required"},
+      {{"attach", "a/b"}, "bad interface name 'a/b'"},
+      {{"attach", "averyveryverylongname"}, "longer than 15 bytes"},
+      {{"attach", "eth0", "--mode", "generic"}, "generic not in {native,skb}"},
+      {{"detach", ""}, "bad interface name ''"},
+      {{"config"}, "A subcommand is required"},
+      {{"config", "set"}, "config set: nothing to change"},
+      {{"config", "set", "--default-verdict", "reject"}, "bad verdict 'reject': expected pass or drop"},
+      {{"config", "set", "--drop-fragments", "yes"}, "yes not in {on,off}"},
+      {{"config", "set", "--stages", "filter,nat"}, "bad stage 'nat' in --stages 'filter,nat'"},
+      {{"config", "set", "--stages", ""}, "empty --stages"},
+      {{"stats", "--watch", "0"}, "--watch"},
+      {{"events", "-c", "0"}, "-c"},
+      {{"events", "-c", "-3"}, "-c"},
+      {{"capture"}, "--write is required"},
+      {{"apply"}, "--file is required"},
+      {{"apply", "-f", "/nonexistent/sluice.yaml"}, "cannot read /nonexistent/sluice.yaml"},
+      {{"vip", "add"}, "unknown command 'vip'"},
+      {{"status", "now"}, "unexpected argument 'now'"},
+      {{"detach", "eth0", "eth1"}, "unexpected argument 'eth1'"},
+  };
+  for (const auto& c : cases) {
+    const Outcome r = run_cli(c.args);
+    std::string joined;
+    for (const auto& a : c.args) joined += a + " ";
+    EXPECT_EQ(r.code, kExitUsage) << joined << "\n" << r.err;
+    EXPECT_NE(r.err.find(c.err_contains), std::string::npos) << joined << "\nstderr: " << r.err;
+  }
+  EXPECT_TRUE(sent().empty());
+  EXPECT_EQ(wire_->connects, 0);
+}
+
+TEST_F(CliTest, HelpExitsZero) {
+  const Outcome r = run_cli({"--help"});
+  EXPECT_EQ(r.code, kExitOk);
+  EXPECT_NE(r.out.find("attach"), std::string::npos);
+  EXPECT_NE(r.out.find("Exit status"), std::string::npos);
+}
+
+// ---- attach / detach / shutdown ----
+
+TEST_F(CliTest, AttachDetachShutdownRequests) {
+  reply(R"({"id":1,"ok":true,"result":{}})");
+  Outcome r = run_cli({"attach", "eth0", "--mode", "skb"});
+  EXPECT_EQ(r.code, kExitOk);
+  EXPECT_EQ(r.out, "attached to eth0 (skb)\n");
+  reply(R"({"id":1,"ok":true,"result":{}})");
+  r = run_cli({"attach", "eth1"});
+  reply(R"({"id":1,"ok":true,"result":{}})");
+  r = run_cli({"detach", "eth0"});
+  EXPECT_EQ(r.out, "detached from eth0\n");
+  reply(R"({"id":1,"ok":true,"result":{}})");
+  r = run_cli({"shutdown", "--detach"});
+  reply(R"({"id":1,"ok":true,"result":{}})");
+  r = run_cli({"shutdown"});
+  EXPECT_EQ(sent(), (std::vector<std::string>{
+                        R"({"id":1,"op":"attach","args":{"iface":"eth0","mode":"skb"}})",
+                        R"({"id":1,"op":"attach","args":{"iface":"eth1","mode":"native"}})",
+                        R"({"id":1,"op":"detach","args":{"iface":"eth0"}})",
+                        R"({"id":1,"op":"shutdown","args":{"detach":true}})",
+                        R"({"id":1,"op":"shutdown","args":{"detach":false}})",
+                    }));
+}
+
+// ---- config ----
+
+constexpr const char* kConfigReply =
+    R"({"id":1,"ok":true,"result":{"default_verdict":"pass","tail_call_fail_verdict":"pass",)"
+    R"("malformed_verdict":"drop","non_ip_verdict":"pass","drop_fragments":false,)"
+    R"("stages":{"filter":true,"lb":true,"forward":false}}})";
+
+TEST_F(CliTest, ConfigGetPrintsPairs) {
+  reply(kConfigReply);
+  const Outcome r = run_cli({"config", "get"});
+  EXPECT_EQ(r.code, kExitOk);
+  EXPECT_EQ(sent(), (std::vector<std::string>{R"({"id":1,"op":"config.get","args":{}})"}));
+  EXPECT_EQ(r.out,
+            "default_verdict         pass\n"
+            "tail_call_fail_verdict  pass\n"
+            "malformed_verdict       drop\n"
+            "non_ip_verdict          pass\n"
+            "drop_fragments          off\n"
+            "stages                  filter on, lb on, forward off\n");
+}
+
+TEST_F(CliTest, ConfigSetSendsOnlyTheGivenKeys) {
+  reply(kConfigReply);
+  Outcome r = run_cli({"config", "set", "--default-verdict", "drop", "--drop-fragments", "on"});
+  EXPECT_EQ(r.code, kExitOk) << r.err;
+  reply(kConfigReply);
+  r = run_cli({"config", "set", "--tail-call-fail", "drop", "--malformed", "pass", "--non-ip", "drop", "--stages",
+               "forward,filter"});
+  reply(kConfigReply);
+  r = run_cli({"config", "set", "--stages", "none"});
+  EXPECT_EQ(sent(),
+            (std::vector<std::string>{
+                R"({"id":1,"op":"config.set","args":{"default_verdict":"drop","drop_fragments":true}})",
+                R"({"id":1,"op":"config.set","args":{"tail_call_fail_verdict":"drop","malformed_verdict":"pass",)"
+                R"("non_ip_verdict":"drop","stages":{"filter":true,"lb":false,"forward":true}}})",
+                R"({"id":1,"op":"config.set","args":{"stages":{"filter":false,"lb":false,"forward":false}}})",
+            }));
+}
+
+TEST_F(CliTest, ConfigShowPrintsTheYaml) {
+  reply(R"({"id":1,"ok":true,"result":{"yaml":"interfaces:\n  - name: eth0\n    mode: native"}})");
+  const Outcome r = run_cli({"config", "show"});
+  EXPECT_EQ(r.code, kExitOk);
+  EXPECT_EQ(sent(), (std::vector<std::string>{R"({"id":1,"op":"config.show","args":{}})"}));
+  EXPECT_EQ(r.out, "interfaces:\n  - name: eth0\n    mode: native\n");
+}
+
+// ---- stats ----
+
+constexpr const char* kStatsReply =
+    R"({"id":%d,"ok":true,"result":{"counters":[)"
+    R"({"verdict":"pass","reason":"pipeline_end","packets":1200,"bytes":98000},)"
+    R"({"verdict":"drop","reason":"trunc_ipv4","packets":3,"bytes":180}]}})";
+
+std::string stats_reply(int id) {
+  char line[512];
+  std::snprintf(line, sizeof line, kStatsReply, id);
+  return line;
+}
+
+TEST_F(CliTest, StatsTableWithTotal) {
+  reply(stats_reply(1));
+  const Outcome r = run_cli({"stats"});
+  EXPECT_EQ(r.code, kExitOk);
+  EXPECT_EQ(r.out,
+            "VERDICT  REASON        PACKETS  BYTES\n"
+            "pass     pipeline_end     1200  98000\n"
+            "drop     trunc_ipv4          3    180\n"
+            "total                     1203  98180\n");
+}
+
+TEST_F(CliTest, StatsWatchRepeatsUntilInterrupted) {
+  for (int id = 1; id <= 3; ++id) reply(stats_reply(id));
+  int checks = 0;
+  // Interrupted after the third table's sleep starts: three requests.
+  interrupted_ = [&] { return slept_ >= std::chrono::milliseconds(5000); };
+  const Outcome r = run_cli({"stats", "--watch", "2"});
+  (void)checks;
+  EXPECT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_EQ(sent(), (std::vector<std::string>{R"({"id":1,"op":"stats","args":{}})", R"({"id":2,"op":"stats","args":{}})",
+                                              R"({"id":3,"op":"stats","args":{}})"}));
+  EXPECT_EQ(wire_->connects, 1);  // one connection for the whole watch
+  std::size_t tables = 0;
+  for (std::size_t at = r.out.find("VERDICT"); at != std::string::npos; at = r.out.find("VERDICT", at + 1)) ++tables;
+  EXPECT_EQ(tables, 3u);
+}
+
+// ---- events ----
+
+std::vector<std::uint8_t> ssh_syn() {
+  return PacketBuilder()
+      .eth("02:00:00:00:00:01", "02:00:00:00:00:02")
+      .ipv4("198.18.0.1", "198.18.1.1")
+      .tcp(40000, 22, {.flags = TcpFlags::SYN})
+      .build();
+}
+
+std::string event_line(int id, std::uint64_t ts, std::uint32_t ifindex, const std::vector<std::uint8_t>& head,
+                       std::uint32_t pkt_len, const char* reason = "trunc_ipv4") {
+  return "{\"id\":" + std::to_string(id) + ",\"ok\":true,\"event\":{\"timestamp_ns\":" + std::to_string(ts) +
+         ",\"ifindex\":" + std::to_string(ifindex) + ",\"reason\":\"" + reason +
+         "\",\"verdict\":\"drop\",\"pkt_len\":" + std::to_string(pkt_len) + ",\"head_hex\":\"" + hex(head) + "\"}}";
+}
+
+TEST_F(CliTest, EventsAreDecoded) {
+  const auto v6 = PacketBuilder()
+                      .eth("02:00:00:00:00:01", "02:00:00:00:00:02")
+                      .vlan(100)
+                      .ipv6("2001:db8::1", "2001:db8::2")
+                      .udp(5353, 53)
+                      .build();
+  reply(event_line(1, 3'723'000'123'000, 2, ssh_syn(), 1500));
+  reply(event_line(1, 3'724'500'000'000, 9, v6, 90, "fragment"));
+  reply(R"({"id":1,"ok":true,"result":{"events":2}})");
+  const Outcome r = run_cli({"events", "-c", "2"});
+  EXPECT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_EQ(sent(), (std::vector<std::string>{R"({"id":1,"op":"events","args":{"follow":false,"max":2}})"}));
+  EXPECT_EQ(r.out,
+            "TIME (UTC)       IFACE       VERDICT   REASON                    LEN  PACKET\n"
+            "01:02:03.000123  eth0        drop      trunc_ipv4               1500  198.18.0.1:40000 > 198.18.1.1:22 tcp [S]\n"
+            "01:02:04.500000  if9         drop      fragment                   90  vlan 100 [2001:db8::1]:5353 > "
+            "[2001:db8::2]:53 udp\n"
+            "2 events\n");
+}
+
+TEST_F(CliTest, EventsFollowWithoutCount) {
+  reply(R"({"id":1,"ok":true,"result":{"events":0}})");
+  const Outcome r = run_cli({"events", "--follow"});
+  EXPECT_EQ(r.code, kExitOk);
+  EXPECT_EQ(sent(), (std::vector<std::string>{R"({"id":1,"op":"events","args":{"follow":true}})"}));
+  EXPECT_EQ(r.out, "no drop events\n");
+}
+
+TEST_F(CliTest, EventsJsonIsOneObjectPerLine) {
+  reply(event_line(1, 5, 2, ssh_syn(), 60));
+  reply(R"({"id":1,"ok":true,"result":{"events":1}})");
+  const Outcome r = run_cli({"events", "--json"});
+  EXPECT_EQ(r.code, kExitOk);
+  EXPECT_EQ(r.out, "{\"timestamp_ns\":5,\"ifindex\":2,\"reason\":\"trunc_ipv4\",\"verdict\":\"drop\",\"pkt_len\":60,"
+                   "\"head_hex\":\"" + hex(ssh_syn()) + "\"}\n{\"events\":1}\n");
+}
+
+TEST_F(CliTest, HostileEventIsRefused) {
+  reply(R"({"id":1,"ok":true,"event":{"timestamp_ns":1,"ifindex":2,"pkt_len":60,"head_hex":"zz"}})");
+  Outcome r = run_cli({"events"});
+  EXPECT_EQ(r.code, kExitUnavailable);
+  EXPECT_EQ(r.err, "sluicectl: unexpected reply to events: event head_hex \"zz\" is not hex of at most 128 bytes\n");
+  reply(R"({"id":1,"ok":true,"event":{"timestamp_ns":-1,"ifindex":2,"pkt_len":60,"head_hex":""}})");
+  r = run_cli({"events"});
+  EXPECT_EQ(r.code, kExitUnavailable);
+  EXPECT_NE(r.err.find("event needs unsigned timestamp_ns"), std::string::npos) << r.err;
+  reply(R"({"id":1,"ok":true,"event":{"timestamp_ns":1,"ifindex":2,"pkt_len":60,"head_hex":")" + std::string(258, 'a') +
+        "\"}}");
+  r = run_cli({"events"});
+  EXPECT_EQ(r.code, kExitUnavailable);
+}
+
+// ---- capture ----
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string pattern = (std::filesystem::temp_directory_path() / "sluicectl-test-XXXXXX").string();
+    path_ = ::mkdtemp(pattern.data());
+  }
+  ~TempDir() { std::filesystem::remove_all(path_); }
+  std::string file(const std::string& name) const { return (std::filesystem::path(path_) / name).string(); }
+
+ private:
+  std::string path_;
+};
+
+TEST_F(CliTest, CaptureWritesAPcapTcpdumpReads) {
+  TempDir dir;
+  const std::string path = dir.file("drops.pcap");
+  const auto syn = ssh_syn();
+  const std::vector<std::uint8_t> truncated(syn.begin(), syn.begin() + 20);
+  reply(event_line(1, 1'700'000'000'250'000'000, 2, syn, 1514));
+  reply(event_line(1, 1'700'000'001'000'000'000, 2, truncated, 20));
+  reply(R"({"id":1,"ok":true,"result":{"events":2}})");
+  const Outcome r = run_cli({"capture", "-w", path, "-c", "2"});
+  EXPECT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_EQ(sent(), (std::vector<std::string>{R"({"id":1,"op":"events","args":{"follow":true,"max":2}})"}));
+  EXPECT_EQ(r.err, "sluicectl: 2 packets written to " + path + "\n");
+
+  char errbuf[PCAP_ERRBUF_SIZE];
+  pcap_t* pcap = pcap_open_offline(path.c_str(), errbuf);
+  ASSERT_NE(pcap, nullptr) << errbuf;
+  EXPECT_EQ(pcap_datalink(pcap), DLT_EN10MB);
+  pcap_pkthdr* header = nullptr;
+  const u_char* data = nullptr;
+  ASSERT_EQ(pcap_next_ex(pcap, &header, &data), 1);
+  EXPECT_EQ(header->caplen, syn.size());
+  EXPECT_EQ(header->len, 1514u);
+  EXPECT_EQ(header->ts.tv_sec, 1'700'000'000);
+  EXPECT_EQ(header->ts.tv_usec, 250'000);
+  EXPECT_EQ(std::vector<std::uint8_t>(data, data + header->caplen), syn);
+  ASSERT_EQ(pcap_next_ex(pcap, &header, &data), 1);
+  EXPECT_EQ(header->caplen, 20u);
+  EXPECT_EQ(header->len, 20u);
+  EXPECT_EQ(pcap_next_ex(pcap, &header, &data), PCAP_ERROR_BREAK);
+  pcap_close(pcap);
+}
+
+TEST_F(CliTest, CaptureToAnUnwritablePathFailsBeforeConnecting) {
+  const Outcome r = run_cli({"capture", "-w", "/nonexistent-dir/x.pcap"});
+  EXPECT_EQ(r.code, kExitFailed);
+  EXPECT_NE(r.err.find("/nonexistent-dir/x.pcap"), std::string::npos) << r.err;
+  EXPECT_EQ(wire_->connects, 0);
+}
+
+// ---- apply ----
+
+TEST_F(CliTest, ApplySendsTheFileTextAndPrintsTheDiff) {
+  TempDir dir;
+  const std::string path = dir.file("desired.yaml");
+  const std::string yaml = "interfaces:\n  - name: eth0\ndefaults:\n  default_verdict: drop\n";
+  std::ofstream(path) << yaml;
+  reply(R"({"id":1,"ok":true,"result":{"diff":["+ interface eth0: mode native","~ defaults.default_verdict: pass -> drop"]}})");
+  Outcome r = run_cli({"apply", "-f", path, "--dry-run"});
+  EXPECT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_EQ(sent(), (std::vector<std::string>{
+                        R"({"id":1,"op":"apply","args":{"yaml":"interfaces:\n  - name: eth0\ndefaults:\n  default_verdict: drop\n","dry_run":true}})"}));
+  EXPECT_EQ(r.out,
+            "+ interface eth0: mode native\n"
+            "~ defaults.default_verdict: pass -> drop\n"
+            "(dry run: nothing changed)\n");
+  reply(R"({"id":1,"ok":true,"result":{"diff":[]}})");
+  r = run_cli({"apply", "-f", "-"}, yaml);
+  EXPECT_EQ(r.code, kExitOk);
+  EXPECT_EQ(r.out, "no changes\n");
+  EXPECT_EQ(sent().back(),
+            R"({"id":1,"op":"apply","args":{"yaml":"interfaces:\n  - name: eth0\ndefaults:\n  default_verdict: drop\n","dry_run":false}})");
+}
+
+TEST_F(CliTest, ApplyRefusesABadFileLocallyWithItsLine) {
+  TempDir dir;
+  const std::string path = dir.file("bad.yaml");
+  std::ofstream(path) << "rules:\n  - priority: 1\n    dport: 9-3\n    action: drop\n";
+  const Outcome r = run_cli({"apply", "-f", path});
+  EXPECT_EQ(r.code, kExitUsage);
+  EXPECT_EQ(r.err, "sluicectl: " + path +
+                       ": rules[0].dport: port range '9-3': ports 9-3: first port above last (line 3, column 12)\n");
+  EXPECT_TRUE(sent().empty());
+}
+
+TEST_F(CliTest, ApplyRefusesWhatTheDaemonWouldCallTooLarge) {
+  TempDir dir;
+  const std::string path = dir.file("big.yaml");
+  {
+    std::ofstream file(path);
+    file << "prefix_lists:\n  block:\n";
+    for (int i = 0; i < 70000; ++i)
+      file << "    - 10." << (i >> 16 & 0xff) << "." << (i >> 8 & 0xff) << "." << (i & 0xff) << "\n";
+  }
+  const Outcome r = run_cli({"apply", "-f", path});
+  EXPECT_EQ(r.code, kExitUnavailable);
+  EXPECT_NE(r.err.find("request too large"), std::string::npos) << r.err;
+  EXPECT_TRUE(sent().empty());
+}
+
+// ---- packet heads ----
+
+TEST(PacketHead, DecodesCommonFrames) {
+  EXPECT_EQ(describe_packet_head(ssh_syn()), "198.18.0.1:40000 > 198.18.1.1:22 tcp [S]");
+  EXPECT_EQ(describe_packet_head(PacketBuilder()
+                                     .eth("02:00:00:00:00:01", "02:00:00:00:00:02")
+                                     .vlan(10)
+                                     .vlan(20)
+                                     .ipv4("10.0.0.1", "10.0.0.2")
+                                     .icmp(8, 0)
+                                     .build()),
+            "vlan 10 vlan 20 10.0.0.1 > 10.0.0.2 icmp type 8 code 0");
+  EXPECT_EQ(describe_packet_head(PacketBuilder()
+                                     .eth("02:00:00:00:00:01", "02:00:00:00:00:02")
+                                     .ipv6("fe80::1", "ff02::1")
+                                     .ipv6_hop_by_hop()
+                                     .icmpv6(135, 0)
+                                     .build()),
+            "fe80::1 > ff02::1 icmpv6 type 135 code 0");
+  EXPECT_EQ(describe_packet_head(PacketBuilder()
+                                     .eth("02:00:00:00:00:01", "02:00:00:00:00:02")
+                                     .ipv4("10.0.0.1", "10.0.0.2", {.frag_offset_bytes = 1480})
+                                     .udp(1, 2)
+                                     .build()),
+            "10.0.0.1 > 10.0.0.2 proto 17 fragment offset 1480");
+  EXPECT_EQ(describe_packet_head(PacketBuilder()
+                                     .eth("02:00:00:00:00:01", "02:00:00:00:00:02", 0x88cc)
+                                     .payload("lldp")
+                                     .build()),
+            "ethertype 0x88cc");
+}
+
+TEST(PacketHead, EveryTruncationIsNamedNotOverread) {
+  const auto frame = PacketBuilder()
+                         .eth("02:00:00:00:00:01", "02:00:00:00:00:02")
+                         .vlan(7)
+                         .ipv6("2001:db8::1", "2001:db8::2")
+                         .ipv6_dest_opts()
+                         .tcp(1, 2, {.flags = TcpFlags::SYN | TcpFlags::ACK})
+                         .build();
+  EXPECT_EQ(describe_packet_head(frame), "vlan 7 [2001:db8::1]:1 > [2001:db8::2]:2 tcp [S.]");
+  // Every prefix of the frame decodes to something without reading past it
+  // (AddressSanitizer builds turn an over-read into a failure).
+  for (std::size_t n = 0; n < frame.size(); ++n) {
+    const std::vector<std::uint8_t> head(frame.begin(), frame.begin() + static_cast<std::ptrdiff_t>(n));
+    const std::string text = describe_packet_head(head);
+    EXPECT_FALSE(text.empty());
+    if (n < 14) {
+      EXPECT_NE(text.find("truncated ethernet"), std::string::npos) << n;
+    }
+  }
+  EXPECT_EQ(describe_packet_head(std::vector<std::uint8_t>(frame.begin(), frame.begin() + 20)), "vlan 7 ipv6 (truncated header)");
+}
+
+TEST(PacketHead, HexDecoding) {
+  EXPECT_EQ(decode_hex("00fFa5", 3), (std::vector<std::uint8_t>{0x00, 0xff, 0xa5}));
+  EXPECT_EQ(decode_hex("", 3), std::vector<std::uint8_t>{});
+  EXPECT_FALSE(decode_hex("abc", 3));
+  EXPECT_FALSE(decode_hex("0g", 3));
+  EXPECT_FALSE(decode_hex("00112233", 3));
+}
+
+}  // namespace
+}  // namespace sluice::cli

@@ -1,0 +1,332 @@
+// sluiced as a process: spoken to over its socket, attached to the box of a
+// namespace lab with real pings crossing it, killed with -9 under traffic and
+// restarted without losing a ping, and refusing unprivileged state changes.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <thread>
+
+#include "daemon_test_support.hpp"
+#include "netns_lab.hpp"
+#include "privileges.hpp"
+
+namespace sluice::test {
+namespace {
+
+namespace json = boost::json;
+using namespace std::chrono_literals;
+
+constexpr const char* ping_three = "ping -c 3 -i 0.2 -W 1 ";
+// The kill -9 test: 120 pings 50 ms apart span the kill and the restart.
+constexpr int continuous_pings = 120;
+constexpr gid_t nobody_gid = 65534;
+constexpr uid_t nobody_uid = 65534;
+
+std::uint64_t counter(const json::value& stats, std::string_view verdict, std::string_view reason) {
+  for (const auto& entry : stats.at("counters").as_array())
+    if (entry.at("verdict") == json::value(verdict) && entry.at("reason") == json::value(reason))
+      return entry.at("packets").to_number<std::uint64_t>();
+  return 0;
+}
+
+std::string error_code(const protocol::Reply& reply) {
+  return reply.error ? std::string(protocol::to_string(reply.error->code)) : std::string("(ok)");
+}
+
+TEST(DaemonE2E, AttachPingStatsConfigMetricsAndStop) {
+  SLUICE_REQUIRE_NETNS();
+  TwoHostLab lab;
+  SluicedOptions options;
+  options.netns = lab.box.name();
+  options.metrics = "127.0.0.1:9630";
+  SluicedProcess daemon(options);
+  ASSERT_EQ(daemon.start(), "");
+  ControlClient client(daemon.socket_path());
+  ASSERT_TRUE(client.connected()) << client.connect_error();
+
+  auto status = client.result("status");
+  EXPECT_EQ(status.at("pin_dir"), json::value(daemon.pin_dir()));
+  EXPECT_TRUE(status.at("reused_maps").as_array().empty()) << "fresh pins";
+  EXPECT_EQ(status.at("stages").at("filter"), json::value(true));
+  struct stat socket_info {};
+  ASSERT_EQ(::stat(daemon.socket_path().c_str(), &socket_info), 0);
+  EXPECT_EQ(socket_info.st_mode & 0777, 0660u);
+
+  auto attached = client.result("attach", {{"iface", lab.box_if}});
+  EXPECT_EQ(attached.at("name"), json::value(lab.box_if));
+  EXPECT_NE(attached.at("prog_id"), json::value(0));
+  EXPECT_TRUE(std::filesystem::exists(daemon.pin_dir() + "/prog_entry"));
+  EXPECT_TRUE(std::filesystem::exists(daemon.state_dir() + "/interfaces.json"));
+  status = client.result("status");
+  ASSERT_EQ(status.at("interfaces").as_array().size(), 1u);
+  EXPECT_EQ(status.at("interfaces").at(0).at("mode"), json::value("native"));
+  // Attaching again is idempotent; another mode is refused with the reason.
+  EXPECT_TRUE(client.call("attach", {{"iface", lab.box_if}}).ok);
+  auto other_mode = client.call("attach", {{"iface", lab.box_if}, {"mode", "skb"}});
+  EXPECT_EQ(error_code(other_mode), "bad_args");
+  auto missing = client.call("attach", {{"iface", "sl-nosuch0"}});
+  EXPECT_EQ(error_code(missing), "bad_args");
+  EXPECT_NE(missing.error->message.find("sl-nosuch0"), std::string::npos);
+
+  const auto before = counter(client.result("stats"), "pass", "pipeline_end");
+  auto ping = lab.client.exec(ping_three + std::string(TwoHostLab::box_v4));
+  EXPECT_EQ(ping.exit_code, 0) << ping.output;
+  EXPECT_GE(counter(client.result("stats"), "pass", "pipeline_end") - before, 3u);
+
+  auto set = client.result("config.set", {{"default_verdict", "drop"}});
+  EXPECT_EQ(set.at("default_verdict"), json::value("drop"));
+  EXPECT_EQ(client.result("config.get").at("default_verdict"), json::value("drop"));
+  ping = lab.client.exec(ping_three + std::string(TwoHostLab::box_v4));
+  EXPECT_NE(ping.exit_code, 0) << ping.output;
+  EXPECT_GE(counter(client.result("stats"), "drop", "pipeline_end"), 3u);
+  // A bad key makes the whole request fail and changes nothing.
+  auto bad = client.call("config.set", {{"default_verdict", "pass"}, {"non_ip_verdict", "maybe"}});
+  EXPECT_EQ(error_code(bad), "bad_args");
+  EXPECT_NE(bad.error->message.find("non_ip_verdict"), std::string::npos);
+  EXPECT_EQ(client.result("config.get").at("default_verdict"), json::value("drop"));
+  client.result("config.set", {{"default_verdict", "pass"}});
+  ping = lab.client.exec(ping_three + std::string(TwoHostLab::box_v4));
+  EXPECT_EQ(ping.exit_code, 0) << ping.output;
+
+  // events without follow: the recent ones, then the final result line.
+  auto events = client.call("events", {{"max", 5}});
+  ASSERT_TRUE(events.ok) << error_code(events);
+  EXPECT_TRUE(events.result.has_value());
+
+  // /metrics inside the box namespace, judged by promtool.
+  const auto scrape = lab.box.exec("curl -sf http://127.0.0.1:9630/metrics");
+  ASSERT_EQ(scrape.exit_code, 0) << scrape.output;
+  EXPECT_NE(scrape.output.find("sluice_packets_total{verdict=\"pass\",reason=\"pipeline_end\"}"), std::string::npos)
+      << scrape.output;
+  EXPECT_NE(scrape.output.find("sluice_control_requests_total{op=\"config.set\",result=\"bad_args\"} 1"),
+            std::string::npos)
+      << scrape.output;
+  if (run_command("command -v promtool").exit_code == 0) {
+    const auto checked = lab.box.exec("curl -sf http://127.0.0.1:9630/metrics | promtool check metrics");
+    EXPECT_EQ(checked.exit_code, 0) << checked.output;
+    EXPECT_EQ(checked.output, "") << "promtool lint findings";
+  }
+
+  // SIGTERM: exit 0, traffic still judged by the attached program, pins kept.
+  client.close();
+  EXPECT_EQ(daemon.stop(SIGTERM), 0) << daemon.log();
+  EXPECT_TRUE(std::filesystem::exists(daemon.pin_dir() + "/verdict_counters"));
+  const auto link = lab.box.exec("ip link show " + lab.box_if);
+  EXPECT_NE(link.output.find("xdp"), std::string::npos) << link.output;
+  ping = lab.client.exec(ping_three + std::string(TwoHostLab::box_v4));
+  EXPECT_EQ(ping.exit_code, 0) << ping.output;
+
+  // A new daemon finds everything; shutdown with detach removes it all.
+  ASSERT_EQ(daemon.start(), "");
+  ControlClient again(daemon.socket_path());
+  status = again.result("status");
+  EXPECT_FALSE(status.at("reused_maps").as_array().empty());
+  ASSERT_EQ(status.at("interfaces").as_array().size(), 1u);
+  EXPECT_EQ(status.at("interfaces").at(0).at("attached"), json::value(true));
+  auto shutdown = again.result("shutdown", {{"detach", true}});
+  EXPECT_EQ(shutdown.at("detach").at("detached").as_array().size(), 1u) << json::serialize(shutdown);
+  EXPECT_EQ(daemon.wait_exit(), 0) << daemon.log();
+  EXPECT_FALSE(std::filesystem::exists(daemon.pin_dir()));
+  EXPECT_FALSE(std::filesystem::exists(daemon.socket_path()));
+  const auto detached = lab.box.exec("ip link show " + lab.box_if);
+  EXPECT_EQ(detached.output.find("xdp"), std::string::npos) << detached.output;
+}
+
+TEST(DaemonE2E, KillNineUnderTrafficLosesNoPingAndKeepsCountersAndConfig) {
+  SLUICE_REQUIRE_NETNS();
+  TwoHostLab lab;
+  SluicedOptions options;
+  options.netns = lab.box.name();
+  SluicedProcess daemon(options);
+  ASSERT_EQ(daemon.start(), "");
+  std::uint32_t prog_id = 0;
+  {
+    ControlClient client(daemon.socket_path());
+    prog_id = client.result("attach", {{"iface", lab.box_if}}).at("prog_id").to_number<std::uint32_t>();
+    client.result("config.set", {{"drop_fragments", true}, {"non_ip_verdict", "pass"}});
+  }
+  const pid_t pinger = lab.client.spawn("ping -c " + std::to_string(continuous_pings) + " -i 0.05 -W 1 " +
+                                        std::string(TwoHostLab::box_v4) + " > " + daemon.state_dir() + "/../ping.log 2>&1");
+  std::this_thread::sleep_for(1500ms);
+  std::uint64_t before_kill = 0;
+  {
+    ControlClient client(daemon.socket_path());
+    before_kill = counter(client.result("stats"), "pass", "pipeline_end");
+  }
+  EXPECT_GT(before_kill, 0u);
+  daemon.kill_hard();
+  std::this_thread::sleep_for(500ms);  // traffic flows with no daemon at all
+  ASSERT_EQ(daemon.start(), "");
+  ControlClient client(daemon.socket_path());
+  const auto status = client.result("status");
+  EXPECT_FALSE(status.at("reused_maps").as_array().empty());
+  ASSERT_EQ(status.at("interfaces").as_array().size(), 1u);
+  // Same build: the attached entry program is kept, nothing was re-attached.
+  EXPECT_EQ(status.at("interfaces").at(0).at("prog_id").to_number<std::uint32_t>(), prog_id);
+  const auto config = client.result("config.get");
+  EXPECT_EQ(config.at("drop_fragments"), json::value(true)) << "config survives the restart";
+
+  EXPECT_EQ(lab.client.wait(pinger, std::chrono::seconds(30)), 0) << "some pings were lost";
+  const auto ping_log = run_command("cat " + daemon.state_dir() + "/../ping.log").output;
+  EXPECT_NE(ping_log.find(std::to_string(continuous_pings) + " packets transmitted, " + std::to_string(continuous_pings) +
+                          " received"),
+            std::string::npos)
+      << ping_log;
+  const auto after = counter(client.result("stats"), "pass", "pipeline_end");
+  EXPECT_GE(after, before_kill + continuous_pings / 2) << "counters were not reset";
+}
+
+TEST(DaemonE2E, UnprivilegedPeersMayReadButNotChangeState) {
+  SLUICE_REQUIRE_PRIVILEGES();
+  // The socket belongs to group nogroup (so uid 65534 can connect); state
+  // changes need root or the admin group ("users", gid 100 on Debian).
+  if (run_command("getent group users && getent group nogroup").exit_code != 0)
+    SLUICE_SKIP_OR_FAIL("skipped: groups users and nogroup are needed");
+  const gid_t admin_gid = static_cast<gid_t>(std::stoul(run_command("getent group users | cut -d: -f3").output));
+  SluicedOptions options;
+  options.extra_args = {"--admin-group", "users", "--socket-group", "nogroup"};
+  SluicedProcess daemon(options);
+  ASSERT_EQ(daemon.start(), "");
+  const std::string socket = daemon.socket_path();
+
+  auto as_nobody = [&](std::vector<gid_t> groups) {
+    return run_as(nobody_uid, nobody_gid, groups, [&] {
+      ControlClient client(socket);
+      if (!client.connected()) return "connect failed: " + client.connect_error();
+      std::string out;
+      for (const auto& [op, args] : std::vector<std::pair<std::string, json::object>>{
+               {"status", {}}, {"config.get", {}}, {"stats", {}}, {"config.set", {{"default_verdict", "pass"}}},
+               {"attach", {{"iface", "lo"}}}, {"shutdown", {}}}) {
+        auto reply = client.call(op, args);
+        out += op + "=" + error_code(reply) + ";";
+      }
+      return out;
+    });
+  };
+  EXPECT_EQ(as_nobody({}), "status=(ok);config.get=(ok);stats=(ok);config.set=forbidden;attach=forbidden;shutdown=forbidden;");
+  // A member of the admin group may change state (attach lo fails in the kernel, not at the door).
+  const std::string admin = as_nobody({admin_gid});
+  EXPECT_NE(admin.find("config.set=(ok)"), std::string::npos) << admin;
+  EXPECT_EQ(admin.find("forbidden"), std::string::npos) << admin;
+  EXPECT_TRUE(daemon.running());
+}
+
+TEST(DaemonE2E, HostileClientsGetErrorsAndTheConnectionCarriesOn) {
+  SLUICE_REQUIRE_PRIVILEGES();
+  SluicedProcess daemon;
+  ASSERT_EQ(daemon.start(), "");
+  // A client that sends half a line and never reads must not block anyone.
+  ControlClient stalled(daemon.socket_path());
+  ASSERT_TRUE(stalled.send_raw(R"({"id":1,"op":"sta)"));
+  ControlClient follower(daemon.socket_path());
+  ASSERT_TRUE(follower.send_raw(R"({"id":"f","op":"events","args":{"follow":true}})" "\n"));
+
+  ControlClient client(daemon.socket_path());
+  ASSERT_TRUE(client.send_raw("this is not json\n"));
+  auto line = client.read_line();
+  ASSERT_TRUE(line);
+  auto reply = std::get<protocol::Reply>(protocol::parse_reply(*line));
+  EXPECT_EQ(error_code(reply), "bad_json");
+  EXPECT_TRUE(reply.id.is_null());
+
+  // Over 1 MiB: too_large, and the very same connection goes on.
+  ASSERT_TRUE(client.send_raw(R"({"id":2,"op":"status","args":{"x":")" + std::string(protocol::max_request_bytes, 'a') +
+                              "\"}}\n"));
+  line = client.read_line();
+  ASSERT_TRUE(line);
+  EXPECT_EQ(error_code(std::get<protocol::Reply>(protocol::parse_reply(*line))), "too_large");
+
+  auto unknown = client.call("vip.add", {{"vip", "10.0.0.1"}});
+  EXPECT_EQ(error_code(unknown), "unknown_op");
+  EXPECT_NE(unknown.error->message.find("vip.add"), std::string::npos);
+  auto bad_args = client.call("detach", {{"iface", 42}});
+  EXPECT_EQ(error_code(bad_args), "bad_args");
+  EXPECT_NE(bad_args.error->message.find("iface"), std::string::npos);
+  auto not_attached = client.call("detach", {{"iface", "lo"}});
+  EXPECT_EQ(error_code(not_attached), "bad_args");
+  // String ids come back verbatim, pipelined requests in order.
+  ASSERT_TRUE(client.send_raw(R"({"id":"a","op":"status"})" "\n" R"({"id":"b","op":"config.get"})" "\n"));
+  for (const char* id : {"a", "b"}) {
+    line = client.read_line();
+    ASSERT_TRUE(line);
+    auto r = std::get<protocol::Reply>(protocol::parse_reply(*line));
+    EXPECT_TRUE(r.ok);
+    EXPECT_EQ(r.id, json::value(id));
+  }
+  // The follower closes mid-stream; the daemon carries on.
+  follower.close();
+  EXPECT_TRUE(client.call("status").ok);
+  EXPECT_TRUE(daemon.running());
+  EXPECT_EQ(daemon.stop(SIGINT), 0) << daemon.log();
+}
+
+TEST(DaemonE2E, RefusesToStartOverALiveDaemonOrOverANonSocket) {
+  SLUICE_REQUIRE_PRIVILEGES();
+  SluicedProcess first;
+  ASSERT_EQ(first.start(), "");
+  SluicedOptions options;
+  options.socket_path = first.socket_path();
+  SluicedProcess second(options);
+  const std::string why = second.start(std::chrono::seconds(60));
+  EXPECT_NE(why.find("another daemon is answering"), std::string::npos) << why;
+  EXPECT_TRUE(ControlClient(first.socket_path()).call("status").ok);
+
+  // A regular file where the socket should be is the operator's, not ours to delete.
+  SluicedProcess third;
+  const std::string not_a_socket = std::filesystem::path(third.socket_path()).parent_path() / "not-a-socket";
+  ASSERT_EQ(run_command("echo keep > " + not_a_socket).exit_code, 0);
+  SluicedOptions on_file;
+  on_file.socket_path = not_a_socket;
+  SluicedProcess fourth(on_file);
+  const std::string refused = fourth.start(std::chrono::seconds(60));
+  EXPECT_NE(refused.find("is not a socket"), std::string::npos) << refused;
+  EXPECT_EQ(run_command("cat " + not_a_socket).output, "keep\n");
+}
+
+}  // namespace
+}  // namespace sluice::test
+
+namespace sluice::test {
+namespace {
+
+// The prefix lists through the socket: a blocked source loses its pings, a
+// bad entry changes nothing, and the list survives a daemon restart.
+TEST(DaemonE2E, BlocklistOpsJudgeRealTrafficAndSurviveARestart) {
+  SLUICE_REQUIRE_NETNS();
+  TwoHostLab lab;
+  SluicedOptions options;
+  options.netns = lab.box.name();
+  SluicedProcess daemon(options);
+  ASSERT_EQ(daemon.start(), "");
+  {
+    ControlClient client(daemon.socket_path());
+    client.result("attach", {{"iface", lab.box_if}});
+    auto bad = client.call("block.add", {{"prefixes", json::array{"198.18.0.1/32", "10.0.0.1/8"}}});
+    ASSERT_FALSE(bad.ok);
+    EXPECT_EQ(protocol::to_string(bad.error->code), "bad_args");
+    EXPECT_NE(bad.error->message.find("10.0.0.1/8"), std::string::npos) << bad.error->message;
+    EXPECT_TRUE(client.result("block.list").at("prefixes").as_array().empty()) << "nothing written on error";
+    client.result("block.add", {{"prefixes", json::array{std::string(TwoHostLab::client_v4) + "/32"}}});
+    auto ping = lab.client.exec(std::string("ping -c 3 -i 0.2 -W 1 ") + TwoHostLab::box_v4);
+    EXPECT_NE(ping.exit_code, 0) << ping.output;
+  }
+  daemon.kill_hard();
+  ASSERT_EQ(daemon.start(), "");
+  ControlClient client(daemon.socket_path());
+  const auto listed = client.result("block.list").at("prefixes");
+  ASSERT_EQ(listed.as_array().size(), 1u) << json::serialize(listed);
+  EXPECT_EQ(listed.at(0).at("prefix"), json::value(std::string(TwoHostLab::client_v4) + "/32"));
+  client.result("block.del", {{"prefixes", json::array{std::string(TwoHostLab::client_v4) + "/32"}}});
+  auto ping = lab.client.exec(std::string("ping -c 3 -i 0.2 -W 1 ") + TwoHostLab::box_v4);
+  EXPECT_EQ(ping.exit_code, 0) << ping.output;
+  auto loaded = client.result("block.load", {{"content", "# comment\n203.0.113.0/24\n2001:db8:ffff::/48\n"}});
+  EXPECT_EQ(loaded.at("loaded"), json::value(2));
+  auto bad_file = client.call("block.load", {{"content", "203.0.113.0/24\nnot-a-prefix\n"}});
+  EXPECT_FALSE(bad_file.ok);
+  EXPECT_NE(bad_file.error->message.find("not-a-prefix"), std::string::npos) << bad_file.error->message;
+}
+
+}  // namespace
+}  // namespace sluice::test

@@ -1,0 +1,178 @@
+// Stateful parts of the filter, deterministic: connection tracking (both
+// directions, TCP states, timeouts), token-bucket rate limits (per source,
+// SYN-only), and sampled drop events in the ring buffer.
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+
+#include <thread>
+
+#include "filter_fixture.hpp"
+// after the contract: the skeleton names its structs
+#include "sluice.skel.h"
+
+namespace sluice::test {
+namespace {
+
+using filter::Action;
+using filter::FilterRule;
+
+Bytes tcp(const char* src, const char* dst, std::uint16_t sport, std::uint16_t dport, std::uint8_t flags) {
+  return ether().ipv4(src, dst).tcp(sport, dport, {.flags = flags}).build();
+}
+
+// Inbound to port 80 is pass-and-track; everything else is dropped.
+filter::RuleSet tracked_web() {
+  filter::RuleSet set;
+  FilterRule web;
+  web.priority = 1;
+  web.dst_ports = filter::PortRange{80, 80};
+  web.protocol = IPPROTO_TCP;
+  web.action = Action::PassTrack;
+  set.rules = {web};
+  set.default_policy = filter::DefaultPolicy::Drop;
+  return set;
+}
+
+TEST_F(FilterTest, ConntrackLetsRepliesOfATrackedFlowThroughAndCountsBothDirections) {
+  replace(tracked_web());
+  const Bytes syn = tcp("198.18.0.1", "198.18.1.1", 40000, 80, TcpFlags::SYN);
+  const Bytes syn_ack = tcp("198.18.1.1", "198.18.0.1", 80, 40000, TcpFlags::SYN | TcpFlags::ACK);
+  const Bytes ack = tcp("198.18.0.1", "198.18.1.1", 40000, 80, TcpFlags::ACK);
+  EXPECT_EQ(send(syn_ack).verdict, XDP_DROP) << "no flow yet: the reply direction has no rule";
+  EXPECT_EQ(send(syn).verdict, XDP_PASS);
+  EXPECT_EQ(packets(SLUICE_VERDICT_PASS, SLUICE_REASON_FILTER_RULE_PASS), 1u);
+  EXPECT_EQ(send(syn_ack).verdict, XDP_PASS);
+  EXPECT_EQ(send(ack).verdict, XDP_PASS);
+  EXPECT_EQ(packets(SLUICE_VERDICT_PASS, SLUICE_REASON_FILTER_CONNTRACK), 2u);
+  auto flows = table_->tracked_flows();
+  ASSERT_TRUE(flows);
+  ASSERT_EQ(flows->size(), 1u);
+  const auto& entry = (*flows)[0].entry;
+  EXPECT_EQ(entry.state, static_cast<std::uint32_t>(SLUICE_CT_TCP_ESTABLISHED));
+  EXPECT_EQ(entry.packets[0] + entry.packets[1], 3u);
+  EXPECT_EQ(entry.packets[0], 2u) << "198.18.0.1:40000 is the lower endpoint: its direction is A->B";
+  EXPECT_EQ(entry.bytes[1], syn_ack.size());
+  // FIN moves it to closing; the rules still do not run for it
+  EXPECT_EQ(send(tcp("198.18.1.1", "198.18.0.1", 80, 40000, TcpFlags::FIN | TcpFlags::ACK)).verdict, XDP_PASS);
+  flows = table_->tracked_flows();
+  ASSERT_TRUE(flows);
+  EXPECT_EQ((*flows)[0].entry.state, static_cast<std::uint32_t>(SLUICE_CT_TCP_CLOSING));
+  // an unrelated flow is not let through
+  EXPECT_EQ(send(tcp("198.18.1.1", "198.18.0.1", 80, 40001, TcpFlags::ACK)).verdict, XDP_DROP);
+}
+
+TEST_F(FilterTest, ConntrackEntryExpiresAfterItsStateTimeout) {
+  auto settings = filter::default_settings();
+  settings.ct_timeout_s[SLUICE_CT_TCP_SYN] = 1;
+  ASSERT_TRUE(table_->set_settings(settings));
+  replace(tracked_web());
+  EXPECT_EQ(send(tcp("198.18.0.1", "198.18.1.1", 40000, 80, TcpFlags::SYN)).verdict, XDP_PASS);
+  const Bytes reply = tcp("198.18.1.1", "198.18.0.1", 80, 40000, TcpFlags::SYN | TcpFlags::ACK);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1300));
+  EXPECT_EQ(send(reply).verdict, XDP_DROP) << "the SYN-only entry idled past 1 s";
+  auto flows = table_->tracked_flows();
+  ASSERT_TRUE(flows);
+  EXPECT_TRUE(flows->empty()) << "the expired entry was removed";
+}
+
+TEST_F(FilterTest, ConntrackOffMakesPassTrackAPlainPass) {
+  auto settings = filter::default_settings();
+  settings.conntrack = false;
+  ASSERT_TRUE(table_->set_settings(settings));
+  replace(tracked_web());
+  EXPECT_EQ(send(tcp("198.18.0.1", "198.18.1.1", 40000, 80, TcpFlags::SYN)).verdict, XDP_PASS);
+  EXPECT_EQ(send(tcp("198.18.1.1", "198.18.0.1", 80, 40000, TcpFlags::SYN | TcpFlags::ACK)).verdict, XDP_DROP);
+  auto flows = table_->tracked_flows();
+  ASSERT_TRUE(flows);
+  EXPECT_TRUE(flows->empty());
+}
+
+TEST_F(FilterTest, RateLimitDropsBeyondTheBurstPerSource) {
+  filter::RuleSet set;
+  set.rate_classes = {filter::RateClass{.id = 1, .packets_per_sec = 1, .packet_burst = 5}};
+  FilterRule limited;
+  limited.priority = 1;
+  limited.protocol = IPPROTO_UDP;
+  limited.action = Action::RateLimit;
+  limited.rate_class = 1;
+  set.rules = {limited};
+  replace(set);
+  const Bytes a = ether().ipv4("198.18.0.1", "198.18.1.1").udp(1, 2).build();
+  const Bytes b = ether().ipv4("198.18.0.2", "198.18.1.1").udp(1, 2).build();
+  int passed = 0;
+  for (int i = 0; i < 8; ++i) passed += send(a).verdict == XDP_PASS;
+  // 1 packet/s refills at most one more during the loop
+  EXPECT_GE(passed, 5);
+  EXPECT_LE(passed, 6);
+  EXPECT_EQ(packets(SLUICE_VERDICT_DROP, SLUICE_REASON_FILTER_RATE_LIMITED), static_cast<std::uint64_t>(8 - passed));
+  EXPECT_EQ(send(b).verdict, XDP_PASS) << "another source has its own bucket";
+}
+
+TEST_F(FilterTest, ByteRateLimitCountsBytes) {
+  filter::RuleSet set;
+  set.rate_classes = {filter::RateClass{.id = 2, .bytes_per_sec = 1, .byte_burst = 1000}};
+  set.prefixes = {{cidr("198.18.0.0/24"), Action::RateLimit, 2}};
+  replace(set);
+  const Bytes big = ether().ipv4("198.18.0.1", "198.18.1.1").udp(1, 2).payload(Bytes(400 - 42, 0)).build();
+  ASSERT_EQ(big.size(), 400u);
+  EXPECT_EQ(send(big).verdict, XDP_PASS);
+  EXPECT_EQ(send(big).verdict, XDP_PASS);
+  EXPECT_EQ(send(big).verdict, XDP_DROP) << "1000-byte burst holds two 400-byte frames";
+  EXPECT_EQ(packets(SLUICE_VERDICT_DROP, SLUICE_REASON_FILTER_RATE_LIMITED), 1u);
+}
+
+TEST_F(FilterTest, SynOnlyLimitDropsSynFloodButNotTheRest) {
+  filter::RuleSet set;
+  set.rate_classes = {filter::RateClass{.id = 4, .packets_per_sec = 1, .packet_burst = 2, .syn_only = true}};
+  set.prefixes = {{cidr("198.18.0.0/15"), Action::RateLimit, 4}};
+  replace(set);
+  const Bytes syn = tcp("198.18.0.9", "198.18.1.1", 1, 80, TcpFlags::SYN);
+  const Bytes ack = tcp("198.18.0.9", "198.18.1.1", 1, 80, TcpFlags::ACK);
+  int syn_passed = 0;
+  for (int i = 0; i < 6; ++i) syn_passed += send(syn).verdict == XDP_PASS;
+  EXPECT_GE(syn_passed, 2);
+  EXPECT_LE(syn_passed, 3);
+  EXPECT_EQ(packets(SLUICE_VERDICT_DROP, SLUICE_REASON_FILTER_SYN_RATE_LIMITED), static_cast<std::uint64_t>(6 - syn_passed));
+  for (int i = 0; i < 6; ++i) EXPECT_EQ(send(ack).verdict, XDP_PASS);
+}
+
+TEST_F(FilterTest, SampledDropsReachTheRingBufferWithReasonAndHead) {
+  auto settings = filter::default_settings();
+  settings.drop_sample_every = 1;  // every drop: deterministic
+  ASSERT_TRUE(table_->set_settings(settings));
+  filter::RuleSet set;
+  set.prefixes = {{cidr("198.18.0.0/24"), Action::Drop}};
+  replace(set);
+  std::vector<sluice_drop_event> events;
+  auto ring = maps::RingBuffer::from(*maps::MapFd::from_skeleton(plane_->skeleton()->maps.drop_events),
+                                     [&](std::span<const std::byte> record) {
+                                       sluice_drop_event ev{};
+                                       std::memcpy(&ev, record.data(), std::min(record.size(), sizeof(ev)));
+                                       events.push_back(ev);
+                                     });
+  ASSERT_TRUE(ring) << ring.error().message;
+  const Bytes small = ether().ipv4("198.18.0.1", "198.18.1.1").udp(1, 2).build();
+  const Bytes large = ether().ipv4("198.18.0.1", "198.18.1.1").udp(1, 2).payload(Bytes(300, 0x5a)).build();
+  EXPECT_EQ(send(small).verdict, XDP_DROP);
+  EXPECT_EQ(send(large).verdict, XDP_DROP);
+  EXPECT_EQ(send(ether().ipv4("198.18.1.1", "198.18.0.1").udp(1, 2).build()).verdict, XDP_PASS);
+  ASSERT_TRUE(ring->consume());
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[0].reason, static_cast<std::uint32_t>(SLUICE_REASON_FILTER_BLOCKLIST));
+  EXPECT_EQ(events[0].verdict, static_cast<std::uint32_t>(SLUICE_VERDICT_DROP));
+  EXPECT_EQ(events[0].pkt_len, small.size());
+  EXPECT_EQ(events[0].cap_len, small.size());
+  EXPECT_TRUE(std::equal(small.begin(), small.end(), events[0].head));
+  EXPECT_EQ(events[1].pkt_len, large.size());
+  EXPECT_EQ(events[1].cap_len, static_cast<std::uint32_t>(SLUICE_EVENT_HEAD_BYTES));
+  EXPECT_TRUE(std::equal(large.begin(), large.begin() + SLUICE_EVENT_HEAD_BYTES, events[1].head));
+
+  settings.drop_sample_every = 0;
+  ASSERT_TRUE(table_->set_settings(settings));
+  EXPECT_EQ(send(small).verdict, XDP_DROP);
+  ASSERT_TRUE(ring->consume());
+  EXPECT_EQ(events.size(), 2u) << "sampling off: no event";
+}
+
+}  // namespace
+}  // namespace sluice::test

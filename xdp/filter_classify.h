@@ -1,0 +1,190 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/*
+ * Ordered-rule classification in cost independent of the rule count
+ * (bpf-iptables' linear bit vector search): every packet field is looked up
+ * once and yields the bitmap of rules that field allows (bit i = rule at
+ * position i); the bitmaps are ANDed word by word and the first set bit is
+ * the first matching rule. Only ceil(rule_count / 64) words are visited.
+ */
+#ifndef SLUICE_XDP_FILTER_CLASSIFY_H
+#define SLUICE_XDP_FILTER_CLASSIFY_H
+
+#include <linux/bpf.h>
+#include <linux/in.h>
+#include <bpf/bpf_helpers.h>
+
+#include "sluice_maps.h"
+#include "filter_bits.h"
+#include "filter_maps.bpf.h"
+
+#define SLUICE_FILTER_NO_MATCH (-1)
+
+/* .rodata (const volatile global): a static table could land in a section libbpf refuses. */
+const volatile __u8 sluice_filter_debruijn[SLUICE_FILTER_WORD_BITS] = SLUICE_DEBRUIJN64_TABLE;
+
+/* The compiler forgets what it knows about x: no pattern (e.g. a compare) survives across it. */
+#define filter_opaque(x) asm volatile("" : "+r"(x))
+
+static __always_inline __u32 filter_lowest_bit(__u64 word)
+{
+	return sluice_filter_debruijn[SLUICE_DEBRUIJN64_SLOT(word) & (SLUICE_FILTER_WORD_BITS - 1)];
+}
+
+static __always_inline const struct sluice_filter_bitmap *filter_any_bitmap(__u32 gen, __u32 which)
+{
+	__u32 key = gen * SLUICE_FILTER_ANY_COUNT + which;
+
+	return bpf_map_lookup_elem(&filter_any_bitmaps, &key);
+}
+
+static __always_inline const struct sluice_filter_bitmap *filter_byte_bitmap(__u32 gen, __u32 field, __u8 value)
+{
+	__u32 key = (gen * SLUICE_FILTER_BYTE_COUNT + field) * SLUICE_FILTER_BYTE_VALUES + value;
+
+	return bpf_map_lookup_elem(&filter_byte_bitmaps, &key);
+}
+
+/* Bitmap of the rules whose src (dst) prefix covers the packet's address; a miss: the wildcard rules. */
+static __always_inline const struct sluice_filter_bitmap *
+filter_prefix_bitmap(__u32 gen, const struct sluice_pkt *pkt, int is_src)
+{
+	const __u32 *addr = is_src ? pkt->src : pkt->dst;
+	const struct sluice_filter_bitmap *hit;
+
+	if (pkt->ip_version == 4) {
+		struct sluice_filter_v4_key key = {
+			.prefixlen = SLUICE_FILTER_GEN_PREFIX_BITS + 32,
+			.generation = gen,
+		};
+		__builtin_memcpy(key.addr, addr, sizeof(key.addr));
+		hit = bpf_map_lookup_elem(is_src ? (void *)&filter_src_v4 : (void *)&filter_dst_v4, &key);
+		if (hit)
+			return hit;
+		return filter_any_bitmap(gen, is_src ? SLUICE_FILTER_ANY_SRC_V4 : SLUICE_FILTER_ANY_DST_V4);
+	}
+	{
+		struct sluice_filter_v6_key key = {
+			.prefixlen = SLUICE_FILTER_GEN_PREFIX_BITS + 128,
+			.generation = gen,
+		};
+		__builtin_memcpy(key.addr, addr, sizeof(key.addr));
+		hit = bpf_map_lookup_elem(is_src ? (void *)&filter_src_v6 : (void *)&filter_dst_v6, &key);
+		if (hit)
+			return hit;
+		return filter_any_bitmap(gen, is_src ? SLUICE_FILTER_ANY_SRC_V6 : SLUICE_FILTER_ANY_DST_V6);
+	}
+}
+
+/*
+ * Elementary interval holding port: the last k < count with start[k] <= port
+ * (start[0] = 0), by binary lifting. Branch-free on purpose: with an if per
+ * step the verifier would follow 2^14 paths, each with a different constant
+ * position; as arithmetic on loaded values the position is one bounded scalar.
+ */
+static __always_inline __u32 filter_port_interval(const struct sluice_filter_port_bounds *bounds, __u16 port)
+{
+	__u64 count = bounds->count;
+	__u64 pos = 0;
+
+#pragma unroll
+	for (int step = SLUICE_FILTER_PORT_SEARCH_STEPS - 1; step >= 0; step--) {
+		__u64 next = pos + (1u << step);
+		__u64 start = bounds->start[next & (SLUICE_FILTER_PORT_BOUNDS_CAP - 1)];
+		__u64 below_count = next - count;   /* bit 63 set: next < count */
+		__u64 past_port = (__u64)port - start; /* bit 63 set: start > port */
+
+		/* opaque to clang, which would turn the sign tests back into branches */
+		filter_opaque(below_count);
+		filter_opaque(past_port);
+		pos += ((below_count & ~past_port) >> 63) << step;
+	}
+	return pos & (SLUICE_FILTER_PORT_BOUNDS_CAP - 1);
+}
+
+static __always_inline const struct sluice_filter_bitmap *filter_port_bitmap(__u32 gen, __u32 dir, __u16 port)
+{
+	__u32 key = gen * SLUICE_FILTER_PORT_DIRS + dir;
+	const struct sluice_filter_port_bounds *bounds = bpf_map_lookup_elem(&filter_port_bounds, &key);
+
+	if (!bounds)
+		return 0;
+	key = key * SLUICE_FILTER_MAX_PORT_INTERVALS + filter_port_interval(bounds, port);
+	return bpf_map_lookup_elem(&filter_port_bitmaps, &key);
+}
+
+static __always_inline const struct sluice_filter_bitmap *filter_ifindex_bitmap(__u32 gen, __u32 ifindex)
+{
+	struct sluice_filter_ifindex_key key = { .generation = gen, .ifindex = ifindex };
+	const struct sluice_filter_bitmap *hit = bpf_map_lookup_elem(&filter_ifindex, &key);
+
+	return hit ? hit : filter_any_bitmap(gen, SLUICE_FILTER_ANY_IFINDEX);
+}
+
+static __always_inline int pkt_has_ports(const struct sluice_pkt *pkt)
+{
+	return pkt->has_l4 && (pkt->ip_proto == IPPROTO_TCP || pkt->ip_proto == IPPROTO_UDP);
+}
+
+static __always_inline int pkt_has_tcp_flags(const struct sluice_pkt *pkt)
+{
+	return pkt->has_l4 && pkt->ip_proto == IPPROTO_TCP;
+}
+
+static __always_inline int pkt_has_icmp_type(const struct sluice_pkt *pkt)
+{
+	return pkt->has_l4 && (pkt->ip_proto == IPPROTO_ICMP || pkt->ip_proto == IPPROTO_ICMPV6);
+}
+
+/*
+ * Position of the first rule (of rule_count) matching pkt in generation gen,
+ * or SLUICE_FILTER_NO_MATCH. A global function: the verifier checks it once
+ * on its own, and its 64-word loop does not multiply the caller's paths.
+ */
+__attribute__((noinline)) int filter_classify(struct sluice_pkt *pkt, __u32 gen, __u32 rule_count)
+{
+	const struct sluice_filter_bitmap *src, *dst, *ifx, *proto, *sport, *dport, *flags, *icmp;
+	__u32 words;
+
+	if (!pkt || rule_count == 0 || rule_count > SLUICE_FILTER_MAX_RULES)
+		return SLUICE_FILTER_NO_MATCH;
+	gen &= SLUICE_FILTER_GENERATIONS - 1;
+	words = (rule_count + SLUICE_FILTER_WORD_BITS - 1) / SLUICE_FILTER_WORD_BITS;
+
+	src = filter_prefix_bitmap(gen, pkt, 1);
+	dst = filter_prefix_bitmap(gen, pkt, 0);
+	ifx = filter_ifindex_bitmap(gen, pkt->ifindex);
+	proto = filter_byte_bitmap(gen, SLUICE_FILTER_BYTE_PROTO, pkt->ip_proto);
+	if (pkt_has_ports(pkt)) {
+		sport = filter_port_bitmap(gen, SLUICE_FILTER_PORT_SRC, pkt->sport);
+		dport = filter_port_bitmap(gen, SLUICE_FILTER_PORT_DST, pkt->dport);
+	} else {
+		/* no ports to read (other protocol, later fragment): only rules without port ranges */
+		sport = filter_any_bitmap(gen, SLUICE_FILTER_ANY_PORTS);
+		dport = sport;
+	}
+	if (pkt_has_tcp_flags(pkt))
+		flags = filter_byte_bitmap(gen, SLUICE_FILTER_BYTE_TCP_FLAGS, pkt->tcp_flags);
+	else
+		flags = filter_any_bitmap(gen, SLUICE_FILTER_ANY_FLAGS);
+	if (pkt_has_icmp_type(pkt))
+		icmp = filter_byte_bitmap(gen, SLUICE_FILTER_BYTE_ICMP_TYPE, pkt->icmp_type);
+	else
+		icmp = filter_any_bitmap(gen, SLUICE_FILTER_ANY_ICMP);
+	/* array slots always exist; a missing one would mean a corrupt set: nothing matches */
+	if (!src || !dst || !ifx || !proto || !sport || !dport || !flags || !icmp)
+		return SLUICE_FILTER_NO_MATCH;
+
+	for (__u32 i = 0; i < SLUICE_FILTER_BITMAP_WORDS; i++) {
+		__u64 word;
+
+		if (i >= words)
+			break;
+		word = src->word[i] & dst->word[i] & ifx->word[i] & proto->word[i] & sport->word[i] &
+		       dport->word[i] & flags->word[i] & icmp->word[i];
+		if (word)
+			return i * SLUICE_FILTER_WORD_BITS + filter_lowest_bit(word);
+	}
+	return SLUICE_FILTER_NO_MATCH;
+}
+
+#endif /* SLUICE_XDP_FILTER_CLASSIFY_H */

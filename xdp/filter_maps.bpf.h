@@ -1,0 +1,161 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/*
+ * Maps of the filter stage. Rule-set maps carry the generation in their key
+ * (see sluice_maps.h): user space fills the idle generation and flips
+ * filter_generation. State maps (conntrack, rate buckets) have none.
+ */
+#ifndef SLUICE_XDP_FILTER_MAPS_BPF_H
+#define SLUICE_XDP_FILTER_MAPS_BPF_H
+
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+#include "sluice_maps.h"
+
+/* The live generation: the one u32 whose write makes a new rule set live. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} filter_generation SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sluice_filter_settings);
+} filter_settings SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SLUICE_FILTER_GENERATIONS);
+	__type(key, __u32);
+	__type(value, struct sluice_filter_set);
+} filter_sets SEC(".maps");
+
+/* Prefix lists (blocklist/allowlist/rate-limited sources). Both generations may be full during a swap. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, SLUICE_FILTER_GENERATIONS * SLUICE_FILTER_MAX_V4_PREFIXES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct sluice_filter_v4_key);
+	__type(value, struct sluice_filter_verdict);
+} filter_prefix_v4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, SLUICE_FILTER_GENERATIONS * SLUICE_FILTER_MAX_V6_PREFIXES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct sluice_filter_v6_key);
+	__type(value, struct sluice_filter_verdict);
+} filter_prefix_v6 SEC(".maps");
+
+/* Rule prefixes -> bitmap of every rule whose prefix covers the key (a rule can have two prefixes). */
+#define SLUICE_FILTER_RULE_PREFIX_ENTRIES (SLUICE_FILTER_GENERATIONS * SLUICE_FILTER_MAX_RULES)
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, SLUICE_FILTER_RULE_PREFIX_ENTRIES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct sluice_filter_v4_key);
+	__type(value, struct sluice_filter_bitmap);
+} filter_src_v4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, SLUICE_FILTER_RULE_PREFIX_ENTRIES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct sluice_filter_v4_key);
+	__type(value, struct sluice_filter_bitmap);
+} filter_dst_v4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, SLUICE_FILTER_RULE_PREFIX_ENTRIES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct sluice_filter_v6_key);
+	__type(value, struct sluice_filter_bitmap);
+} filter_src_v6 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, SLUICE_FILTER_RULE_PREFIX_ENTRIES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct sluice_filter_v6_key);
+	__type(value, struct sluice_filter_bitmap);
+} filter_dst_v6 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SLUICE_FILTER_GENERATIONS * SLUICE_FILTER_MAX_IFINDEX_KEYS);
+	__type(key, struct sluice_filter_ifindex_key);
+	__type(value, struct sluice_filter_bitmap);
+} filter_ifindex SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SLUICE_FILTER_GENERATIONS * SLUICE_FILTER_ANY_COUNT);
+	__type(key, __u32);
+	__type(value, struct sluice_filter_bitmap);
+} filter_any_bitmaps SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SLUICE_FILTER_GENERATIONS * SLUICE_FILTER_BYTE_COUNT * SLUICE_FILTER_BYTE_VALUES);
+	__type(key, __u32);
+	__type(value, struct sluice_filter_bitmap);
+} filter_byte_bitmaps SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SLUICE_FILTER_GENERATIONS * SLUICE_FILTER_PORT_DIRS);
+	__type(key, __u32);
+	__type(value, struct sluice_filter_port_bounds);
+} filter_port_bounds SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SLUICE_FILTER_GENERATIONS * SLUICE_FILTER_PORT_DIRS * SLUICE_FILTER_MAX_PORT_INTERVALS);
+	__type(key, __u32);
+	__type(value, struct sluice_filter_bitmap);
+} filter_port_bitmaps SEC(".maps");
+
+/* Action of the rule at position i: filter_rules[gen * MAX_RULES + i] */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SLUICE_FILTER_GENERATIONS * SLUICE_FILTER_MAX_RULES);
+	__type(key, __u32);
+	__type(value, struct sluice_filter_verdict);
+} filter_rules SEC(".maps");
+
+/* Hits of the rule at position i, same index as filter_rules */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, SLUICE_FILTER_GENERATIONS * SLUICE_FILTER_MAX_RULES);
+	__type(key, __u32);
+	__type(value, struct sluice_counter);
+} filter_rule_counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SLUICE_FILTER_GENERATIONS * SLUICE_FILTER_MAX_RATE_CLASSES);
+	__type(key, __u32);
+	__type(value, struct sluice_filter_rate_class);
+} filter_rate_classes SEC(".maps");
+
+/* State: survives rule-set swaps. LRU: a full table evicts, never fails a packet. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, SLUICE_FILTER_RATE_BUCKETS);
+	__type(key, struct sluice_filter_rate_key);
+	__type(value, struct sluice_filter_rate_bucket);
+} filter_rate_buckets SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, SLUICE_FILTER_CONNTRACK_ENTRIES);
+	__type(key, struct sluice_ct_key);
+	__type(value, struct sluice_ct_entry);
+} filter_conntrack SEC(".maps");
+
+#endif /* SLUICE_XDP_FILTER_MAPS_BPF_H */
