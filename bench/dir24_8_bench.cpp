@@ -19,6 +19,7 @@
 #include "dir24_8.hpp"
 #include "kv_map.hpp"
 #include "packet_builder.hpp"
+#include "prefix_sets.hpp"
 // after the contract: the skeletons name its structs
 #include "dir24_8_test.skel.h"
 #include "empty.skel.h"
@@ -27,37 +28,14 @@ namespace {
 
 using sluice::maps::Dir24_8Entry;
 
-std::uint32_t mask_of(unsigned len) { return len == 0 ? 0 : ~std::uint32_t{0} << (32 - len); }
+using sluice::test::ipv4_prefix_key;
 
-sluice_lpm_v4_key key_of(std::uint32_t addr_host, unsigned len) {
-  sluice_lpm_v4_key key{};
-  key.prefixlen = len;
-  const std::uint32_t addr_be = htonl(addr_host);
-  std::memcpy(key.addr, &addr_be, sizeof(key.addr));
-  return key;
-}
-
-// Unique prefixes with a length mix like a large blocklist: allocations
-// (/16-/24), single hosts (/32) and a few small ranges (/25-/31).
+// Prefixes like a large blocklist, each with a value.
 std::vector<Dir24_8Entry> blocklist_like(std::size_t count, std::uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  auto length = [&] {
-    const int bucket = std::uniform_int_distribution<int>(0, 99)(rng);
-    if (bucket < 2) return 16u;
-    if (bucket < 15) return std::uniform_int_distribution<unsigned>(17, 23)(rng);
-    if (bucket < 50) return 24u;
-    if (bucket < 55) return std::uniform_int_distribution<unsigned>(25, 31)(rng);
-    return 32u;
-  };
-  std::unordered_set<std::uint64_t> seen;
+  std::mt19937_64 values(seed);
   std::vector<Dir24_8Entry> entries;
-  entries.reserve(count);
-  while (entries.size() < count) {
-    const unsigned len = length();
-    const std::uint32_t addr = static_cast<std::uint32_t>(rng()) & mask_of(len);
-    if (!seen.insert(std::uint64_t{addr} << 6 | len).second) continue;
-    entries.push_back({key_of(addr, len), std::uniform_int_distribution<std::uint32_t>(1, 1000)(rng)});
-  }
+  for (const sluice_lpm_v4_key& key : sluice::test::blocklist_like_ipv4(count, seed))
+    entries.push_back({key, std::uniform_int_distribution<std::uint32_t>(1, 1000)(values)});
   return entries;
 }
 

@@ -26,6 +26,7 @@
 #include "dir24_8.hpp"
 #include "dir24_8_test.skel.h"
 #include "packet_builder.hpp"
+#include "prefix_sets.hpp"
 #include "privileges.hpp"
 
 namespace sluice::test {
@@ -38,16 +39,8 @@ constexpr std::uint32_t kGroupEntries = SLUICE_DIR24_8_GROUP_ENTRIES;
 // Offset of the IPv4 source address in an untagged Ethernet frame.
 constexpr std::size_t kSrcOffset = 14 + 12;
 
-sluice_lpm_v4_key key_of(std::uint32_t addr_host, unsigned len) {
-  sluice_lpm_v4_key key{};
-  key.prefixlen = len;
-  key.addr[0] = static_cast<std::uint8_t>(addr_host >> 24);
-  key.addr[1] = static_cast<std::uint8_t>(addr_host >> 16);
-  key.addr[2] = static_cast<std::uint8_t>(addr_host >> 8);
-  key.addr[3] = static_cast<std::uint8_t>(addr_host);
-  return key;
-}
-std::uint32_t mask_of(unsigned len) { return len == 0 ? 0 : ~std::uint32_t{0} << (32 - len); }
+sluice_lpm_v4_key key_of(std::uint32_t addr_host, unsigned len) { return ipv4_prefix_key(addr_host, len); }
+std::uint32_t mask_of(unsigned len) { return ipv4_mask(len); }
 std::uint32_t addr_of(std::uint8_t a, std::uint8_t b, std::uint8_t c, std::uint8_t d) {
   return std::uint32_t{a} << 24 | std::uint32_t{b} << 16 | std::uint32_t{c} << 8 | d;
 }
@@ -435,27 +428,12 @@ TEST_F(Dir24_8Test, ReopenedPinnedTablesKeepAnswering) {
   std::filesystem::remove(dir);
 }
 
-// 1M unique prefixes with a length mix like a large blocklist: allocations
-// (/16-/24) and single abusive hosts (/32), a few small ranges in between.
+// 1M prefixes like a large blocklist, each with a value.
 std::vector<Dir24_8Entry> blocklist_like(std::size_t count, std::uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  auto length = [&] {
-    const int bucket = std::uniform_int_distribution<int>(0, 99)(rng);
-    if (bucket < 2) return 16u;
-    if (bucket < 15) return std::uniform_int_distribution<unsigned>(17, 23)(rng);
-    if (bucket < 50) return 24u;
-    if (bucket < 55) return std::uniform_int_distribution<unsigned>(25, 31)(rng);
-    return 32u;
-  };
-  std::unordered_set<std::uint64_t> seen;
+  std::mt19937_64 values(seed);
   std::vector<Dir24_8Entry> entries;
-  entries.reserve(count);
-  while (entries.size() < count) {
-    const unsigned len = length();
-    const std::uint32_t addr = static_cast<std::uint32_t>(rng()) & mask_of(len);
-    if (!seen.insert(std::uint64_t{addr} << 6 | len).second) continue;
-    entries.push_back({key_of(addr, len), std::uniform_int_distribution<std::uint32_t>(1, 1000)(rng)});
-  }
+  for (const sluice_lpm_v4_key& key : blocklist_like_ipv4(count, seed))
+    entries.push_back({key, std::uniform_int_distribution<std::uint32_t>(1, 1000)(values)});
   return entries;
 }
 
