@@ -61,7 +61,12 @@ static_assert(SLUICE_DIR24_8_TBL8_GROUPS_DEFAULT <= SLUICE_DIR24_8_TBL8_GROUPS_M
 // ---- end DIR-24-8 ----
 
 // ---- filter stage ----
-static_assert(sizeof(sluice_filter_bitmap) == SLUICE_FILTER_MAX_RULES / 8);
+static_assert(sizeof(sluice_filter_bitmap) == SLUICE_FILTER_MAX_RULES / 8 + sizeof(std::uint64_t));
+static_assert(SLUICE_FILTER_BITMAP_WORDS <= 64, "one summary bit per bitmap word");
+static_assert((SLUICE_FILTER_MAX_RATE_CLASSES << SLUICE_FILTER_DIR_CLASS_SHIFT) <= SLUICE_DIR24_8_VALUE_MAX,
+              "a prefix-list DIR-24-8 value holds any rate class");
+static_assert(SLUICE_FILTER_ACTION_RATE_LIMIT <= SLUICE_FILTER_DIR_ACTION_MASK);
+static_assert(SLUICE_FILTER_BLOCKLIST_TBL8_GROUPS_DEFAULT <= SLUICE_DIR24_8_TBL8_GROUPS_MAX);
 static_assert(SLUICE_FILTER_BITMAP_WORDS * SLUICE_FILTER_WORD_BITS == SLUICE_FILTER_MAX_RULES);
 static_assert(sizeof(sluice_filter_v4_key) == 12);
 static_assert(offsetof(sluice_filter_v4_key, generation) == offsetof(bpf_lpm_trie_key, data));

@@ -11,6 +11,7 @@
 #include <bpf/bpf_helpers.h>
 
 #include "sluice_maps.h"
+#include "dir24_8.h"
 
 /* The live generation: the one u32 whose write makes a new rule set live. */
 struct {
@@ -42,6 +43,15 @@ struct {
 	__type(key, struct sluice_filter_v4_key);
 	__type(value, struct sluice_filter_verdict);
 } filter_prefix_v4 SEC(".maps");
+
+/*
+ * What packets read for IPv4 sources: the same prefixes as filter_prefix_v4
+ * as DIR-24-8, one instance per generation (user space sizes tbl8 before
+ * load: Dataplane LoadOptions::blocklist_tbl8_groups).
+ */
+_Static_assert(SLUICE_FILTER_GENERATIONS == 2, "one DIR-24-8 instance per generation");
+SLUICE_DIR24_8_MAPS_SIZED(fsrc4_g0, SLUICE_FILTER_BLOCKLIST_TBL8_GROUPS_DEFAULT);
+SLUICE_DIR24_8_MAPS_SIZED(fsrc4_g1, SLUICE_FILTER_BLOCKLIST_TBL8_GROUPS_DEFAULT);
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);

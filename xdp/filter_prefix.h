@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
 /*
  * Source prefix lists (blocklist / allowlist / rate-limited sources). The
- * LPM tries are the source of truth; the IPv4 lookup sits behind
- * filter_lookup_src_v4() alone so that a faster structure (DIR-24-8) built
- * from the same trie can replace it without touching the stage.
+ * LPM tries are the source of truth; IPv4 sources are looked up in the
+ * DIR-24-8 copy of the live generation (sluice_maps.h, filter section),
+ * IPv6 sources in the trie.
  */
 #ifndef SLUICE_XDP_FILTER_PREFIX_H
 #define SLUICE_XDP_FILTER_PREFIX_H
@@ -14,16 +14,16 @@
 #include "sluice_maps.h"
 #include "filter_maps.bpf.h"
 
-/* addr: network order. NULL when no prefix of generation gen covers it. */
-static __always_inline const struct sluice_filter_verdict *filter_lookup_src_v4(__u32 gen, __u32 addr)
+/*
+ * addr: network order. The DIR-24-8 value of the longest prefix of
+ * generation gen covering addr, or SLUICE_DIR24_8_NO_MATCH. One call per
+ * generation so that each sees its maps as constants (inlined array loads).
+ */
+static __always_inline __u32 filter_lookup_src_v4(__u32 gen, __u32 addr)
 {
-	struct sluice_filter_v4_key key = {
-		.prefixlen = SLUICE_FILTER_GEN_PREFIX_BITS + 32,
-		.generation = gen,
-	};
-
-	__builtin_memcpy(key.addr, &addr, sizeof(key.addr));
-	return bpf_map_lookup_elem(&filter_prefix_v4, &key);
+	if (gen == 0)
+		return dir24_8_lookup(&fsrc4_g0_tbl24, &fsrc4_g0_tbl8, addr);
+	return dir24_8_lookup(&fsrc4_g1_tbl24, &fsrc4_g1_tbl8, addr);
 }
 
 static __always_inline const struct sluice_filter_verdict *filter_lookup_src_v6(__u32 gen, const __u32 *addr)
@@ -37,11 +37,21 @@ static __always_inline const struct sluice_filter_verdict *filter_lookup_src_v6(
 	return bpf_map_lookup_elem(&filter_prefix_v6, &key);
 }
 
-static __always_inline const struct sluice_filter_verdict *filter_lookup_src(__u32 gen, const struct sluice_pkt *pkt)
+/* The listed action of pkt's source; action SLUICE_FILTER_ACTION_NONE when no prefix covers it. */
+static __always_inline struct sluice_filter_verdict filter_lookup_src(__u32 gen, const struct sluice_pkt *pkt)
 {
-	if (pkt->ip_version == 4)
-		return filter_lookup_src_v4(gen, pkt->src[0]);
-	return filter_lookup_src_v6(gen, pkt->src);
+	struct sluice_filter_verdict listed = { .action = SLUICE_FILTER_ACTION_NONE };
+	const struct sluice_filter_verdict *v6;
+
+	if (pkt->ip_version == 4) {
+		__u32 value = filter_lookup_src_v4(gen, pkt->src[0]);
+
+		listed.action = value & SLUICE_FILTER_DIR_ACTION_MASK;
+		listed.rate_class = value >> SLUICE_FILTER_DIR_CLASS_SHIFT;
+		return listed;
+	}
+	v6 = filter_lookup_src_v6(gen, pkt->src);
+	return v6 ? *v6 : listed;
 }
 
 #endif /* SLUICE_XDP_FILTER_PREFIX_H */

@@ -104,7 +104,8 @@ static __always_inline int stage_filter(struct xdp_md *ctx)
 	const struct sluice_config *cfg = pipeline_config();
 	struct sluice_pkt *pkt = pipeline_pkt();
 	const struct sluice_filter_settings *settings;
-	const struct sluice_filter_verdict *listed, *action;
+	const struct sluice_filter_verdict *action;
+	struct sluice_filter_verdict listed;
 	const struct sluice_filter_set *set;
 	__u32 gen, key;
 	__u64 now;
@@ -121,16 +122,14 @@ static __always_inline int stage_filter(struct xdp_md *ctx)
 
 	/* 1. prefix lists */
 	listed = filter_lookup_src(gen, pkt);
-	if (listed) {
-		if (listed->action == SLUICE_FILTER_ACTION_DROP)
-			return filter_drop(ctx, settings, SLUICE_REASON_FILTER_BLOCKLIST);
-		if (listed->action == SLUICE_FILTER_ACTION_PASS)
-			return filter_pass(ctx, cfg, pkt, SLUICE_REASON_FILTER_ALLOWLIST);
-		if (listed->action == SLUICE_FILTER_ACTION_RATE_LIMIT) {
-			limited = rate_check(gen, listed->rate_class, pkt, now);
-			if (limited != SLUICE_RATE_ALLOW)
-				return filter_drop(ctx, settings, limited);
-		}
+	if (listed.action == SLUICE_FILTER_ACTION_DROP)
+		return filter_drop(ctx, settings, SLUICE_REASON_FILTER_BLOCKLIST);
+	if (listed.action == SLUICE_FILTER_ACTION_PASS)
+		return filter_pass(ctx, cfg, pkt, SLUICE_REASON_FILTER_ALLOWLIST);
+	if (listed.action == SLUICE_FILTER_ACTION_RATE_LIMIT) {
+		limited = rate_check(gen, listed.rate_class, pkt, now);
+		if (limited != SLUICE_RATE_ALLOW)
+			return filter_drop(ctx, settings, limited);
 	}
 
 	/* 2. connection tracking */

@@ -104,6 +104,16 @@ Result<Dataplane> Dataplane::load(const LoadOptions& options) {
   std::unique_ptr<sluice_bpf, SkeletonDeleter> skel(sluice_bpf__open());
   if (!skel) return maps::make_error("open", "sluice BPF object", errno);
 
+  if (options.blocklist_tbl8_groups == 0 || options.blocklist_tbl8_groups > SLUICE_DIR24_8_TBL8_GROUPS_MAX)
+    return maps::make_error_because("load", "sluice BPF object",
+                                    "blocklist_tbl8_groups = " + std::to_string(options.blocklist_tbl8_groups) +
+                                        ": must be 1.." + std::to_string(SLUICE_DIR24_8_TBL8_GROUPS_MAX),
+                                    EINVAL);
+  for (bpf_map* tbl8 : {skel->maps.fsrc4_g0_tbl8, skel->maps.fsrc4_g1_tbl8}) {
+    if (int err = bpf_map__set_max_entries(tbl8, options.blocklist_tbl8_groups); err != 0)
+      return maps::make_error("size", bpf_map__name(tbl8), -err);
+  }
+
   std::vector<std::string> reused;
   const bool pinning = !options.pin_dir.empty();
   if (pinning) {

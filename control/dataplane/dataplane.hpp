@@ -22,6 +22,13 @@ using maps::Result;
 struct LoadOptions {
   // bpffs directory for the map pins; empty: nothing pinned (tests, benches).
   std::string pin_dir;
+  // tbl8 groups of each of the filter's two IPv4 prefix-list DIR-24-8
+  // instances (one per rule-set generation; maps/sluice_maps.h): one group
+  // (1 KiB) per /24 holding prefixes longer than /24. The default, 65,536,
+  // costs 64 MiB per generation; 1,048,576 (1 GiB per generation) holds any
+  // list of a million prefixes. Pinned maps from an earlier load keep their
+  // size: a different value makes that reuse fail.
+  std::uint32_t blocklist_tbl8_groups = SLUICE_FILTER_BLOCKLIST_TBL8_GROUPS_DEFAULT;
 };
 
 struct VerdictCount {

@@ -66,6 +66,25 @@ bool in_range(const std::optional<PortRange>& range, std::uint32_t port) {
   return !range || (range->first <= port && port <= range->last);
 }
 
+// The data plane visits only the words all of a packet's summaries name (sluice_maps.h).
+void summarize(Bitmap& bitmap) {
+  bitmap.summary = 0;
+  for (std::size_t w = 0; w < SLUICE_FILTER_BITMAP_WORDS; ++w)
+    if (bitmap.word[w] != 0) bitmap.summary |= std::uint64_t{1} << w;
+}
+
+void summarize_all(CompiledSet& out) {
+  for (auto* list : {&out.src_v4, &out.dst_v4})
+    for (auto& entry : *list) summarize(entry.second);
+  for (auto* list : {&out.src_v6, &out.dst_v6})
+    for (auto& entry : *list) summarize(entry.second);
+  for (auto& entry : out.ifindex) summarize(entry.second);
+  for (Bitmap& bitmap : out.any) summarize(bitmap);
+  for (Bitmap& bitmap : out.bytes) summarize(bitmap);
+  for (auto& dir : out.port_bitmaps)
+    for (Bitmap& bitmap : dir) summarize(bitmap);
+}
+
 }  // namespace
 
 sluice_filter_v4_key to_filter_key(const sluice_lpm_v4_key& key, std::uint32_t generation) {
@@ -181,6 +200,7 @@ CompiledSet compile(const RuleSet& set) {
     wire.syn_only = c.syn_only ? 1 : 0;
     wire.defined = 1;
   }
+  summarize_all(out);
   out.header.rule_count = static_cast<std::uint32_t>(rules.size());
   out.header.default_verdict = static_cast<std::uint32_t>(set.default_policy);
   return out;

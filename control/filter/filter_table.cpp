@@ -11,6 +11,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "dir24_8.hpp"
 #include "sluice.skel.h"
 
 namespace sluice::filter {
@@ -138,6 +139,25 @@ sluice_lpm_v6_key cidr_of(const sluice_filter_v6_key& key) {
   return out;
 }
 
+// DIR-24-8 value of a prefix-list entry (sluice_maps.h): the action, never 0, with the rate class above it.
+std::uint32_t dir_value(const sluice_filter_verdict& verdict) {
+  return verdict.action | verdict.rate_class << SLUICE_FILTER_DIR_CLASS_SHIFT;
+}
+
+std::vector<maps::Dir24_8Entry> dir_entries(const std::vector<std::pair<sluice_filter_v4_key, sluice_filter_verdict>>& prefixes) {
+  std::vector<maps::Dir24_8Entry> out;
+  out.reserve(prefixes.size());
+  for (const auto& [key, verdict] : prefixes) out.push_back({cidr_of(key), dir_value(verdict)});
+  return out;
+}
+
+// Up to this many changed prefixes, a DIR-24-8 is updated prefix by prefix
+// (each recomputes one /24 block or the blocks of one shorter prefix, a few
+// microseconds); beyond it, and beyond 1/kDirRebuildFraction of the set,
+// one assign() recomputes all 2^24 blocks (~1 s at 1M prefixes) instead.
+constexpr std::size_t kDirIncrementalChanges = 65'536;
+constexpr std::size_t kDirRebuildFraction = 4;
+
 std::string trim(std::string_view text) {
   const auto first = text.find_first_not_of(" \t\r");
   if (first == std::string_view::npos) return {};
@@ -164,6 +184,8 @@ struct FilterTable::Maps {
   HashMap<sluice_filter_rate_key, sluice_filter_rate_bucket> rate_buckets;
   HashMap<sluice_ct_key, sluice_ct_entry> conntrack;
   PerCpuArrayMap<sluice_counter> verdict_counters;
+  // What packets read for IPv4 sources, one per generation (filled in open()).
+  std::vector<maps::Dir24_8> src_dir;
 };
 
 // Keys (and prefix-list values) this table knows to be in one generation.
@@ -220,7 +242,15 @@ Result<FilterTable> FilterTable::open(const dataplane::Dataplane& plane) {
       std::move(*src_v4), std::move(*dst_v4), std::move(*src_v6), std::move(*dst_v6), std::move(*ifindex),
       std::move(*any), std::move(*bytes), std::move(*port_bitmaps), std::move(*port_bounds), std::move(*rules),
       std::move(*rule_counters), std::move(*rate_classes), std::move(*rate_buckets), std::move(*conntrack),
-      std::move(*verdict_counters)});
+      std::move(*verdict_counters), {}});
+  static_assert(SLUICE_FILTER_GENERATIONS == 2, "one DIR-24-8 per generation");
+  const std::pair<const bpf_map*, const bpf_map*> dir_maps[SLUICE_FILTER_GENERATIONS] = {
+      {m.fsrc4_g0_tbl24, m.fsrc4_g0_tbl8}, {m.fsrc4_g1_tbl24, m.fsrc4_g1_tbl8}};
+  for (const auto& [tbl24, tbl8] : dir_maps) {
+    auto dir = maps::Dir24_8::from_skeleton(tbl24, tbl8);
+    if (!dir) return dir.error();
+    handles->src_dir.push_back(std::move(*dir));
+  }
 
   auto live = handles->generation.lookup(0);
   if (!live) return live.error();
@@ -249,6 +279,12 @@ Result<FilterTable> FilterTable::open(const dataplane::Dataplane& plane) {
     sort_entries(mirror->prefix_v4);
     sort_entries(mirror->prefix_v6);
   }
+  // The tries are the source of truth: each DIR-24-8 is rebuilt from its
+  // generation's trie (tables reused from a previous owner keep answering
+  // meanwhile; only entries that differ are written).
+  for (std::uint32_t gen = 0; gen < SLUICE_FILTER_GENERATIONS; ++gen) {
+    if (auto built = h.src_dir[gen].assign(dir_entries(table.mirror_[gen]->prefix_v4)); !built) return built.error();
+  }
   const Mirror& live_mirror = *table.mirror_[table.live_];
   for (const auto& [k, v] : live_mirror.prefix_v4)
     table.current_.prefixes.push_back({cidr_of(k), static_cast<Action>(v.action), v.rate_class});
@@ -274,6 +310,49 @@ Result<void> FilterTable::wait_for_readers() {
     return maps::make_error("wait for packets in flight (membarrier)", "filter", errno);
   flipped_since_wait_ = false;
   return {};
+}
+
+Result<void> FilterTable::sync_dir(std::uint32_t gen, const V4Prefixes& had, const V4Prefixes& want) {
+  maps::Dir24_8& dir = maps_->src_dir[gen];
+  std::vector<sluice_lpm_v4_key> stale;
+  std::vector<std::pair<sluice_lpm_v4_key, std::uint32_t>> fresh;
+  if (!dir_unknown_[gen]) {
+    std::size_t i = 0, j = 0;
+    while (i < had.size() || j < want.size()) {
+      if (j == want.size() || (i < had.size() && key_less(had[i].first, want[j].first))) {
+        stale.push_back(cidr_of(had[i++].first));
+      } else if (i == had.size() || key_less(want[j].first, had[i].first)) {
+        fresh.emplace_back(cidr_of(want[j].first), dir_value(want[j].second));
+        ++j;
+      } else {
+        if (!value_equal(had[i].second, want[j].second)) fresh.emplace_back(cidr_of(want[j].first), dir_value(want[j].second));
+        ++i, ++j;
+      }
+    }
+  }
+  const std::size_t changes = stale.size() + fresh.size();
+  const bool incremental = !dir_unknown_[gen] &&
+                           (changes <= kDirIncrementalChanges || changes * kDirRebuildFraction <= want.size());
+  Result<void> done{};
+  if (incremental) {
+    // Erase first: the groups they free are reused (after a grace period) by the inserts.
+    for (const auto& prefix : stale)
+      if (auto gone = dir.erase(prefix); !gone) {
+        done = gone.error();
+        break;
+      }
+    if (done)
+      for (const auto& [prefix, value] : fresh)
+        if (auto put = dir.insert(prefix, value); !put) {
+          done = put;
+          break;
+        }
+  } else {
+    done = dir.assign(dir_entries(want));
+  }
+  // assign() fails without writing; a failed incremental pass leaves a mix: rebuild it whole next time.
+  dir_unknown_[gen] = !done && (incremental || dir_unknown_[gen]);
+  return done;
 }
 
 Result<void> FilterTable::write_generation(std::uint32_t gen, const CompiledSet& c) {
@@ -317,6 +396,8 @@ Result<void> FilterTable::write_generation(std::uint32_t gen, const CompiledSet&
   };
 #define SLUICE_TRY(expr)                          \
   if (auto ok_ = (expr); !ok_) return poison(ok_.error());
+  // The DIR-24-8 first: running out of tbl8 groups (ENOSPC) fails before anything else is written.
+  if (auto synced = sync_dir(gen, had.prefix_v4, want.prefix_v4); !synced) return synced.error();
   SLUICE_TRY(sync_entries(h.prefix_v4, had.prefix_v4, want.prefix_v4))
   SLUICE_TRY(sync_entries(h.prefix_v6, had.prefix_v6, want.prefix_v6))
   SLUICE_TRY(rewrite_keys(h.src_v4, had.src_v4, src_v4))
@@ -388,7 +469,17 @@ Result<void> FilterTable::add_prefix(const PrefixEntry& entry) {
   const sluice_filter_verdict value = to_wire(entry);
   if (const auto* v4 = std::get_if<sluice_lpm_v4_key>(&entry.prefix)) {
     const auto key = to_filter_key(*v4, live_);
-    if (auto ok = maps_->prefix_v4.update(key, value); !ok) return ok;
+    // What packets read first (ENOSPC changes nothing), then the trie; a trie error undoes the first.
+    maps::Dir24_8& dir = maps_->src_dir[live_];
+    const auto before = dir.find(*v4);
+    if (auto put = dir.insert(*v4, dir_value(value)); !put) return put;
+    if (auto ok = maps_->prefix_v4.update(key, value); !ok) {
+      if (before)
+        (void)dir.insert(*v4, *before);
+      else
+        (void)dir.erase(*v4);
+      return ok;
+    }
     auto at = std::lower_bound(live.prefix_v4.begin(), live.prefix_v4.end(), key,
                                [](const auto& e, const auto& k) { return key_less(e.first, k); });
     if (at != live.prefix_v4.end() && key_equal(at->first, key)) at->second = value;
@@ -413,7 +504,14 @@ Result<void> FilterTable::remove_prefix(const Prefix& prefix) {
   Mirror& live = *mirror_[live_];
   if (const auto* v4 = std::get_if<sluice_lpm_v4_key>(&prefix)) {
     const auto key = to_filter_key(*v4, live_);
-    if (auto gone = maps_->prefix_v4.erase(key); !gone) return gone.error();
+    // Erasing can need a tbl8 group (a /24 erased under longer prefixes): DIR-24-8 first, trie second.
+    maps::Dir24_8& dir = maps_->src_dir[live_];
+    const auto before = dir.find(*v4);
+    if (auto gone = dir.erase(*v4); !gone) return gone.error();
+    if (auto gone = maps_->prefix_v4.erase(key); !gone) {
+      if (before) (void)dir.insert(*v4, *before);
+      return gone.error();
+    }
     std::erase_if(live.prefix_v4, [&](const auto& e) { return key_equal(e.first, key); });
   } else {
     const auto key = to_filter_key(std::get<sluice_lpm_v6_key>(prefix), live_);
@@ -498,7 +596,13 @@ Result<std::size_t> FilterTable::load_prefix_file(const std::filesystem::path& p
   if (merged_v4.size() > SLUICE_FILTER_MAX_V4_PREFIXES || merged_v6.size() > SLUICE_FILTER_MAX_V6_PREFIXES)
     return table_error("load prefix file", path.string() + ": the lists would hold " + std::to_string(merged_v4.size()) +
                                                " IPv4 / " + std::to_string(merged_v6.size()) + " IPv6 prefixes, more than allowed");
+  // What packets read first: out of tbl8 groups, nothing is changed.
+  if (auto synced = sync_dir(live_, live.prefix_v4, merged_v4); !synced) {
+    (void)sync_dir(live_, merged_v4, live.prefix_v4);  // a pass cut short: back to what was live
+    return synced.error();
+  }
   if (auto ok = write_all(maps_->prefix_v4, v4); !ok) {
+    (void)sync_dir(live_, merged_v4, live.prefix_v4);
     // roll back what may have been written: the live set is what it was before
     std::vector<sluice_filter_v4_key> added;
     for (const auto& e : v4)
@@ -510,6 +614,7 @@ Result<std::size_t> FilterTable::load_prefix_file(const std::filesystem::path& p
     return ok.error();
   }
   if (auto ok = write_all(maps_->prefix_v6, v6); !ok) {
+    (void)sync_dir(live_, merged_v4, live.prefix_v4);
     (void)sync_entries(maps_->prefix_v4, merged_v4, live.prefix_v4);
     (void)sync_entries(maps_->prefix_v6, merged_v6, live.prefix_v6);
     return ok.error();

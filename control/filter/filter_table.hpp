@@ -90,12 +90,18 @@ class FilterTable {
   FilterTable(std::unique_ptr<Maps> maps, std::uint32_t live);
 
   Result<void> write_generation(std::uint32_t gen, const CompiledSet& compiled);
+  // Brings generation gen's IPv4 DIR-24-8 (what packets read) from the
+  // prefixes `had` to `want` (both sorted, the trie's view).
+  using V4Prefixes = std::vector<std::pair<sluice_filter_v4_key, sluice_filter_verdict>>;
+  Result<void> sync_dir(std::uint32_t gen, const V4Prefixes& had, const V4Prefixes& want);
   Result<void> wait_for_readers();
 
   std::unique_ptr<Maps> maps_;
   std::unique_ptr<Mirror> mirror_[SLUICE_FILTER_GENERATIONS];
   std::uint32_t live_ = 0;
   bool flipped_since_wait_ = true;  // after open: a reader of the idle generation may still run
+  // A generation's DIR-24-8 whose contents are unknown after a failed write: rebuilt whole next time.
+  bool dir_unknown_[SLUICE_FILTER_GENERATIONS] = {};
   RuleSet current_;
 };
 

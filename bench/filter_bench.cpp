@@ -1,0 +1,454 @@
+// ns/packet of the filter stage's paths through the whole sluice pipeline
+// (entry/parse -> filter -> lb -> forward, BPF_PROG_TEST_RUN), next to an
+// empty XDP_DROP program timed in the same run, and next to xdp-filter from
+// xdp-tools timed on the same frames:
+//   - the filter with an empty rule set, a conntrack hit (established flow),
+//   - a rule miss and a last-rule match with 1, 64, 1,024 and 4,096 rules,
+//   - a rate-limited drop,
+//   - a blocklist hit with 1,000,000 IPv4 prefixes loaded (DIR-24-8),
+//   - xdp-filter with 10,000 addresses: an IP hit; and its port rule on a
+//     non-first IPv4 fragment (xdp-filter reads "ports" from the fragment's
+//     payload; sluice must not).
+// xdp-filter runs on a veth in a network namespace this program creates
+// (sfbench<pid>, removed on exit); its program is found by the id the
+// interface reports and timed through BPF_PROG_TEST_RUN like sluice's.
+// Ends with the targets, met or not.
+#include <CLI/CLI.hpp>
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <netinet/in.h>
+#include <unistd.h>
+
+#include <boost/json.hpp>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <memory>
+#include <sstream>
+
+#include "bench_support.hpp"
+#include "dataplane.hpp"
+#include "filter_table.hpp"
+#include "packet_builder.hpp"
+#include "prefix_sets.hpp"
+// after the contract: the skeletons name its structs
+#include "empty.skel.h"
+
+namespace {
+
+using sluice::bench::Report;
+using sluice::bench::time_xdp;
+using sluice::filter::Action;
+using sluice::filter::FilterRule;
+using sluice::filter::FilterTable;
+using sluice::filter::RuleSet;
+using sluice::test::PacketBuilder;
+using sluice::test::TcpFlags;
+using Bytes = std::vector<std::uint8_t>;
+
+constexpr std::uint16_t kRulePortBase = 1000;   // rule i matches dst port kRulePortBase + i
+constexpr std::uint16_t kMissPort = 999;         // below every rule's port
+constexpr std::uint32_t kRateClass = 1;
+constexpr std::uint16_t kAnchorPort = 80;        // the port rule of the fragment demonstration
+constexpr std::uint32_t kXdpFilterSrcFlag = 1;   // xdp-filter's MAP_FLAG_SRC (learned, checked below)
+const std::vector<std::uint32_t> kRuleCounts = {1, 64, 1024, 4096};
+
+[[noreturn]] void fail(const std::string& what) { throw std::runtime_error(what); }
+
+template <class T>
+T must(sluice::maps::Result<T> result, const std::string& what) {
+  if (!result) fail(what + ": " + result.error().message);
+  if constexpr (!std::is_void_v<T>) return std::move(*result);
+}
+
+PacketBuilder ether() { return PacketBuilder().eth("02:00:00:00:00:01", "02:00:00:00:00:02"); }
+
+Bytes tcp4(const std::string& src, const std::string& dst, std::uint16_t sport, std::uint16_t dport, std::uint8_t flags) {
+  return ether().ipv4(src, dst).tcp(sport, dport, {.flags = flags}).payload(std::string(18, 'x')).build();
+}
+
+Bytes udp4(const std::string& src, const std::string& dst, std::uint16_t sport, std::uint16_t dport) {
+  return ether().ipv4(src, dst).udp(sport, dport).payload(std::string(18, 'x')).build();
+}
+
+std::string dotted(std::uint32_t addr_host) {
+  char text[INET_ADDRSTRLEN];
+  const std::uint32_t addr_be = htonl(addr_host);
+  return inet_ntop(AF_INET, &addr_be, text, sizeof(text));
+}
+
+// One packet through prog_fd (state set-up: conntrack, rate buckets); returns the verdict.
+std::uint32_t send_once(int prog_fd, const Bytes& frame) {
+  LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame.data(), .data_size_in = static_cast<std::uint32_t>(frame.size()),
+              .repeat = 1);
+  if (int err = bpf_prog_test_run_opts(prog_fd, &opts); err != 0) fail(std::string("test run: ") + std::strerror(-err));
+  return opts.retval;
+}
+
+std::string verdict_name(std::uint32_t verdict) {
+  switch (verdict) {
+    case XDP_ABORTED: return "XDP_ABORTED";
+    case XDP_DROP: return "XDP_DROP";
+    case XDP_PASS: return "XDP_PASS";
+    case XDP_TX: return "XDP_TX";
+    case XDP_REDIRECT: return "XDP_REDIRECT";
+  }
+  return std::to_string(verdict);
+}
+
+int run_command(const std::string& command) { return std::system((command + " >/dev/null 2>&1").c_str()); }
+
+std::string command_output(const std::string& command) {
+  std::unique_ptr<FILE, decltype(&pclose)> pipe(popen(command.c_str(), "r"), pclose);
+  if (!pipe) fail("popen " + command);
+  std::string out;
+  char buffer[4096];
+  while (std::size_t n = std::fread(buffer, 1, sizeof(buffer), pipe.get())) out.append(buffer, n);
+  return out;
+}
+
+// xdp-filter on veth0 of a namespace this process creates; unloaded and removed on destruction.
+class XdpFilterLab {
+ public:
+  static constexpr const char* kPinDir = "/sys/fs/bpf/xdp-filter";
+
+  XdpFilterLab() : ns_("sfbench" + std::to_string(getpid())) {
+    // xdp-filter keeps its maps under one fixed bpffs directory: another user's would be shared.
+    if (std::filesystem::exists(kPinDir)) fail(std::string(kPinDir) + " exists: another xdp-filter is loaded");
+    if (run_command("ip netns add " + ns_) != 0) fail("cannot create namespace " + ns_);
+    created_ = true;
+    if (run_command("ip -n " + ns_ + " link add veth0 type veth peer name veth1") != 0 ||
+        run_command("ip -n " + ns_ + " link set veth0 up") != 0 || run_command("ip -n " + ns_ + " link set veth1 up") != 0)
+      fail("cannot create the veth pair in " + ns_);
+    // nsenter --net, not ip netns exec: the latter remounts /sys and xdp-filter's pins would vanish.
+    if (xdp_filter("load veth0") != 0) fail("xdp-filter load veth0 failed");
+    loaded_ = true;
+    const auto links = boost::json::parse(command_output("ip -n " + ns_ + " -j link show dev veth0"));
+    const auto id = links.at(0).at("xdp").at("prog").at("id").to_number<std::uint32_t>();
+    prog_fd_ = bpf_prog_get_fd_by_id(id);
+    if (prog_fd_ < 0) fail("bpf_prog_get_fd_by_id(" + std::to_string(id) + ")");
+  }
+  XdpFilterLab(const XdpFilterLab&) = delete;
+  XdpFilterLab& operator=(const XdpFilterLab&) = delete;
+  ~XdpFilterLab() {
+    if (prog_fd_ >= 0) close(prog_fd_);
+    if (loaded_) xdp_filter("unload veth0");
+    if (created_) run_command("ip netns del " + ns_);
+  }
+
+  int xdp_filter(const std::string& args) const {
+    return run_command("nsenter --net=/run/netns/" + ns_ + " xdp-filter " + args);
+  }
+  int prog_fd() const { return prog_fd_; }
+
+  // fd of one of the program's maps, by name.
+  int map_fd(const std::string& name) const {
+    bpf_prog_info info{};
+    std::uint32_t ids[16] = {};
+    info.nr_map_ids = std::size(ids);
+    info.map_ids = reinterpret_cast<std::uint64_t>(ids);
+    std::uint32_t len = sizeof(info);
+    if (bpf_obj_get_info_by_fd(prog_fd_, &info, &len) != 0) fail("xdp-filter program info");
+    for (std::uint32_t i = 0; i < info.nr_map_ids && i < std::size(ids); ++i) {
+      const int fd = bpf_map_get_fd_by_id(ids[i]);
+      if (fd < 0) continue;
+      bpf_map_info map{};
+      std::uint32_t map_len = sizeof(map);
+      if (bpf_obj_get_info_by_fd(fd, &map, &map_len) == 0 && name == map.name) return fd;
+      close(fd);
+    }
+    fail("xdp-filter has no map " + name);
+  }
+
+  // `count` source addresses listed: the first through the CLI (which shows the value
+  // format), the rest written directly (10,000 CLI calls would take minutes).
+  void list_sources(const std::vector<std::uint32_t>& addrs_host) {
+    if (xdp_filter("ip " + dotted(addrs_host.front()) + " -m src") != 0) fail("xdp-filter ip");
+    const int fd = map_fd("filter_ipv4");
+    const int cpus = libbpf_num_possible_cpus();
+    std::vector<std::uint64_t> values(cpus);
+    std::uint32_t key = htonl(addrs_host.front());
+    if (bpf_map_lookup_elem(fd, &key, values.data()) != 0) fail("xdp-filter's filter_ipv4 lacks the CLI entry");
+    if ((values[0] & kXdpFilterSrcFlag) == 0) fail("xdp-filter's value format changed (no src flag)");
+    for (std::size_t i = 1; i < addrs_host.size(); ++i) {
+      key = htonl(addrs_host[i]);
+      if (bpf_map_update_elem(fd, &key, values.data(), BPF_NOEXIST) != 0)
+        fail("xdp-filter filter_ipv4 update of " + dotted(addrs_host[i]) + ": " + std::strerror(errno));
+    }
+    close(fd);
+  }
+
+ private:
+  std::string ns_;
+  bool created_ = false;
+  bool loaded_ = false;
+  int prog_fd_ = -1;
+};
+
+struct Target {
+  std::string name;
+  double value;
+  double limit;
+  std::string unit;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"sluice filter benchmark: ns/packet through BPF_PROG_TEST_RUN, relative to an empty XDP program and xdp-filter"};
+  std::uint32_t repeat = 2'000'000;
+  int rounds = 5;
+  std::size_t prefixes = 1'000'000;
+  std::uint32_t tbl8_groups = 1u << 20;
+  std::size_t xdp_filter_addresses = 10'000;
+  bool json = false;
+  app.add_option("--repeat", repeat, "packets per timing (>= 1,000,000)")
+      ->check(CLI::Range(sluice::bench::min_repeat, 100'000'000u));
+  app.add_option("--rounds", rounds, "timings per program; the median is reported")->check(CLI::Range(1, 100));
+  app.add_option("--prefixes", prefixes, "IPv4 blocklist prefixes loaded")->check(CLI::Range(std::size_t{1}, std::size_t{SLUICE_FILTER_MAX_V4_PREFIXES}));
+  app.add_option("--blocklist-tbl8-groups", tbl8_groups,
+                 "DIR-24-8 tbl8 groups per generation (1 KiB each; ~half of a blocklist-like set needs one)")
+      ->check(CLI::Range(1u, std::uint32_t{SLUICE_DIR24_8_TBL8_GROUPS_MAX}));
+  app.add_option("--xdp-filter-addresses", xdp_filter_addresses, "addresses listed in xdp-filter (its map holds 10,000)")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{10'000}));
+  app.add_flag("--json", json, "print JSON instead of a table");
+  CLI11_PARSE(app, argc, argv);
+
+  try {
+    std::unique_ptr<empty_bpf, decltype(&empty_bpf__destroy)> empty(empty_bpf__open_and_load(), empty_bpf__destroy);
+    if (!empty) fail("cannot load the baseline program (root needed)");
+    const int empty_fd = bpf_program__fd(empty->progs.empty_drop);
+    sluice::dataplane::LoadOptions options;
+    options.blocklist_tbl8_groups = tbl8_groups;
+    auto plane = must(sluice::dataplane::Dataplane::load(options), "load the data plane");
+    must(plane.install_stages(), "install stages");
+    auto table = must(FilterTable::open(plane), "open the filter");
+    const int sluice_fd = plane.entry_prog_fd();
+
+    Report report("filter: BPF_PROG_TEST_RUN, " + std::to_string(repeat) + " packets x " + std::to_string(rounds) +
+                      " rounds (median), whole pipeline (parse + filter + lb + forward)",
+                  "empty");
+    std::vector<std::string> notes;
+    // Times prog on frame next to the empty program (same frame, same moment) and checks the verdict.
+    auto measure = [&](const std::string& group, const std::string& name, int prog_fd, const Bytes& frame,
+                       std::uint32_t expected) {
+      const auto baseline = time_xdp(empty_fd, frame, repeat, rounds, "empty");
+      const auto timing = time_xdp(prog_fd, frame, repeat, rounds, name);
+      if (timing.verdict != expected)
+        fail(group + " / " + name + ": verdict " + verdict_name(timing.verdict) + ", expected " + verdict_name(expected));
+      report.add({group, name, timing.ns_per_packet, baseline.ns_per_packet, timing.verdict});
+      return timing.ns_per_packet / baseline.ns_per_packet;
+    };
+    const Bytes plain = tcp4("198.18.0.10", "198.19.0.1", 40000, kMissPort, TcpFlags::ACK);
+    {
+      const auto baseline = time_xdp(empty_fd, plain, repeat, rounds, "empty");
+      report.add({"baseline", "empty XDP_DROP", baseline.ns_per_packet, baseline.ns_per_packet, baseline.verdict});
+    }
+    {
+      auto untracked = sluice::filter::default_settings();
+      untracked.conntrack = false;
+      must(table.set_settings(untracked), "disable conntrack");
+      measure("empty set", "sluice: no prefixes/rules, conntrack off", sluice_fd, plain, XDP_PASS);
+    }
+    must(table.set_settings(sluice::filter::default_settings()), "enable conntrack");
+    measure("empty set", "sluice: no prefixes/rules, ct miss (pass)", sluice_fd, plain, XDP_PASS);
+
+    // Conntrack: a pass-and-track rule lets the SYN in, the SYN-ACK establishes, the ACK is timed.
+    {
+      RuleSet set;
+      FilterRule track;
+      track.priority = 1;
+      track.protocol = IPPROTO_TCP;
+      track.dst_ports = sluice::filter::PortRange{80, 80};
+      track.action = Action::PassTrack;
+      set.rules = {track};
+      must(table.replace(set), "conntrack rule set");
+      send_once(sluice_fd, tcp4("198.18.0.10", "198.19.0.1", 40001, 80, TcpFlags::SYN));
+      send_once(sluice_fd, tcp4("198.19.0.1", "198.18.0.10", 80, 40001, TcpFlags::SYN | TcpFlags::ACK));
+    }
+    const double conntrack_ratio =
+        measure("conntrack", "sluice: established flow (ct hit)", sluice_fd,
+                tcp4("198.18.0.10", "198.19.0.1", 40001, 80, TcpFlags::ACK), XDP_PASS);
+    // The timed packets must have taken the conntrack path, not the rule.
+    if (must(plane.verdict_count(SLUICE_VERDICT_PASS, static_cast<sluice_reason>(SLUICE_REASON_FILTER_CONNTRACK)),
+             "conntrack counter")
+            .packets < repeat)
+      fail("the established flow did not pass through conntrack");
+    must(table.clear_conntrack(), "clear conntrack");
+
+    // Ordered rules: rule i drops TCP to 198.19.0.0/16 port kRulePortBase + i (a port-based firewall).
+    std::map<std::uint32_t, std::pair<double, double>> by_count;  // rules -> (miss ns, last-match ns)
+    for (std::uint32_t count : kRuleCounts) {
+      RuleSet set;
+      for (std::uint32_t i = 0; i < count; ++i) {
+        FilterRule r;
+        r.priority = i;
+        r.dst = sluice::maps::parse_prefix("198.19.0.0/16").value();
+        r.protocol = IPPROTO_TCP;
+        r.dst_ports = sluice::filter::PortRange{static_cast<std::uint16_t>(kRulePortBase + i),
+                                                static_cast<std::uint16_t>(kRulePortBase + i)};
+        r.action = Action::Drop;
+        set.rules.push_back(r);
+      }
+      must(table.replace(set), std::to_string(count) + " rules");
+      const std::string group = std::to_string(count) + (count == 1 ? " rule" : " rules");
+      measure(group, "sluice: rule miss (pass)", sluice_fd, plain, XDP_PASS);
+      by_count[count].first = report.rows().back().ns_per_packet;
+      const Bytes last = tcp4("198.18.0.10", "198.19.0.1", 40000, static_cast<std::uint16_t>(kRulePortBase + count - 1),
+                              TcpFlags::ACK);
+      measure(group, "sluice: last rule matches (drop)", sluice_fd, last, XDP_DROP);
+      by_count[count].second = report.rows().back().ns_per_packet;
+    }
+
+    // Rate limit: 1 packet/s with a burst of 1; the timed packets find the bucket empty.
+    {
+      RuleSet set;
+      set.rate_classes = {sluice::filter::RateClass{.id = kRateClass, .packets_per_sec = 1, .packet_burst = 1}};
+      FilterRule r;
+      r.priority = 1;
+      r.protocol = IPPROTO_UDP;
+      r.dst_ports = sluice::filter::PortRange{53, 53};
+      r.action = Action::RateLimit;
+      r.rate_class = kRateClass;
+      set.rules = {r};
+      must(table.replace(set), "rate-limit rule set");
+      const Bytes dns = udp4("198.18.0.20", "198.19.0.1", 40000, 53);
+      send_once(sluice_fd, dns);  // spends the burst
+      measure("rate limit", "sluice: rate-limited drop", sluice_fd, dns, XDP_DROP);
+    }
+
+    // Blocklist: `prefixes` IPv4 prefixes outside 198.18.0.0/15, plus two inside it to hit.
+    must(table.replace(RuleSet{}), "empty rule set");
+    const std::uint32_t bench_net = 0xc6120000, bench_mask = sluice::test::ipv4_mask(15);  // 198.18.0.0/15
+    const std::uint32_t hit_host = 0xc612c807;    // 198.18.200.7/32: its /24 has a tbl8 group
+    const std::uint32_t hit_block = 0xc6130500;   // 198.19.5.0/24: one tbl24 load
+    double blocklist_ns = 0, load_s = 0;
+    {
+      const auto keys = sluice::test::blocklist_like_ipv4(prefixes + prefixes / 8 + 16, 11);
+      const auto path = std::filesystem::temp_directory_path() / ("sluice_filter_bench_" + std::to_string(getpid()));
+      std::size_t written = 0;
+      {
+        std::ofstream out(path);
+        out << dotted(hit_host) << "/32\n" << dotted(hit_block) << "/24\n";
+        written = 2;
+        for (const auto& key : keys) {
+          if (written == prefixes) break;
+          std::uint32_t addr_be;
+          std::memcpy(&addr_be, key.addr, sizeof(addr_be));
+          const std::uint32_t addr = ntohl(addr_be);
+          const std::uint32_t mask = sluice::test::ipv4_mask(key.prefixlen) & bench_mask;
+          if ((addr & mask) == (bench_net & mask)) continue;  // overlaps 198.18.0.0/15
+          out << dotted(addr) << "/" << key.prefixlen << "\n";
+          ++written;
+        }
+      }
+      const auto start = std::chrono::steady_clock::now();
+      auto loaded = table.load_prefix_file(path);
+      std::filesystem::remove(path);
+      if (!loaded) fail("load the blocklist: " + loaded.error().message);
+      load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      std::ostringstream note;
+      note << std::fixed << std::setprecision(2) << "blocklist: " << *loaded << " IPv4 prefixes loaded in " << load_s
+           << " s (trie + DIR-24-8, " << tbl8_groups << " tbl8 groups per generation)";
+      notes.push_back(note.str());
+      const std::string group = "blocklist";
+      notes.push_back("blocklist rows: " + std::to_string(*loaded) + " IPv4 prefixes loaded");
+      measure(group, "sluice: blocklist hit, /32 (tbl8)", sluice_fd, udp4(dotted(hit_host), "198.19.0.1", 40000, 53),
+              XDP_DROP);
+      blocklist_ns = report.rows().back().ns_per_packet;
+      measure(group, "sluice: blocklist hit, /24 (tbl24)", sluice_fd,
+              udp4(dotted(hit_block | 9), "198.19.0.1", 40000, 53), XDP_DROP);
+      measure(group, "sluice: blocklist miss (pass)", sluice_fd, udp4("198.18.0.30", "198.19.0.1", 40000, 53), XDP_PASS);
+    }
+
+    // xdp-filter from xdp-tools on the same frames.
+    std::optional<double> xdp_filter_ns;
+    std::string anchor_xdp_filter = "not run", anchor_sluice;
+    {
+      // sluice: the same port rule; a later fragment must pass it (sluice reads no ports from payload).
+      RuleSet set;
+      FilterRule r;
+      r.priority = 1;
+      r.protocol = IPPROTO_TCP;
+      r.dst_ports = sluice::filter::PortRange{kAnchorPort, kAnchorPort};
+      r.action = Action::Drop;
+      set.rules = {r};
+      set.prefixes = table.rule_set().prefixes;
+      must(table.replace(set), "port rule");
+    }
+    // A non-first fragment (offset 64) whose first payload bytes read like ports 40000 -> 80.
+    const Bytes later_fragment = ether()
+                                     .ipv4("198.18.0.40", "198.19.0.1", {.frag_offset_bytes = 64, .protocol_override = IPPROTO_TCP})
+                                     .payload(Bytes{0x9c, 0x40, 0x00, kAnchorPort, 0, 0, 0, 0, 0, 0, 0, 0, 0x50, 0x10, 0xff,
+                                                    0xff, 0, 0, 0, 0, 'x', 'x', 'x', 'x'})
+                                     .build();
+    const Bytes real_port80 = tcp4("198.18.0.40", "198.19.0.1", 40000, kAnchorPort, TcpFlags::ACK);
+    anchor_sluice = verdict_name(send_once(sluice_fd, later_fragment));
+    try {
+      XdpFilterLab lab;
+      std::vector<std::uint32_t> addrs;
+      for (std::uint32_t i = 0; i < xdp_filter_addresses; ++i) addrs.push_back(bench_net + 0x100 + i);  // 198.18.1.0 ...
+      lab.list_sources(addrs);
+      if (lab.xdp_filter("port " + std::to_string(kAnchorPort) + " -p tcp -m dst") != 0) fail("xdp-filter port");
+      const std::string group = "xdp-filter";
+      notes.push_back("xdp-filter rows: " + std::to_string(addrs.size()) + " source addresses listed, tcp dport " +
+                      std::to_string(kAnchorPort) + " filtered");
+      measure(group, "xdp-filter: IP hit (drop)", lab.prog_fd(), udp4(dotted(addrs.back()), "198.19.0.1", 40000, 53),
+              XDP_DROP);
+      xdp_filter_ns = report.rows().back().ns_per_packet;
+      measure(group, "xdp-filter: miss (pass)", lab.prog_fd(), udp4("198.18.0.30", "198.19.0.1", 40000, 53), XDP_PASS);
+      measure(group, "xdp-filter: tcp dport 80 rule hit (drop)", lab.prog_fd(), real_port80, XDP_DROP);
+      anchor_xdp_filter = verdict_name(send_once(lab.prog_fd(), later_fragment));
+      measure("fragment", "xdp-filter: later fragment vs port rule", lab.prog_fd(), later_fragment,
+              send_once(lab.prog_fd(), later_fragment));
+    } catch (const std::exception& error) {
+      notes.push_back(std::string("xdp-filter not timed: ") + error.what());
+    }
+    measure("fragment", "sluice: tcp dport 80 rule hit (drop)", sluice_fd, real_port80, XDP_DROP);
+    measure("fragment", "sluice: later fragment vs port rule (pass)", sluice_fd, later_fragment, XDP_PASS);
+    notes.push_back("non-first IPv4 fragment (offset 64, payload starting 9c40 0050) against a 'tcp dport 80 drop' rule: "
+                    "xdp-filter " + anchor_xdp_filter + " (reads the payload as a TCP header), sluice " + anchor_sluice +
+                    " (no L4 header in a later fragment: port rules never match it)");
+
+    std::vector<Target> targets;
+    const auto& [miss_1, match_1] = by_count.at(kRuleCounts.front());
+    const auto& [miss_n, match_n] = by_count.at(kRuleCounts.back());
+    targets.push_back({"rule miss, 4096 / 1 rules", miss_n / miss_1, 1.5, "x"});
+    targets.push_back({"last-rule match, 4096 / 1 rules", match_n / match_1, 1.5, "x"});
+    if (xdp_filter_ns)
+      targets.push_back({"blocklist hit at " + std::to_string(prefixes) + " prefixes / xdp-filter IP hit at " +
+                             std::to_string(xdp_filter_addresses),
+                         blocklist_ns / *xdp_filter_ns, 1.0, "x"});
+    targets.push_back({"conntrack hit through the whole filter / empty", conntrack_ratio, 3.0, "x"});
+
+    if (json) {
+      std::ostringstream rows;
+      report.print_json(rows);
+      auto doc = boost::json::parse(rows.str()).as_object();
+      boost::json::array jt;
+      for (const auto& t : targets)
+        jt.push_back({{"target", t.name}, {"value", t.value}, {"limit", t.limit}, {"met", t.value <= t.limit}});
+      doc["targets"] = jt;
+      boost::json::array jn;
+      for (const auto& n : notes) jn.push_back(boost::json::string(n));
+      doc["notes"] = jn;
+      std::cout << boost::json::serialize(doc) << "\n";
+    } else {
+      report.print_table(std::cout);
+      for (const auto& n : notes) std::cout << n << "\n";
+      std::cout << "targets:\n";
+      for (const auto& t : targets)
+        std::cout << "  " << std::left << std::setw(72) << t.name << std::right << std::fixed << std::setprecision(2)
+                  << t.value << t.unit << " (<= " << t.limit << t.unit << ") " << (t.value <= t.limit ? "met" : "NOT MET")
+                  << "\n";
+    }
+  } catch (const std::exception& error) {
+    std::cerr << "filter_bench: " << error.what() << "\n";
+    return 1;
+  }
+  return 0;
+}
