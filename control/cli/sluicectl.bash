@@ -1,14 +1,15 @@
 # bash completion for sluicectl. Installed as
 # share/bash-completion/completions/sluicectl; to try it: source sluicectl.bash
 #
-# Completes commands, their options and option values, and interface names
-# (from /sys/class/net) where a command takes one.
+# Completes commands, their options and option values (verdicts, protocols,
+# TCP flags, filter actions), interface names (from /sys/class/net) where a
+# command takes one, and files for block load.
 
 _sluicectl() {
     local cur prev words cword
     _init_completion || return
 
-    local commands="status attach detach config stats events capture shutdown apply"
+    local commands="status attach detach config stats events capture shutdown apply block rule limit conn"
     local globals="--socket --json --timeout --help"
 
     # Option values first: they do not depend on the command.
@@ -37,7 +38,31 @@ _sluicectl() {
         -f|--file)
             _filedir '@(yaml|yml)'
             return ;;
-        --timeout|--watch|-c|--count)
+        --proto)
+            COMPREPLY=($(compgen -W "tcp udp icmp icmpv6" -- "$cur"))
+            return ;;
+        --iface)
+            COMPREPLY=($(compgen -W "$(ls /sys/class/net 2>/dev/null)" -- "$cur"))
+            return ;;
+        --tcp-flags)
+            # Comma-separated, each optionally negated with '!'.
+            local done_part="${cur%"${cur##*,}"}" flags="" f
+            for f in fin syn rst psh ack urg ece cwr; do flags+="$f !$f "; done
+            COMPREPLY=($(compgen -P "$done_part" -W "$flags" -- "${cur##*,}"))
+            compopt -o nospace
+            return ;;
+        --action)
+            # rule add: drop pass track limit:CLASS; block add: no track; block load: drop pass.
+            local actions="drop pass track limit:"
+            local w
+            for w in "${words[@]}"; do
+                [[ $w == block ]] && actions="drop pass limit:"
+                [[ $w == load ]] && actions="drop pass"
+            done
+            COMPREPLY=($(compgen -W "$actions" -- "$cur"))
+            [[ ${COMPREPLY[0]} == limit: ]] && compopt -o nospace
+            return ;;
+        --timeout|--watch|-c|--count|--priority|--src|--dst|--sport|--dport|--icmp-type|--pps|--bps|--burst|--limit)
             return ;;
     esac
 
@@ -50,7 +75,7 @@ _sluicectl() {
             *)
                 if [[ -z $command ]]; then
                     command="${words[i]}"
-                elif [[ $command == config && -z $subcommand ]]; then
+                elif [[ $command == @(config|block|rule|limit|conn) && -z $subcommand ]]; then
                     subcommand="${words[i]}"
                 fi ;;
         esac
@@ -70,6 +95,36 @@ _sluicectl() {
             case "$subcommand" in
                 "") COMPREPLY=($(compgen -W "get set show" -- "$cur")) ;;
                 set) COMPREPLY=($(compgen -W "--default-verdict --tail-call-fail --malformed --non-ip --drop-fragments --stages $globals" -- "$cur")) ;;
+                *) COMPREPLY=($(compgen -W "$globals" -- "$cur")) ;;
+            esac ;;
+        block)
+            case "$subcommand" in
+                "") COMPREPLY=($(compgen -W "add del load list" -- "$cur")) ;;
+                add) COMPREPLY=($(compgen -W "--action $globals" -- "$cur")) ;;
+                load)
+                    if [[ $cur == -* ]]; then
+                        COMPREPLY=($(compgen -W "--action $globals" -- "$cur"))
+                    else
+                        _filedir
+                    fi ;;
+                *) COMPREPLY=($(compgen -W "$globals" -- "$cur")) ;;
+            esac ;;
+        rule)
+            case "$subcommand" in
+                "") COMPREPLY=($(compgen -W "add del list" -- "$cur")) ;;
+                add) COMPREPLY=($(compgen -W "--priority --src --dst --proto --sport --dport --tcp-flags --icmp-type --iface --action $globals" -- "$cur")) ;;
+                *) COMPREPLY=($(compgen -W "$globals" -- "$cur")) ;;
+            esac ;;
+        limit)
+            case "$subcommand" in
+                "") COMPREPLY=($(compgen -W "set del list" -- "$cur")) ;;
+                set) COMPREPLY=($(compgen -W "--pps --bps --burst --syn-only $globals" -- "$cur")) ;;
+                *) COMPREPLY=($(compgen -W "$globals" -- "$cur")) ;;
+            esac ;;
+        conn)
+            case "$subcommand" in
+                "") COMPREPLY=($(compgen -W "list" -- "$cur")) ;;
+                list) COMPREPLY=($(compgen -W "--limit $globals" -- "$cur")) ;;
                 *) COMPREPLY=($(compgen -W "$globals" -- "$cur")) ;;
             esac ;;
         stats)

@@ -1,23 +1,29 @@
 #include "sluicectl.hpp"
 
 #include <net/if.h>
+#include <netinet/in.h>
 #include <time.h>
 
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
 #include <array>
+#include <cstring>
 #include <fstream>
 #include <iostream>
 #include <iterator>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <sstream>
 #include <thread>
 
+#include "contract.hpp"
 #include "desired_state.hpp"
+#include "filter_rules.hpp"
 #include "packet_head.hpp"
 #include "pcap_writer.hpp"
+#include "prefix.hpp"
 #include "ops.hpp"
 #include "protocol.hpp"
 #include "xdp_attachment.hpp"
@@ -236,6 +242,174 @@ void render_stats(std::ostream& out, const json::value& result) {
   table.print(out);
 }
 
+// The daemon's action back in the CLI's words: "limit:web", "track".
+std::string action_text(const json::object& object) {
+  const std::string action = field(object, "action");
+  if (action == "rate-limit") return "limit:" + field(object, "rate_class");
+  if (action == "pass-track") return "track";
+  return action;
+}
+
+// block list may hold a million prefixes: two passes over the reply instead
+// of a Table holding a copy of every row.
+void render_block_list(std::ostream& out, const json::value& result) {
+  const json::array& prefixes = array_field(as_object(result, "block.list result"), "prefixes");
+  if (prefixes.empty()) {
+    out << "no prefixes listed\n";
+    return;
+  }
+  constexpr std::string_view kHeader = "PREFIX";
+  std::size_t width = kHeader.size();
+  for (const auto& item : prefixes) width = std::max(width, field(as_object(item, "prefix entry"), "prefix").size());
+  auto line = [&](const std::string& prefix, const std::string& action) {
+    out << prefix << std::string(width - prefix.size(), ' ') << kGap << action << '\n';
+  };
+  line(std::string(kHeader), "ACTION");
+  for (const auto& item : prefixes) {
+    const json::object& entry = item.as_object();
+    line(field(entry, "prefix"), action_text(entry));
+  }
+}
+
+// "iface eth0 src 198.18.0.0/15 tcp dport 22 flags syn,!ack": the order of config::describe.
+std::string rule_match_text(const json::object& rule) {
+  std::string out;
+  auto word = [&](std::string_view label, std::string value) {
+    if (!out.empty()) out += ' ';
+    if (!label.empty()) out += std::string(label) + ' ';
+    out += value;
+  };
+  auto present = [&](std::string_view key) {
+    const json::value* value = rule.if_contains(key);
+    return value && !value->is_null() ? value : nullptr;
+  };
+  if (present("iface")) word("iface", field(rule, "iface"));
+  if (present("src")) word("src", field(rule, "src"));
+  if (present("dst")) word("dst", field(rule, "dst"));
+  if (const json::value* proto = present("proto")) {
+    const auto number = uint_field(rule, "proto");
+    word("", number && *number <= 255 ? config::protocol_name(static_cast<std::uint8_t>(*number)) : text(proto));
+  }
+  if (present("sport")) word("sport", field(rule, "sport"));
+  if (present("dport")) word("dport", field(rule, "dport"));
+  if (const json::value* flags = present("tcp_flags")) {
+    // A string ("syn,!ack") or the match itself ({"mask":18,"value":2}).
+    std::string shown = text(flags);
+    if (flags->is_object()) {
+      const auto mask = uint_field(flags->as_object(), "mask"), value = uint_field(flags->as_object(), "value");
+      if (mask && value && *mask <= 0xff && *value <= 0xff)
+        shown = config::to_string(config::TcpFlagMatch{static_cast<std::uint8_t>(*mask), static_cast<std::uint8_t>(*value)});
+    }
+    word("flags", shown);
+  }
+  if (present("icmp_type")) word("icmp-type", field(rule, "icmp_type"));
+  return out.empty() ? "any" : out;
+}
+
+void render_rule_list(std::ostream& out, const json::value& result) {
+  const json::array& rules = array_field(as_object(result, "rule.list result"), "rules");
+  if (rules.empty()) {
+    out << "no rules\n";
+    return;
+  }
+  // A rule's id is its priority unless the daemon says otherwise; the
+  // PRIORITY column appears only when some rule's differs from its id.
+  bool separate_priority = false;
+  for (const auto& item : rules) {
+    const json::object& rule = as_object(item, "rule");
+    if (rule.if_contains("id") && rule.if_contains("priority") && field(rule, "id") != field(rule, "priority"))
+      separate_priority = true;
+  }
+  std::vector<Table::Column> columns{{"ID", Table::Align::Right}};
+  if (separate_priority) columns.push_back({"PRIORITY", Table::Align::Right});
+  for (auto column : {Table::Column{"ACTION"}, Table::Column{"PACKETS", Table::Align::Right},
+                      Table::Column{"BYTES", Table::Align::Right}, Table::Column{"MATCH"}})
+    columns.push_back(column);
+  Table table(std::move(columns));
+  for (const auto& item : rules) {
+    const json::object& rule = item.as_object();
+    std::vector<std::string> row{field(rule, rule.if_contains("id") ? "id" : "priority")};
+    if (separate_priority) row.push_back(field(rule, "priority"));
+    for (auto cell : {action_text(rule), field(rule, "packets"), field(rule, "bytes"), rule_match_text(rule)})
+      row.push_back(std::move(cell));
+    table.add(std::move(row));
+  }
+  table.print(out);
+}
+
+void render_limit_list(std::ostream& out, const json::value& result) {
+  const json::array& limits = array_field(as_object(result, "limit.list result"), "limits");
+  if (limits.empty()) {
+    out << "no rate-limit classes\n";
+    return;
+  }
+  Table table({{"CLASS"},
+               {"PPS", Table::Align::Right},
+               {"BURST", Table::Align::Right},
+               {"BPS", Table::Align::Right},
+               {"SYN ONLY"}});
+  for (const auto& item : limits) {
+    const json::object& limit = as_object(item, "limit");
+    const json::value* syn_only = limit.if_contains("syn_only");
+    // bps 0 (or absent): bytes are not limited.
+    const auto bps = uint_field(limit, "bps");
+    table.add({field(limit, "class"), field(limit, "pps"), field(limit, "burst"),
+               bps && *bps ? std::to_string(*bps) : (bps ? "-" : field(limit, "bps")), syn_only ? text(syn_only) : "no"});
+  }
+  table.print(out);
+}
+
+// "198.18.0.1:40000", "[2001:db8::1]:53", or the address alone.
+std::string endpoint_text(const json::object& flow, std::string_view addr_key, std::string_view port_key) {
+  const std::string addr = field(flow, addr_key);
+  const json::value* port = flow.if_contains(port_key);
+  if (!port || port->is_null()) return addr;
+  const bool v6 = addr.find(':') != std::string::npos;
+  return (v6 ? "[" + addr + "]" : addr) + ":" + text(port);
+}
+
+// Per-direction counters ([a->b, b->a]) are shown summed.
+std::string counter_text(const json::object& flow, std::string_view key) {
+  const json::value* value = flow.if_contains(key);
+  if (!value || !value->is_array()) return field(flow, key);
+  std::uint64_t sum = 0;
+  for (const auto& part : value->as_array()) {
+    if (part.is_uint64()) sum += part.as_uint64();
+    else if (part.is_int64() && part.as_int64() >= 0) sum += static_cast<std::uint64_t>(part.as_int64());
+    else return text(value);
+  }
+  return std::to_string(sum);
+}
+
+void render_conn_list(std::ostream& out, const json::value& result) {
+  const json::object& listing = as_object(result, "conn.list result");
+  const json::array& flows = array_field(listing, "flows");
+  const json::value* truncated = listing.if_contains("truncated");
+  const std::string footer = truncated && truncated->is_bool() && truncated->as_bool()
+                                 ? "showing " + std::to_string(flows.size()) + " of " + field(listing, "total") +
+                                       " tracked flows (--limit N shows more)\n"
+                                 : "";
+  if (flows.empty()) {
+    out << (footer.empty() ? "no tracked flows\n" : footer);
+    return;
+  }
+  Table table({{"PROTO"},
+               {"SOURCE"},
+               {"DESTINATION"},
+               {"STATE"},
+               {"PACKETS", Table::Align::Right},
+               {"BYTES", Table::Align::Right}});
+  for (const auto& item : flows) {
+    const json::object& flow = as_object(item, "flow");
+    const auto proto = uint_field(flow, "proto");
+    table.add({proto && *proto <= 255 ? config::protocol_name(static_cast<std::uint8_t>(*proto)) : field(flow, "proto"),
+               endpoint_text(flow, "src", "sport"), endpoint_text(flow, "dst", "dport"), field(flow, "state"),
+               counter_text(flow, "packets"), counter_text(flow, "bytes")});
+  }
+  table.print(out);
+  out << footer;
+}
+
 // ---- the command context ----
 
 struct Options {
@@ -400,6 +574,128 @@ CLI::Validator pass_or_drop_validator() {
       "pass|drop");
 }
 
+// ---- filter vocabulary: prefixes, ports, protocols, flags, actions, rate classes ----
+
+// The filter library's errors read "validate filter: <what>: <reason> (EINVAL)";
+// next to an option name only "<what>: <reason>" says something.
+std::string filter_reason(const maps::Error& error) {
+  std::string_view text = error.message;
+  for (std::string_view prefix : {"validate filter: ", "parse filter: "})
+    if (text.starts_with(prefix)) text.remove_prefix(prefix.size());
+  if (const auto paren = text.rfind(" ("); paren != std::string_view::npos && text.ends_with(")"))
+    text = text.substr(0, paren);
+  return std::string(text);
+}
+
+// Rate classes are named as in the YAML's limits[].class (the daemon's
+// desired state): 1..32 of A-Z a-z 0-9 _ - .
+constexpr std::size_t kMaxClassNameBytes = 32;
+
+std::optional<json::value> class_value(std::string_view text, std::string& problem) {
+  const bool plain = !text.empty() && text.size() <= kMaxClassNameBytes &&
+                     std::all_of(text.begin(), text.end(), [](char ch) {
+                       return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                              ch == '_' || ch == '-' || ch == '.';
+                     });
+  if (!plain) {
+    problem = "bad class '" + std::string(text) + "': 1.." + std::to_string(kMaxClassNameBytes) +
+              " of A-Z a-z 0-9 _ - .";
+    return std::nullopt;
+  }
+  return json::value(json::string(text));
+}
+
+// The CLI's action words and the daemon's: drop, pass, track (pass-track),
+// limit:CLASS (rate-limit with rate_class).
+struct FilterAction {
+  std::string action;
+  std::optional<json::value> rate_class;
+};
+
+std::optional<FilterAction> parse_filter_action(std::string_view text, bool rule, std::string& problem) {
+  const std::string expected = rule ? "drop, pass, track or limit:CLASS" : "drop, pass or limit:CLASS";
+  if (text == "drop" || text == "pass") return FilterAction{std::string(text), std::nullopt};
+  if (text == "track") {
+    if (rule) return FilterAction{"pass-track", std::nullopt};
+    problem = "bad action 'track': tracking is for rules, not prefix lists; expected " + expected;
+    return std::nullopt;
+  }
+  constexpr std::string_view kLimit = "limit:";
+  if (text.starts_with(kLimit)) {
+    std::string why;
+    auto rate_class = class_value(text.substr(kLimit.size()), why);
+    if (!rate_class) {
+      problem = "bad action '" + std::string(text) + "': " + why;
+      return std::nullopt;
+    }
+    return FilterAction{"rate-limit", std::move(*rate_class)};
+  }
+  problem = "bad action '" + std::string(text) + "': expected " + expected;
+  return std::nullopt;
+}
+
+// A check run while CLI11 parses: the error names the option ("--dport: ...").
+CLI::Validator check_with(std::string name, std::function<std::string(const std::string&)> problem_of) {
+  return CLI::Validator([problem_of = std::move(problem_of)](std::string& value) { return problem_of(value); },
+                        std::move(name));
+}
+
+CLI::Validator prefix_validator() {
+  return check_with("CIDR", [](const std::string& text) -> std::string {
+    if (auto prefix = maps::parse_prefix(text); !prefix) return prefix.error().message;
+    return {};
+  });
+}
+
+CLI::Validator port_range_validator() {
+  return check_with("PORT[-PORT]", [](const std::string& text) -> std::string {
+    if (auto range = filter::parse_port_range(text); !range) return filter_reason(range.error());
+    return {};
+  });
+}
+
+CLI::Validator protocol_validator() {
+  return check_with("PROTO", [](const std::string& text) -> std::string {
+    if (auto proto = filter::parse_protocol(text); !proto) return filter_reason(proto.error());
+    return {};
+  });
+}
+
+CLI::Validator tcp_flags_validator() {
+  return check_with("FLAGS", [](const std::string& text) -> std::string {
+    if (auto flags = config::parse_tcp_flags(text); !flags) return flags.error();
+    return {};
+  });
+}
+
+CLI::Validator action_validator(bool rule) {
+  return check_with("ACTION", [rule](const std::string& text) -> std::string {
+    std::string problem;
+    if (!parse_filter_action(text, rule, problem)) return problem;
+    return {};
+  });
+}
+
+CLI::Validator class_validator() {
+  return check_with("CLASS", [](const std::string& text) -> std::string {
+    std::string problem;
+    if (!class_value(text, problem)) return problem;
+    return {};
+  });
+}
+
+// Canonical forms of what the validators above accepted.
+std::string canonical_prefix(const std::string& text) { return maps::to_string(maps::parse_prefix(text).value()); }
+std::string canonical_ports(const std::string& text) { return config::to_string(filter::parse_port_range(text).value()); }
+std::string canonical_protocol(const std::string& text) {
+  return config::protocol_name(filter::parse_protocol(text).value());
+}
+std::string canonical_tcp_flags(const std::string& text) { return config::to_string(*config::parse_tcp_flags(text)); }
+
+std::string plural(std::uint64_t count, std::string_view one, std::string_view many) {
+  return std::to_string(count) + " " + std::string(count == 1 ? one : many);
+}
+
 // "filter,lb" -> {"filter":true,"lb":true,"forward":false}; "none" -> all off.
 std::optional<json::object> parse_stage_list(const std::string& list, std::string& problem) {
   std::uint32_t mask = 0;
@@ -425,10 +721,14 @@ std::optional<json::object> parse_stage_list(const std::string& list, std::strin
   return stages;
 }
 
-std::optional<std::string> read_text(Env& env, const std::string& path, std::string& problem) {
+// The whole file (or standard input for "-"), at most max_bytes of it;
+// beyond that `problem` says so (plus too_large_hint) and nothing is returned.
+std::optional<std::string> read_text(Env& env, const std::string& path, std::string& problem,
+                                     std::size_t max_bytes = config::kMaxDocumentBytes,
+                                     std::string_view too_large_hint = {}) {
   std::string content;
   // One byte past the limit tells "too large" from "exactly at the limit".
-  const std::size_t limit = config::kMaxDocumentBytes + 1;
+  const std::size_t limit = max_bytes + 1;
   auto slurp = [&](std::istream& in) {
     content.resize(limit);
     in.read(content.data(), static_cast<std::streamsize>(limit));
@@ -447,8 +747,8 @@ std::optional<std::string> read_text(Env& env, const std::string& path, std::str
       return std::nullopt;
     }
   }
-  if (content.size() > config::kMaxDocumentBytes) {
-    problem = path + ": larger than " + std::to_string(config::kMaxDocumentBytes) + " bytes";
+  if (content.size() > max_bytes) {
+    problem = path + ": larger than " + std::to_string(max_bytes) + " bytes" + std::string(too_large_hint);
     return std::nullopt;
   }
   return content;
@@ -481,6 +781,20 @@ struct Commands {
   bool detach = false;
   std::string apply_path;
   bool dry_run = false;
+  // The filter's commands.
+  std::vector<std::string> prefixes;
+  std::optional<std::string> filter_action;  // block add / block load
+  std::string block_file;
+  std::optional<std::uint32_t> priority;
+  std::optional<std::string> src, dst, proto, sport, dport, tcp_flags, rule_iface;
+  std::optional<unsigned> icmp_type;
+  std::string rule_action;
+  std::uint32_t rule_id = 0;
+  std::string class_name;
+  std::uint64_t pps = 0;
+  std::optional<std::uint64_t> bps, burst;
+  bool syn_only = false;
+  std::optional<std::uint64_t> conn_limit;
 };
 
 void add_status(CLI::App& app, Commands& c) {
@@ -720,6 +1034,236 @@ void add_apply(CLI::App& app, Commands& c) {
   });
 }
 
+// ---- the filter: prefix lists, ordered rules, rate classes, tracked flows ----
+
+void add_block(CLI::App& app, Commands& c) {
+  auto* block = app.add_subcommand("block", "Source prefix lists: drop, pass or rate-limit whole prefixes");
+  block->require_subcommand(1);
+
+  auto* add = block->add_subcommand("add", "Add source prefixes (or change their action)");
+  add->add_option("CIDR", c.prefixes, "IPv4/IPv6 prefixes; a bare address is a /32 or /128")
+      ->required()
+      ->check(prefix_validator());
+  add->add_option("--action", c.filter_action, "drop (default), pass, or limit:CLASS (rate-limit per source)")
+      ->check(action_validator(false));
+  add->callback([&c] {
+    c.action = [&c](Context& ctx) {
+      json::array prefixes;
+      for (const auto& prefix : c.prefixes) prefixes.push_back(json::string(canonical_prefix(prefix)));
+      json::object args{{"prefixes", std::move(prefixes)}};
+      if (c.filter_action) {
+        std::string problem;
+        auto action = parse_filter_action(*c.filter_action, false, problem);
+        if (!action) return ctx.usage("--action: " + problem);
+        args["action"] = action->action;
+        if (action->rate_class) args["rate_class"] = *action->rate_class;
+      }
+      return ctx.call("block.add", args, [&](const json::value& r) {
+        const auto added = uint_field(as_object(r, "block.add result"), "added").value_or(c.prefixes.size());
+        ctx.env().out << "added " << plural(added, "prefix", "prefixes") << '\n';
+      });
+    };
+  });
+
+  auto* del = block->add_subcommand("del", "Remove source prefixes (each must be listed)");
+  del->add_option("CIDR", c.prefixes, "Prefixes exactly as listed")->required()->check(prefix_validator());
+  del->callback([&c] {
+    c.action = [&c](Context& ctx) {
+      json::array prefixes;
+      for (const auto& prefix : c.prefixes) prefixes.push_back(json::string(canonical_prefix(prefix)));
+      return ctx.call("block.del", {{"prefixes", std::move(prefixes)}}, [&](const json::value& r) {
+        const auto removed = uint_field(as_object(r, "block.del result"), "removed").value_or(c.prefixes.size());
+        ctx.env().out << "removed " << plural(removed, "prefix", "prefixes") << '\n';
+      });
+    };
+  });
+
+  auto* load = block->add_subcommand(
+      "load", "Add every prefix of a file: one CIDR per line, optional action word after it, # comments");
+  load->add_option("FILE", c.block_file, "The file; - reads standard input")->required();
+  load->add_option("--action", c.filter_action, "Action of lines that name none: drop (default) or pass")
+      ->check(CLI::IsMember({"drop", "pass"}));
+  load->callback([&c] {
+    c.action = [&c](Context& ctx) {
+      // The file travels inside one request: it must fit the daemon's
+      // request limit, JSON escaping included.
+      const std::string split_hint = "; split it into smaller files (e.g. split -l 20000 " + c.block_file +
+                                     " part-) and load each: block load adds to the list";
+      const std::string limit_text = " the daemon's request limit of " + std::to_string(protocol::max_request_bytes) + " bytes";
+      std::string problem;
+      auto content = read_text(ctx.env(), c.block_file, problem, protocol::max_request_bytes,
+                               ", above" + limit_text + split_hint);
+      if (!content) return ctx.usage(problem);
+      json::object args{{"content", std::move(*content)}};
+      if (c.filter_action) args["action"] = *c.filter_action;
+      if (const auto bytes = Session::request_line(1, "block.load", args).size(); bytes > protocol::max_request_bytes)
+        return ctx.usage(c.block_file + ": the request carrying it would be " + std::to_string(bytes) +
+                         " bytes (JSON escaping included), above" + limit_text + split_hint);
+      return ctx.call("block.load", args, [&](const json::value& r) {
+        const json::object& loaded = as_object(r, "block.load result");
+        ctx.env().out << "loaded " << plural(uint_field(loaded, "loaded").value_or(0), "prefix", "prefixes") << " from "
+                      << (c.block_file == "-" ? "standard input" : c.block_file) << '\n';
+      });
+    };
+  });
+
+  auto* list = block->add_subcommand("list", "Show the prefix lists: prefix and action");
+  list->callback([&c] {
+    c.action = [](Context& ctx) {
+      return ctx.call("block.list", {}, [&](const json::value& r) { render_block_list(ctx.env().out, r); });
+    };
+  });
+}
+
+void add_rule(CLI::App& app, Commands& c) {
+  auto* rule = app.add_subcommand("rule", "Ordered first-match filter rules");
+  rule->require_subcommand(1);
+
+  auto* add = rule->add_subcommand("add", "Add a rule; every option given must match. Prints the new rule's id");
+  add->add_option("--priority", c.priority, "Lower matches first (default: the daemon picks one after the last rule)");
+  add->add_option("--src", c.src, "Source prefix")->check(prefix_validator());
+  add->add_option("--dst", c.dst, "Destination prefix")->check(prefix_validator());
+  add->add_option("--proto", c.proto, "tcp, udp, icmp, icmpv6 or a protocol number 0..255")->check(protocol_validator());
+  add->add_option("--sport", c.sport, "Source port or range A-B (TCP/UDP)")->check(port_range_validator());
+  add->add_option("--dport", c.dport, "Destination port or range A-B (TCP/UDP)")->check(port_range_validator());
+  add->add_option("--tcp-flags", c.tcp_flags, "Comma-separated fin syn rst psh ack urg ece cwr; !flag: must be clear")
+      ->check(tcp_flags_validator());
+  add->add_option("--icmp-type", c.icmp_type, "ICMP/ICMPv6 type 0..255")->check(CLI::Range(0u, 255u));
+  add->add_option("--iface", c.rule_iface, "Ingress interface")->check(interface_validator());
+  add->add_option("--action", c.rule_action, "drop, pass, track (pass and track the connection) or limit:CLASS")
+      ->required()
+      ->check(action_validator(true));
+  add->callback([&c] {
+    c.action = [&c](Context& ctx) {
+      // Combinations that can never match are typos, not rules.
+      std::optional<std::uint8_t> proto;
+      if (c.proto) proto = filter::parse_protocol(*c.proto).value();
+      if (c.src && c.dst &&
+          filter::family_of(maps::parse_prefix(*c.src).value()) != filter::family_of(maps::parse_prefix(*c.dst).value()))
+        return ctx.usage("--src " + *c.src + " and --dst " + *c.dst + " are of different address families: no packet matches both");
+      const bool ports_proto = !proto || *proto == IPPROTO_TCP || *proto == IPPROTO_UDP;
+      if (c.sport && !ports_proto) return ctx.usage("--sport " + *c.sport + " needs --proto tcp or udp, not " + *c.proto);
+      if (c.dport && !ports_proto) return ctx.usage("--dport " + *c.dport + " needs --proto tcp or udp, not " + *c.proto);
+      if (c.tcp_flags && proto && *proto != IPPROTO_TCP)
+        return ctx.usage("--tcp-flags " + *c.tcp_flags + " needs --proto tcp, not " + *c.proto);
+      if (c.icmp_type && proto && *proto != IPPROTO_ICMP && *proto != IPPROTO_ICMPV6)
+        return ctx.usage("--icmp-type " + std::to_string(*c.icmp_type) + " needs --proto icmp or icmpv6, not " + *c.proto);
+      if (c.icmp_type && (c.sport || c.dport || c.tcp_flags))
+        return ctx.usage("--icmp-type cannot be combined with ports or --tcp-flags: no packet has both");
+
+      json::object args;
+      if (c.priority) args["priority"] = *c.priority;
+      if (c.src) args["src"] = canonical_prefix(*c.src);
+      if (c.dst) args["dst"] = canonical_prefix(*c.dst);
+      if (c.proto) args["proto"] = canonical_protocol(*c.proto);
+      if (c.sport) args["sport"] = canonical_ports(*c.sport);
+      if (c.dport) args["dport"] = canonical_ports(*c.dport);
+      if (c.tcp_flags) args["tcp_flags"] = canonical_tcp_flags(*c.tcp_flags);
+      if (c.icmp_type) args["icmp_type"] = *c.icmp_type;
+      if (c.rule_iface) args["iface"] = *c.rule_iface;
+      std::string problem;
+      auto action = parse_filter_action(c.rule_action, true, problem);
+      if (!action) return ctx.usage("--action: " + problem);
+      args["action"] = action->action;
+      if (action->rate_class) args["rate_class"] = *action->rate_class;
+      return ctx.call("rule.add", args, [&](const json::value& r) {
+        const json::value* id = as_object(r, "rule.add result").if_contains("id");
+        if (!id || !(id->is_int64() || id->is_uint64())) throw BadReply{"field id missing or not a number"};
+        ctx.env().out << text(id) << '\n';
+      });
+    };
+  });
+
+  auto* del = rule->add_subcommand("del", "Delete a rule by id");
+  del->add_option("ID", c.rule_id, "The id rule add printed (rule list shows them)")
+      ->required()
+      ->check(CLI::Range(std::uint32_t{0}, std::numeric_limits<std::uint32_t>::max()));
+  del->callback([&c] {
+    c.action = [&c](Context& ctx) {
+      return ctx.call("rule.del", {{"id", c.rule_id}},
+                      [&](const json::value&) { ctx.env().out << "deleted rule " << c.rule_id << '\n'; });
+    };
+  });
+
+  auto* list = rule->add_subcommand("list", "Show the rules in evaluation order with their hit counters");
+  list->callback([&c] {
+    c.action = [](Context& ctx) {
+      return ctx.call("rule.list", {}, [&](const json::value& r) { render_rule_list(ctx.env().out, r); });
+    };
+  });
+}
+
+void add_limit(CLI::App& app, Commands& c) {
+  auto* limit = app.add_subcommand("limit", "Rate-limit classes: token buckets per source address");
+  limit->require_subcommand(1);
+
+  auto* set = limit->add_subcommand("set", "Define or redefine a class (rules and prefixes use it as limit:CLASS)");
+  set->add_option("CLASS", c.class_name, "Class name: 1..32 of A-Z a-z 0-9 _ - .")
+      ->required()
+      ->check(class_validator());
+  set->add_option("--pps", c.pps, "Packets per second per source")
+      ->required()
+      ->check(CLI::Range(std::uint64_t{1}, filter::kMaxPacketsPerSec));
+  set->add_option("--bps", c.bps, "Bytes per second per source (default: unlimited)")
+      ->check(CLI::Range(std::uint64_t{1}, filter::kMaxBytesPerSec));
+  set->add_option("--burst", c.burst, "Packets a source may send at once (default: one second of --pps)")
+      ->check(CLI::Range(std::uint64_t{1}, filter::kMaxPacketBurst));
+  set->add_flag("--syn-only", c.syn_only, "Only TCP SYNs (without ACK) spend tokens: a SYN-flood limit");
+  set->callback([&c] {
+    c.action = [&c](Context& ctx) {
+      std::string problem;
+      auto class_id = class_value(c.class_name, problem);
+      if (!class_id) return ctx.usage("CLASS: " + problem);
+      json::object args{{"class", *class_id}, {"pps", c.pps}};
+      if (c.bps) args["bps"] = *c.bps;
+      if (c.burst) args["burst"] = *c.burst;
+      if (c.syn_only) args["syn_only"] = true;
+      return ctx.call("limit.set", args, [&](const json::value& r) {
+        const json::value* created = as_object(r, "limit.set result").if_contains("created");
+        const bool redefined = created && created->is_bool() && !created->as_bool();
+        ctx.env().out << "rate class " << c.class_name << (redefined ? " redefined" : " created") << '\n';
+      });
+    };
+  });
+
+  auto* del = limit->add_subcommand("del", "Delete a class (refused while a rule or prefix uses it)");
+  del->add_option("CLASS", c.class_name, "Class name")->required()->check(class_validator());
+  del->callback([&c] {
+    c.action = [&c](Context& ctx) {
+      std::string problem;
+      auto class_id = class_value(c.class_name, problem);
+      if (!class_id) return ctx.usage("CLASS: " + problem);
+      return ctx.call("limit.del", {{"class", *class_id}},
+                      [&](const json::value&) { ctx.env().out << "rate class " << c.class_name << " deleted\n"; });
+    };
+  });
+
+  auto* list = limit->add_subcommand("list", "Show the rate-limit classes");
+  list->callback([&c] {
+    c.action = [](Context& ctx) {
+      return ctx.call("limit.list", {}, [&](const json::value& r) { render_limit_list(ctx.env().out, r); });
+    };
+  });
+}
+
+// sluiced's bound on one conn.list reply (control/daemon/state_ops.cpp).
+constexpr std::uint64_t kMaxConnListLimit = 100'000;
+
+void add_conn(CLI::App& app, Commands& c) {
+  auto* conn = app.add_subcommand("conn", "The connection-tracking table");
+  conn->require_subcommand(1);
+  auto* list = conn->add_subcommand("list", "Show tracked flows (made by rules with --action track)");
+  list->add_option("--limit", c.conn_limit, "Show at most N flows (default: sluiced's, 1000)")
+      ->check(CLI::Range(std::uint64_t{1}, kMaxConnListLimit));
+  list->callback([&c] {
+    c.action = [&c](Context& ctx) {
+      json::object args;
+      if (c.conn_limit) args["limit"] = *c.conn_limit;
+      return ctx.call("conn.list", args, [&](const json::value& r) { render_conn_list(ctx.env().out, r); });
+    };
+  });
+}
+
 std::string default_interface_name(std::uint32_t ifindex) {
   std::array<char, IF_NAMESIZE> name{};
   if (if_indextoname(ifindex, name.data())) return name.data();
@@ -773,6 +1317,10 @@ int run(const std::vector<std::string>& args, Env& env) {
   add_capture(app, commands);
   add_shutdown(app, commands);
   add_apply(app, commands);
+  add_block(app, commands);
+  add_rule(app, commands);
+  add_limit(app, commands);
+  add_conn(app, commands);
 
   // Set after the subcommands exist so they do not inherit it: only words
   // no command claims land in app.remaining().

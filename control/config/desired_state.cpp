@@ -50,6 +50,8 @@ constexpr std::array<sluice_stage, SLUICE_STAGE_COUNT> kStages{SLUICE_STAGE_FILT
 // Rate-limit class names become map keys and CLI arguments: keep them short
 // and plain.
 constexpr std::size_t kMaxClassNameBytes = 32;
+// 1 in a billion is "practically off"; anything above is a typo.
+constexpr std::uint32_t kMaxDropSampleEvery = 1'000'000'000;
 
 // ---- errors ----
 
@@ -320,13 +322,15 @@ Defaults parse_defaults(Walker& w, const YAML::Node& node) {
   Defaults out;
   for (auto& [key, value] : w.fields(node, path,
                                      {"default_verdict", "tail_call_fail_verdict", "malformed_verdict", "non_ip_verdict",
-                                      "drop_fragments", "stages"})) {
+                                      "drop_fragments", "stages", "drop_sample_every"})) {
     const std::string child = path + "." + key;
     if (key == "default_verdict") out.default_verdict = pass_or_drop(w, value, child);
     else if (key == "tail_call_fail_verdict") out.tail_call_fail_verdict = pass_or_drop(w, value, child);
     else if (key == "malformed_verdict") out.malformed_verdict = pass_or_drop(w, value, child);
     else if (key == "non_ip_verdict") out.non_ip_verdict = pass_or_drop(w, value, child);
     else if (key == "drop_fragments") out.drop_fragments = boolean(w, value, child);
+    else if (key == "drop_sample_every")
+      out.drop_sample_every = number<std::uint32_t>(w, value, child, 0, kMaxDropSampleEvery);
     else out.stages = parse_stages(w, value, child);
   }
   return out;
@@ -464,7 +468,7 @@ std::vector<LimitSpec> parse_limits(Walker& w, const YAML::Node& node) {
     LimitSpec limit;
     bool has_class = false;
     bool has_pps = false;
-    for (auto& [key, value] : w.fields(node[i], item, {"class", "pps", "bps", "burst"})) {
+    for (auto& [key, value] : w.fields(node[i], item, {"class", "pps", "bps", "burst", "syn_only"})) {
       const std::string child = item + "." + key;
       if (key == "class") {
         limit.class_name = w.scalar(value, child, "a class name");
@@ -482,6 +486,8 @@ std::vector<LimitSpec> parse_limits(Walker& w, const YAML::Node& node) {
         has_pps = true;
       } else if (key == "bps") {
         limit.bps = number<std::uint64_t>(w, value, child, 1, kMax);
+      } else if (key == "syn_only") {
+        limit.syn_only = boolean(w, value, child);
       } else {
         limit.burst = number<std::uint64_t>(w, value, child, 1, kMax);
       }
@@ -509,6 +515,7 @@ filter::RateClass to_rate_class(const LimitSpec& limit, std::uint32_t id) {
   out.packet_burst = limit.burst.value_or(limit.pps);  // one second of rate
   out.bytes_per_sec = limit.bps.value_or(0);            // 0: bytes unlimited
   out.byte_burst = limit.bps.value_or(0);
+  out.syn_only = limit.syn_only;
   return out;
 }
 
@@ -640,6 +647,10 @@ std::string bool_text(const std::optional<bool>& value) {
   return value ? (*value ? "true" : "false") : "(unset)";
 }
 
+std::string number_text(const std::optional<std::uint32_t>& value) {
+  return value ? std::to_string(*value) : "(unset)";
+}
+
 std::string stages_opt_text(const std::optional<std::uint32_t>& mask) {
   return mask ? stages_text(*mask) : "(unset)";
 }
@@ -683,6 +694,7 @@ std::string limit_text(const LimitSpec& limit) {
   std::string out = "pps " + std::to_string(limit.pps);
   if (limit.bps) out += " bps " + std::to_string(*limit.bps);
   if (limit.burst) out += " burst " + std::to_string(*limit.burst);
+  if (limit.syn_only) out += " syn-only";
   return out;
 }
 
@@ -883,6 +895,7 @@ std::string to_yaml(const DesiredState& state) {
           if (*d.stages & SLUICE_STAGE_BIT(stage)) out << std::string(stage_name(stage));
         out << YAML::EndSeq;
       }
+      if (d.drop_sample_every) out << YAML::Key << "drop_sample_every" << YAML::Value << *d.drop_sample_every;
       out << YAML::EndMap;
     }
   }
@@ -928,6 +941,7 @@ std::string to_yaml(const DesiredState& state) {
             << YAML::Value << limit.pps;
         if (limit.bps) out << YAML::Key << "bps" << YAML::Value << *limit.bps;
         if (limit.burst) out << YAML::Key << "burst" << YAML::Value << *limit.burst;
+        if (limit.syn_only) out << YAML::Key << "syn_only" << YAML::Value << "true";
         out << YAML::EndMap;
       }
       out << YAML::EndSeq;
@@ -993,6 +1007,8 @@ std::vector<std::string> diff(const DesiredState& live, const DesiredState& want
     if (w.non_ip_verdict) diff_field(out, "non_ip_verdict", verdict_text(l.non_ip_verdict), verdict_text(w.non_ip_verdict));
     if (w.drop_fragments) diff_field(out, "drop_fragments", bool_text(l.drop_fragments), bool_text(w.drop_fragments));
     if (w.stages) diff_field(out, "stages", stages_opt_text(l.stages), stages_opt_text(w.stages));
+    if (w.drop_sample_every)
+      diff_field(out, "drop_sample_every", number_text(l.drop_sample_every), number_text(w.drop_sample_every));
   }
   if (wanted.prefix_lists) {
     const PrefixLists l = live.prefix_lists.value_or(PrefixLists{});

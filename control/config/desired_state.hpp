@@ -71,6 +71,8 @@ struct Defaults {
   std::optional<sluice_verdict> non_ip_verdict;
   std::optional<bool> drop_fragments;
   std::optional<std::uint32_t> stages;
+  // 1 in N filter drops is sampled into the drop_events ring; 0 = off.
+  std::optional<std::uint32_t> drop_sample_every;
   bool operator==(const Defaults&) const = default;
 };
 
@@ -118,6 +120,7 @@ struct LimitSpec {
   std::uint64_t pps = 0;
   std::optional<std::uint64_t> bps;
   std::optional<std::uint64_t> burst;
+  bool syn_only = false;  // only TCP SYN (without ACK) spends tokens: a SYN-flood limit
   bool operator==(const LimitSpec&) const = default;
 };
 

@@ -16,6 +16,8 @@
 #include "server.hpp"
 #include "service.hpp"
 #include "sluice.skel.h"
+#include "state_ops.hpp"
+#include "state_store.hpp"
 #include "spdlog/sinks/stdout_color_sinks.h"
 #include "spdlog/spdlog.h"
 #include "system.hpp"
@@ -70,12 +72,6 @@ int run(const DaemonOptions& options) {
   spdlog::set_level(level);
   ::signal(SIGPIPE, SIG_IGN);  // a client gone mid-reply is an error code, not a dead daemon
 
-  if (options.config_file) {
-    // Refuse rather than ignore: an operator must not believe a config was applied.
-    spdlog::error("--config {}: this build of sluiced cannot apply YAML desired state yet (control/config)",
-                  *options.config_file);
-    return exit_usage;
-  }
   std::optional<gid_t> admin_gid, socket_gid;
   if (options.admin_group) {
     auto gid = lookup_group(*options.admin_group);
@@ -102,6 +98,24 @@ int run(const DaemonOptions& options) {
   if (ec) return spdlog::error("create state dir {}: {}", options.state_dir, ec.message()), exit_startup_failed;
   ::chmod(options.state_dir.c_str(), state_dir_mode);
 
+  // The desired state: state.yaml (the last change) wins; --config seeds a first start.
+  StateStore store(options.state_dir);
+  auto state_file_content = store.read();
+  if (!state_file_content)
+    // Refuse rather than start empty: the data plane keeps running its last state meanwhile.
+    return spdlog::error("{}; fix or remove the file", state_file_content.error().message), exit_startup_failed;
+  std::optional<config::DesiredState> wanted = std::move(*state_file_content);
+  if (wanted && options.config_file) {
+    spdlog::info("--config {} ignored: {} holds the state of the last change", *options.config_file, store.path());
+  } else if (options.config_file) {
+    auto text = read_file(*options.config_file, config::kMaxDocumentBytes);
+    if (!text) return spdlog::error("--config: {}", text.error().message), exit_usage;
+    if (!*text) return spdlog::error("--config {}: no such file", *options.config_file), exit_usage;
+    auto parsed = config::parse_desired_state(**text);
+    if (!parsed) return spdlog::error("--config {}: {}", *options.config_file, parsed.error().to_string()), exit_usage;
+    wanted = std::move(*parsed);
+  }
+
   auto loaded = dataplane::Dataplane::load({options.pin_dir});
   if (!loaded) return spdlog::error("load data plane: {}", loaded.error().message), exit_startup_failed;
   dataplane::Dataplane& plane = *loaded;
@@ -113,8 +127,19 @@ int run(const DaemonOptions& options) {
   if (auto installed = plane.install_stages(); !installed)
     return spdlog::error("install stages: {}", installed.error().message), exit_startup_failed;
 
-  Service service(plane, {options.pin_dir, options.state_dir}, std::string(version()));
-  service.restore_interfaces();
+  auto filter_table = filter::FilterTable::open(plane);
+  if (!filter_table) return spdlog::error("filter maps: {}", filter_table.error().message), exit_startup_failed;
+
+  Service service(plane, *filter_table, store, {options.pin_dir, options.state_dir}, std::string(version()));
+  StateOps state_ops(plane, *filter_table, store, service);
+  {
+    auto legacy = store.read_legacy_interfaces();
+    if (!legacy) spdlog::error("{} (ignoring the file; attach interfaces again)", legacy.error().message);
+    const auto legacy_interfaces = legacy ? *legacy : std::nullopt;
+    // What the data plane holds, overlaid by the file: sections the file leaves out stay as they run.
+    const bool persisted = state_ops.restore(overlay(state_ops.baseline(legacy_interfaces), wanted.value_or(config::DesiredState{})));
+    if (persisted && legacy_interfaces) store.remove_legacy_interfaces();  // folded into state.yaml
+  }
 
   asio::io_context io;
   EventHub events(io);
@@ -123,11 +148,9 @@ int run(const DaemonOptions& options) {
   if (auto started = events.start(std::move(*ring)); !started)
     return spdlog::error("drop events: {}", started.error().message), exit_startup_failed;
 
-  auto filter_table = filter::FilterTable::open(plane);
-  if (!filter_table) return spdlog::error("filter maps: {}", filter_table.error().message), exit_startup_failed;
-
   OpRegistry ops;
-  register_filter_ops(ops, *filter_table, options.state_dir);
+  register_filter_ops(ops, *filter_table, state_ops, options.state_dir);
+  state_ops.register_ops(ops);
   ControlServer server(io, {options.socket_path, socket_gid, Authorizer(admin_gid)}, ops, events);
   std::unique_ptr<metrics::HttpServer> metrics_server;
   asio::signal_set signals(io, SIGTERM, SIGINT);
@@ -144,8 +167,6 @@ int run(const DaemonOptions& options) {
   ops.add("stats", no_args_op("stats", [&] { return service.stats(); }));
   ops.add("attach", op(protocol::parse_attach_args, [&](const protocol::AttachArgs& a) { return service.attach(a); }));
   ops.add("detach", op(protocol::parse_detach_args, [&](const protocol::DetachArgs& a) { return service.detach(a); }));
-  ops.add("config.set",
-          op(protocol::parse_config_patch, [&](const protocol::ConfigPatch& p) { return service.config_set(p); }));
   OpRegistry::Handler shutdown = op(protocol::parse_shutdown_args, [&](const protocol::ShutdownArgs& a) -> OpResult {
     spdlog::info("shutdown requested{}", a.detach ? " with detach: detaching every interface, removing pins" : "");
     json::object result{{"stopping", true}};
@@ -165,7 +186,7 @@ int run(const DaemonOptions& options) {
   if (metrics_endpoint) {
     try {
       metrics_server = std::make_unique<metrics::HttpServer>(
-          io, *metrics_endpoint, [&] { return render_metrics(plane, server.metrics(), events.stats()); });
+          io, *metrics_endpoint, [&] { return render_metrics(plane, *filter_table, server.metrics(), events.stats()); });
     } catch (const std::exception& e) {
       return spdlog::error("--metrics {}: {}", options.metrics_address, e.what()), exit_startup_failed;
     }

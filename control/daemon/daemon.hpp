@@ -9,7 +9,7 @@
 namespace sluice::daemon {
 
 struct DaemonOptions {
-  std::optional<std::string> config_file;  // YAML desired state (applied when control/config lands)
+  std::optional<std::string> config_file;  // YAML desired state for a first start (no state.yaml yet)
   std::string socket_path = "/run/sluice/sluice.sock";
   std::string pin_dir = "/sys/fs/bpf/sluice";
   std::string metrics_address = "127.0.0.1:9630";  // "off" disables the endpoint

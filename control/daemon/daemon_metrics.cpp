@@ -1,5 +1,8 @@
 #include "daemon_metrics.hpp"
 
+#include <map>
+#include <stdexcept>
+
 #include "names.hpp"
 #include "prometheus.hpp"
 
@@ -9,7 +12,46 @@ using metrics::MetricType;
 using metrics::sample;
 using metrics::Sample;
 
-std::string render_metrics(const dataplane::Dataplane& plane, const RequestMetrics& requests, const EventStats& events) {
+void add_filter_metrics(metrics::Exposition& out, const filter::FilterTable& table) {
+  auto rules = table.rule_counters();
+  if (!rules) throw std::runtime_error(rules.error().message);
+  std::vector<Sample> rule_packets, rule_bytes;
+  for (const auto& rule : *rules) {
+    std::vector<metrics::Label> labels{{"priority", std::to_string(rule.priority)}};
+    rule_packets.push_back(sample(labels, rule.total.packets));
+    rule_bytes.push_back(sample(labels, rule.total.bytes));
+  }
+  // Counters restart at 0 when a new rule set goes live; Prometheus treats that as a counter reset.
+  out.add("sluice_filter_rule_packets_total", "Packets matched by each filter rule of the live set, by priority.",
+          MetricType::Counter, rule_packets);
+  out.add("sluice_filter_rule_bytes_total", "Bytes of the packets matched by each filter rule of the live set, by priority.",
+          MetricType::Counter, rule_bytes);
+  out.add("sluice_filter_rules", "Rules in the live filter rule set.", MetricType::Gauge,
+          {sample({}, rules->size())});
+
+  // Every (family, action) pair, zeros included: a series that vanishes is harder to alert on than a 0.
+  std::map<std::pair<std::string, std::string>, std::uint64_t> prefixes;
+  for (const char* family : {"ipv4", "ipv6"})
+    for (auto action : {filter::Action::Drop, filter::Action::Pass, filter::Action::RateLimit})
+      prefixes[{family, std::string(filter::to_string(action))}] = 0;
+  for (const auto& entry : table.list_prefixes())
+    ++prefixes[{filter::family_of(entry.prefix) == 4 ? "ipv4" : "ipv6", std::string(filter::to_string(entry.action))}];
+  std::vector<Sample> prefix_samples;
+  for (const auto& [key, count] : prefixes)
+    prefix_samples.push_back(sample({{"family", key.first}, {"action", key.second}}, count));
+  out.add("sluice_filter_prefixes", "Prefixes in the filter's prefix lists, by address family and action.",
+          MetricType::Gauge, prefix_samples);
+  out.add("sluice_filter_rate_classes", "Rate-limit classes defined.", MetricType::Gauge,
+          {sample({}, table.rule_set().rate_classes.size())});
+
+  auto flows = table.tracked_flows();
+  if (!flows) throw std::runtime_error(flows.error().message);
+  out.add("sluice_conntrack_entries", "Flows in the filter's connection table (expired ones until evicted).",
+          MetricType::Gauge, {sample({}, flows->size())});
+}
+
+std::string render_metrics(const dataplane::Dataplane& plane, const filter::FilterTable& table,
+                           const RequestMetrics& requests, const EventStats& events) {
   metrics::Exposition out;
   auto counts = plane.verdict_counts();
   if (!counts) throw std::runtime_error(counts.error().message);  // the HTTP server answers 500 with it
@@ -24,6 +66,8 @@ std::string render_metrics(const dataplane::Dataplane& plane, const RequestMetri
           packets);
   out.add("sluice_bytes_total", "Bytes of the packets judged by the XDP pipeline, by verdict and reason.",
           MetricType::Counter, bytes);
+
+  add_filter_metrics(out, table);
 
   std::vector<Sample> request_samples;
   for (const auto& [key, value] : requests.requests)

@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <map>
+
 #include "spdlog/spdlog.h"
 #include "system.hpp"
 
@@ -16,7 +18,6 @@ using protocol::ProtocolError;
 // lists go through block.load (batch writes).
 constexpr std::size_t max_prefixes_per_request = 10'000;
 constexpr std::size_t max_prefix_text_bytes = 64;
-constexpr std::size_t max_rate_class = SLUICE_FILTER_MAX_RATE_CLASSES - 1;
 
 ProtocolError failed(const maps::Error& error) { return {ErrorCode::Failed, error.message}; }
 
@@ -46,7 +47,7 @@ struct ActionArgs {
   std::uint32_t rate_class = 0;
 };
 
-protocol::ArgsResult<ActionArgs> action_arg(std::string_view op, const json::object& args) {
+protocol::ArgsResult<ActionArgs> action_arg(std::string_view op, const json::object& args, const StateOps& state) {
   ActionArgs parsed;
   auto text = protocol::args::optional_string(op, args, "action", max_prefix_text_bytes);
   if (!text) return text.error();
@@ -57,11 +58,15 @@ protocol::ArgsResult<ActionArgs> action_arg(std::string_view op, const json::obj
                                                    protocol::quote_value(json::string(**text)));
     parsed.action = *action;
   }
-  auto rate_class = protocol::args::optional_uint(op, args, "rate_class", 0, max_rate_class);
-  if (!rate_class) return rate_class.error();
-  if (*rate_class && parsed.action != filter::Action::RateLimit)
+  // A class by name (limits[].class) or by id (its index in limit.list).
+  const auto* rate_class = args.if_contains("rate_class");
+  if (rate_class && parsed.action != filter::Action::RateLimit)
     return protocol::args::bad(op, "rate_class", "only with action \"rate-limit\"");
-  parsed.rate_class = static_cast<std::uint32_t>(rate_class->value_or(0));
+  if (rate_class) {
+    auto id = state.class_id(*rate_class);
+    if (!id) return protocol::args::bad(op, "rate_class", protocol::quote_value(*rate_class) + " is not a defined class (limit.list)");
+    parsed.rate_class = *id;
+  }
   return parsed;
 }
 
@@ -77,16 +82,44 @@ std::optional<filter::PrefixEntry> find_entry(const std::vector<filter::PrefixEn
   return std::nullopt;
 }
 
+// Puts the table's prefix lists back to `before` (entries added since are
+// removed, changed or removed ones written again). Used when a request fails
+// half way or its state cannot be persisted.
+void restore_prefixes(filter::FilterTable& table, const std::vector<filter::PrefixEntry>& before, std::string_view op) {
+  std::map<std::string, filter::PrefixEntry> was;
+  for (const auto& entry : before) was.emplace(maps::to_string(entry.prefix), entry);
+  std::map<std::string, filter::PrefixEntry> now;
+  for (const auto& entry : table.list_prefixes()) now.emplace(maps::to_string(entry.prefix), entry);
+  for (const auto& [key, entry] : now)
+    if (!was.contains(key))
+      if (auto undone = table.remove_prefix(entry.prefix); !undone) spdlog::error("{} rollback: {}", op, undone.error().message);
+  for (const auto& [key, entry] : was) {
+    auto it = now.find(key);
+    if (it != now.end() && it->second == entry) continue;
+    if (auto undone = table.add_prefix(entry); !undone) spdlog::error("{} rollback: {}", op, undone.error().message);
+  }
+}
+
+// The table changed; the desired state follows, or the table goes back.
+OpResult persist_or_undo(filter::FilterTable& table, StateOps& state, const std::vector<filter::PrefixEntry>& before,
+                         std::string_view op, json::object result) {
+  if (auto committed = state.commit_prefix_lists(); !committed) {
+    restore_prefixes(table, before, op);
+    return ProtocolError{ErrorCode::Failed, std::string(op) + ": " + committed.error().message + "; rolled back"};
+  }
+  return json::value(std::move(result));
+}
+
 }  // namespace
 
-void register_filter_ops(OpRegistry& ops, filter::FilterTable& table, const std::string& state_dir) {
-  ops.add("block.add", {[&table](const json::object& args) -> OpResult {
+void register_filter_ops(OpRegistry& ops, filter::FilterTable& table, StateOps& state, const std::string& state_dir) {
+  ops.add("block.add", {[&table, &state](const json::object& args) -> OpResult {
                           constexpr std::string_view op = "block.add";
                           if (auto keys = protocol::args::only_keys(op, args, {"prefixes", "action", "rate_class"}); !keys)
                             return keys.error();
                           auto prefixes = prefixes_arg(op, args);
                           if (!prefixes) return prefixes.error();
-                          auto action = action_arg(op, args);
+                          auto action = action_arg(op, args, state);
                           if (!action) return action.error();
                           // Validate every entry before writing any.
                           const auto before = table.list_prefixes();
@@ -100,18 +133,14 @@ void register_filter_ops(OpRegistry& ops, filter::FilterTable& table, const std:
                           for (std::size_t i = 0; i < entries.size(); ++i) {
                             if (auto added = table.add_prefix(entries[i]); !added) {
                               // Roll back what this request wrote: earlier entries return to their old state.
-                              for (std::size_t j = 0; j < i; ++j) {
-                                auto previous = find_entry(before, entries[j].prefix);
-                                auto undone = previous ? table.add_prefix(*previous) : table.remove_prefix(entries[j].prefix);
-                                if (!undone) spdlog::error("block.add rollback: {}", undone.error().message);
-                              }
+                              restore_prefixes(table, before, op);
                               return failed(added.error());
                             }
                           }
-                          return json::value(json::object{{"added", entries.size()}});
+                          return persist_or_undo(table, state, before, op, json::object{{"added", entries.size()}});
                         },
                         nullptr});
-  ops.add("block.del", {[&table](const json::object& args) -> OpResult {
+  ops.add("block.del", {[&table, &state](const json::object& args) -> OpResult {
                           constexpr std::string_view op = "block.del";
                           if (auto keys = protocol::args::only_keys(op, args, {"prefixes"}); !keys) return keys.error();
                           auto prefixes = prefixes_arg(op, args);
@@ -127,13 +156,11 @@ void register_filter_ops(OpRegistry& ops, filter::FilterTable& table, const std:
                           }
                           for (std::size_t i = 0; i < removing.size(); ++i) {
                             if (auto removed = table.remove_prefix(removing[i].prefix); !removed) {
-                              for (std::size_t j = 0; j < i; ++j)
-                                if (auto undone = table.add_prefix(removing[j]); !undone)
-                                  spdlog::error("block.del rollback: {}", undone.error().message);
+                              restore_prefixes(table, before, op);
                               return failed(removed.error());
                             }
                           }
-                          return json::value(json::object{{"removed", removing.size()}});
+                          return persist_or_undo(table, state, before, op, json::object{{"removed", removing.size()}});
                         },
                         nullptr});
   ops.add("block.list", {[&table](const json::object& args) -> OpResult {
@@ -143,13 +170,13 @@ void register_filter_ops(OpRegistry& ops, filter::FilterTable& table, const std:
                            return json::value(json::object{{"prefixes", std::move(list)}});
                          },
                          nullptr});
-  ops.add("block.load", {[&table, state_dir](const json::object& args) -> OpResult {
+  ops.add("block.load", {[&table, &state, state_dir](const json::object& args) -> OpResult {
                            constexpr std::string_view op = "block.load";
                            if (auto keys = protocol::args::only_keys(op, args, {"content", "action", "rate_class"}); !keys)
                              return keys.error();
                            auto content = protocol::args::required_string(op, args, "content", protocol::max_request_bytes);
                            if (!content) return content.error();
-                           auto action = action_arg(op, args);
+                           auto action = action_arg(op, args, state);
                            if (!action) return action.error();
                            if (action->action == filter::Action::RateLimit)
                              return protocol::args::bad(op, "action", "rate-limit needs a class per line in the content");
@@ -157,6 +184,7 @@ void register_filter_ops(OpRegistry& ops, filter::FilterTable& table, const std:
                            const std::string path = state_dir + "/.block-load-" + std::to_string(::getpid());
                            if (auto written = write_file_atomically(path, *content, 0600); !written)
                              return failed(written.error());
+                           const auto before = table.list_prefixes();
                            auto loaded = table.load_prefix_file(path, action->action);
                            ::unlink(path.c_str());
                            if (!loaded) {
@@ -165,7 +193,7 @@ void register_filter_ops(OpRegistry& ops, filter::FilterTable& table, const std:
                              return ProtocolError{input ? ErrorCode::BadArgs : ErrorCode::Failed,
                                                   "block.load: " + loaded.error().message};
                            }
-                           return json::value(json::object{{"loaded", *loaded}});
+                           return persist_or_undo(table, state, before, op, json::object{{"loaded", *loaded}});
                          },
                          nullptr});
 }

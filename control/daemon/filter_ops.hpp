@@ -2,17 +2,16 @@
 // The filter's prefix-list ops on the control socket: block.add, block.del,
 // block.list, block.load, over control/filter's FilterTable.
 //
-// Only the prefix lists are wired: FilterTable::open recovers them (and the
-// default policy) from the pinned maps after a restart, so these ops stay
-// correct across daemon restarts. Rules and rate classes are compiled into
-// bitmaps that cannot be read back; rule.* and limit.* need the rule set
-// persisted by the daemon (state dir or control/config) before they can be
-// offered without a restart silently dropping rules.
+// They write single entries into the live generation (cheap for a million
+// prefixes) instead of swapping whole sets, then record the new lists in the
+// desired state (state_ops), which persists them; if that fails, the table
+// is put back. rule.* and limit.* live in state_ops.
 #include "filter_table.hpp"
 #include "server.hpp"
+#include "state_ops.hpp"
 
 namespace sluice::daemon {
 
-void register_filter_ops(OpRegistry& ops, filter::FilterTable& table, const std::string& state_dir);
+void register_filter_ops(OpRegistry& ops, filter::FilterTable& table, StateOps& state, const std::string& state_dir);
 
 }  // namespace sluice::daemon

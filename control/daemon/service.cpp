@@ -21,8 +21,6 @@ namespace fs = std::filesystem;
 using protocol::ErrorCode;
 using protocol::ProtocolError;
 
-constexpr mode_t state_file_mode = 0640;
-constexpr std::size_t max_state_file_bytes = 1 << 20;
 constexpr std::uint32_t prog_tag_bytes = BPF_TAG_SIZE;
 
 ProtocolError failed(const maps::Error& error) { return ProtocolError{ErrorCode::Failed, error.message}; }
@@ -84,7 +82,7 @@ bool interface_exists(const std::string& name) { return if_nametoindex(name.c_st
 
 }  // namespace
 
-json::object config_to_json(const sluice_config& config) {
+json::object config_to_json(const sluice_config& config, std::uint32_t drop_sample_every) {
   auto verdict = [](std::uint32_t value) { return dataplane::verdict_name(static_cast<sluice_verdict>(value)); };
   auto stage_on = [&](sluice_stage stage) { return (config.stages_enabled & SLUICE_STAGE_BIT(stage)) != 0; };
   return json::object{
@@ -97,7 +95,32 @@ json::object config_to_json(const sluice_config& config) {
        json::object{{"filter", stage_on(SLUICE_STAGE_FILTER)},
                     {"lb", stage_on(SLUICE_STAGE_LB)},
                     {"forward", stage_on(SLUICE_STAGE_FORWARD)}}},
+      {"drop_sample_every", drop_sample_every},
   };
+}
+
+config::Defaults defaults_of(const sluice_config& config, const filter::FilterSettings& settings) {
+  // Anything but drop is pass: the config array only ever holds the two.
+  auto verdict = [](std::uint32_t value) { return value == SLUICE_VERDICT_DROP ? SLUICE_VERDICT_DROP : SLUICE_VERDICT_PASS; };
+  config::Defaults out;
+  out.default_verdict = verdict(config.default_verdict);
+  out.tail_call_fail_verdict = verdict(config.tail_call_fail_verdict);
+  out.malformed_verdict = verdict(config.malformed_verdict);
+  out.non_ip_verdict = verdict(config.non_ip_verdict);
+  out.drop_fragments = config.drop_fragments != 0;
+  out.stages = config.stages_enabled & (SLUICE_STAGES_ALL);
+  out.drop_sample_every = settings.drop_sample_every;
+  return out;
+}
+
+sluice_config apply_defaults(sluice_config config, const config::Defaults& d) {
+  if (d.default_verdict) config.default_verdict = *d.default_verdict;
+  if (d.tail_call_fail_verdict) config.tail_call_fail_verdict = *d.tail_call_fail_verdict;
+  if (d.malformed_verdict) config.malformed_verdict = *d.malformed_verdict;
+  if (d.non_ip_verdict) config.non_ip_verdict = *d.non_ip_verdict;
+  if (d.drop_fragments) config.drop_fragments = *d.drop_fragments ? 1 : 0;
+  if (d.stages) config.stages_enabled = *d.stages;
+  return config;
 }
 
 sluice_config apply_patch(sluice_config config, const protocol::ConfigPatch& patch) {
@@ -120,14 +143,82 @@ sluice_config apply_patch(sluice_config config, const protocol::ConfigPatch& pat
   return config;
 }
 
-Service::Service(dataplane::Dataplane& plane, ServicePaths paths, std::string version)
-    : plane_(plane), paths_(std::move(paths)), version_(std::move(version)), started_(std::chrono::steady_clock::now()) {}
+Service::Service(dataplane::Dataplane& plane, filter::FilterTable& table, StateStore& store, ServicePaths paths,
+                 std::string version)
+    : plane_(plane),
+      table_(table),
+      store_(store),
+      paths_(std::move(paths)),
+      version_(std::move(version)),
+      started_(std::chrono::steady_clock::now()) {}
 
-std::string Service::interfaces_path() const { return paths_.state_dir + "/" + std::string(interfaces_file); }
+std::vector<InterfaceRecord> Service::interfaces() const {
+  std::vector<InterfaceRecord> records;
+  for (const auto& spec : store_.live().interfaces.value_or(std::vector<config::InterfaceSpec>{}))
+    records.push_back({spec.name, to_protocol(spec.mode)});
+  return records;
+}
 
 Result<void> Service::save_interfaces(const std::vector<InterfaceRecord>& interfaces) {
-  if (paths_.state_dir.empty()) return {};
-  return write_file_atomically(interfaces_path(), interfaces_to_json(interfaces), state_file_mode);
+  config::DesiredState next = store_.live();
+  next.interfaces.emplace();
+  for (const auto& record : interfaces) next.interfaces->push_back({record.name, to_dataplane(record.mode)});
+  return store_.commit(std::move(next));
+}
+
+Result<void> Service::reconcile_interfaces(const std::vector<config::InterfaceSpec>& from,
+                                           const std::vector<config::InterfaceSpec>& to) {
+  auto find = [](const std::vector<config::InterfaceSpec>& list, const std::string& name) {
+    return std::find_if(list.begin(), list.end(), [&](const auto& spec) { return spec.name == name; });
+  };
+  // Steps done so far, undone in reverse on a failure.
+  struct Step {
+    config::InterfaceSpec spec;
+    bool attached;  // false: detached
+  };
+  std::vector<Step> done;
+  auto undo = [&] {
+    for (auto step = done.rbegin(); step != done.rend(); ++step) {
+      std::optional<maps::Error> error;
+      if (step->attached) {
+        if (auto undone = dataplane::detach_xdp(step->spec.name); !undone) error = undone.error();
+      } else if (auto undone = dataplane::attach_xdp(plane_.entry_prog_fd(), step->spec.name, step->spec.mode); !undone) {
+        error = undone.error();
+      }
+      if (error) spdlog::error("rollback of interface {}: {}", step->spec.name, error->message);
+    }
+  };
+  auto running_here = [&](const std::string& name) -> Result<std::optional<dataplane::AttachedProgram>> {
+    if (!interface_exists(name)) return std::optional<dataplane::AttachedProgram>{};
+    return dataplane::find_attached(name, entry_prog_name);
+  };
+  for (const auto& old : from) {
+    auto wanted = find(to, old.name);
+    if (wanted != to.end() && wanted->mode == old.mode) continue;
+    auto running = running_here(old.name);
+    if (!running) return undo(), running.error();
+    if (!*running) continue;
+    if (auto detached = dataplane::detach_xdp(old.name); !detached) return undo(), detached.error();
+    done.push_back({old, false});
+  }
+  for (const auto& spec : to) {
+    auto running = running_here(spec.name);
+    if (!running) return undo(), running.error();
+    if (*running && (*running)->mode == spec.mode) continue;  // already there (idempotent, as attach)
+    if (*running) {
+      undo();
+      return maps::make_error_because("attach", spec.name,
+                                      "already attached in " + std::string(dataplane::to_string((*running)->mode)) +
+                                          " mode by something else than this state",
+                                      EBUSY);
+    }
+    auto attached = dataplane::attach_xdp(plane_.entry_prog_fd(), spec.name, spec.mode);
+    if (!attached) return undo(), attached.error();
+    done.push_back({spec, true});
+  }
+  if (!done.empty())
+    if (auto pinned = pin_entry_program(); !pinned) spdlog::warn("{}", pinned.error().message);
+  return {};
 }
 
 Result<void> Service::pin_entry_program() {
@@ -147,22 +238,13 @@ Result<void> Service::pin_entry_program() {
 }
 
 void Service::restore_interfaces() {
-  if (!paths_.state_dir.empty()) {
-    auto text = read_file(interfaces_path(), max_state_file_bytes);
-    if (!text) {
-      spdlog::error("{}", text.error().message);
-    } else if (*text) {
-      auto records = interfaces_from_json(**text, interfaces_path());
-      if (!records) spdlog::error("{} (ignoring the file; attach interfaces again)", records.error().message);
-      else interfaces_ = std::move(*records);
-    }
-  }
+  const std::vector<InterfaceRecord> recorded_now = interfaces();
   auto ours = identify_prog_fd(plane_.entry_prog_fd());
   bool older_entry_kept = false;
-  for (const auto& record : interfaces_) {
+  for (const auto& record : recorded_now) {
     if (!interface_exists(record.name)) {
       spdlog::warn("interface {} of {} does not exist (yet); it stays in the state, attach it again when it is back",
-                   record.name, interfaces_path());
+                   record.name, store_.path());
       continue;
     }
     auto found = dataplane::find_attached(record.name, entry_prog_name);
@@ -209,7 +291,7 @@ void Service::restore_interfaces() {
 
 OpResult Service::status() const {
   json::array interfaces;
-  for (const auto& record : interfaces_) {
+  for (const auto& record : this->interfaces()) {
     auto found = interface_exists(record.name) ? dataplane::find_attached(record.name, entry_prog_name)
                                                : maps::Result<std::optional<dataplane::AttachedProgram>>(std::nullopt);
     if (found && *found) {
@@ -243,12 +325,13 @@ OpResult Service::status() const {
 }
 
 OpResult Service::attach(const protocol::AttachArgs& args) {
+  const std::vector<InterfaceRecord> recorded_now = interfaces();
   if (!interface_exists(args.iface)) return bad_args("attach: iface: no interface named '" + args.iface + "'");
   auto current = dataplane::find_attached(args.iface, entry_prog_name);
   if (!current) return failed(current.error());
-  const bool recorded = std::any_of(interfaces_.begin(), interfaces_.end(),
+  const bool recorded = std::any_of(recorded_now.begin(), recorded_now.end(),
                                     [&](const auto& record) { return record.name == args.iface; });
-  std::vector<InterfaceRecord> next = interfaces_;
+  std::vector<InterfaceRecord> next = recorded_now;
   if (!recorded) next.push_back({args.iface, args.mode});
   if (*current) {
     if (to_protocol((*current)->mode) != args.mode)
@@ -257,7 +340,6 @@ OpResult Service::attach(const protocol::AttachArgs& args) {
                       std::string(protocol::to_string(args.mode)));
     // Already running sluice: make it part of the state (idempotent attach).
     if (auto saved = save_interfaces(next); !saved) return failed(saved.error());
-    interfaces_ = std::move(next);
     return json::value(attached_to_json(**current));
   }
   for (auto& record : next)
@@ -269,7 +351,6 @@ OpResult Service::attach(const protocol::AttachArgs& args) {
     if (auto undone = dataplane::detach_xdp(args.iface); !undone) spdlog::error("rollback: {}", undone.error().message);
     return failed(saved.error());
   }
-  interfaces_ = std::move(next);
   if (auto pinned = pin_entry_program(); !pinned) spdlog::warn("{}", pinned.error().message);
   spdlog::info("attached {} ({}), prog id {}{}", args.iface, protocol::to_string(args.mode), attached->prog_id,
                attached->dispatcher ? " in libxdp's dispatcher" : "");
@@ -277,10 +358,11 @@ OpResult Service::attach(const protocol::AttachArgs& args) {
 }
 
 OpResult Service::detach(const protocol::DetachArgs& args) {
-  const bool recorded = std::any_of(interfaces_.begin(), interfaces_.end(),
+  const std::vector<InterfaceRecord> recorded_now = interfaces();
+  const bool recorded = std::any_of(recorded_now.begin(), recorded_now.end(),
                                     [&](const auto& record) { return record.name == args.iface; });
   std::vector<InterfaceRecord> next;
-  std::copy_if(interfaces_.begin(), interfaces_.end(), std::back_inserter(next),
+  std::copy_if(recorded_now.begin(), recorded_now.end(), std::back_inserter(next),
                [&](const auto& record) { return record.name != args.iface; });
   std::optional<dataplane::AttachedProgram> running;
   if (interface_exists(args.iface)) {
@@ -294,11 +376,10 @@ OpResult Service::detach(const protocol::DetachArgs& args) {
   if (running) {
     auto detached = dataplane::detach_xdp(args.iface);
     if (!detached) {
-      if (auto restored = save_interfaces(interfaces_); !restored) spdlog::error("rollback: {}", restored.error().message);
+      if (auto restored = save_interfaces(recorded_now); !restored) spdlog::error("rollback: {}", restored.error().message);
       return failed(detached.error());
     }
   }
-  interfaces_ = std::move(next);
   spdlog::info("detached {}", args.iface);
   return json::value(json::object{{"name", args.iface}, {"detached", running.has_value()}});
 }
@@ -306,17 +387,9 @@ OpResult Service::detach(const protocol::DetachArgs& args) {
 OpResult Service::config_get() const {
   auto config = plane_.config();
   if (!config) return failed(config.error());
-  return json::value(config_to_json(*config));
-}
-
-OpResult Service::config_set(const protocol::ConfigPatch& patch) {
-  auto current = plane_.config();
-  if (!current) return failed(current.error());
-  const sluice_config next = apply_patch(*current, patch);
-  // One array update: packets see the old config or the new, never a mix.
-  if (auto written = plane_.set_config(next); !written) return failed(written.error());
-  spdlog::info("config set: {}", json::serialize(config_to_json(next)));
-  return json::value(config_to_json(next));
+  auto settings = table_.settings();
+  if (!settings) return failed(settings.error());
+  return json::value(config_to_json(*config, settings->drop_sample_every));
 }
 
 OpResult Service::stats() const {
@@ -334,7 +407,7 @@ OpResult Service::stats() const {
 OpResult Service::detach_everything() {
   json::array detached;
   json::array errors;
-  for (const auto& record : interfaces_) {
+  for (const auto& record : interfaces()) {
     if (!interface_exists(record.name)) continue;
     auto found = dataplane::find_attached(record.name, entry_prog_name);
     if (!found || !*found) continue;  // not ours: never detach someone else's program
@@ -342,8 +415,7 @@ OpResult Service::detach_everything() {
     if (done) detached.emplace_back(record.name);
     else errors.emplace_back(done.error().message);
   }
-  interfaces_.clear();
-  if (!paths_.state_dir.empty()) ::unlink(interfaces_path().c_str());
+  if (auto saved = save_interfaces({}); !saved) errors.emplace_back(saved.error().message);
   if (!paths_.pin_dir.empty()) {
     // Pins are only references: the maps and programs go away once nothing uses them.
     std::error_code ec;

@@ -8,7 +8,7 @@ namespace {
 
 namespace json = boost::json;
 
-constexpr std::array<OpInfo, 20> op_table{{
+constexpr std::array<OpInfo, 21> op_table{{
     {"status", Access::ReadOnly, false},
     {"attach", Access::ChangesState, false},
     {"detach", Access::ChangesState, false},
@@ -29,6 +29,7 @@ constexpr std::array<OpInfo, 20> op_table{{
     {"conn.list", Access::ReadOnly, false},
     {"apply", Access::ChangesState, false},
     {"config.show", Access::ReadOnly, false},
+    {"limit.del", Access::ChangesState, false},
 }};
 
 bool valid_ifname(std::string_view name) {
@@ -168,7 +169,7 @@ ArgsResult<ConfigPatch> parse_config_patch(const json::object& object) {
   constexpr std::string_view op = "config.set";
   if (auto keys = args::only_keys(op, object,
                                   {"default_verdict", "tail_call_fail_verdict", "malformed_verdict", "non_ip_verdict",
-                                   "drop_fragments", "stages"});
+                                   "drop_fragments", "stages", "drop_sample_every"});
       !keys)
     return keys.error();
   if (object.empty()) return args::bad(op, "args", "name at least one config key to change");
@@ -191,6 +192,9 @@ ArgsResult<ConfigPatch> parse_config_patch(const json::object& object) {
   auto fragments = args::optional_bool(op, object, "drop_fragments");
   if (!fragments) return fragments.error();
   patch.drop_fragments = *fragments;
+  auto sample_every = args::optional_uint(op, object, "drop_sample_every", 0, max_drop_sample_every);
+  if (!sample_every) return sample_every.error();
+  if (*sample_every) patch.drop_sample_every = static_cast<std::uint32_t>(**sample_every);
   if (const auto* stages = object.if_contains("stages")) {
     if (!stages->is_object()) return args::bad(op, "stages", "must be an object, got " + quote_value(*stages));
     const auto& stage_object = stages->as_object();

@@ -66,7 +66,9 @@ struct ConfigPatch {
   std::optional<Verdict> non_ip_verdict;
   std::optional<bool> drop_fragments;
   StagesPatch stages;
+  std::optional<std::uint32_t> drop_sample_every;  // 1 in N filter drops to the events; 0 = off
 };
+inline constexpr std::uint32_t max_drop_sample_every = 1'000'000'000;
 
 // events: follow=false returns the recent events the daemon kept (at most
 // max); follow=true streams new events until max is reached (no max: until

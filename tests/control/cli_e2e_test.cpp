@@ -15,6 +15,7 @@
 #include <array>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <istream>
 #include <mutex>
 #include <sstream>
@@ -140,6 +141,23 @@ TEST(CliEndToEnd, EachCommandsExactRequest) {
       {{"config", "show"}, R"({"id":1,"op":"config.show","args":{}})"},
       {{"stats"}, R"({"id":1,"op":"stats","args":{}})"},
       {{"shutdown", "--detach"}, R"({"id":1,"op":"shutdown","args":{"detach":true}})"},
+      {{"block", "add", "198.18.0.0/15", "2001:db8::/32", "--action", "limit:edge"},
+       R"({"id":1,"op":"block.add","args":{"prefixes":["198.18.0.0/15","2001:db8::/32"],"action":"rate-limit","rate_class":"edge"}})"},
+      {{"block", "del", "198.18.0.0/15"}, R"({"id":1,"op":"block.del","args":{"prefixes":["198.18.0.0/15"]}})"},
+      {{"block", "list"}, R"({"id":1,"op":"block.list","args":{}})"},
+      {{"rule", "add", "--priority", "5", "--src", "198.18.0.1", "--proto", "tcp", "--dport", "80-88", "--tcp-flags",
+        "syn", "--action", "track"},
+       R"({"id":1,"op":"rule.add","args":{"priority":5,"src":"198.18.0.1/32","proto":"tcp","dport":"80-88","tcp_flags":"syn","action":"pass-track"}})"},
+      {{"rule", "add", "--dst", "2001:db8::/48", "--proto", "icmpv6", "--icmp-type", "128", "--iface", "veth0", "--action",
+        "drop"},
+       R"({"id":1,"op":"rule.add","args":{"dst":"2001:db8::/48","proto":"icmpv6","icmp_type":128,"iface":"veth0","action":"drop"}})"},
+      {{"rule", "del", "5"}, R"({"id":1,"op":"rule.del","args":{"id":5}})"},
+      {{"rule", "list"}, R"({"id":1,"op":"rule.list","args":{}})"},
+      {{"limit", "set", "edge", "--pps", "100", "--bps", "1000000", "--burst", "10", "--syn-only"},
+       R"({"id":1,"op":"limit.set","args":{"class":"edge","pps":100,"bps":1000000,"burst":10,"syn_only":true}})"},
+      {{"limit", "del", "edge"}, R"({"id":1,"op":"limit.del","args":{"class":"edge"}})"},
+      {{"limit", "list"}, R"({"id":1,"op":"limit.list","args":{}})"},
+      {{"conn", "list", "--limit", "10"}, R"({"id":1,"op":"conn.list","args":{"limit":10}})"},
   };
   for (const auto& c : cases) {
     // --json: the canned result need not fit each command's table.
@@ -150,6 +168,39 @@ TEST(CliEndToEnd, EachCommandsExactRequest) {
     EXPECT_EQ(r.code, kExitOk) << c.request << "\n" << r.err;
     EXPECT_EQ(daemon.requests(), std::vector<std::string>{c.request});
   }
+}
+
+// A blocklist near the request limit crosses the socket whole; the tables
+// come back from the socket as they do from the fake transport.
+TEST(CliEndToEnd, FilterCommandsOverTheSocket) {
+  const std::string dir = (std::filesystem::temp_directory_path() / ("sluicectl-e2e-list-" + std::to_string(::getpid()))).string();
+  std::filesystem::create_directories(dir);
+  const std::string path = dir + "/blocklist.txt";
+  std::string content;
+  for (int i = 0; content.size() < 900'000; ++i)
+    content += "198.18." + std::to_string(i >> 8 & 0xff) + "." + std::to_string(i & 0xff) + "/32\n";
+  {
+    std::ofstream file(path);
+    file << content;
+  }
+  FakeDaemon daemon({{{R"({"id":1,"ok":true,"result":{"loaded":55000}})"}}});
+  Outcome r = run_cli(daemon.path(), {"block", "load", path});
+  std::filesystem::remove_all(dir);
+  EXPECT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_EQ(r.out, "loaded 55000 prefixes from " + path + "\n");
+  const auto requests = daemon.requests();
+  ASSERT_EQ(requests.size(), 1u);
+  auto request = boost::json::parse(requests[0]).as_object();
+  EXPECT_EQ(request.at("op"), "block.load");
+  EXPECT_EQ(request.at("args").at("content").as_string(), content);
+
+  FakeDaemon lists({{{R"({"id":1,"ok":true,"result":{"rules":[{"id":10,"priority":10,"proto":1,"action":"drop",)"
+                      R"("packets":4,"bytes":336,"description":"icmp drop"}]}})"}}});
+  r = run_cli(lists.path(), {"rule", "list"});
+  EXPECT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_EQ(r.out,
+            "ID  ACTION  PACKETS  BYTES  MATCH\n"
+            "10  drop          4    336  icmp\n");
 }
 
 TEST(CliEndToEnd, EventsStreamAcrossManyWrites) {
@@ -229,6 +280,37 @@ TEST(CliEndToEnd, ExecutableExitStatus) {
   EXPECT_EQ(WEXITSTATUS(status), kExitFailed);
   EXPECT_EQ(output, "sluicectl: attach: attach needs root or group sluice [forbidden]\n");
   EXPECT_EQ(daemon.requests(), (std::vector<std::string>{R"({"id":1,"op":"attach","args":{"iface":"eth0","mode":"native"}})"}));
+}
+
+// rule add prints only the id, so a script can keep it: ID=$(sluicectl rule add ...).
+TEST(CliEndToEnd, ExecutableRuleAddPrintsTheIdForScripts) {
+  FakeDaemon daemon({{{R"({"id":1,"ok":true,"result":{"id":20}})"}}});
+  const std::string command = std::string(SLUICECTL_PATH) + " --socket " + daemon.path() +
+                              " rule add --proto icmp --action drop 2>/dev/null";
+  FILE* pipe = ::popen(command.c_str(), "r");
+  ASSERT_NE(pipe, nullptr);
+  std::string output;
+  std::array<char, 256> chunk{};
+  while (std::fgets(chunk.data(), chunk.size(), pipe)) output += chunk.data();
+  const int status = ::pclose(pipe);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), kExitOk);
+  EXPECT_EQ(output, "20\n");
+  EXPECT_EQ(daemon.requests(), (std::vector<std::string>{R"({"id":1,"op":"rule.add","args":{"proto":"icmp","action":"drop"}})"}));
+}
+
+// A local check fails before anything connects: exit 2, and the daemon never hears of it.
+TEST(CliEndToEnd, ExecutableUsageErrorExitsTwo) {
+  const std::string command = std::string(SLUICECTL_PATH) + " --socket /nonexistent/sluice.sock rule add --dport 9-3 --action drop 2>&1";
+  FILE* pipe = ::popen(command.c_str(), "r");
+  ASSERT_NE(pipe, nullptr);
+  std::string output;
+  std::array<char, 256> chunk{};
+  while (std::fgets(chunk.data(), chunk.size(), pipe)) output += chunk.data();
+  const int status = ::pclose(pipe);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), kExitUsage);
+  EXPECT_NE(output.find("--dport: port range '9-3'"), std::string::npos) << output;
 }
 
 }  // namespace

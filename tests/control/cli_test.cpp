@@ -16,6 +16,7 @@
 #include "packet_builder.hpp"
 #include "packet_head.hpp"
 #include "pcap_writer.hpp"
+#include "protocol.hpp"
 #include "sluicectl.hpp"
 
 namespace sluice::cli {
@@ -531,6 +532,342 @@ TEST_F(CliTest, ApplyRefusesWhatTheDaemonWouldCallTooLarge) {
   EXPECT_EQ(r.code, kExitUnavailable);
   EXPECT_NE(r.err.find("request too large"), std::string::npos) << r.err;
   EXPECT_TRUE(sent().empty());
+}
+
+// ---- the filter: block, rule, limit, conn ----
+
+TEST_F(CliTest, BlockCommandsSendTheirExactRequests) {
+  struct Case {
+    std::vector<std::string> args;
+    std::string request;
+    std::string out;
+  };
+  const std::vector<Case> cases{
+      {{"block", "add", "198.18.0.0/15"}, R"({"id":1,"op":"block.add","args":{"prefixes":["198.18.0.0/15"]}})",
+       "added 1 prefix\n"},
+      // Bare addresses are host prefixes; IPv6 is sent in canonical form.
+      {{"block", "add", "198.18.7.9", "2001:DB8:0::/32", "--action", "pass"},
+       R"({"id":1,"op":"block.add","args":{"prefixes":["198.18.7.9/32","2001:db8::/32"],"action":"pass"}})",
+       "added 2 prefixes\n"},
+      {{"block", "add", "198.19.0.0/16", "--action", "drop"},
+       R"({"id":1,"op":"block.add","args":{"prefixes":["198.19.0.0/16"],"action":"drop"}})", "added 1 prefix\n"},
+      {{"block", "add", "--action", "limit:web-1", "198.18.0.0/24"},
+       R"({"id":1,"op":"block.add","args":{"prefixes":["198.18.0.0/24"],"action":"rate-limit","rate_class":"web-1"}})",
+       "added 1 prefix\n"},
+      {{"block", "del", "198.18.0.0/15", "2001:db8::1"},
+       R"({"id":1,"op":"block.del","args":{"prefixes":["198.18.0.0/15","2001:db8::1/128"]}})", "removed 2 prefixes\n"},
+      {{"block", "list"}, R"({"id":1,"op":"block.list","args":{}})", "no prefixes listed\n"},
+  };
+  for (const auto& c : cases) {
+    wire_->sent.clear();
+    reply(R"({"id":1,"ok":true,"result":{"added":)" + std::to_string(c.out.find("2 ") == std::string::npos ? 1 : 2) +
+          R"(,"removed":2,"prefixes":[]}})");
+    const Outcome r = run_cli(c.args);
+    EXPECT_EQ(r.code, kExitOk) << c.request << "\n" << r.err;
+    EXPECT_EQ(sent(), std::vector<std::string>{c.request});
+    EXPECT_EQ(r.out, c.out) << c.request;
+  }
+}
+
+TEST_F(CliTest, BlockListTable) {
+  reply(R"({"id":1,"ok":true,"result":{"prefixes":[{"prefix":"198.18.0.0/15","action":"drop"},)"
+        R"({"prefix":"2001:db8:ffff::/48","action":"pass"},)"
+        R"({"prefix":"198.19.4.0/24","action":"rate-limit","rate_class":"syn-flood"}]}})");
+  const Outcome r = run_cli({"block", "list"});
+  EXPECT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_EQ(r.out,
+            "PREFIX              ACTION\n"
+            "198.18.0.0/15       drop\n"
+            "2001:db8:ffff::/48  pass\n"
+            "198.19.4.0/24       limit:syn-flood\n");
+  reply(R"({"id":1,"ok":true,"result":{"prefixes":[{"prefix":"198.18.0.0/15","action":"drop"}]}})");
+  EXPECT_EQ(run_cli({"block", "list", "--json"}).out,
+            "{\"prefixes\":[{\"prefix\":\"198.18.0.0/15\",\"action\":\"drop\"}]}\n");
+  reply(R"({"id":1,"ok":true,"result":{"prefixes":[7]}})");
+  const Outcome bad = run_cli({"block", "list"});
+  EXPECT_EQ(bad.code, kExitUnavailable);
+  EXPECT_EQ(bad.err, "sluicectl: unexpected reply to block.list: prefix entry is a number, expected an object\n");
+}
+
+TEST_F(CliTest, BlockLoadSendsTheFileText) {
+  TempDir dir;
+  const std::string path = dir.file("blocklist.txt");
+  const std::string content = "# edge blocklist\n198.18.0.0/15\n2001:db8::/32 pass\n";
+  std::ofstream(path) << content;
+  reply(R"({"id":1,"ok":true,"result":{"loaded":2}})");
+  Outcome r = run_cli({"block", "load", path});
+  EXPECT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_EQ(r.out, "loaded 2 prefixes from " + path + "\n");
+  reply(R"({"id":1,"ok":true,"result":{"loaded":2}})");
+  r = run_cli({"block", "load", "-", "--action", "pass"}, content);
+  EXPECT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_EQ(r.out, "loaded 2 prefixes from standard input\n");
+  EXPECT_EQ(sent(), (std::vector<std::string>{
+                        R"({"id":1,"op":"block.load","args":{"content":"# edge blocklist\n198.18.0.0/15\n2001:db8::/32 pass\n"}})",
+                        R"({"id":1,"op":"block.load","args":{"content":"# edge blocklist\n198.18.0.0/15\n2001:db8::/32 pass\n","action":"pass"}})",
+                    }));
+}
+
+TEST_F(CliTest, BlockLoadRelaysTheDaemonsBadLine) {
+  TempDir dir;
+  const std::string path = dir.file("bad.txt");
+  std::ofstream(path) << "198.18.0.0/15\nnot-a-prefix\n";
+  reply(R"({"id":1,"ok":false,"error":{"code":"bad_args","message":"block.load: line 2: bad prefix 'not-a-prefix'"}})");
+  const Outcome r = run_cli({"block", "load", path});
+  EXPECT_EQ(r.code, kExitFailed);
+  EXPECT_EQ(r.err, "sluicectl: block.load: block.load: line 2: bad prefix 'not-a-prefix' [bad_args]\n");
+}
+
+TEST_F(CliTest, BlockLoadRefusesWhatOneRequestCannotCarry) {
+  TempDir dir;
+  // Over the limit as a file.
+  const std::string big = dir.file("big.txt");
+  {
+    std::ofstream file(big);
+    for (int i = 0; file.tellp() <= std::streamoff(protocol::max_request_bytes); ++i)
+      file << "198.18." << (i >> 8 & 0xff) << "." << (i & 0xff) << "/32\n";
+  }
+  Outcome r = run_cli({"block", "load", big});
+  EXPECT_EQ(r.code, kExitUsage);
+  EXPECT_EQ(r.err, "sluicectl: " + big + ": larger than 1048576 bytes, above the daemon's request limit of 1048576 "
+                   "bytes; split it into smaller files (e.g. split -l 20000 " + big +
+                   " part-) and load each: block load adds to the list\n");
+  // Under the limit as a file, over it once every newline is escaped as \n.
+  const std::string escaped = dir.file("escaped.txt");
+  std::ofstream(escaped) << std::string(600'000, '\n');
+  r = run_cli({"block", "load", escaped});
+  EXPECT_EQ(r.code, kExitUsage);
+  EXPECT_NE(r.err.find(escaped + ": the request carrying it would be 1200"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("split it into smaller files"), std::string::npos) << r.err;
+  EXPECT_TRUE(sent().empty());
+  EXPECT_EQ(wire_->connects, 0);
+}
+
+TEST_F(CliTest, RuleAddSendsEveryOptionAndPrintsTheId) {
+  struct Case {
+    std::vector<std::string> args;
+    std::string args_json;
+  };
+  const std::vector<Case> cases{
+      {{"rule", "add", "--proto", "icmp", "--action", "drop"}, R"({"proto":"icmp","action":"drop"})"},
+      {{"rule", "add", "--priority", "10", "--src", "198.18.0.0/15", "--dst", "198.19.0.1", "--proto", "tcp", "--sport",
+        "1024-65535", "--dport", "22", "--tcp-flags", "syn,!ack", "--iface", "eth0", "--action", "limit:ssh"},
+       R"({"priority":10,"src":"198.18.0.0/15","dst":"198.19.0.1/32","proto":"tcp","sport":"1024-65535","dport":"22",)"
+       R"("tcp_flags":"syn,!ack","iface":"eth0","action":"rate-limit","rate_class":"ssh"})"},
+      // Protocol numbers with a name are sent by name; flags in wire order.
+      {{"rule", "add", "--proto", "17", "--dport", "53-53", "--action", "track"},
+       R"({"proto":"udp","dport":"53","action":"pass-track"})"},
+      {{"rule", "add", "--proto", "47", "--action", "pass"}, R"({"proto":"47","action":"pass"})"},
+      {{"rule", "add", "--proto", "tcp", "--tcp-flags", "!ack,syn", "--action", "drop"},
+       R"({"proto":"tcp","tcp_flags":"syn,!ack","action":"drop"})"},
+      {{"rule", "add", "--src", "2001:db8::/32", "--proto", "icmpv6", "--icmp-type", "128", "--action", "drop"},
+       R"({"src":"2001:db8::/32","proto":"icmpv6","icmp_type":128,"action":"drop"})"},
+      {{"rule", "add", "--priority", "0", "--action", "pass"}, R"({"priority":0,"action":"pass"})"},
+      {{"rule", "add", "--priority", "4294967295", "--sport", "0", "--action", "drop"},
+       R"({"priority":4294967295,"sport":"0","action":"drop"})"},
+  };
+  for (const auto& c : cases) {
+    wire_->sent.clear();
+    reply(R"({"id":1,"ok":true,"result":{"id":42}})");
+    const Outcome r = run_cli(c.args);
+    EXPECT_EQ(r.code, kExitOk) << c.args_json << "\n" << r.err;
+    EXPECT_EQ(sent(), std::vector<std::string>{R"({"id":1,"op":"rule.add","args":)" + c.args_json + "}"});
+    EXPECT_EQ(r.out, "42\n");
+  }
+  reply(R"({"id":1,"ok":true,"result":{"id":42}})");
+  EXPECT_EQ(run_cli({"rule", "add", "--action", "drop", "--json"}).out, "{\"id\":42}\n");
+  reply(R"({"id":1,"ok":true,"result":{}})");
+  const Outcome bad = run_cli({"rule", "add", "--action", "drop"});
+  EXPECT_EQ(bad.code, kExitUnavailable);
+  EXPECT_EQ(bad.err, "sluicectl: unexpected reply to rule.add: field id missing or not a number\n");
+}
+
+TEST_F(CliTest, RuleDelAndList) {
+  reply(R"({"id":1,"ok":true,"result":{}})");
+  Outcome r = run_cli({"rule", "del", "42"});
+  EXPECT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_EQ(r.out, "deleted rule 42\n");
+  reply(R"({"id":1,"ok":true,"result":{"rules":[]}})");
+  r = run_cli({"rule", "list"});
+  EXPECT_EQ(r.out, "no rules\n");
+  EXPECT_EQ(sent(), (std::vector<std::string>{R"({"id":1,"op":"rule.del","args":{"id":42}})",
+                                              R"({"id":1,"op":"rule.list","args":{}})"}));
+}
+
+TEST_F(CliTest, RuleListTableWithHitCounters) {
+  reply(R"({"id":1,"ok":true,"result":{"rules":[)"
+        R"({"id":10,"priority":10,"src":"198.18.0.0/15","proto":"tcp","dport":"22","tcp_flags":"syn,!ack",)"
+        R"("iface":"eth0","action":"drop","packets":1200,"bytes":72000},)"
+        R"({"id":20,"priority":20,"proto":1,"icmp_type":8,"action":"pass-track","packets":3,"bytes":252},)"
+        R"({"id":30,"priority":30,"dst":"2001:db8::/32","proto":17,"sport":"1024-65535","action":"rate-limit",)"
+        R"("rate_class":"dns","packets":0,"bytes":0},)"
+        R"({"id":40,"priority":40,"tcp_flags":{"mask":18,"value":2},"action":"pass","packets":0,"bytes":0},)"
+        R"({"id":1000,"priority":1000,"action":"drop","packets":7,"bytes":420}]}})");
+  const Outcome r = run_cli({"rule", "list"});
+  EXPECT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_EQ(r.out,
+            "  ID  ACTION     PACKETS  BYTES  MATCH\n"
+            "  10  drop          1200  72000  iface eth0 src 198.18.0.0/15 tcp dport 22 flags syn,!ack\n"
+            "  20  track            3    252  icmp icmp-type 8\n"
+            "  30  limit:dns        0      0  dst 2001:db8::/32 udp sport 1024-65535\n"
+            "  40  pass             0      0  flags syn,!ack\n"
+            "1000  drop             7    420  any\n");
+}
+
+TEST_F(CliTest, RuleListShowsPriorityWhenItIsNotTheId) {
+  reply(R"({"id":1,"ok":true,"result":{"rules":[{"id":1,"priority":5,"action":"drop","packets":0,"bytes":0},)"
+        R"({"id":2,"priority":7,"src":"198.18.0.0/15","action":"pass","packets":1,"bytes":60}]}})");
+  const Outcome r = run_cli({"rule", "list"});
+  EXPECT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_EQ(r.out,
+            "ID  PRIORITY  ACTION  PACKETS  BYTES  MATCH\n"
+            " 1         5  drop          0      0  any\n"
+            " 2         7  pass          1     60  src 198.18.0.0/15\n");
+}
+
+TEST_F(CliTest, LimitCommands) {
+  reply(R"({"id":1,"ok":true,"result":{}})");
+  Outcome r = run_cli({"limit", "set", "web", "--pps", "1000"});
+  EXPECT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_EQ(r.out, "rate class web created\n");
+  reply(R"({"id":1,"ok":true,"result":{"class":"syn.flood_2","id":1,"created":false}})");
+  r = run_cli({"limit", "set", "syn.flood_2", "--pps", "200", "--bps", "8000000", "--burst", "50", "--syn-only"});
+  EXPECT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_EQ(r.out, "rate class syn.flood_2 redefined\n");
+  reply(R"({"id":1,"ok":true,"result":{}})");
+  r = run_cli({"limit", "del", "web"});
+  EXPECT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_EQ(r.out, "rate class web deleted\n");
+  reply(R"({"id":1,"ok":true,"result":{"limits":[]}})");
+  r = run_cli({"limit", "list"});
+  EXPECT_EQ(r.out, "no rate-limit classes\n");
+  EXPECT_EQ(sent(), (std::vector<std::string>{
+                        R"({"id":1,"op":"limit.set","args":{"class":"web","pps":1000}})",
+                        R"({"id":1,"op":"limit.set","args":{"class":"syn.flood_2","pps":200,"bps":8000000,"burst":50,"syn_only":true}})",
+                        R"({"id":1,"op":"limit.del","args":{"class":"web"}})",
+                        R"({"id":1,"op":"limit.list","args":{}})",
+                    }));
+}
+
+TEST_F(CliTest, LimitListTable) {
+  reply(R"({"id":1,"ok":true,"result":{"limits":[)"
+        R"({"class":"web","id":0,"pps":1000,"burst":1000,"bps":0,"syn_only":false},)"
+        R"({"class":"syn-flood","id":1,"pps":200,"burst":50,"bps":8000000,"syn_only":true}]}})");
+  const Outcome r = run_cli({"limit", "list"});
+  EXPECT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_EQ(r.out,
+            "CLASS       PPS  BURST      BPS  SYN ONLY\n"
+            "web        1000   1000        -  no\n"
+            "syn-flood   200     50  8000000  yes\n");
+}
+
+TEST_F(CliTest, ConnList) {
+  reply(R"({"id":1,"ok":true,"result":{"flows":[)"
+        R"({"proto":6,"ip_version":4,"src":"198.18.0.1","sport":40000,"dst":"198.18.0.2","dport":22,)"
+        R"("state":"tcp_established","packets":[12,10],"bytes":[1500,4200],"last_seen_ns":5},)"
+        R"({"proto":58,"ip_version":6,"src":"2001:db8::1","sport":null,"dst":"2001:db8::2","dport":null,)"
+        R"("state":"icmp","packets":2,"bytes":208},)"
+        R"({"proto":17,"ip_version":6,"src":"2001:db8::1","sport":5353,"dst":"2001:db8::2","dport":53,)"
+        R"("state":"udp_replied","packets":[1,1],"bytes":[80,120]}],"total":3,"truncated":false}})");
+  Outcome r = run_cli({"conn", "list", "--limit", "3"});
+  EXPECT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_EQ(r.out,
+            "PROTO   SOURCE              DESTINATION       STATE            PACKETS  BYTES\n"
+            "tcp     198.18.0.1:40000    198.18.0.2:22     tcp_established       22   5700\n"
+            "icmpv6  2001:db8::1         2001:db8::2       icmp                   2    208\n"
+            "udp     [2001:db8::1]:5353  [2001:db8::2]:53  udp_replied            2    200\n");
+  reply(R"({"id":1,"ok":true,"result":{"flows":[]}})");
+  r = run_cli({"conn", "list"});
+  EXPECT_EQ(r.out, "no tracked flows\n");
+  reply(R"({"id":1,"ok":true,"result":{"flows":[{"proto":1,"ip_version":4,"src":"198.18.0.1","sport":null,)"
+        R"("dst":"198.18.0.2","dport":null,"state":"icmp","packets":[1,1],"bytes":[84,84]}],"total":7,"truncated":true}})");
+  r = run_cli({"conn", "list", "--limit", "1"});
+  EXPECT_EQ(r.out,
+            "PROTO  SOURCE      DESTINATION  STATE  PACKETS  BYTES\n"
+            "icmp   198.18.0.1  198.18.0.2   icmp         2    168\n"
+            "showing 1 of 7 tracked flows (--limit N shows more)\n");
+  EXPECT_EQ(sent(), (std::vector<std::string>{R"({"id":1,"op":"conn.list","args":{"limit":3}})",
+                                              R"({"id":1,"op":"conn.list","args":{}})",
+                                              R"({"id":1,"op":"conn.list","args":{"limit":1}})"}));
+}
+
+TEST_F(CliTest, FilterUsageErrorsNameTheOptionAndValueAndSendNothing) {
+  struct Case {
+    std::vector<std::string> args;
+    std::string err;  // the whole first line of stderr
+  };
+  const std::vector<Case> cases{
+      {{"block"}, "A subcommand is required"},
+      {{"block", "add"}, "CIDR is required"},
+      {{"block", "add", "198.18.0.0/33"}, "CIDR: bad prefix '198.18.0.0/33'"},
+      {{"block", "add", "198.18.0.1/15"}, "CIDR: bad prefix '198.18.0.1/15'"},
+      {{"block", "add", "198.18.0.0/15", "bogus"}, "CIDR: bad prefix 'bogus'"},
+      {{"block", "add", "198.18.0.0/15", "--action", "reject"},
+       "--action: bad action 'reject': expected drop, pass or limit:CLASS"},
+      {{"block", "add", "198.18.0.0/15", "--action", "track"},
+       "--action: bad action 'track': tracking is for rules, not prefix lists"},
+      {{"block", "add", "198.18.0.0/15", "--action", "limit:"}, "--action: bad action 'limit:': bad class ''"},
+      {{"block", "add", "198.18.0.0/15", "--action", "limit:a b"}, "--action: bad action 'limit:a b': bad class 'a b'"},
+      {{"block", "del"}, "CIDR is required"},
+      {{"block", "del", "2001:db8::/129"}, "CIDR: bad prefix '2001:db8::/129'"},
+      {{"block", "load"}, "FILE is required"},
+      {{"block", "load", "/nonexistent/list.txt"}, "cannot read /nonexistent/list.txt"},
+      {{"block", "load", "/dev/null", "--action", "limit:web"}, "--action: limit:web not in {drop,pass}"},
+      {{"block", "list", "extra"}, "unexpected argument 'extra'"},
+      {{"rule"}, "A subcommand is required"},
+      {{"rule", "add"}, "--action is required"},
+      {{"rule", "add", "--action", "deny"}, "--action: bad action 'deny': expected drop, pass, track or limit:CLASS"},
+      {{"rule", "add", "--action", "drop", "--src", "198.18.0.0/99"}, "--src: bad prefix '198.18.0.0/99'"},
+      {{"rule", "add", "--action", "drop", "--dst", "2001:db8::1%eth0"}, "--dst: bad prefix '2001:db8::1%eth0'"},
+      {{"rule", "add", "--action", "drop", "--proto", "gre"},
+       "--proto: protocol 'gre': expected tcp, udp, icmp, icmpv6 or 0..255"},
+      {{"rule", "add", "--action", "drop", "--proto", "256"}, "--proto: protocol '256'"},
+      {{"rule", "add", "--action", "drop", "--dport", "9-3"}, "--dport: port range '9-3'"},
+      {{"rule", "add", "--action", "drop", "--sport", "65536"}, "--sport: port range '65536'"},
+      {{"rule", "add", "--action", "drop", "--dport", "http"}, "--dport: port range 'http'"},
+      {{"rule", "add", "--action", "drop", "--tcp-flags", "syn,fin,syn"},
+       "--tcp-flags: bad tcp_flags 'syn,fin,syn': flag 'syn' given twice"},
+      {{"rule", "add", "--action", "drop", "--tcp-flags", "sin"}, "--tcp-flags: bad tcp_flags 'sin': unknown flag 'sin'"},
+      {{"rule", "add", "--action", "drop", "--icmp-type", "256"}, "--icmp-type: Value 256 not in range 0 to 255"},
+      {{"rule", "add", "--action", "drop", "--iface", "a/b"}, "--iface: bad interface name 'a/b'"},
+      {{"rule", "add", "--action", "drop", "--priority", "-1"}, "--priority"},
+      {{"rule", "add", "--action", "drop", "--priority", "4294967296"}, "--priority"},
+      {{"rule", "add", "--action", "drop", "--src", "198.18.0.0/15", "--dst", "2001:db8::/32"},
+       "--src 198.18.0.0/15 and --dst 2001:db8::/32 are of different address families"},
+      {{"rule", "add", "--action", "drop", "--proto", "icmp", "--dport", "22"}, "--dport 22 needs --proto tcp or udp, not icmp"},
+      {{"rule", "add", "--action", "drop", "--proto", "icmp", "--sport", "22"}, "--sport 22 needs --proto tcp or udp, not icmp"},
+      {{"rule", "add", "--action", "drop", "--proto", "udp", "--tcp-flags", "syn"}, "--tcp-flags syn needs --proto tcp, not udp"},
+      {{"rule", "add", "--action", "drop", "--proto", "tcp", "--icmp-type", "8"},
+       "--icmp-type 8 needs --proto icmp or icmpv6, not tcp"},
+      {{"rule", "add", "--action", "drop", "--icmp-type", "8", "--dport", "22"}, "--icmp-type cannot be combined with ports"},
+      {{"rule", "del"}, "ID is required"},
+      {{"rule", "del", "x"}, "ID"},
+      {{"rule", "del", "-4"}, "ID"},
+      {{"limit"}, "A subcommand is required"},
+      {{"limit", "set", "web"}, "--pps is required"},
+      {{"limit", "set", "--pps", "10"}, "CLASS is required"},
+      {{"limit", "set", "web!", "--pps", "10"}, "CLASS: bad class 'web!'"},
+      {{"limit", "set", std::string(33, 'c'), "--pps", "10"}, "CLASS: bad class '" + std::string(33, 'c') + "'"},
+      {{"limit", "set", "web", "--pps", "0"}, "--pps: Value 0 not in range 1 to 1000000000"},
+      {{"limit", "set", "web", "--pps", "fast"}, "--pps"},
+      {{"limit", "set", "web", "--pps", "10", "--bps", "0"}, "--bps: Value 0 not in range"},
+      {{"limit", "set", "web", "--pps", "10", "--burst", "0"}, "--burst: Value 0 not in range"},
+      {{"limit", "del"}, "CLASS is required"},
+      {{"limit", "del", "a/b"}, "CLASS: bad class 'a/b'"},
+      {{"conn"}, "A subcommand is required"},
+      {{"conn", "list", "--limit", "0"}, "--limit: Value 0 not in range"},
+      {{"conn", "list", "--limit", "many"}, "--limit"},
+      {{"conn", "list", "--limit", "100001"}, "--limit: Value 100001 not in range 1 to 100000"},
+  };
+  for (const auto& c : cases) {
+    const Outcome r = run_cli(c.args);
+    std::string joined;
+    for (const auto& a : c.args) joined += a + " ";
+    EXPECT_EQ(r.code, kExitUsage) << joined << "\n" << r.err;
+    EXPECT_NE(r.err.find(c.err), std::string::npos) << joined << "\nstderr: " << r.err;
+  }
+  EXPECT_TRUE(sent().empty());
+  EXPECT_EQ(wire_->connects, 0);
 }
 
 // ---- packet heads ----

@@ -231,7 +231,7 @@ INSTANTIATE_TEST_SUITE_P(
                 "bad boolean 'yes': expected true or false", 2},
         BadCase{"UnknownDefault", "defaults:\n  default_policy: drop\n", "defaults.default_policy",
                 "unknown key 'default_policy'; expected one of default_verdict, tail_call_fail_verdict, "
-                "malformed_verdict, non_ip_verdict, drop_fragments, stages",
+                "malformed_verdict, non_ip_verdict, drop_fragments, stages, drop_sample_every",
                 2},
         BadCase{"UnknownStage", "defaults:\n  stages: [filter, nat]\n", "defaults.stages[1]",
                 "unknown stage 'nat': expected filter, lb or forward", 2},
@@ -424,6 +424,33 @@ TEST(ConfigYaml, RoundTripOfEdgeValues) {
   state.limits = std::vector<LimitSpec>{{"x", filter::kMaxPacketsPerSec, 1, 1}};
   const std::string yaml = to_yaml(state);
   EXPECT_EQ(parse_ok(yaml), state) << yaml;
+}
+
+// drop_sample_every (defaults) and syn_only (limits): parsed, printed back,
+// diffed, bounded, and carried into the filter's rate class.
+TEST(ConfigYaml, DropSamplingAndSynOnlyLimits) {
+  const DesiredState state = parse_ok("defaults: {drop_sample_every: 100}\n"
+                                      "limits: [{class: syn, pps: 50, syn_only: true}, {class: web, pps: 9}]\n");
+  EXPECT_EQ(state.defaults->drop_sample_every, 100u);
+  EXPECT_TRUE((*state.limits)[0].syn_only);
+  EXPECT_FALSE((*state.limits)[1].syn_only);
+  const std::string yaml = to_yaml(state);
+  EXPECT_NE(yaml.find("drop_sample_every: 100"), std::string::npos) << yaml;
+  EXPECT_NE(yaml.find("syn_only: true"), std::string::npos) << yaml;
+  EXPECT_EQ(parse_ok(yaml), state) << yaml;
+  EXPECT_EQ(diff(state, parse_ok("defaults: {drop_sample_every: 0}\n")),
+            (std::vector<std::string>{"~ defaults.drop_sample_every: 100 -> 0"}));
+  auto set = to_filter_rule_set(state, [](const std::string&) { return std::nullopt; });
+  ASSERT_TRUE(set) << set.error().to_string();
+  EXPECT_TRUE(set->rate_classes[0].syn_only);
+  EXPECT_FALSE(set->rate_classes[1].syn_only);
+  auto too_big = parse_desired_state("defaults:\n  drop_sample_every: 1000000001\n");
+  ASSERT_FALSE(too_big);
+  EXPECT_EQ(too_big.error().path, "defaults.drop_sample_every");
+  EXPECT_NE(too_big.error().message.find("1000000001"), std::string::npos) << too_big.error().message;
+  auto not_bool = parse_desired_state("limits: [{class: a, pps: 1, syn_only: maybe}]\n");
+  ASSERT_FALSE(not_bool);
+  EXPECT_EQ(not_bool.error().path, "limits[0].syn_only");
 }
 
 TEST(ConfigYaml, EmptyStateIsAnEmptyMapping) {

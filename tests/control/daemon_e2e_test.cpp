@@ -58,7 +58,7 @@ TEST(DaemonE2E, AttachPingStatsConfigMetricsAndStop) {
   EXPECT_EQ(attached.at("name"), json::value(lab.box_if));
   EXPECT_NE(attached.at("prog_id"), json::value(0));
   EXPECT_TRUE(std::filesystem::exists(daemon.pin_dir() + "/prog_entry"));
-  EXPECT_TRUE(std::filesystem::exists(daemon.state_dir() + "/interfaces.json"));
+  EXPECT_TRUE(std::filesystem::exists(daemon.state_dir() + "/state.yaml"));
   status = client.result("status");
   ASSERT_EQ(status.at("interfaces").as_array().size(), 1u);
   EXPECT_EQ(status.at("interfaces").at(0).at("mode"), json::value("native"));
@@ -80,7 +80,8 @@ TEST(DaemonE2E, AttachPingStatsConfigMetricsAndStop) {
   EXPECT_EQ(client.result("config.get").at("default_verdict"), json::value("drop"));
   ping = lab.client.exec(ping_three + std::string(TwoHostLab::box_v4));
   EXPECT_NE(ping.exit_code, 0) << ping.output;
-  EXPECT_GE(counter(client.result("stats"), "drop", "pipeline_end"), 3u);
+  // default_verdict is also the filter's default policy (control/config): the filter drops them.
+  EXPECT_GE(counter(client.result("stats"), "drop", "filter_default_drop"), 3u);
   // A bad key makes the whole request fail and changes nothing.
   auto bad = client.call("config.set", {{"default_verdict", "pass"}, {"non_ip_verdict", "maybe"}});
   EXPECT_EQ(error_code(bad), "bad_args");

@@ -23,6 +23,8 @@
 #include "privileges.hpp"
 #include "prometheus.hpp"
 #include "service.hpp"
+#include "state_ops.hpp"
+#include "state_store.hpp"
 #include "system.hpp"
 
 namespace sluice::test {
@@ -219,6 +221,117 @@ TEST(DaemonConfig, PatchChangesOnlyNamedKeys) {
   EXPECT_EQ(shown.at("drop_fragments"), json::value(false));
   EXPECT_EQ(shown.at("stages").at("lb"), json::value(false));
   EXPECT_EQ(shown.at("stages").at("filter"), json::value(true));
+}
+
+// ---- the desired state the daemon keeps ----
+
+config::DesiredState parse_state(const std::string& yaml) {
+  auto parsed = config::parse_desired_state(yaml);
+  EXPECT_TRUE(parsed) << parsed.error().to_string();
+  return parsed ? *parsed : config::DesiredState{};
+}
+
+TEST(DaemonDesiredState, OverlayReplacesManagedSectionsAndDefaultsPerKey) {
+  const auto live = parse_state("interfaces: [{name: eth0}]\n"
+                                "defaults: {default_verdict: pass, drop_fragments: true}\n"
+                                "rules: [{priority: 10, proto: tcp, action: drop}]\n"
+                                "limits: [{class: a, pps: 5}]\n");
+  const auto merged = daemon::overlay(live, parse_state("defaults: {default_verdict: drop}\nrules: []\n"));
+  EXPECT_EQ(merged.interfaces, live.interfaces) << "absent section: kept";
+  EXPECT_EQ(merged.limits, live.limits);
+  EXPECT_TRUE(merged.rules->empty()) << "present section: the whole truth";
+  EXPECT_EQ(merged.defaults->default_verdict, SLUICE_VERDICT_DROP);
+  EXPECT_EQ(merged.defaults->drop_fragments, true) << "defaults merge per key";
+  EXPECT_FALSE(daemon::is_whole(merged));
+}
+
+TEST(DaemonDesiredState, DefaultsMirrorTheConfigArray) {
+  auto config = dataplane::default_config();
+  config.drop_fragments = 1;
+  filter::FilterSettings settings = filter::default_settings();
+  settings.drop_sample_every = 7;
+  const config::Defaults defaults = daemon::defaults_of(config, settings);
+  EXPECT_EQ(defaults.drop_sample_every, 7u);
+  EXPECT_EQ(defaults.drop_fragments, true);
+  EXPECT_EQ(defaults.stages, SLUICE_STAGES_ALL);
+  const auto back = daemon::apply_defaults(dataplane::default_config(), defaults);
+  EXPECT_EQ(std::memcmp(&back, &config, sizeof back), 0) << "every key round-trips";
+  config::Defaults only_verdict;
+  only_verdict.default_verdict = SLUICE_VERDICT_DROP;
+  const auto patched = daemon::apply_defaults(config, only_verdict);
+  EXPECT_EQ(patched.default_verdict, SLUICE_VERDICT_DROP);
+  EXPECT_EQ(patched.drop_fragments, 1u) << "unset keys are left alone";
+}
+
+TEST(DaemonDesiredState, PrefixListsFollowTheTableAndKeepTheOperatorsSpelling) {
+  const auto old = parse_state("prefix_lists:\n  block: [198.18.0.0/24, {prefix: 198.18.1.0/24, action: pass}]\n"
+                               "  allow: [198.18.2.0/24]\n")
+                       .prefix_lists.value();
+  auto entry = [](const char* cidr, filter::Action action, std::uint32_t rate_class = 0) {
+    return filter::PrefixEntry{*maps::parse_prefix(cidr), action, rate_class};
+  };
+  const std::vector<config::LimitSpec> limits{{"web", 10, std::nullopt, std::nullopt, false}};
+  const auto lists = daemon::prefix_lists_for(
+      old,
+      {entry("198.18.1.0/24", filter::Action::Pass), entry("198.18.2.0/24", filter::Action::Drop),
+       entry("2001:db8::/32", filter::Action::RateLimit, 0), entry("198.18.0.0/24", filter::Action::Drop)},
+      limits);
+  // Unchanged meaning: where and how the operator wrote it. Changed or new: the canonical place.
+  ASSERT_EQ(lists.block.size(), 4u);
+  EXPECT_EQ(lists.block[0].prefix, "198.18.0.0/24");
+  EXPECT_EQ(lists.block[1].prefix, "198.18.1.0/24");
+  EXPECT_EQ(lists.block[1].action, filter::Action::Pass);
+  EXPECT_EQ(lists.block[2].prefix, "198.18.2.0/24") << "was allowed, now dropped: moves to block";
+  EXPECT_EQ(lists.block[3].rate_class, "web");
+  EXPECT_TRUE(lists.allow.empty());
+}
+
+TEST(DaemonDesiredState, SameRuleSetIgnoresOrder) {
+  filter::RuleSet a;
+  a.prefixes = {{*maps::parse_prefix("198.18.0.0/24"), filter::Action::Drop, 0},
+                {*maps::parse_prefix("2001:db8::/32"), filter::Action::Pass, 0}};
+  filter::FilterRule first, second;
+  first.priority = 10;
+  second.priority = 20;
+  second.action = filter::Action::Pass;
+  a.rules = {first, second};
+  filter::RuleSet b = a;
+  std::reverse(b.prefixes.begin(), b.prefixes.end());
+  std::reverse(b.rules.begin(), b.rules.end());
+  EXPECT_TRUE(daemon::same_rule_set(a, b));
+  b.rules[0].action = filter::Action::Drop;
+  EXPECT_FALSE(daemon::same_rule_set(a, b));
+  b = a;
+  b.default_policy = filter::DefaultPolicy::Drop;
+  EXPECT_FALSE(daemon::same_rule_set(a, b));
+}
+
+TEST(DaemonDesiredState, StoreWritesWholeFilesAndRefusesABadOne) {
+  char dir[] = "/tmp/sluice-store-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir), nullptr);
+  daemon::StateStore store(dir);
+  EXPECT_FALSE(*store.read()) << "no file yet";
+  const auto state = parse_state("rules: [{priority: 10, proto: udp, dport: \"53\", action: drop}]\n");
+  ASSERT_TRUE(store.commit(state));
+  EXPECT_EQ(store.live(), state);
+  auto back = store.read();
+  ASSERT_TRUE(back && *back);
+  EXPECT_EQ(**back, state);
+  // A hand-edited file with a bad value: the error names the file, the path and the value.
+  std::ofstream(store.path()) << "rules: [{priority: 10, dport: \"9-3\", action: drop}]\n";
+  auto bad = store.read();
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message.find(store.path()), std::string::npos) << bad.error().message;
+  EXPECT_NE(bad.error().message.find("rules[0].dport"), std::string::npos) << bad.error().message;
+  EXPECT_NE(bad.error().message.find("9-3"), std::string::npos) << bad.error().message;
+  // The legacy interfaces.json of an older sluiced is read for the upgrade.
+  std::ofstream(std::string(dir) + "/interfaces.json") << R"({"interfaces":[{"name":"eth0","mode":"skb"}]})";
+  auto legacy = store.read_legacy_interfaces();
+  ASSERT_TRUE(legacy && *legacy);
+  EXPECT_EQ(**legacy, (std::vector<config::InterfaceSpec>{{"eth0", dataplane::AttachMode::Skb}}));
+  store.remove_legacy_interfaces();
+  EXPECT_FALSE(std::filesystem::exists(std::string(dir) + "/interfaces.json"));
+  std::filesystem::remove_all(dir);
 }
 
 std::vector<std::byte> drop_record(std::uint32_t reason, std::uint32_t cap_len) {

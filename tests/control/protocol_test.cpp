@@ -190,7 +190,8 @@ TEST(ProtocolOps, AccessOfEveryOpIsDeclared) {
   EXPECT_EQ(find_op("events")->access, Access::ReadOnly);
   EXPECT_TRUE(find_op("events")->streaming);
   EXPECT_EQ(find_op("rule.list")->access, Access::ReadOnly);
-  for (auto name : {"attach", "detach", "config.set", "shutdown", "block.add", "rule.add", "limit.set", "apply"})
+  for (auto name : {"attach", "detach", "config.set", "shutdown", "block.add", "rule.add", "rule.del", "limit.set",
+                    "limit.del", "apply"})
     EXPECT_EQ(find_op(name)->access, Access::ChangesState) << name;
   EXPECT_EQ(find_op("nope"), nullptr);
 }
@@ -224,6 +225,13 @@ TEST(ProtocolOps, ConfigPatchIsAllOrNothingAndNamesTheField) {
   expect_bad(parse_config_patch(obj(R"({"stages":"all"})")), "stages: must be an object");
   expect_bad(parse_config_patch(obj(R"({"default_verdict":"pass","colour":"blue"})")), "\"colour\"");
   expect_bad(parse_config_patch(obj(R"({})")), "at least one");
+  EXPECT_EQ(parse_config_patch(obj(R"({"drop_sample_every":1})"))->drop_sample_every, 1u);
+  EXPECT_EQ(parse_config_patch(obj(R"({"drop_sample_every":0})"))->drop_sample_every, 0u);
+  EXPECT_FALSE(parse_config_patch(obj(R"({"drop_fragments":true})"))->drop_sample_every);
+  expect_bad(parse_config_patch(obj(R"({"drop_sample_every":-1})")), "drop_sample_every: -1 is out of range");
+  expect_bad(parse_config_patch(obj(R"({"drop_sample_every":1000000001})")), "out of range");
+  expect_bad(parse_config_patch(obj(R"({"drop_sample_every":"1"})")), "drop_sample_every: must be an integer");
+  for (auto name : {"config.show", "limit.list", "conn.list"}) EXPECT_EQ(find_op(name)->access, Access::ReadOnly) << name;
 }
 
 TEST(ProtocolOps, EventsAndShutdownArgs) {
