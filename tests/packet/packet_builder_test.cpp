@@ -3,6 +3,7 @@
 // a checksum verifier and frame walker written here from the RFCs (sharing no
 // code with the builder), and, when installed, tcpdump itself.
 #include "packet_builder.hpp"
+#include "privileges.hpp"
 
 #include <gtest/gtest.h>
 
@@ -593,7 +594,7 @@ TEST(PacketBuilderFinal, BuilderIsReusable) {
 // ---- tcpdump cross-check -------------------------------------------------------------
 
 TEST(PacketBuilderTcpdump, TcpdumpFindsNoBadChecksums) {
-  if (std::system("command -v tcpdump >/dev/null 2>&1") != 0) GTEST_SKIP() << "tcpdump not installed";
+  if (std::system("command -v tcpdump >/dev/null 2>&1") != 0) SLUICE_SKIP_OR_FAIL("skipped: tcpdump not installed");
   char path[] = "/tmp/sluice_packet_XXXXXX";
   int fd = mkstemp(path);
   ASSERT_GE(fd, 0);

@@ -51,13 +51,24 @@ std::string missing_netns_support() {
 Netns::Netns(const std::string& base_name) : name_(with_pid(base_name)) {
   run_command("ip netns del " + name_);  // a leftover from a crashed run with a recycled pid
   must(run_command("ip netns add " + name_), "ip netns add " + name_);
-  must(exec("ip link set lo up"), "lo up in " + name_);
+  // A throwing constructor runs no destructor: delete the namespace here.
+  if (auto up = exec("ip link set lo up"); up.exit_code != 0) {
+    run_command("ip netns del " + name_);
+    must(up, "lo up in " + name_);
+  }
 }
 
+namespace {
+// Every spawned command leads its own process group (setpgid in spawn), so
+// killing the group also ends what `sh -c` forked (pipelines, redirections).
+void kill_group(pid_t leader) {
+  kill(-leader, SIGKILL);
+  waitpid(leader, nullptr, 0);
+}
+}  // namespace
+
 Netns::~Netns() {
-  for (pid_t pid : children_) {
-    if (kill(pid, SIGKILL) == 0) waitpid(pid, nullptr, 0);
-  }
+  for (pid_t pid : children_) kill_group(pid);
   run_command("ip netns del " + name_);
 }
 
@@ -83,13 +94,13 @@ int Netns::wait(pid_t pid, std::chrono::milliseconds timeout) {
   while (std::chrono::steady_clock::now() < deadline) {
     const pid_t done = waitpid(pid, &status, WNOHANG);
     if (done == pid) {
+      kill(-pid, SIGKILL);  // whatever the command left running in its group
       std::erase(children_, pid);
       return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
-  kill(pid, SIGKILL);
-  waitpid(pid, nullptr, 0);
+  kill_group(pid);
   std::erase(children_, pid);
   return -1;
 }

@@ -32,7 +32,8 @@ class Netns {
   const std::string& name() const noexcept { return name_; }
   // Runs a shell command inside the namespace.
   CommandResult exec(const std::string& command, std::chrono::seconds timeout = std::chrono::seconds(30)) const;
-  // Starts a background command inside the namespace; killed (by pid) on destruction.
+  // Starts a background command inside the namespace, leading its own process
+  // group; the group is killed on destruction (only processes this test started).
   pid_t spawn(const std::string& command);
   // Waits for a spawned command (bounded); returns its exit code or -1 on timeout (then kills it).
   int wait(pid_t pid, std::chrono::milliseconds timeout);
