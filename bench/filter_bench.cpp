@@ -20,6 +20,7 @@
 #include <netinet/in.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/json.hpp>
 #include <chrono>
 #include <cstdio>
@@ -206,6 +207,7 @@ int main(int argc, char** argv) {
   std::uint32_t tbl8_groups = 1u << 20;
   std::size_t xdp_filter_addresses = 10'000;
   bool json = false;
+  std::vector<std::string> only;
   app.add_option("--repeat", repeat, "packets per timing (>= 1,000,000)")
       ->check(CLI::Range(sluice::bench::min_repeat, 100'000'000u));
   app.add_option("--rounds", rounds, "timings per program; the median is reported")->check(CLI::Range(1, 100));
@@ -216,7 +218,14 @@ int main(int argc, char** argv) {
   app.add_option("--xdp-filter-addresses", xdp_filter_addresses, "addresses listed in xdp-filter (its map holds 10,000)")
       ->check(CLI::Range(std::size_t{1}, std::size_t{10'000}));
   app.add_flag("--json", json, "print JSON instead of a table");
+  app.add_option("--only", only, "run only these groups (repeatable): empty, conntrack, rules, ratelimit, blocklist, xdp-filter")
+      ->check(CLI::IsMember({"empty", "conntrack", "rules", "ratelimit", "blocklist", "xdp-filter"}));
   CLI11_PARSE(app, argc, argv);
+
+  // A group runs when --only is absent or names it (the baseline always runs).
+  const auto wanted = [&](const std::string& group) {
+    return only.empty() || std::find(only.begin(), only.end(), group) != only.end();
+  };
 
   try {
     std::unique_ptr<empty_bpf, decltype(&empty_bpf__destroy)> empty(empty_bpf__open_and_load(), empty_bpf__destroy);
@@ -248,17 +257,18 @@ int main(int argc, char** argv) {
       const auto baseline = time_xdp(empty_fd, plain, repeat, rounds, "empty");
       report.add({"baseline", "empty XDP_DROP", baseline.ns_per_packet, baseline.ns_per_packet, baseline.verdict});
     }
-    {
+    if (wanted("empty")) {
       auto untracked = sluice::filter::default_settings();
       untracked.conntrack = false;
       must(table.set_settings(untracked), "disable conntrack");
       measure("empty set", "sluice: no prefixes/rules, conntrack off", sluice_fd, plain, XDP_PASS);
     }
     must(table.set_settings(sluice::filter::default_settings()), "enable conntrack");
-    measure("empty set", "sluice: no prefixes/rules, ct miss (pass)", sluice_fd, plain, XDP_PASS);
+    if (wanted("empty")) measure("empty set", "sluice: no prefixes/rules, ct miss (pass)", sluice_fd, plain, XDP_PASS);
 
     // Conntrack: a pass-and-track rule lets the SYN in, the SYN-ACK establishes, the ACK is timed.
-    {
+    std::optional<double> conntrack_ratio;
+    if (wanted("conntrack")) {
       RuleSet set;
       FilterRule track;
       track.priority = 1;
@@ -269,20 +279,19 @@ int main(int argc, char** argv) {
       must(table.replace(set), "conntrack rule set");
       send_once(sluice_fd, tcp4("198.18.0.10", "198.19.0.1", 40001, 80, TcpFlags::SYN));
       send_once(sluice_fd, tcp4("198.19.0.1", "198.18.0.10", 80, 40001, TcpFlags::SYN | TcpFlags::ACK));
-    }
-    const double conntrack_ratio =
-        measure("conntrack", "sluice: established flow (ct hit)", sluice_fd,
+      conntrack_ratio = measure("conntrack", "sluice: established flow (ct hit)", sluice_fd,
                 tcp4("198.18.0.10", "198.19.0.1", 40001, 80, TcpFlags::ACK), XDP_PASS);
     // The timed packets must have taken the conntrack path, not the rule.
     if (must(plane.verdict_count(SLUICE_VERDICT_PASS, static_cast<sluice_reason>(SLUICE_REASON_FILTER_CONNTRACK)),
              "conntrack counter")
             .packets < repeat)
       fail("the established flow did not pass through conntrack");
-    must(table.clear_conntrack(), "clear conntrack");
+      must(table.clear_conntrack(), "clear conntrack");
+    }
 
     // Ordered rules: rule i drops TCP to 198.19.0.0/16 port kRulePortBase + i (a port-based firewall).
     std::map<std::uint32_t, std::pair<double, double>> by_count;  // rules -> (miss ns, last-match ns)
-    for (std::uint32_t count : kRuleCounts) {
+    for (std::uint32_t count : wanted("rules") ? kRuleCounts : std::vector<std::uint32_t>{}) {
       RuleSet set;
       for (std::uint32_t i = 0; i < count; ++i) {
         FilterRule r;
@@ -305,7 +314,7 @@ int main(int argc, char** argv) {
     }
 
     // Rate limit: 1 packet/s with a burst of 1; the timed packets find the bucket empty.
-    {
+    if (wanted("ratelimit")) {
       RuleSet set;
       set.rate_classes = {sluice::filter::RateClass{.id = kRateClass, .packets_per_sec = 1, .packet_burst = 1}};
       FilterRule r;
@@ -327,7 +336,7 @@ int main(int argc, char** argv) {
     const std::uint32_t hit_host = 0xc612c807;    // 198.18.200.7/32: its /24 has a tbl8 group
     const std::uint32_t hit_block = 0xc6130500;   // 198.19.5.0/24: one tbl24 load
     double blocklist_ns = 0, load_s = 0;
-    {
+    if (wanted("blocklist")) {
       const auto keys = sluice::test::blocklist_like_ipv4(prefixes + prefixes / 8 + 16, 11);
       const auto path = std::filesystem::temp_directory_path() / ("sluice_filter_bench_" + std::to_string(getpid()));
       std::size_t written = 0;
@@ -368,7 +377,7 @@ int main(int argc, char** argv) {
     // xdp-filter from xdp-tools on the same frames.
     std::optional<double> xdp_filter_ns;
     std::string anchor_xdp_filter = "not run", anchor_sluice;
-    {
+    if (wanted("xdp-filter")) {
       // sluice: the same port rule; a later fragment must pass it (sluice reads no ports from payload).
       RuleSet set;
       FilterRule r;
@@ -379,51 +388,54 @@ int main(int argc, char** argv) {
       set.rules = {r};
       set.prefixes = table.rule_set().prefixes;
       must(table.replace(set), "port rule");
+      // A non-first fragment (offset 64) whose first payload bytes read like ports 40000 -> 80.
+      const Bytes later_fragment = ether()
+                                       .ipv4("198.18.0.40", "198.19.0.1", {.frag_offset_bytes = 64, .protocol_override = IPPROTO_TCP})
+                                       .payload(Bytes{0x9c, 0x40, 0x00, kAnchorPort, 0, 0, 0, 0, 0, 0, 0, 0, 0x50, 0x10, 0xff,
+                                                      0xff, 0, 0, 0, 0, 'x', 'x', 'x', 'x'})
+                                       .build();
+      const Bytes real_port80 = tcp4("198.18.0.40", "198.19.0.1", 40000, kAnchorPort, TcpFlags::ACK);
+      anchor_sluice = verdict_name(send_once(sluice_fd, later_fragment));
+      try {
+        XdpFilterLab lab;
+        std::vector<std::uint32_t> addrs;
+        for (std::uint32_t i = 0; i < xdp_filter_addresses; ++i) addrs.push_back(bench_net + 0x100 + i);  // 198.18.1.0 ...
+        lab.list_sources(addrs);
+        if (lab.xdp_filter("port " + std::to_string(kAnchorPort) + " -p tcp -m dst") != 0) fail("xdp-filter port");
+        const std::string group = "xdp-filter";
+        notes.push_back("xdp-filter rows: " + std::to_string(addrs.size()) + " source addresses listed, tcp dport " +
+                        std::to_string(kAnchorPort) + " filtered");
+        measure(group, "xdp-filter: IP hit (drop)", lab.prog_fd(), udp4(dotted(addrs.back()), "198.19.0.1", 40000, 53),
+                XDP_DROP);
+        xdp_filter_ns = report.rows().back().ns_per_packet;
+        measure(group, "xdp-filter: miss (pass)", lab.prog_fd(), udp4("198.18.0.30", "198.19.0.1", 40000, 53), XDP_PASS);
+        measure(group, "xdp-filter: tcp dport 80 rule hit (drop)", lab.prog_fd(), real_port80, XDP_DROP);
+        anchor_xdp_filter = verdict_name(send_once(lab.prog_fd(), later_fragment));
+        measure("fragment", "xdp-filter: later fragment vs port rule", lab.prog_fd(), later_fragment,
+                send_once(lab.prog_fd(), later_fragment));
+      } catch (const std::exception& error) {
+        notes.push_back(std::string("xdp-filter not timed: ") + error.what());
+      }
+      measure("fragment", "sluice: tcp dport 80 rule hit (drop)", sluice_fd, real_port80, XDP_DROP);
+      measure("fragment", "sluice: later fragment vs port rule (pass)", sluice_fd, later_fragment, XDP_PASS);
+      notes.push_back("non-first IPv4 fragment (offset 64, payload starting 9c40 0050) against a 'tcp dport 80 drop' rule: "
+                      "xdp-filter " + anchor_xdp_filter + " (reads the payload as a TCP header), sluice " + anchor_sluice +
+                      " (no L4 header in a later fragment: port rules never match it)");
     }
-    // A non-first fragment (offset 64) whose first payload bytes read like ports 40000 -> 80.
-    const Bytes later_fragment = ether()
-                                     .ipv4("198.18.0.40", "198.19.0.1", {.frag_offset_bytes = 64, .protocol_override = IPPROTO_TCP})
-                                     .payload(Bytes{0x9c, 0x40, 0x00, kAnchorPort, 0, 0, 0, 0, 0, 0, 0, 0, 0x50, 0x10, 0xff,
-                                                    0xff, 0, 0, 0, 0, 'x', 'x', 'x', 'x'})
-                                     .build();
-    const Bytes real_port80 = tcp4("198.18.0.40", "198.19.0.1", 40000, kAnchorPort, TcpFlags::ACK);
-    anchor_sluice = verdict_name(send_once(sluice_fd, later_fragment));
-    try {
-      XdpFilterLab lab;
-      std::vector<std::uint32_t> addrs;
-      for (std::uint32_t i = 0; i < xdp_filter_addresses; ++i) addrs.push_back(bench_net + 0x100 + i);  // 198.18.1.0 ...
-      lab.list_sources(addrs);
-      if (lab.xdp_filter("port " + std::to_string(kAnchorPort) + " -p tcp -m dst") != 0) fail("xdp-filter port");
-      const std::string group = "xdp-filter";
-      notes.push_back("xdp-filter rows: " + std::to_string(addrs.size()) + " source addresses listed, tcp dport " +
-                      std::to_string(kAnchorPort) + " filtered");
-      measure(group, "xdp-filter: IP hit (drop)", lab.prog_fd(), udp4(dotted(addrs.back()), "198.19.0.1", 40000, 53),
-              XDP_DROP);
-      xdp_filter_ns = report.rows().back().ns_per_packet;
-      measure(group, "xdp-filter: miss (pass)", lab.prog_fd(), udp4("198.18.0.30", "198.19.0.1", 40000, 53), XDP_PASS);
-      measure(group, "xdp-filter: tcp dport 80 rule hit (drop)", lab.prog_fd(), real_port80, XDP_DROP);
-      anchor_xdp_filter = verdict_name(send_once(lab.prog_fd(), later_fragment));
-      measure("fragment", "xdp-filter: later fragment vs port rule", lab.prog_fd(), later_fragment,
-              send_once(lab.prog_fd(), later_fragment));
-    } catch (const std::exception& error) {
-      notes.push_back(std::string("xdp-filter not timed: ") + error.what());
-    }
-    measure("fragment", "sluice: tcp dport 80 rule hit (drop)", sluice_fd, real_port80, XDP_DROP);
-    measure("fragment", "sluice: later fragment vs port rule (pass)", sluice_fd, later_fragment, XDP_PASS);
-    notes.push_back("non-first IPv4 fragment (offset 64, payload starting 9c40 0050) against a 'tcp dport 80 drop' rule: "
-                    "xdp-filter " + anchor_xdp_filter + " (reads the payload as a TCP header), sluice " + anchor_sluice +
-                    " (no L4 header in a later fragment: port rules never match it)");
 
     std::vector<Target> targets;
-    const auto& [miss_1, match_1] = by_count.at(kRuleCounts.front());
-    const auto& [miss_n, match_n] = by_count.at(kRuleCounts.back());
-    targets.push_back({"rule miss, 4096 / 1 rules", miss_n / miss_1, 1.5, "x"});
-    targets.push_back({"last-rule match, 4096 / 1 rules", match_n / match_1, 1.5, "x"});
-    if (xdp_filter_ns)
+    if (!by_count.empty()) {
+      const auto& [miss_1, match_1] = by_count.at(kRuleCounts.front());
+      const auto& [miss_n, match_n] = by_count.at(kRuleCounts.back());
+      targets.push_back({"rule miss, 4096 / 1 rules", miss_n / miss_1, 1.5, "x"});
+      targets.push_back({"last-rule match, 4096 / 1 rules", match_n / match_1, 1.5, "x"});
+    }
+    if (xdp_filter_ns && blocklist_ns > 0)
       targets.push_back({"blocklist hit at " + std::to_string(prefixes) + " prefixes / xdp-filter IP hit at " +
                              std::to_string(xdp_filter_addresses),
                          blocklist_ns / *xdp_filter_ns, 1.0, "x"});
-    targets.push_back({"conntrack hit through the whole filter / empty", conntrack_ratio, 3.0, "x"});
+    if (conntrack_ratio)
+      targets.push_back({"conntrack hit through the whole filter / empty", *conntrack_ratio, 3.0, "x"});
 
     if (json) {
       std::ostringstream rows;

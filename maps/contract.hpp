@@ -73,6 +73,7 @@ static_assert(offsetof(sluice_filter_v4_key, generation) == offsetof(bpf_lpm_tri
 static_assert(sizeof(sluice_filter_v6_key) == 24);
 static_assert(sizeof(sluice_filter_verdict) == 8);
 static_assert(sizeof(sluice_filter_set) == 16);
+static_assert(offsetof(sluice_filter_set, skip_lookups) == 8, "was padding: older sets read 0, look everything up");
 static_assert(sizeof(sluice_filter_port_bounds) == 8 + 2 * SLUICE_FILTER_PORT_BOUNDS_CAP);
 static_assert(SLUICE_FILTER_PORT_BOUNDS_CAP >= SLUICE_FILTER_MAX_PORT_INTERVALS);
 static_assert((1 << SLUICE_FILTER_PORT_SEARCH_STEPS) == SLUICE_FILTER_PORT_BOUNDS_CAP);
@@ -82,6 +83,8 @@ static_assert(sizeof(sluice_filter_rate_key) == 20);
 static_assert(sizeof(sluice_filter_rate_bucket) == 24);
 static_assert(sizeof(sluice_ct_key) == 40);
 static_assert(offsetof(sluice_ct_key, port_a) == 32);
+static_assert(sizeof(sluice_ct_v4_key) == 16, "the compact IPv4 conntrack key: hashing cost grows with its size");
+static_assert(offsetof(sluice_ct_v4_key, proto) == 12);
 static_assert(sizeof(sluice_ct_entry) == 48);
 static_assert(sizeof(sluice_filter_settings) == 16 + 4 * SLUICE_CT_STATE_COUNT);
 static_assert(SLUICE_REASON_FILTER_LAST < SLUICE_REASON_FIRST_LB);

@@ -298,11 +298,27 @@ struct sluice_filter_verdict {
 	__u32 rate_class; /* SLUICE_FILTER_ACTION_RATE_LIMIT only */
 };
 
+/*
+ * Bits of sluice_filter_set.skip_lookups: the compiler sets one when the
+ * field's lookup structure of that generation is empty (no rule constrains
+ * the field), so the lookup's answer is known without doing it: the miss
+ * bitmap for prefixes and ifindex, interval 0 (the whole port space) for
+ * ports. 0, what a set written by an older build holds, looks up everything.
+ */
+#define SLUICE_FILTER_SKIP_SRC_V4  (1u << 0) /* filter_src_v4 has no entry: any[ANY_SRC_V4] */
+#define SLUICE_FILTER_SKIP_DST_V4  (1u << 1)
+#define SLUICE_FILTER_SKIP_SRC_V6  (1u << 2)
+#define SLUICE_FILTER_SKIP_DST_V6  (1u << 3)
+#define SLUICE_FILTER_SKIP_IFINDEX (1u << 4) /* filter_ifindex has no entry: any[ANY_IFINDEX] */
+#define SLUICE_FILTER_SKIP_SPORT   (1u << 5) /* one port interval: port_bitmaps[.. + 0] */
+#define SLUICE_FILTER_SKIP_DPORT   (1u << 6)
+
 /* Header of one generation's rule set (filter_sets[generation]). */
 struct sluice_filter_set {
 	__u32 rule_count;
 	__u32 default_verdict; /* SLUICE_VERDICT_PASS or SLUICE_VERDICT_DROP: nothing matched */
-	__u32 pad[2];
+	__u32 skip_lookups;    /* SLUICE_FILTER_SKIP_* */
+	__u32 pad;
 };
 
 /* Bitmaps used when a field has no lookup hit: filter_any_bitmaps[gen * COUNT + which] */
@@ -376,7 +392,7 @@ struct sluice_filter_rate_bucket {
 enum sluice_ct_state {
 	SLUICE_CT_NONE = 0,
 	SLUICE_CT_TCP_SYN = 1,         /* SYN seen, no reply yet */
-	SLUICE_CT_TCP_ESTABLISHED = 2, /* both directions seen */
+	SLUICE_CT_TCP_ESTABLISHED = 2, /* both directions seen, or the originator's ACK after its SYN */
 	SLUICE_CT_TCP_CLOSING = 3,     /* FIN or RST seen */
 	SLUICE_CT_UDP = 4,             /* one direction seen */
 	SLUICE_CT_UDP_REPLIED = 5,     /* both directions seen */
@@ -388,6 +404,10 @@ enum sluice_ct_state {
 #define SLUICE_CT_DIR_A_TO_B 0 /* sent by (addr_a, port_a) */
 #define SLUICE_CT_DIR_B_TO_A 1
 
+/*
+ * IPv6 flows (filter_conntrack); also the form FilterTable reports every
+ * flow in. ip_version says which table an entry came from.
+ */
 struct sluice_ct_key {
 	__u32 addr_a[4];
 	__u32 addr_b[4];
@@ -398,6 +418,27 @@ struct sluice_ct_key {
 	__u16 pad;
 };
 
+/*
+ * IPv4 flows (filter_conntrack_v4): the same normalisation in 16 bytes, so
+ * the hash of a lookup reads 16 bytes instead of 40 (IPv4 is the common
+ * case). No family field: the table is IPv4 only.
+ */
+struct sluice_ct_v4_key {
+	__u32 addr_a;     /* network order */
+	__u32 addr_b;
+	__u16 port_a;     /* host order, 0 for ICMP */
+	__u16 port_b;
+	__u8 proto;
+	__u8 pad[3];
+};
+
+/*
+ * packets/bytes are plain (not atomic) adds: two CPUs updating one flow at
+ * the same instant can lose an increment. RSS keeps a flow's direction on
+ * one CPU, so this is rare, and an atomic add per counter cost more than
+ * the rest of the hit. last_seen_ns is CLOCK_MONOTONIC_COARSE (a tick of
+ * resolution; the same base as CLOCK_MONOTONIC).
+ */
 struct sluice_ct_entry {
 	__u64 last_seen_ns;
 	__u64 packets[2]; /* per direction: SLUICE_CT_DIR_* */

@@ -46,12 +46,15 @@ static __always_inline const struct sluice_filter_bitmap *filter_byte_bitmap(__u
 
 /* Bitmap of the rules whose src (dst) prefix covers the packet's address; a miss: the wildcard rules. */
 static __always_inline const struct sluice_filter_bitmap *
-filter_prefix_bitmap(__u32 gen, const struct sluice_pkt *pkt, int is_src)
+filter_prefix_bitmap(__u32 gen, const struct sluice_pkt *pkt, int is_src, __u32 skip)
 {
 	const __u32 *addr = is_src ? pkt->src : pkt->dst;
 	const struct sluice_filter_bitmap *hit;
 
 	if (pkt->ip_version == 4) {
+		/* an empty trie (no rule has such a prefix) can only miss: an LPM walk saved */
+		if (skip & (is_src ? SLUICE_FILTER_SKIP_SRC_V4 : SLUICE_FILTER_SKIP_DST_V4))
+			return filter_any_bitmap(gen, is_src ? SLUICE_FILTER_ANY_SRC_V4 : SLUICE_FILTER_ANY_DST_V4);
 		struct sluice_filter_v4_key key = {
 			.prefixlen = SLUICE_FILTER_GEN_PREFIX_BITS + 32,
 			.generation = gen,
@@ -67,6 +70,8 @@ filter_prefix_bitmap(__u32 gen, const struct sluice_pkt *pkt, int is_src)
 			.prefixlen = SLUICE_FILTER_GEN_PREFIX_BITS + 128,
 			.generation = gen,
 		};
+		if (skip & (is_src ? SLUICE_FILTER_SKIP_SRC_V6 : SLUICE_FILTER_SKIP_DST_V6))
+			return filter_any_bitmap(gen, is_src ? SLUICE_FILTER_ANY_SRC_V6 : SLUICE_FILTER_ANY_DST_V6);
 		__builtin_memcpy(key.addr, addr, sizeof(key.addr));
 		hit = bpf_map_lookup_elem(is_src ? (void *)&filter_src_v6 : (void *)&filter_dst_v6, &key);
 		if (hit)
@@ -101,21 +106,32 @@ static __always_inline __u32 filter_port_interval(const struct sluice_filter_por
 	return pos & (SLUICE_FILTER_PORT_BOUNDS_CAP - 1);
 }
 
-static __always_inline const struct sluice_filter_bitmap *filter_port_bitmap(__u32 gen, __u32 dir, __u16 port)
+/* skipped: one interval (no rule has a range on this port), every port is in interval 0 */
+static __always_inline const struct sluice_filter_bitmap *filter_port_bitmap(__u32 gen, __u32 dir, __u16 port,
+									    int skipped)
 {
 	__u32 key = gen * SLUICE_FILTER_PORT_DIRS + dir;
-	const struct sluice_filter_port_bounds *bounds = bpf_map_lookup_elem(&filter_port_bounds, &key);
+	const struct sluice_filter_port_bounds *bounds;
 
+	if (skipped) {
+		key *= SLUICE_FILTER_MAX_PORT_INTERVALS;
+		return bpf_map_lookup_elem(&filter_port_bitmaps, &key);
+	}
+	bounds = bpf_map_lookup_elem(&filter_port_bounds, &key);
 	if (!bounds)
 		return 0;
 	key = key * SLUICE_FILTER_MAX_PORT_INTERVALS + filter_port_interval(bounds, port);
 	return bpf_map_lookup_elem(&filter_port_bitmaps, &key);
 }
 
-static __always_inline const struct sluice_filter_bitmap *filter_ifindex_bitmap(__u32 gen, __u32 ifindex)
+static __always_inline const struct sluice_filter_bitmap *filter_ifindex_bitmap(__u32 gen, __u32 ifindex, __u32 skip)
 {
 	struct sluice_filter_ifindex_key key = { .generation = gen, .ifindex = ifindex };
-	const struct sluice_filter_bitmap *hit = bpf_map_lookup_elem(&filter_ifindex, &key);
+	const struct sluice_filter_bitmap *hit;
+
+	if (skip & SLUICE_FILTER_SKIP_IFINDEX) /* no rule names an interface: the hash can only miss */
+		return filter_any_bitmap(gen, SLUICE_FILTER_ANY_IFINDEX);
+	hit = bpf_map_lookup_elem(&filter_ifindex, &key);
 
 	return hit ? hit : filter_any_bitmap(gen, SLUICE_FILTER_ANY_IFINDEX);
 }
@@ -190,9 +206,10 @@ static long filter_match_word(__u32 iteration, void *data)
  * or SLUICE_FILTER_NO_MATCH. A global function: the verifier checks it once
  * on its own, whatever the caller's paths. Only words whose bit is set in
  * every field's summary are visited, lowest first; with no candidate word
- * (a miss on any sparse field) the scan never starts.
+ * (a miss on any sparse field) the scan never starts. skip: the set's
+ * SLUICE_FILTER_SKIP_* bits, lookups whose answer the compiler knows.
  */
-__attribute__((noinline)) int filter_classify(struct sluice_pkt *pkt, __u32 gen, __u32 rule_count)
+__attribute__((noinline)) int filter_classify(struct sluice_pkt *pkt, __u32 gen, __u32 rule_count, __u32 skip)
 {
 	struct filter_match m = { .rule = SLUICE_FILTER_NO_MATCH };
 	__u64 live_words;
@@ -205,13 +222,15 @@ __attribute__((noinline)) int filter_classify(struct sluice_pkt *pkt, __u32 gen,
 	/* words beyond the rule count hold nothing of this set: never visit them */
 	live_words = words >= SLUICE_FILTER_BITMAP_WORDS ? ~0ULL : (1ULL << words) - 1;
 
-	m.field[FILTER_FIELD_SRC] = filter_prefix_bitmap(gen, pkt, 1);
-	m.field[FILTER_FIELD_DST] = filter_prefix_bitmap(gen, pkt, 0);
-	m.field[FILTER_FIELD_IFINDEX] = filter_ifindex_bitmap(gen, pkt->ifindex);
+	m.field[FILTER_FIELD_SRC] = filter_prefix_bitmap(gen, pkt, 1, skip);
+	m.field[FILTER_FIELD_DST] = filter_prefix_bitmap(gen, pkt, 0, skip);
+	m.field[FILTER_FIELD_IFINDEX] = filter_ifindex_bitmap(gen, pkt->ifindex, skip);
 	m.field[FILTER_FIELD_PROTO] = filter_byte_bitmap(gen, SLUICE_FILTER_BYTE_PROTO, pkt->ip_proto);
 	if (pkt_has_ports(pkt)) {
-		m.field[FILTER_FIELD_SPORT] = filter_port_bitmap(gen, SLUICE_FILTER_PORT_SRC, pkt->sport);
-		m.field[FILTER_FIELD_DPORT] = filter_port_bitmap(gen, SLUICE_FILTER_PORT_DST, pkt->dport);
+		m.field[FILTER_FIELD_SPORT] = filter_port_bitmap(gen, SLUICE_FILTER_PORT_SRC, pkt->sport,
+								 skip & SLUICE_FILTER_SKIP_SPORT);
+		m.field[FILTER_FIELD_DPORT] = filter_port_bitmap(gen, SLUICE_FILTER_PORT_DST, pkt->dport,
+								 skip & SLUICE_FILTER_SKIP_DPORT);
 	} else {
 		/* no ports to read (other protocol, later fragment): only rules without port ranges */
 		m.field[FILTER_FIELD_SPORT] = filter_any_bitmap(gen, SLUICE_FILTER_ANY_PORTS);

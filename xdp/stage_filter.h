@@ -108,7 +108,6 @@ static __always_inline int stage_filter(struct xdp_md *ctx)
 	struct sluice_filter_verdict listed;
 	const struct sluice_filter_set *set;
 	__u32 gen, key;
-	__u64 now;
 	int rule, limited;
 
 	if (!pkt)
@@ -118,7 +117,6 @@ static __always_inline int stage_filter(struct xdp_md *ctx)
 	if (!set)
 		return pipeline_next(ctx, cfg, pkt, SLUICE_STAGE_FILTER);
 	settings = filter_settings_get();
-	now = bpf_ktime_get_ns();
 
 	/* 1. prefix lists */
 	listed = filter_lookup_src(gen, pkt);
@@ -127,17 +125,17 @@ static __always_inline int stage_filter(struct xdp_md *ctx)
 	if (listed.action == SLUICE_FILTER_ACTION_PASS)
 		return filter_pass(ctx, cfg, pkt, SLUICE_REASON_FILTER_ALLOWLIST);
 	if (listed.action == SLUICE_FILTER_ACTION_RATE_LIMIT) {
-		limited = rate_check(gen, listed.rate_class, pkt, now);
+		limited = rate_check(gen, listed.rate_class, pkt);
 		if (limited != SLUICE_RATE_ALLOW)
 			return filter_drop(ctx, settings, limited);
 	}
 
 	/* 2. connection tracking */
-	if (settings->conntrack_enabled && ct_lookup(settings, pkt, now))
+	if (settings->conntrack_enabled && ct_lookup(settings, pkt))
 		return filter_pass(ctx, cfg, pkt, SLUICE_REASON_FILTER_CONNTRACK);
 
 	/* 3. ordered rules */
-	rule = filter_classify(pkt, gen, set->rule_count);
+	rule = filter_classify(pkt, gen, set->rule_count, set->skip_lookups);
 	if (rule >= 0 && rule < SLUICE_FILTER_MAX_RULES) {
 		key = gen * SLUICE_FILTER_MAX_RULES + rule;
 		action = bpf_map_lookup_elem(&filter_rules, &key);
@@ -148,11 +146,11 @@ static __always_inline int stage_filter(struct xdp_md *ctx)
 				return filter_drop(ctx, settings, SLUICE_REASON_FILTER_RULE_DROP);
 			case SLUICE_FILTER_ACTION_PASS_TRACK:
 				if (settings->conntrack_enabled)
-					ct_create(pkt, now);
+					ct_create(pkt);
 				return filter_pass(ctx, cfg, pkt, SLUICE_REASON_FILTER_RULE_PASS);
 			case SLUICE_FILTER_ACTION_RATE_LIMIT:
 				/* 4. token buckets */
-				limited = rate_check(gen, action->rate_class, pkt, now);
+				limited = rate_check(gen, action->rate_class, pkt);
 				if (limited != SLUICE_RATE_ALLOW)
 					return filter_drop(ctx, settings, limited);
 				return filter_pass(ctx, cfg, pkt, SLUICE_REASON_FILTER_RULE_PASS);

@@ -203,6 +203,15 @@ CompiledSet compile(const RuleSet& set) {
   summarize_all(out);
   out.header.rule_count = static_cast<std::uint32_t>(rules.size());
   out.header.default_verdict = static_cast<std::uint32_t>(set.default_policy);
+  // Lookups whose structure stays empty: the data plane takes their known answer instead.
+  const auto skip_if = [&](bool empty, std::uint32_t bit) { out.header.skip_lookups |= empty ? bit : 0u; };
+  skip_if(out.src_v4.empty(), SLUICE_FILTER_SKIP_SRC_V4);
+  skip_if(out.dst_v4.empty(), SLUICE_FILTER_SKIP_DST_V4);
+  skip_if(out.src_v6.empty(), SLUICE_FILTER_SKIP_SRC_V6);
+  skip_if(out.dst_v6.empty(), SLUICE_FILTER_SKIP_DST_V6);
+  skip_if(out.ifindex.empty(), SLUICE_FILTER_SKIP_IFINDEX);
+  skip_if(out.port_bounds[SLUICE_FILTER_PORT_SRC]->count == 1, SLUICE_FILTER_SKIP_SPORT);
+  skip_if(out.port_bounds[SLUICE_FILTER_PORT_DST]->count == 1, SLUICE_FILTER_SKIP_DPORT);
   return out;
 }
 

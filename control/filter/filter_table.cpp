@@ -158,6 +158,10 @@ std::vector<maps::Dir24_8Entry> dir_entries(const std::vector<std::pair<sluice_f
 constexpr std::size_t kDirIncrementalChanges = 65'536;
 constexpr std::size_t kDirRebuildFraction = 4;
 
+// A prefix line without its comment: the longest IPv6 prefix, "rate-limit"
+// and a class id fit many times over.
+constexpr std::size_t kMaxPrefixLineBytes = 256;
+
 std::string trim(std::string_view text) {
   const auto first = text.find_first_not_of(" \t\r");
   if (first == std::string_view::npos) return {};
@@ -182,7 +186,8 @@ struct FilterTable::Maps {
   PerCpuArrayMap<sluice_counter> rule_counters;
   ArrayMap<sluice_filter_rate_class> rate_classes;
   HashMap<sluice_filter_rate_key, sluice_filter_rate_bucket> rate_buckets;
-  HashMap<sluice_ct_key, sluice_ct_entry> conntrack;
+  HashMap<sluice_ct_key, sluice_ct_entry> conntrack;  // IPv6 flows
+  HashMap<sluice_ct_v4_key, sluice_ct_entry> conntrack_v4;
   PerCpuArrayMap<sluice_counter> verdict_counters;
   // What packets read for IPv4 sources, one per generation (filled in open()).
   std::vector<maps::Dir24_8> src_dir;
@@ -235,6 +240,8 @@ Result<FilterTable> FilterTable::open(const dataplane::Dataplane& plane) {
   SLUICE_OPEN(rate_buckets, BucketMap, filter_rate_buckets)
   using CtMap = HashMap<sluice_ct_key, sluice_ct_entry>;
   SLUICE_OPEN(conntrack, CtMap, filter_conntrack)
+  using CtV4Map = HashMap<sluice_ct_v4_key, sluice_ct_entry>;
+  SLUICE_OPEN(conntrack_v4, CtV4Map, filter_conntrack_v4)
   SLUICE_OPEN(verdict_counters, PerCpuArrayMap<sluice_counter>, verdict_counters)
 #undef SLUICE_OPEN
   auto handles = std::unique_ptr<Maps>(new Maps{
@@ -242,7 +249,7 @@ Result<FilterTable> FilterTable::open(const dataplane::Dataplane& plane) {
       std::move(*src_v4), std::move(*dst_v4), std::move(*src_v6), std::move(*dst_v6), std::move(*ifindex),
       std::move(*any), std::move(*bytes), std::move(*port_bitmaps), std::move(*port_bounds), std::move(*rules),
       std::move(*rule_counters), std::move(*rate_classes), std::move(*rate_buckets), std::move(*conntrack),
-      std::move(*verdict_counters), {}});
+      std::move(*conntrack_v4), std::move(*verdict_counters), {}});
   static_assert(SLUICE_FILTER_GENERATIONS == 2, "one DIR-24-8 per generation");
   const std::pair<const bpf_map*, const bpf_map*> dir_maps[SLUICE_FILTER_GENERATIONS] = {
       {m.fsrc4_g0_tbl24, m.fsrc4_g0_tbl8}, {m.fsrc4_g1_tbl24, m.fsrc4_g1_tbl8}};
@@ -255,6 +262,7 @@ Result<FilterTable> FilterTable::open(const dataplane::Dataplane& plane) {
   auto live = handles->generation.lookup(0);
   if (!live) return live.error();
   FilterTable table(std::move(handles), (*live ? **live : 0) & (SLUICE_FILTER_GENERATIONS - 1));
+  table.generation_count_ = *live ? **live : 0;
 
   // Learn what a previous owner (a restarted daemon) left in each generation.
   Maps& h = *table.maps_;
@@ -447,12 +455,36 @@ Result<void> FilterTable::replace(const RuleSet& set) {
     if (auto waited = wait_for_readers(); !waited) return waited;
   }
   if (auto written = write_generation(idle, compiled); !written) return written;
-  // The one write that makes the new set live.
-  if (auto flipped = maps_->generation.update(0, idle); !flipped) return flipped;
+  if (auto carried = carry_rule_counters(idle, set); !carried) return carried;
+  // The one write that makes the new set live: a count whose low bit is the idle generation.
+  const std::uint32_t next_count = generation_count_ + 1;
+  static_assert(SLUICE_FILTER_GENERATIONS == 2, "the count's low bit names the generation");
+  if ((next_count & 1) != idle) return table_error("replace rule set", "generation count and live slot disagree", EIO);
+  if (auto flipped = maps_->generation.update(0, next_count); !flipped) return flipped;
+  generation_count_ = next_count;
   live_ = idle;
   flipped_since_wait_ = true;
   current_ = set;
   return {};
+}
+
+Result<void> FilterTable::carry_rule_counters(std::uint32_t gen, const RuleSet& next) {
+  // An operator changing one rule must not lose the hits of the others. A
+  // rule is kept when its priority, match and action are all unchanged; hits
+  // counted on the live slot between this copy and the flip are lost.
+  const std::vector<FilterRule> live_rules = ordered_rules(current_.rules);
+  const std::vector<FilterRule> next_rules = ordered_rules(next.rules);
+  std::vector<std::pair<std::uint32_t, std::vector<sluice_counter>>> carried;
+  for (std::uint32_t i = 0; i < next_rules.size(); ++i) {
+    const auto same = std::lower_bound(live_rules.begin(), live_rules.end(), next_rules[i].priority,
+                                       [](const FilterRule& r, std::uint32_t priority) { return r.priority < priority; });
+    if (same == live_rules.end() || !(*same == next_rules[i])) continue;
+    const auto from = static_cast<std::uint32_t>(live_ * SLUICE_FILTER_MAX_RULES + (same - live_rules.begin()));
+    auto per_cpu = maps_->rule_counters.lookup(from);
+    if (!per_cpu) return per_cpu.error();
+    if (*per_cpu) carried.emplace_back(gen * SLUICE_FILTER_MAX_RULES + i, std::move(**per_cpu));
+  }
+  return write_all(maps_->rule_counters, carried);
 }
 
 Result<void> FilterTable::add_prefix(const PrefixEntry& entry) {
@@ -523,18 +555,42 @@ Result<void> FilterTable::remove_prefix(const Prefix& prefix) {
 }
 
 Result<std::size_t> FilterTable::load_prefix_file(const std::filesystem::path& path, Action default_action) {
-  std::ifstream in(path);
+  std::ifstream in(path, std::ios::binary);
   if (!in) return maps::make_error("open prefix file", path.string(), errno ? errno : ENOENT, maps::ErrnoSubject::Path);
+  std::ostringstream whole;
+  whole << in.rdbuf();
+  if (in.bad()) return maps::make_error("read prefix file", path.string(), EIO, maps::ErrnoSubject::Path);
+  const std::string content = std::move(whole).str();
+  return load_prefix_lines(content, default_action, [&](std::size_t line, std::string_view reason) {
+    const std::string where = line ? path.string() + ":" + std::to_string(line) : path.string();
+    return table_error("load prefix file", where + ": " + std::string(reason));
+  });
+}
+
+Result<std::size_t> FilterTable::load_prefix_text(std::string_view content, Action default_action) {
+  // No operation or object around the reason: the caller (block.load) names the request field itself.
+  return load_prefix_lines(content, default_action, [](std::size_t line, std::string_view reason) {
+    return Error{EINVAL, (line ? "line " + std::to_string(line) + ": " : std::string()) + std::string(reason)};
+  });
+}
+
+Result<std::size_t> FilterTable::load_prefix_lines(std::string_view content, Action default_action,
+                                                   const std::function<Error(std::size_t, std::string_view)>& refuse_at) {
   std::vector<PrefixEntry> loaded;
-  std::string line;
+  std::vector<std::size_t> line_of;  // line number of each loaded entry, for errors found after parsing
   std::size_t number = 0;
-  auto refuse = [&](const std::string& reason) {
-    return table_error("load prefix file", path.string() + ":" + std::to_string(number) + ": " + reason);
-  };
-  while (std::getline(in, line)) {
+  auto refuse = [&](const std::string& reason) { return refuse_at(number, reason); };
+  for (std::size_t at = 0; at < content.size();) {
+    const std::size_t end = std::min(content.find('\n', at), content.size());
+    const std::string_view line = content.substr(at, end - at);
+    at = end + 1;
     ++number;
-    std::string text = trim(std::string_view(line).substr(0, line.find('#')));
+    std::string text = trim(line.substr(0, line.find('#')));
     if (text.empty()) continue;
+    // Errors quote the line's words: a hostile megabyte-long line is refused without being echoed.
+    if (text.size() > kMaxPrefixLineBytes)
+      return refuse(std::to_string(text.size()) + " characters before any comment; a prefix line has at most " +
+                    std::to_string(kMaxPrefixLineBytes));
     std::istringstream words(text);
     std::string cidr, action_word, class_word, extra;
     words >> cidr >> action_word >> class_word >> extra;
@@ -549,8 +605,8 @@ Result<std::size_t> FilterTable::load_prefix_file(const std::filesystem::path& p
     }
     if (entry.action == Action::RateLimit) {
       unsigned id = 0;
-      auto [end, ec] = std::from_chars(class_word.data(), class_word.data() + class_word.size(), id);
-      if (class_word.empty() || ec != std::errc{} || end != class_word.data() + class_word.size())
+      auto [end_of_id, ec] = std::from_chars(class_word.data(), class_word.data() + class_word.size(), id);
+      if (class_word.empty() || ec != std::errc{} || end_of_id != class_word.data() + class_word.size())
         return refuse("rate-limit needs a class number, got '" + class_word + "'");
       entry.rate_class = id;
     } else if (!class_word.empty()) {
@@ -558,8 +614,8 @@ Result<std::size_t> FilterTable::load_prefix_file(const std::filesystem::path& p
     }
     if (auto valid = validate(entry, current_.rate_classes); !valid) return refuse(valid.error().message);
     loaded.push_back(entry);
+    line_of.push_back(number);
   }
-  if (in.bad()) return maps::make_error("read prefix file", path.string(), EIO, maps::ErrnoSubject::Path);
 
   // Merged set: a listed prefix takes the file's action; the file itself must not repeat one.
   RuleSet next = current_;
@@ -567,7 +623,16 @@ Result<std::size_t> FilterTable::load_prefix_file(const std::filesystem::path& p
     RuleSet file_only;
     file_only.prefixes = loaded;
     file_only.rate_classes = current_.rate_classes;
-    if (auto valid = validate(file_only); !valid) return table_error("load prefix file", path.string() + ": " + valid.error().message);
+    if (auto valid = validate(file_only); !valid) {
+      // Only on failure (no cost for a good million-line file): name the lines of a repeated prefix.
+      std::map<std::string, std::size_t> first_line;
+      for (std::size_t i = 0; i < loaded.size(); ++i) {
+        const std::string key = maps::to_string(loaded[i].prefix);
+        if (auto [seen, fresh] = first_line.emplace(key, line_of[i]); !fresh)
+          return refuse_at(line_of[i], "prefix " + key + " is also on line " + std::to_string(seen->second));
+      }
+      return refuse_at(0, valid.error().message);
+    }
   }
   std::vector<std::pair<sluice_filter_v4_key, sluice_filter_verdict>> v4;
   std::vector<std::pair<sluice_filter_v6_key, sluice_filter_verdict>> v6;
@@ -594,8 +659,8 @@ Result<std::size_t> FilterTable::load_prefix_file(const std::filesystem::path& p
   merge_into(merged_v4, v4);
   merge_into(merged_v6, v6);
   if (merged_v4.size() > SLUICE_FILTER_MAX_V4_PREFIXES || merged_v6.size() > SLUICE_FILTER_MAX_V6_PREFIXES)
-    return table_error("load prefix file", path.string() + ": the lists would hold " + std::to_string(merged_v4.size()) +
-                                               " IPv4 / " + std::to_string(merged_v6.size()) + " IPv6 prefixes, more than allowed");
+    return refuse_at(0, "the lists would hold " + std::to_string(merged_v4.size()) + " IPv4 / " +
+                            std::to_string(merged_v6.size()) + " IPv6 prefixes, more than allowed");
   // What packets read first: out of tbl8 groups, nothing is changed.
   if (auto synced = sync_dir(live_, live.prefix_v4, merged_v4); !synced) {
     (void)sync_dir(live_, merged_v4, live.prefix_v4);  // a pass cut short: back to what was live
@@ -707,17 +772,34 @@ Result<std::vector<ReasonCounter>> FilterTable::reason_counters() const {
 }
 
 Result<std::vector<TrackedFlow>> FilterTable::tracked_flows() const {
-  auto entries = maps_->conntrack.entries();
-  if (!entries) return entries.error();
+  auto v4 = maps_->conntrack_v4.entries();
+  if (!v4) return v4.error();
+  auto v6 = maps_->conntrack.entries();
+  if (!v6) return v6.error();
   std::vector<TrackedFlow> out;
-  for (const auto& [k, v] : *entries) out.push_back({k, v});
+  out.reserve(v4->size() + v6->size());
+  // IPv4 flows in the one reported form: addresses in word 0, ip_version 4.
+  for (const auto& [k, v] : *v4) {
+    sluice_ct_key key{};
+    key.addr_a[0] = k.addr_a;
+    key.addr_b[0] = k.addr_b;
+    key.port_a = k.port_a;
+    key.port_b = k.port_b;
+    key.proto = k.proto;
+    key.ip_version = 4;
+    out.push_back({key, v});
+  }
+  for (const auto& [k, v] : *v6) out.push_back({k, v});
   return out;
 }
 
 Result<void> FilterTable::clear_conntrack() {
-  auto keys = maps_->conntrack.keys();
-  if (!keys) return keys.error();
-  return erase_all(maps_->conntrack, *keys);
+  auto v4 = maps_->conntrack_v4.keys();
+  if (!v4) return v4.error();
+  if (auto erased = erase_all(maps_->conntrack_v4, *v4); !erased) return erased;
+  auto v6 = maps_->conntrack.keys();
+  if (!v6) return v6.error();
+  return erase_all(maps_->conntrack, *v6);
 }
 
 Result<void> FilterTable::clear_rate_buckets() {

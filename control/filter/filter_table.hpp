@@ -6,10 +6,12 @@
 // prefix additions/removals go straight to the live generation (one
 // element each, atomic by itself) and into the next set too.
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "dataplane.hpp"
@@ -30,7 +32,8 @@ struct ReasonCounter {
   sluice_counter total{};
 };
 
-// One tracked flow as read back from the conntrack table.
+// One tracked flow as read back from the conntrack tables (IPv4 and IPv6
+// flows alike in the long key form; key.ip_version tells them apart).
 struct TrackedFlow {
   sluice_ct_key key{};
   sluice_ct_entry entry{};
@@ -52,6 +55,11 @@ class FilterTable {
   // validate + compile + write the idle generation + flip. Error: live set untouched.
   Result<void> replace(const RuleSet& set);
   std::uint32_t live_generation() const noexcept { return live_; }
+  // How many rule sets went live on these maps, counting every replace of
+  // every owner: the value of filter_generation, whose low bit is the live
+  // slot (the data plane masks it). Survives a daemon restart with the pins.
+  // Single prefix changes edit the live set in place and do not count.
+  std::uint32_t rule_set_generation() const noexcept { return generation_count_; }
 
   // ---- prefix lists ----
   Result<void> add_prefix(const PrefixEntry& entry);  // replaces the action of an existing prefix
@@ -62,6 +70,9 @@ class FilterTable {
   // Any bad line refuses the whole file: "<path>:<line>: <reason>".
   // Entries are added to the live set (batch writes); returns how many.
   Result<std::size_t> load_prefix_file(const std::filesystem::path& path, Action default_action = Action::Drop);
+  // The same format from memory (a control-socket request): a bad line is
+  // refused with EINVAL and "line <n>: <reason>", nothing else around it.
+  Result<std::size_t> load_prefix_text(std::string_view content, Action default_action = Action::Drop);
 
   // ---- rules and rate classes (each change is a whole-set replace) ----
   Result<void> add_rule(const FilterRule& rule);
@@ -76,7 +87,9 @@ class FilterTable {
   Result<FilterSettings> settings() const;
 
   // ---- counters and state ----
-  // Hits of each rule of the live set, in evaluation order (reset when a set goes live).
+  // Hits of each rule of the live set, in evaluation order. A replace keeps
+  // the hits of rules it leaves unchanged (same priority, match and action);
+  // changed and new rules start at 0, and so does every rule after open().
   Result<std::vector<RuleCounter>> rule_counters() const;
   // Every filter reason (32..47) with its count, for drop and pass verdicts.
   Result<std::vector<ReasonCounter>> reason_counters() const;
@@ -95,10 +108,18 @@ class FilterTable {
   using V4Prefixes = std::vector<std::pair<sluice_filter_v4_key, sluice_filter_verdict>>;
   Result<void> sync_dir(std::uint32_t gen, const V4Prefixes& had, const V4Prefixes& want);
   Result<void> wait_for_readers();
+  // Before the flip: rules kept unchanged by `next` take their hit counters
+  // from the live generation into generation `gen`.
+  Result<void> carry_rule_counters(std::uint32_t gen, const RuleSet& next);
+  // Parses and loads prefix-list text; `refuse_at(line, reason)` makes its
+  // errors of bad input (line 0: the text as a whole).
+  Result<std::size_t> load_prefix_lines(std::string_view content, Action default_action,
+                                        const std::function<Error(std::size_t, std::string_view)>& refuse_at);
 
   std::unique_ptr<Maps> maps_;
   std::unique_ptr<Mirror> mirror_[SLUICE_FILTER_GENERATIONS];
   std::uint32_t live_ = 0;
+  std::uint32_t generation_count_ = 0;  // what filter_generation holds; live_ is its low bit
   bool flipped_since_wait_ = true;  // after open: a reader of the idle generation may still run
   // A generation's DIR-24-8 whose contents are unknown after a failed write: rebuilt whole next time.
   bool dir_unknown_[SLUICE_FILTER_GENERATIONS] = {};

@@ -2,8 +2,10 @@
 // directions, TCP states, timeouts), token-bucket rate limits (per source,
 // SYN-only), and sampled drop events in the ring buffer.
 #include <gtest/gtest.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 
+#include <algorithm>
 #include <thread>
 
 #include "filter_fixture.hpp"
@@ -59,6 +61,96 @@ TEST_F(FilterTest, ConntrackLetsRepliesOfATrackedFlowThroughAndCountsBothDirecti
   EXPECT_EQ((*flows)[0].entry.state, static_cast<std::uint32_t>(SLUICE_CT_TCP_CLOSING));
   // an unrelated flow is not let through
   EXPECT_EQ(send(tcp("198.18.1.1", "198.18.0.1", 80, 40001, TcpFlags::ACK)).verdict, XDP_DROP);
+}
+
+// XDP sees only ingress: when the SYN-ACK leaves by a path sluice does not
+// see, the originator's ACK after its SYN (the handshake's third packet)
+// establishes the flow, with the established timeout.
+TEST_F(FilterTest, ConntrackEstablishesOnTheOriginatorsAckWhenTheReplyIsNeverSeen) {
+  auto settings = filter::default_settings();
+  settings.ct_timeout_s[SLUICE_CT_TCP_SYN] = 1;
+  ASSERT_TRUE(table_->set_settings(settings));
+  replace(tracked_web());
+  const Bytes syn = tcp("198.18.0.1", "198.18.1.1", 40000, 80, TcpFlags::SYN);
+  const Bytes ack = tcp("198.18.0.1", "198.18.1.1", 40000, 80, TcpFlags::ACK);
+  EXPECT_EQ(send(syn).verdict, XDP_PASS);
+  EXPECT_EQ(send(syn).verdict, XDP_PASS) << "a retransmitted SYN";
+  auto flows = table_->tracked_flows();
+  ASSERT_TRUE(flows);
+  ASSERT_EQ(flows->size(), 1u);
+  EXPECT_EQ((*flows)[0].entry.state, static_cast<std::uint32_t>(SLUICE_CT_TCP_SYN)) << "a SYN again is not the ACK";
+  EXPECT_EQ(send(ack).verdict, XDP_PASS);
+  flows = table_->tracked_flows();
+  ASSERT_TRUE(flows);
+  ASSERT_EQ(flows->size(), 1u);
+  EXPECT_EQ((*flows)[0].entry.state, static_cast<std::uint32_t>(SLUICE_CT_TCP_ESTABLISHED));
+  EXPECT_EQ((*flows)[0].entry.dirs_seen, 1u << SLUICE_CT_DIR_A_TO_B) << "the reply was never seen";
+  // Idle past the SYN timeout (1 s) but far inside the established one: still tracked.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1300));
+  const auto by_rule = packets(SLUICE_VERDICT_PASS, SLUICE_REASON_FILTER_RULE_PASS);
+  const auto by_ct = packets(SLUICE_VERDICT_PASS, SLUICE_REASON_FILTER_CONNTRACK);
+  EXPECT_EQ(send(ack).verdict, XDP_PASS);
+  EXPECT_EQ(packets(SLUICE_VERDICT_PASS, SLUICE_REASON_FILTER_CONNTRACK), by_ct + 1) << "the flow outlived the SYN timeout";
+  EXPECT_EQ(packets(SLUICE_VERDICT_PASS, SLUICE_REASON_FILTER_RULE_PASS), by_rule) << "the rules did not run";
+}
+
+TEST_F(FilterTest, ConntrackSynAckFromTheOtherSideStillEstablishes) {
+  replace(tracked_web());
+  EXPECT_EQ(send(tcp("198.18.0.1", "198.18.1.1", 40000, 80, TcpFlags::SYN)).verdict, XDP_PASS);
+  EXPECT_EQ(send(tcp("198.18.1.1", "198.18.0.1", 80, 40000, TcpFlags::SYN | TcpFlags::ACK)).verdict, XDP_PASS);
+  auto flows = table_->tracked_flows();
+  ASSERT_TRUE(flows);
+  ASSERT_EQ(flows->size(), 1u);
+  EXPECT_EQ((*flows)[0].entry.state, static_cast<std::uint32_t>(SLUICE_CT_TCP_ESTABLISHED));
+  EXPECT_EQ((*flows)[0].entry.dirs_seen, (1u << SLUICE_CT_DIR_A_TO_B) | (1u << SLUICE_CT_DIR_B_TO_A));
+}
+
+// IPv4 and IPv6 flows live in separate tables (IPv4 under a compact key);
+// both track both directions and read back in one form.
+TEST_F(FilterTest, ConntrackTracksIpv4AndIpv6FlowsAndReportsBoth) {
+  filter::RuleSet set = tracked_web();
+  replace(set);
+  const Bytes syn6 = ether().ipv6("2001:db8::9", "2001:db8::1").tcp(40000, 80, {.flags = TcpFlags::SYN}).build();
+  const Bytes reply6 =
+      ether().ipv6("2001:db8::1", "2001:db8::9").tcp(80, 40000, {.flags = TcpFlags::SYN | TcpFlags::ACK}).build();
+  // 198.18.1.1 (the server) is the higher address: the client's packets are A->B
+  const Bytes syn4 = tcp("198.18.0.1", "198.18.1.1", 40000, 80, TcpFlags::SYN);
+  const Bytes reply4 = tcp("198.18.1.1", "198.18.0.1", 80, 40000, TcpFlags::SYN | TcpFlags::ACK);
+  EXPECT_EQ(send(reply6).verdict, XDP_DROP) << "no IPv6 flow yet";
+  EXPECT_EQ(send(syn6).verdict, XDP_PASS);
+  EXPECT_EQ(send(syn4).verdict, XDP_PASS);
+  EXPECT_EQ(send(reply6).verdict, XDP_PASS);
+  EXPECT_EQ(send(reply4).verdict, XDP_PASS);
+  EXPECT_EQ(packets(SLUICE_VERDICT_PASS, SLUICE_REASON_FILTER_CONNTRACK), 2u);
+  auto flows = table_->tracked_flows();
+  ASSERT_TRUE(flows);
+  ASSERT_EQ(flows->size(), 2u);
+  const auto v4 = std::find_if(flows->begin(), flows->end(), [](const auto& f) { return f.key.ip_version == 4; });
+  const auto v6 = std::find_if(flows->begin(), flows->end(), [](const auto& f) { return f.key.ip_version == 6; });
+  ASSERT_NE(v4, flows->end());
+  ASSERT_NE(v6, flows->end());
+  const std::uint32_t lower_v4 = htonl(0xc6120001), higher_v4 = htonl(0xc6120101);  // 198.18.0.1, 198.18.1.1
+  EXPECT_EQ(v4->key.addr_a[0], lower_v4);
+  EXPECT_EQ(v4->key.addr_b[0], higher_v4);
+  EXPECT_EQ(v4->key.addr_a[1] | v4->key.addr_a[2] | v4->key.addr_a[3], 0u);
+  EXPECT_EQ(v4->key.port_a, 40000);
+  EXPECT_EQ(v4->key.port_b, 80);
+  EXPECT_EQ(v4->key.proto, IPPROTO_TCP);
+  EXPECT_EQ(v4->entry.packets[SLUICE_CT_DIR_A_TO_B], 1u);
+  EXPECT_EQ(v4->entry.packets[SLUICE_CT_DIR_B_TO_A], 1u);
+  EXPECT_EQ(v4->entry.state, static_cast<std::uint32_t>(SLUICE_CT_TCP_ESTABLISHED));
+  // 2001:db8::1 (the server) is the lower address here: the client's packets are B->A
+  EXPECT_EQ(v6->key.port_a, 80);
+  EXPECT_EQ(v6->key.port_b, 40000);
+  EXPECT_EQ(v6->entry.packets[SLUICE_CT_DIR_B_TO_A], 1u);
+  EXPECT_EQ(v6->entry.bytes[SLUICE_CT_DIR_A_TO_B], reply6.size());
+  EXPECT_EQ(v6->entry.state, static_cast<std::uint32_t>(SLUICE_CT_TCP_ESTABLISHED));
+  ASSERT_TRUE(table_->clear_conntrack());
+  flows = table_->tracked_flows();
+  ASSERT_TRUE(flows);
+  EXPECT_TRUE(flows->empty()) << "clear_conntrack empties both tables";
+  EXPECT_EQ(send(reply4).verdict, XDP_DROP);
+  EXPECT_EQ(send(reply6).verdict, XDP_DROP);
 }
 
 TEST_F(FilterTest, ConntrackEntryExpiresAfterItsStateTimeout) {

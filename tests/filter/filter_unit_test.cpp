@@ -50,6 +50,33 @@ TEST(FilterCompile, PortIntervalsSplitAtEveryRangeEdge) {
   EXPECT_EQ(c.port_bitmaps[SLUICE_FILTER_PORT_SRC][0].word[0], 3u);
 }
 
+// The header names the lookups whose structure is empty (their answer is
+// known), and only those: a set from before the field read 0 = look up all.
+TEST(FilterCompile, SkipLookupsNamesExactlyTheFieldsNoRuleConstrains) {
+  filter::RuleSet set;
+  filter::FilterRule web;
+  web.priority = 1;
+  web.dst = *maps::parse_prefix("198.19.0.0/16");
+  web.protocol = IPPROTO_TCP;
+  web.dst_ports = filter::PortRange{80, 80};
+  set.rules = {web};
+  auto c = filter::compile(set);
+  EXPECT_EQ(c.header.skip_lookups, SLUICE_FILTER_SKIP_SRC_V4 | SLUICE_FILTER_SKIP_SRC_V6 | SLUICE_FILTER_SKIP_DST_V6 |
+                                       SLUICE_FILTER_SKIP_IFINDEX | SLUICE_FILTER_SKIP_SPORT);
+  filter::FilterRule other;
+  other.priority = 2;
+  other.src = *maps::parse_prefix("2001:db8::/32");
+  other.ifindex = 7;
+  other.src_ports = filter::PortRange{1024, 65535};
+  set.rules.push_back(other);
+  c = filter::compile(set);
+  EXPECT_EQ(c.header.skip_lookups, SLUICE_FILTER_SKIP_SRC_V4 | SLUICE_FILTER_SKIP_DST_V6);
+  EXPECT_EQ(filter::compile(filter::RuleSet{}).header.skip_lookups,
+            SLUICE_FILTER_SKIP_SRC_V4 | SLUICE_FILTER_SKIP_DST_V4 | SLUICE_FILTER_SKIP_SRC_V6 |
+                SLUICE_FILTER_SKIP_DST_V6 | SLUICE_FILTER_SKIP_IFINDEX | SLUICE_FILTER_SKIP_SPORT |
+                SLUICE_FILTER_SKIP_DPORT);
+}
+
 TEST(FilterCompile, NestedPrefixBitmapsCarryEveryCoveringRule) {
   filter::RuleSet set;
   filter::FilterRule wide, narrow, none, v6;
