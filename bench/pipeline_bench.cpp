@@ -1,7 +1,12 @@
-// ns/packet of the sluice pipeline (parse + three pass-through stages) and of
-// the bare parser, next to an empty XDP_DROP program timed in the same run.
+// ns/packet of the bare parser, of the pipeline machinery (the product's
+// entry program + three pass-through stages, xdp/pipeline_bench.bpf.c), and of
+// the product's pipeline with its real stages and nothing configured, next to
+// an empty XDP_DROP program timed in the same run.
 #include <CLI/CLI.hpp>
 
+#include <bpf/libbpf.h>
+
+#include <cstring>
 #include <iostream>
 
 #include "bench_support.hpp"
@@ -10,6 +15,7 @@
 // after the contract: the skeletons name its structs
 #include "empty.skel.h"
 #include "parse_only.skel.h"
+#include "pipeline_bench.skel.h"
 
 namespace {
 
@@ -46,7 +52,19 @@ int main(int argc, char** argv) {
     std::unique_ptr<empty_bpf, decltype(&empty_bpf__destroy)> empty(empty_bpf__open_and_load(), empty_bpf__destroy);
     std::unique_ptr<parse_only_bpf, decltype(&parse_only_bpf__destroy)> parser(parse_only_bpf__open_and_load(),
                                                                                parse_only_bpf__destroy);
-    if (!empty || !parser) throw std::runtime_error("cannot load the baseline programs (root needed)");
+    std::unique_ptr<pipeline_bench_bpf, decltype(&pipeline_bench_bpf__destroy)> machinery(
+        pipeline_bench_bpf__open_and_load(), pipeline_bench_bpf__destroy);
+    if (!empty || !parser || !machinery) throw std::runtime_error("cannot load the bench programs (root needed)");
+    const std::pair<sluice_stage, const bpf_program*> pass_through_stages[] = {
+        {SLUICE_STAGE_FILTER, machinery->progs.bench_stage_filter},
+        {SLUICE_STAGE_LB, machinery->progs.bench_stage_lb},
+        {SLUICE_STAGE_FORWARD, machinery->progs.bench_stage_forward}};
+    for (const auto& [slot, prog] : pass_through_stages) {
+      const std::uint32_t key = slot;
+      const int fd = bpf_program__fd(prog);
+      if (int err = bpf_map__update_elem(machinery->maps.stage_progs, &key, sizeof(key), &fd, sizeof(fd), BPF_ANY); err)
+        throw std::runtime_error("install pass-through stage: " + std::string(std::strerror(-err)));
+    }
     auto plane = sluice::dataplane::Dataplane::load({});
     if (!plane) throw std::runtime_error(plane.error().message);
     if (auto installed = plane->install_stages(); !installed) throw std::runtime_error(installed.error().message);
@@ -58,12 +76,17 @@ int main(int argc, char** argv) {
       using sluice::bench::time_xdp;
       const auto baseline = time_xdp(bpf_program__fd(empty->progs.empty_drop), sample.frame, repeat, rounds, "empty");
       const auto parse = time_xdp(bpf_program__fd(parser->progs.parse_only), sample.frame, repeat, rounds, "parser");
+      const auto pass_through = time_xdp(bpf_program__fd(machinery->progs.bench_entry), sample.frame, repeat, rounds,
+                                         "pass-through pipeline");
       const auto pipeline = time_xdp(plane->entry_prog_fd(), sample.frame, repeat, rounds, "pipeline");
       report.add({sample.group, "empty XDP_DROP (baseline)", baseline.ns_per_packet, baseline.ns_per_packet, baseline.verdict});
       report.add({sample.group, "parser only", parse.ns_per_packet, baseline.ns_per_packet, parse.verdict});
-      report.add({sample.group, "pipeline: parse + filter + lb + forward", pipeline.ns_per_packet,
+      report.add({sample.group, "parse + 3 pass-through stages", pass_through.ns_per_packet, baseline.ns_per_packet,
+                  pass_through.verdict});
+      report.add({sample.group, "sluice: parse + filter (empty) + lb + forward", pipeline.ns_per_packet,
                   baseline.ns_per_packet, pipeline.verdict});
-      if (pipeline.verdict != XDP_PASS) throw std::runtime_error(sample.group + ": pipeline did not pass the packet");
+      if (pipeline.verdict != XDP_PASS || pass_through.verdict != XDP_PASS)
+        throw std::runtime_error(sample.group + ": a pipeline did not pass the packet");
     }
     if (json)
       report.print_json(std::cout);

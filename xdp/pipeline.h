@@ -114,4 +114,15 @@ static __always_inline int pipeline_next(struct xdp_md *ctx, const struct sluice
 	return pipeline_finish(ctx, cfg->default_verdict, pkt->note);
 }
 
+/* A stage with nothing to do: hand the packet to the next enabled stage. */
+static __always_inline int pipeline_pass_through(struct xdp_md *ctx, int stage)
+{
+	const struct sluice_config *cfg = pipeline_config();
+	const struct sluice_pkt *pkt = pipeline_pkt();
+
+	if (!pkt)
+		return pipeline_finish(ctx, SLUICE_VERDICT_ABORTED, SLUICE_REASON_NO_SCRATCH);
+	return pipeline_next(ctx, cfg, pkt, stage);
+}
+
 #endif /* SLUICE_XDP_PIPELINE_H */

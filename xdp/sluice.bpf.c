@@ -11,6 +11,7 @@
 #include "maps.bpf.h"
 #include "parsing.h"
 #include "pipeline.h"
+#include "entry.h"
 #include "stage_filter.h"
 #include "stage_lb.h"
 #include "stage_forward.h"
@@ -21,29 +22,10 @@ struct {
 	__uint(XDP_PASS, 1);
 } XDP_RUN_CONFIG(sluice_entry);
 
-static __always_inline int is_parse_failure(int reason)
-{
-	return reason != SLUICE_PARSE_OK && reason != SLUICE_REASON_NON_IP;
-}
-
 SEC("xdp")
 int sluice_entry(struct xdp_md *ctx)
 {
-	const struct sluice_config *cfg = pipeline_config();
-	struct sluice_pkt *pkt = pipeline_pkt();
-	int reason;
-
-	if (!pkt)
-		return pipeline_finish(ctx, SLUICE_VERDICT_ABORTED, SLUICE_REASON_NO_SCRATCH);
-
-	reason = parse_packet(ctx, pkt);
-	if (reason == SLUICE_REASON_NON_IP)
-		return pipeline_finish(ctx, cfg->non_ip_verdict, SLUICE_REASON_NON_IP);
-	if (is_parse_failure(reason))
-		return pipeline_finish(ctx, cfg->malformed_verdict, reason);
-	if (pkt->frag != SLUICE_FRAG_NONE && cfg->drop_fragments)
-		return pipeline_finish(ctx, SLUICE_VERDICT_DROP, SLUICE_REASON_FRAGMENT_DROPPED);
-	return pipeline_next(ctx, cfg, pkt, -1);
+	return pipeline_entry(ctx);
 }
 
 SEC("xdp")

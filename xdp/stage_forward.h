@@ -7,12 +7,7 @@
 
 static __always_inline int stage_forward(struct xdp_md *ctx)
 {
-	const struct sluice_config *cfg = pipeline_config();
-	const struct sluice_pkt *pkt = pipeline_pkt();
-
-	if (!pkt)
-		return pipeline_finish(ctx, SLUICE_VERDICT_ABORTED, SLUICE_REASON_NO_SCRATCH);
-	return pipeline_next(ctx, cfg, pkt, SLUICE_STAGE_FORWARD);
+	return pipeline_pass_through(ctx, SLUICE_STAGE_FORWARD);
 }
 
 #endif /* SLUICE_XDP_STAGE_FORWARD_H */

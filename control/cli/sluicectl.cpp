@@ -165,6 +165,14 @@ std::string stages_object_text(const json::value* value) {
   return out.empty() ? "none" : out;
 }
 
+// "generation 7: 3 rules, 12 prefixes, 1 rate classes"; "-" from a daemon that does not say.
+std::string filter_object_text(const json::value* value) {
+  if (!value || !value->is_object()) return text(value);
+  const json::object& filter = value->as_object();
+  return "generation " + field(filter, "generation") + ": " + field(filter, "rules") + " rules, " +
+         field(filter, "prefixes") + " prefixes, " + field(filter, "rate_classes") + " rate classes";
+}
+
 // UTC "HH:MM:SS.uuuuuu" of a wall-clock nanosecond stamp.
 std::string time_of_day(std::int64_t realtime_ns) {
   const time_t seconds = static_cast<time_t>(realtime_ns / kNanosPerSecond);
@@ -188,11 +196,15 @@ void render_status(std::ostream& out, const json::value& result) {
                                                          : field(status, "uptime_seconds")},
       {"pin dir", field(status, "pin_dir")},
       {"stages", stages_object_text(status.if_contains("stages"))},
+      {"filter", filter_object_text(status.if_contains("filter"))},
   };
   std::string reused;
   if (const auto* maps = status.if_contains("reused_maps"); maps && maps->is_array())
     for (const auto& name : maps->as_array()) reused += (reused.empty() ? "" : ", ") + text(&name);
   pairs.emplace_back("reused maps", reused.empty() ? "none" : reused);
+  // Shown only when set, and first: the one line an operator must not miss.
+  if (const auto* degraded = status.if_contains("degraded"); degraded && degraded->is_bool() && degraded->as_bool())
+    pairs.insert(pairs.begin(), {"DEGRADED", field(status, "restore_error")});
   print_pairs(out, pairs);
   out << '\n';
   const json::array& interfaces = array_field(status, "interfaces");
@@ -454,7 +466,11 @@ class Context {
 
   int report(std::string_view op, const CallFailure& failure) {
     if (failure.daemon) {
-      env_.err << "sluicectl: " << op << ": " << failure.daemon->message << " [" << failure.daemon->code << "]\n";
+      // sluiced's messages mostly start with the op already ("block.load: content: ..."): say it once.
+      const std::string& message = failure.daemon->message;
+      const bool names_op = message.starts_with(std::string(op) + ":");
+      env_.err << "sluicectl: " << (names_op ? "" : std::string(op) + ": ") << message << " [" << failure.daemon->code
+               << "]\n";
       return kExitFailed;
     }
     env_.err << "sluicectl: " << failure.transport->message << '\n';
@@ -576,30 +592,12 @@ CLI::Validator pass_or_drop_validator() {
 
 // ---- filter vocabulary: prefixes, ports, protocols, flags, actions, rate classes ----
 
-// The filter library's errors read "validate filter: <what>: <reason> (EINVAL)";
-// next to an option name only "<what>: <reason>" says something.
-std::string filter_reason(const maps::Error& error) {
-  std::string_view text = error.message;
-  for (std::string_view prefix : {"validate filter: ", "parse filter: "})
-    if (text.starts_with(prefix)) text.remove_prefix(prefix.size());
-  if (const auto paren = text.rfind(" ("); paren != std::string_view::npos && text.ends_with(")"))
-    text = text.substr(0, paren);
-  return std::string(text);
-}
+using config::filter_reason;
 
-// Rate classes are named as in the YAML's limits[].class (the daemon's
-// desired state): 1..32 of A-Z a-z 0-9 _ - .
-constexpr std::size_t kMaxClassNameBytes = 32;
-
+// Rate classes are named as in the YAML's limits[].class (the daemon's desired state).
 std::optional<json::value> class_value(std::string_view text, std::string& problem) {
-  const bool plain = !text.empty() && text.size() <= kMaxClassNameBytes &&
-                     std::all_of(text.begin(), text.end(), [](char ch) {
-                       return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-                              ch == '_' || ch == '-' || ch == '.';
-                     });
-  if (!plain) {
-    problem = "bad class '" + std::string(text) + "': 1.." + std::to_string(kMaxClassNameBytes) +
-              " of A-Z a-z 0-9 _ - .";
+  if (!config::is_class_name(text)) {
+    problem = "bad class '" + std::string(text) + "': " + config::class_name_rule();
     return std::nullopt;
   }
   return json::value(json::string(text));
@@ -1198,7 +1196,7 @@ void add_limit(CLI::App& app, Commands& c) {
   limit->require_subcommand(1);
 
   auto* set = limit->add_subcommand("set", "Define or redefine a class (rules and prefixes use it as limit:CLASS)");
-  set->add_option("CLASS", c.class_name, "Class name: 1..32 of A-Z a-z 0-9 _ - .")
+  set->add_option("CLASS", c.class_name, "Class name: " + config::class_name_rule())
       ->required()
       ->check(class_validator());
   set->add_option("--pps", c.pps, "Packets per second per source")
@@ -1246,15 +1244,13 @@ void add_limit(CLI::App& app, Commands& c) {
   });
 }
 
-// sluiced's bound on one conn.list reply (control/daemon/state_ops.cpp).
-constexpr std::uint64_t kMaxConnListLimit = 100'000;
-
 void add_conn(CLI::App& app, Commands& c) {
   auto* conn = app.add_subcommand("conn", "The connection-tracking table");
   conn->require_subcommand(1);
   auto* list = conn->add_subcommand("list", "Show tracked flows (made by rules with --action track)");
-  list->add_option("--limit", c.conn_limit, "Show at most N flows (default: sluiced's, 1000)")
-      ->check(CLI::Range(std::uint64_t{1}, kMaxConnListLimit));
+  list->add_option("--limit", c.conn_limit,
+                   "Show at most N flows (default: " + std::to_string(protocol::default_conn_list_limit) + ")")
+      ->check(CLI::Range(std::uint64_t{1}, protocol::max_conn_list_limit));
   list->callback([&c] {
     c.action = [&c](Context& ctx) {
       json::object args;

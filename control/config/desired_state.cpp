@@ -17,6 +17,7 @@
 
 #include "names.hpp"
 #include "prefix.hpp"
+#include "value_rules.hpp"
 
 namespace sluice::config {
 namespace {
@@ -47,11 +48,6 @@ constexpr std::array<NamedFlag, 8> kTcpFlags{{{"fin", 0x01},
 constexpr std::array<sluice_stage, SLUICE_STAGE_COUNT> kStages{SLUICE_STAGE_FILTER, SLUICE_STAGE_LB,
                                                                SLUICE_STAGE_FORWARD};
 
-// Rate-limit class names become map keys and CLI arguments: keep them short
-// and plain.
-constexpr std::size_t kMaxClassNameBytes = 32;
-// 1 in a billion is "practically off"; anything above is a typo.
-constexpr std::uint32_t kMaxDropSampleEvery = 1'000'000'000;
 
 // ---- errors ----
 
@@ -236,19 +232,6 @@ std::string cidr(Walker& w, const YAML::Node& node, const std::string& path) {
   return maps::to_string(*prefix);
 }
 
-// The filter's errors read "validate filter: <what>: <reason> (EINVAL)"; at a
-// YAML path only "<what>: <reason>" says something.
-std::string filter_reason(const maps::Error& error) {
-  std::string_view text = error.message;
-  constexpr std::string_view kPrefix = "validate filter: ";
-  constexpr std::string_view kParsePrefix = "parse filter: ";
-  if (text.starts_with(kPrefix)) text.remove_prefix(kPrefix.size());
-  else if (text.starts_with(kParsePrefix)) text.remove_prefix(kParsePrefix.size());
-  if (const auto paren = text.rfind(" ("); paren != std::string_view::npos && text.ends_with(")"))
-    text = text.substr(0, paren);
-  return std::string(text);
-}
-
 filter::Action action(Walker& w, const YAML::Node& node, const std::string& path) {
   const std::string text = w.scalar(node, path, "an action");
   auto parsed = filter::parse_action(text);
@@ -330,7 +313,7 @@ Defaults parse_defaults(Walker& w, const YAML::Node& node) {
     else if (key == "non_ip_verdict") out.non_ip_verdict = pass_or_drop(w, value, child);
     else if (key == "drop_fragments") out.drop_fragments = boolean(w, value, child);
     else if (key == "drop_sample_every")
-      out.drop_sample_every = number<std::uint32_t>(w, value, child, 0, kMaxDropSampleEvery);
+      out.drop_sample_every = number<std::uint32_t>(w, value, child, 0, protocol::max_drop_sample_every);
     else out.stages = parse_stages(w, value, child);
   }
   return out;
@@ -449,14 +432,6 @@ std::vector<RuleSpec> parse_rules(Walker& w, const YAML::Node& node) {
   return out;
 }
 
-bool is_class_name(std::string_view name) {
-  return !name.empty() && name.size() <= kMaxClassNameBytes &&
-         std::all_of(name.begin(), name.end(), [](char c) {
-           return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-' ||
-                  c == '.';
-         });
-}
-
 std::vector<LimitSpec> parse_limits(Walker& w, const YAML::Node& node) {
   const std::string path = "limits";
   constexpr std::uint64_t kMax = std::numeric_limits<std::uint64_t>::max();
@@ -473,10 +448,7 @@ std::vector<LimitSpec> parse_limits(Walker& w, const YAML::Node& node) {
       if (key == "class") {
         limit.class_name = w.scalar(value, child, "a class name");
         if (!is_class_name(limit.class_name))
-          fail(child,
-               "bad class name " + quoted(limit.class_name) + ": 1.." + std::to_string(kMaxClassNameBytes) +
-                   " of A-Z a-z 0-9 _ - .",
-               value);
+          fail(child, "bad class name " + quoted(limit.class_name) + ": " + class_name_rule(), value);
         if (auto [it, fresh] = seen.emplace(limit.class_name, i); !fresh)
           fail(child, "duplicate class " + quoted(limit.class_name) + " (also " + index_path(path, it->second) + ")",
                value);
@@ -722,6 +694,23 @@ void diff_keyed(std::vector<std::string>& out, const std::vector<Item>& live, co
 
 }  // namespace
 
+std::string filter_reason(const maps::Error& error) {
+  std::string_view text = error.message;
+  for (std::string_view prefix : {"validate filter: ", "parse filter: "})
+    if (text.starts_with(prefix)) text.remove_prefix(prefix.size());
+  if (const auto paren = text.rfind(" ("); paren != std::string_view::npos && text.ends_with(")"))
+    text = text.substr(0, paren);
+  return std::string(text);
+}
+
+bool is_class_name(std::string_view name) {
+  return !name.empty() && name.size() <= kMaxClassNameBytes && std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-' || c == '.';
+  });
+}
+
+std::string class_name_rule() { return "1.." + std::to_string(kMaxClassNameBytes) + " of A-Z a-z 0-9 _ - ."; }
+
 // ---- public vocabulary ----
 
 std::string ParseError::to_string() const {
@@ -804,17 +793,6 @@ std::string to_string(const TcpFlagMatch& flags) {
     out += flag.name;
   }
   return out;
-}
-
-std::optional<std::string> interface_name_problem(std::string_view name) {
-  if (name.empty()) return "empty";
-  if (name.size() >= IFNAMSIZ) return "longer than " + std::to_string(IFNAMSIZ - 1) + " bytes";
-  if (name == "." || name == "..") return "reserved name";
-  for (char c : name) {
-    const auto u = static_cast<unsigned char>(c);
-    if (c == '/' || c == ':' || u <= ' ' || u == 0x7f) return "contains '/', ':', whitespace or a control byte";
-  }
-  return std::nullopt;
 }
 
 std::string describe(const RuleSpec& rule) {

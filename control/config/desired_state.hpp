@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "contract.hpp"
+#include "value_rules.hpp"
 #include "filter_rules.hpp"
 #include "xdp_attachment.hpp"
 
@@ -156,10 +157,20 @@ std::string to_string(const PortRange& range);
 // "syn,!ack"; names fin syn rst psh ack urg ece cwr, '!' = must be clear.
 boost::system::result<TcpFlagMatch, std::string> parse_tcp_flags(std::string_view text);
 std::string to_string(const TcpFlagMatch& flags);
-// Linux interface name rules (1..IFNAMSIZ-1 bytes, no '/', ':' or whitespace).
-std::optional<std::string> interface_name_problem(std::string_view name);
+// Linux interface name rules, shared with the control protocol.
+using protocol::interface_name_problem;
 // One-line summary of a rule's match and action: "src 10.0.0.0/8 tcp dport 22 drop".
 std::string describe(const RuleSpec& rule);
+// Rate-limit class names (limits[].class, limit.set's class, sluicectl's
+// limit:CLASS): short and plain, as they are typed on command lines and
+// printed in tables.
+inline constexpr std::size_t kMaxClassNameBytes = 32;
+bool is_class_name(std::string_view name);
+std::string class_name_rule();  // "1..32 of A-Z a-z 0-9 _ - .", for errors
+// The filter library's errors read "validate filter: <what>: <reason>
+// (EINVAL)"; next to a YAML path or an option name only "<what>: <reason>"
+// says something.
+std::string filter_reason(const maps::Error& error);
 
 // The filter sections as the filter's RuleSet: block entries act drop, allow
 // entries pass (unless an entry says otherwise), rate classes get ids in

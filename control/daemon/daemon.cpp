@@ -6,6 +6,11 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 
+#include <bpf/bpf.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <charconv>
 #include <filesystem>
 
 #include "daemon_metrics.hpp"
@@ -60,6 +65,41 @@ OpRegistry::Handler no_args_op(std::string name, Run run) {
 }  // namespace
 
 std::string_view version() { return SLUICE_VERSION; }
+
+maps::Result<std::uint32_t> parse_blocklist_tbl8_groups(std::string_view text) {
+  constexpr std::uint64_t most = SLUICE_DIR24_8_TBL8_GROUPS_MAX;
+  std::uint64_t value = 0;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || error != std::errc() || end != text.data() + text.size() || value == 0 || value > most)
+    return maps::make_error_because("--blocklist-tbl8-groups", "'" + std::string(text.substr(0, 64)) + "'",
+                                    "expected a whole number 1.." + std::to_string(most) +
+                                        " (tbl8 groups of 1 KiB per rule-set generation)",
+                                    EINVAL);
+  return static_cast<std::uint32_t>(value);
+}
+
+maps::Result<void> check_pinned_blocklist_size(const std::string& pin_dir, std::uint32_t groups) {
+  // Both generations are created with the same size, so generation 0 tells.
+  const std::string path = pin_dir + "/fsrc4_g0_tbl8";
+  const int fd = bpf_obj_get(path.c_str());
+  if (fd < 0) {
+    if (errno == ENOENT) return {};  // a first start: the maps are created with `groups`
+    return maps::make_error("open pinned map", path, errno, maps::ErrnoSubject::Path);
+  }
+  bpf_map_info info{};
+  std::uint32_t length = sizeof info;
+  const int err = bpf_obj_get_info_by_fd(fd, &info, &length);
+  ::close(fd);
+  if (err != 0) return maps::make_error("read info of pinned map", path, -err);
+  if (info.max_entries == groups) return {};
+  return maps::make_error_because(
+      "--blocklist-tbl8-groups " + std::to_string(groups), path,
+      "the pinned IPv4 blocklist maps were created with " + std::to_string(info.max_entries) +
+          " tbl8 groups and a map keeps its size; restart with --blocklist-tbl8-groups " +
+          std::to_string(info.max_entries) + ", or resize by `sluicectl shutdown --detach` (detaches and removes "
+          "the pins; traffic is not filtered until the next start attaches again) and start with the new value",
+      EEXIST);
+}
 
 int run(const DaemonOptions& options) {
   // stdout is for nothing: logs go to stderr (journald picks them up from there).
@@ -116,7 +156,13 @@ int run(const DaemonOptions& options) {
     wanted = std::move(*parsed);
   }
 
-  auto loaded = dataplane::Dataplane::load({options.pin_dir});
+  // Checked before the load: its reuse of the pins would fail with a bare max_entries mismatch.
+  if (auto sized = check_pinned_blocklist_size(options.pin_dir, options.blocklist_tbl8_groups); !sized)
+    return spdlog::error("{}", sized.error().message), exit_startup_failed;
+  dataplane::LoadOptions load_options;
+  load_options.pin_dir = options.pin_dir;
+  load_options.blocklist_tbl8_groups = options.blocklist_tbl8_groups;
+  auto loaded = dataplane::Dataplane::load(load_options);
   if (!loaded) return spdlog::error("load data plane: {}", loaded.error().message), exit_startup_failed;
   dataplane::Dataplane& plane = *loaded;
   if (!plane.reused_maps().empty())
@@ -137,7 +183,7 @@ int run(const DaemonOptions& options) {
     if (!legacy) spdlog::error("{} (ignoring the file; attach interfaces again)", legacy.error().message);
     const auto legacy_interfaces = legacy ? *legacy : std::nullopt;
     // What the data plane holds, overlaid by the file: sections the file leaves out stay as they run.
-    const bool persisted = state_ops.restore(overlay(state_ops.baseline(legacy_interfaces), wanted.value_or(config::DesiredState{})));
+    const bool persisted = state_ops.restore(state_ops.baseline(legacy_interfaces), wanted.value_or(config::DesiredState{}));
     if (persisted && legacy_interfaces) store.remove_legacy_interfaces();  // folded into state.yaml
   }
 
@@ -149,7 +195,7 @@ int run(const DaemonOptions& options) {
     return spdlog::error("drop events: {}", started.error().message), exit_startup_failed;
 
   OpRegistry ops;
-  register_filter_ops(ops, *filter_table, state_ops, options.state_dir);
+  register_filter_ops(ops, *filter_table, state_ops);
   state_ops.register_ops(ops);
   ControlServer server(io, {options.socket_path, socket_gid, Authorizer(admin_gid)}, ops, events);
   std::unique_ptr<metrics::HttpServer> metrics_server;
@@ -162,7 +208,11 @@ int run(const DaemonOptions& options) {
     io.stop();
   };
 
-  ops.add("status", no_args_op("status", [&] { return service.status(); }));
+  ops.add("status", no_args_op("status", [&]() -> OpResult {
+            auto status = service.status();
+            if (status && status->is_object()) state_ops.add_restore_state(status->as_object());
+            return status;
+          }));
   ops.add("config.get", no_args_op("config.get", [&] { return service.config_get(); }));
   ops.add("stats", no_args_op("stats", [&] { return service.stats(); }));
   ops.add("attach", op(protocol::parse_attach_args, [&](const protocol::AttachArgs& a) { return service.attach(a); }));
@@ -186,7 +236,7 @@ int run(const DaemonOptions& options) {
   if (metrics_endpoint) {
     try {
       metrics_server = std::make_unique<metrics::HttpServer>(
-          io, *metrics_endpoint, [&] { return render_metrics(plane, *filter_table, server.metrics(), events.stats()); });
+          io, *metrics_endpoint, [&] { return render_metrics(plane, *filter_table, state_ops.conntrack(), server.metrics(), events.stats()); });
     } catch (const std::exception& e) {
       return spdlog::error("--metrics {}: {}", options.metrics_address, e.what()), exit_startup_failed;
     }
@@ -199,8 +249,9 @@ int run(const DaemonOptions& options) {
     stop();
   });
 
-  spdlog::info("sluiced {} serving {} (pins {}, state {}, metrics {})", version(), options.socket_path, options.pin_dir,
-               options.state_dir, metrics_server ? options.metrics_address : std::string("off"));
+  spdlog::info("sluiced {} serving {} (pins {}, state {}, metrics {}, blocklist tbl8 groups {})", version(),
+               options.socket_path, options.pin_dir, options.state_dir,
+               metrics_server ? options.metrics_address : std::string("off"), options.blocklist_tbl8_groups);
   io.run();
   spdlog::info("sluiced stopped");
   return exit_ok;

@@ -3,7 +3,9 @@
 // control socket, drop events and metrics on one io_context.
 #include <optional>
 #include <string>
+#include <string_view>
 
+#include "dataplane.hpp"
 #include "maps.hpp"
 
 namespace sluice::daemon {
@@ -17,7 +19,19 @@ struct DaemonOptions {
   std::optional<std::string> admin_group;   // may change state besides root
   std::optional<std::string> socket_group;  // may connect (read-only ops); defaults to admin_group
   std::string log_level = "info";
+  // tbl8 groups of each of the filter's two IPv4 blocklist generations
+  // (dataplane::LoadOptions::blocklist_tbl8_groups): 1 KiB each per generation.
+  std::uint32_t blocklist_tbl8_groups = dataplane::LoadOptions{}.blocklist_tbl8_groups;
 };
+
+// --blocklist-tbl8-groups N: a whole number 1..SLUICE_DIR24_8_TBL8_GROUPS_MAX;
+// an error naming the option and the value otherwise.
+maps::Result<std::uint32_t> parse_blocklist_tbl8_groups(std::string_view text);
+
+// Before a load that reuses pins: a pinned blocklist tbl8 map of another
+// size than `groups` cannot be reused (its size is fixed at creation). The
+// error says how it was sized and how to go on; nothing pinned: ok.
+maps::Result<void> check_pinned_blocklist_size(const std::string& pin_dir, std::uint32_t groups);
 
 // The version sluiced reports in status.
 std::string_view version();

@@ -1,9 +1,14 @@
 #include "daemon_metrics.hpp"
 
+#include <bpf/bpf.h>
+
+#include <array>
+#include <cerrno>
 #include <map>
 #include <stdexcept>
 
 #include "names.hpp"
+#include "sluice.skel.h"
 #include "prometheus.hpp"
 
 namespace sluice::daemon {
@@ -12,7 +17,92 @@ using metrics::MetricType;
 using metrics::sample;
 using metrics::Sample;
 
-void add_filter_metrics(metrics::Exposition& out, const filter::FilterTable& table) {
+namespace {
+
+// A chunk whose one hash bucket holds more than the chunk is retried bigger, up to this.
+constexpr std::uint32_t max_chunk_entries = 1u << 16;
+
+// Reads one connection table chunk by chunk; visit(key, entry) returns false
+// to stop. Entries added or evicted meanwhile may or may not be seen (an
+// LRU table under traffic has no snapshot).
+template <class Key, class Visit>
+maps::Result<void> walk_table(const bpf_map* map, Visit visit) {
+  const int fd = bpf_map__fd(map);
+  std::uint32_t chunk = ConntrackView::chunk_entries;
+  std::vector<Key> keys(chunk);
+  std::vector<sluice_ct_entry> entries(chunk);
+  // The batch cursor is opaque (a bucket index for hash maps); room for any key.
+  std::array<std::uint64_t, 8> in_cursor{}, out_cursor{};
+  bool first_call = true;
+  LIBBPF_OPTS(bpf_map_batch_opts, options);
+  for (;;) {
+    std::uint32_t count = chunk;
+    const int ret = bpf_map_lookup_batch(fd, first_call ? nullptr : in_cursor.data(), out_cursor.data(), keys.data(),
+                                         entries.data(), &count, &options);
+    const int errnum = ret < 0 ? -ret : 0;
+    if (errnum == ENOSPC && count == 0 && chunk < max_chunk_entries) {
+      chunk *= 2;
+      keys.resize(chunk);
+      entries.resize(chunk);
+      continue;
+    }
+    if (errnum != 0 && errnum != ENOENT) return maps::make_error("read conntrack table", bpf_map__name(map), errnum);
+    for (std::uint32_t i = 0; i < count; ++i)
+      if (!visit(keys[i], entries[i])) return {};
+    if (errnum == ENOENT) return {};  // the kernel's "no more elements"
+    in_cursor = out_cursor;
+    first_call = false;
+  }
+}
+
+// An IPv4 flow in the one reported form: addresses in word 0, ip_version 4.
+filter::TrackedFlow widen(const sluice_ct_v4_key& k, const sluice_ct_entry& entry) {
+  sluice_ct_key key{};
+  key.addr_a[0] = k.addr_a;
+  key.addr_b[0] = k.addr_b;
+  key.port_a = k.port_a;
+  key.port_b = k.port_b;
+  key.proto = k.proto;
+  key.ip_version = 4;
+  return {key, entry};
+}
+
+}  // namespace
+
+ConntrackView::ConntrackView(const dataplane::Dataplane& plane, std::chrono::steady_clock::duration count_interval)
+    : plane_(plane), count_interval_(count_interval) {}
+
+maps::Result<ConntrackView::Count> ConntrackView::count() {
+  const auto now = std::chrono::steady_clock::now();
+  if (last_ && now - last_->counted_at < count_interval_) return *last_;
+  std::uint64_t flows = 0;
+  const auto& m = plane_.skeleton()->maps;
+  auto tally = [&](const auto&, const sluice_ct_entry&) { return ++flows, true; };
+  if (auto v4 = walk_table<sluice_ct_v4_key>(m.filter_conntrack_v4, tally); !v4) return v4.error();
+  if (auto v6 = walk_table<sluice_ct_key>(m.filter_conntrack, tally); !v6) return v6.error();
+  last_ = Count{flows, now};
+  return *last_;
+}
+
+maps::Result<std::vector<filter::TrackedFlow>> ConntrackView::first_flows(std::size_t most) const {
+  std::vector<filter::TrackedFlow> out;
+  const auto& m = plane_.skeleton()->maps;
+  if (most == 0) return out;
+  auto v4 = walk_table<sluice_ct_v4_key>(m.filter_conntrack_v4, [&](const sluice_ct_v4_key& key, const sluice_ct_entry& e) {
+    out.push_back(widen(key, e));
+    return out.size() < most;
+  });
+  if (!v4) return v4.error();
+  if (out.size() >= most) return out;
+  auto v6 = walk_table<sluice_ct_key>(m.filter_conntrack, [&](const sluice_ct_key& key, const sluice_ct_entry& e) {
+    out.push_back({key, e});
+    return out.size() < most;
+  });
+  if (!v6) return v6.error();
+  return out;
+}
+
+void add_filter_metrics(metrics::Exposition& out, const filter::FilterTable& table, ConntrackView& conntrack) {
   auto rules = table.rule_counters();
   if (!rules) throw std::runtime_error(rules.error().message);
   std::vector<Sample> rule_packets, rule_bytes;
@@ -44,14 +134,16 @@ void add_filter_metrics(metrics::Exposition& out, const filter::FilterTable& tab
   out.add("sluice_filter_rate_classes", "Rate-limit classes defined.", MetricType::Gauge,
           {sample({}, table.rule_set().rate_classes.size())});
 
-  auto flows = table.tracked_flows();
+  auto flows = conntrack.count();
   if (!flows) throw std::runtime_error(flows.error().message);
-  out.add("sluice_conntrack_entries", "Flows in the filter's connection table (expired ones until evicted).",
-          MetricType::Gauge, {sample({}, flows->size())});
+  out.add("sluice_conntrack_entries",
+          "Flows in the filter's connection tables (expired ones until evicted); counted at most every " +
+              std::to_string(ConntrackView::default_count_interval.count()) + " s.",
+          MetricType::Gauge, {sample({}, flows->flows)});
 }
 
 std::string render_metrics(const dataplane::Dataplane& plane, const filter::FilterTable& table,
-                           const RequestMetrics& requests, const EventStats& events) {
+                           ConntrackView& conntrack, const RequestMetrics& requests, const EventStats& events) {
   metrics::Exposition out;
   auto counts = plane.verdict_counts();
   if (!counts) throw std::runtime_error(counts.error().message);  // the HTTP server answers 500 with it
@@ -67,7 +159,7 @@ std::string render_metrics(const dataplane::Dataplane& plane, const filter::Filt
   out.add("sluice_bytes_total", "Bytes of the packets judged by the XDP pipeline, by verdict and reason.",
           MetricType::Counter, bytes);
 
-  add_filter_metrics(out, table);
+  add_filter_metrics(out, table, conntrack);
 
   std::vector<Sample> request_samples;
   for (const auto& [key, value] : requests.requests)
@@ -82,6 +174,9 @@ std::string render_metrics(const dataplane::Dataplane& plane, const filter::Filt
           MetricType::Counter, {sample({}, requests.connections_refused)});
   out.add("sluice_control_write_timeouts_total", "Clients cut off for not reading their replies in time.",
           MetricType::Counter, {sample({}, requests.write_timeouts)});
+  out.add("sluice_control_stream_input_overflows_total",
+          "Clients cut off for sending more than a request's worth of bytes during an events stream.",
+          MetricType::Counter, {sample({}, requests.stream_input_overflows)});
 
   out.add("sluice_drop_events_total", "Drop events read from the drop_events ring buffer.", MetricType::Counter,
           {sample({}, events.received)});

@@ -1,11 +1,8 @@
 #include "filter_ops.hpp"
 
-#include <unistd.h>
-
 #include <map>
 
 #include "spdlog/spdlog.h"
-#include "system.hpp"
 
 namespace sluice::daemon {
 namespace {
@@ -112,7 +109,7 @@ OpResult persist_or_undo(filter::FilterTable& table, StateOps& state, const std:
 
 }  // namespace
 
-void register_filter_ops(OpRegistry& ops, filter::FilterTable& table, StateOps& state, const std::string& state_dir) {
+void register_filter_ops(OpRegistry& ops, filter::FilterTable& table, StateOps& state) {
   ops.add("block.add", {[&table, &state](const json::object& args) -> OpResult {
                           constexpr std::string_view op = "block.add";
                           if (auto keys = protocol::args::only_keys(op, args, {"prefixes", "action", "rate_class"}); !keys)
@@ -170,7 +167,7 @@ void register_filter_ops(OpRegistry& ops, filter::FilterTable& table, StateOps& 
                            return json::value(json::object{{"prefixes", std::move(list)}});
                          },
                          nullptr});
-  ops.add("block.load", {[&table, &state, state_dir](const json::object& args) -> OpResult {
+  ops.add("block.load", {[&table, &state](const json::object& args) -> OpResult {
                            constexpr std::string_view op = "block.load";
                            if (auto keys = protocol::args::only_keys(op, args, {"content", "action", "rate_class"}); !keys)
                              return keys.error();
@@ -180,18 +177,13 @@ void register_filter_ops(OpRegistry& ops, filter::FilterTable& table, StateOps& 
                            if (!action) return action.error();
                            if (action->action == filter::Action::RateLimit)
                              return protocol::args::bad(op, "action", "rate-limit needs a class per line in the content");
-                           // FilterTable reads files; the content goes through a private temp file.
-                           const std::string path = state_dir + "/.block-load-" + std::to_string(::getpid());
-                           if (auto written = write_file_atomically(path, *content, 0600); !written)
-                             return failed(written.error());
                            const auto before = table.list_prefixes();
-                           auto loaded = table.load_prefix_file(path, action->action);
-                           ::unlink(path.c_str());
+                           auto loaded = table.load_prefix_text(*content, action->action);
                            if (!loaded) {
-                             // The table refuses a file with any bad line before writing: that is bad input.
+                             // A bad line is refused before anything is written ("line N: reason"): bad input.
                              const bool input = loaded.error().errnum == EINVAL;
                              return ProtocolError{input ? ErrorCode::BadArgs : ErrorCode::Failed,
-                                                  "block.load: " + loaded.error().message};
+                                                  std::string(op) + (input ? ": content: " : ": ") + loaded.error().message};
                            }
                            return persist_or_undo(table, state, before, op, json::object{{"loaded", *loaded}});
                          },

@@ -12,6 +12,6 @@
 
 namespace sluice::daemon {
 
-void register_filter_ops(OpRegistry& ops, filter::FilterTable& table, StateOps& state, const std::string& state_dir);
+void register_filter_ops(OpRegistry& ops, filter::FilterTable& table, StateOps& state);
 
 }  // namespace sluice::daemon

@@ -2,13 +2,16 @@
 // sluice_daemon library (daemon.cpp), so tests drive the same code.
 #include <CLI/CLI.hpp>
 
+#include <cstdio>
+#include <string>
+
 #include "daemon.hpp"
 
 int main(int argc, char** argv) {
   sluice::daemon::DaemonOptions options;
   CLI::App app{"sluiced: XDP packet filter and L4 load balancer daemon"};
   app.set_version_flag("--version", std::string(sluice::daemon::version()));
-  std::string config_file, admin_group, socket_group;
+  std::string config_file, admin_group, socket_group, blocklist_tbl8_groups;
   app.add_option("--config", config_file, "YAML desired state applied at cold start");
   app.add_option("--socket", options.socket_path, "control socket path")->capture_default_str();
   app.add_option("--bpffs", options.pin_dir, "bpffs directory of the pinned maps and programs")->capture_default_str();
@@ -17,7 +20,18 @@ int main(int argc, char** argv) {
   app.add_option("--admin-group", admin_group, "group whose members may change state (besides root)");
   app.add_option("--socket-group", socket_group, "group owning the socket (may connect; default: admin group)");
   app.add_option("--log-level", options.log_level, "trace, debug, info, warn, error, critical, off")->capture_default_str();
+  app.add_option("--blocklist-tbl8-groups", blocklist_tbl8_groups,
+                 "IPv4 blocklist tbl8 groups per rule-set generation (1 KiB each, two generations; default " +
+                     std::to_string(options.blocklist_tbl8_groups) + "; 1048576 holds any million-prefix list)");
   CLI11_PARSE(app, argc, argv);
+  if (!blocklist_tbl8_groups.empty()) {
+    auto groups = sluice::daemon::parse_blocklist_tbl8_groups(blocklist_tbl8_groups);
+    if (!groups) {
+      std::fprintf(stderr, "sluiced: %s\n", groups.error().message.c_str());
+      return 2;  // usage, as CLI11's own errors
+    }
+    options.blocklist_tbl8_groups = *groups;
+  }
   if (!config_file.empty()) options.config_file = config_file;
   if (!admin_group.empty()) options.admin_group = admin_group;
   if (!socket_group.empty()) options.socket_group = socket_group;

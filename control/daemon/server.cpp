@@ -180,7 +180,7 @@ class Connection {
     }
     auto subscription = server_->events.subscribe();
     auto outcome = co_await (pump(request.id, *subscription, args->max, sent) || watch_for_close());
-    if (outcome.index() == 1) co_return false;       // the client closed: nobody to tell
+    if (outcome.index() == 1) co_return false;       // the client closed, or flooded the stream: the connection ends
     if (!std::get<0>(outcome)) co_return false;      // a write failed or timed out
     const std::string final_line = final_reply(request.id, sent, subscription->dropped());
     co_return co_await write(final_line);
@@ -206,11 +206,23 @@ class Connection {
     }
   }
 
-  // Completes when the client closes; bytes it sends meanwhile are kept for after the stream.
+  // Completes when the client closes, or when it has sent more than
+  // max_stream_input_bytes since the stream began. Bytes up to that bound are
+  // kept for after the stream (a request pipelined behind a bounded follow);
+  // beyond it the connection ends: a subscriber only reads, and the daemon
+  // must not buffer without limit what a client writes and nobody reads.
   asio::awaitable<void> watch_for_close() {
+    std::size_t received = 0;
     for (;;) {
       auto [ec, n] = co_await socket_.async_read_some(asio::buffer(buffer_), use_tuple);
       if (ec) co_return;
+      received += n;
+      if (received > max_stream_input_bytes) {
+        ++server_->metrics.stream_input_overflows;
+        spdlog::warn("client pid {} sent over {} bytes during an events stream; closing its connection", peer_.pid,
+                     max_stream_input_bytes);
+        co_return;
+      }
       framer_.feed({buffer_.data(), n});
     }
   }

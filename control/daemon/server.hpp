@@ -51,6 +51,7 @@ struct RequestMetrics {
   std::uint64_t connections_open = 0;
   std::uint64_t connections_refused = 0;  // over max_connections
   std::uint64_t write_timeouts = 0;
+  std::uint64_t stream_input_overflows = 0;  // cut off for sending over max_stream_input_bytes mid-stream
 };
 
 struct ServerOptions {
@@ -63,6 +64,9 @@ inline constexpr mode_t socket_mode = 0660;
 // A reply not taken by the client within this time ends its connection.
 inline constexpr std::chrono::seconds reply_write_timeout{5};
 inline constexpr std::size_t max_connections = 256;
+// What a client may send while its events stream runs (kept for after the
+// stream): one request line's worth and its newline. More ends the connection.
+inline constexpr std::size_t max_stream_input_bytes = protocol::max_request_bytes + 1;
 
 class ControlServer {
  public:

@@ -314,6 +314,13 @@ OpResult Service::status() const {
   }
   json::array reused;
   for (const auto& name : plane_.reused_maps()) reused.emplace_back(name);
+  // The generation changes with every rule set made live (rule.*, limit.*,
+  // apply), so an operator sees whether a change reached the data plane.
+  const filter::RuleSet& live_set = table_.rule_set();
+  json::object filter{{"generation", table_.rule_set_generation()},
+                      {"rules", live_set.rules.size()},
+                      {"prefixes", live_set.prefixes.size()},
+                      {"rate_classes", live_set.rate_classes.size()}};
   const std::chrono::duration<double> uptime = std::chrono::steady_clock::now() - started_;
   return json::value(json::object{{"version", version_},
                                   {"pid", ::getpid()},
@@ -321,6 +328,7 @@ OpResult Service::status() const {
                                   {"pin_dir", paths_.pin_dir},
                                   {"interfaces", std::move(interfaces)},
                                   {"stages", std::move(stages)},
+                                  {"filter", std::move(filter)},
                                   {"reused_maps", std::move(reused)}});
 }
 

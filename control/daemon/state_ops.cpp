@@ -4,6 +4,8 @@
 #include <net/if.h>
 
 #include <algorithm>
+#include <cstring>
+#include <filesystem>
 #include <map>
 
 #include "names.hpp"
@@ -19,9 +21,6 @@ namespace args = protocol::args;
 
 constexpr std::size_t max_text_arg_bytes = 256;
 constexpr std::uint32_t priority_step = 10;  // auto-assigned priorities leave room to insert between
-constexpr std::uint64_t default_conn_list_limit = 1000;
-constexpr std::uint64_t max_conn_list_limit = 100'000;
-constexpr std::size_t max_class_name_bytes = 32;  // as control/config's limits[].class
 
 ProtocolError failed(std::string message) { return {ErrorCode::Failed, std::move(message)}; }
 
@@ -43,13 +42,6 @@ std::string address_text(const __u32 (&addr)[4], int ip_version) {
   return text;
 }
 
-bool is_class_name(std::string_view name) {
-  return !name.empty() && name.size() <= max_class_name_bytes && std::all_of(name.begin(), name.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-' ||
-           c == '.';
-  });
-}
-
 std::string canonical_prefix_key(const maps::Prefix& prefix) { return maps::to_string(prefix); }
 
 // ---- rule.add arguments: JSON -> config::RuleSpec ----
@@ -64,15 +56,6 @@ protocol::ArgsResult<std::optional<std::string>> cidr_arg(std::string_view op, c
   return std::optional<std::string>{maps::to_string(*prefix)};
 }
 
-std::string filter_reason(const maps::Error& error) {
-  std::string_view text = error.message;
-  for (std::string_view prefix : {"validate filter: ", "parse filter: "})
-    if (text.starts_with(prefix)) text.remove_prefix(prefix.size());
-  if (const auto paren = text.rfind(" ("); paren != std::string_view::npos && text.ends_with(")"))
-    text = text.substr(0, paren);
-  return std::string(text);
-}
-
 // "80", "1000-2000" or 80.
 protocol::ArgsResult<std::optional<filter::PortRange>> ports_arg(std::string_view op, const json::object& object,
                                                                  std::string_view key) {
@@ -81,7 +64,7 @@ protocol::ArgsResult<std::optional<filter::PortRange>> ports_arg(std::string_vie
   if (value->is_string()) {
     if (value->as_string().size() > max_text_arg_bytes) return args::bad(op, key, "too long");
     auto range = filter::parse_port_range(value->as_string());
-    if (!range) return args::bad(op, key, filter_reason(range.error()));
+    if (!range) return args::bad(op, key, config::filter_reason(range.error()));
     return std::optional<filter::PortRange>{*range};
   }
   auto number = args::optional_uint(op, object, key, 0, 65535);
@@ -98,7 +81,7 @@ protocol::ArgsResult<std::optional<std::uint8_t>> proto_arg(std::string_view op,
   if (value->is_string()) {
     if (value->as_string().size() > max_text_arg_bytes) return args::bad(op, "proto", "too long");
     auto proto = filter::parse_protocol(value->as_string());
-    if (!proto) return args::bad(op, "proto", filter_reason(proto.error()));
+    if (!proto) return args::bad(op, "proto", config::filter_reason(proto.error()));
     return std::optional<std::uint8_t>{*proto};
   }
   auto number = args::optional_uint(op, object, "proto", 0, 255);
@@ -207,8 +190,19 @@ config::PrefixLists prefix_lists_for(const config::PrefixLists& old, const std::
   return out;
 }
 
+std::string_view to_string(ChangeStep step) {
+  switch (step) {
+    case ChangeStep::FilterSet: return "filter rule set";
+    case ChangeStep::FilterSettings: return "filter settings";
+    case ChangeStep::Config: return "config";
+    case ChangeStep::Interfaces: return "interfaces";
+    case ChangeStep::Persist: return "persist";
+  }
+  return "step";
+}
+
 StateOps::StateOps(dataplane::Dataplane& plane, filter::FilterTable& table, StateStore& store, Service& service)
-    : plane_(plane), table_(table), store_(store), service_(service) {}
+    : plane_(plane), table_(table), store_(store), service_(service), conntrack_(plane) {}
 
 config::DesiredState StateOps::baseline(const std::optional<std::vector<config::InterfaceSpec>>& legacy_interfaces) const {
   config::DesiredState state;
@@ -234,33 +228,74 @@ config::DesiredState StateOps::baseline(const std::optional<std::vector<config::
   return state;
 }
 
-bool StateOps::restore(const config::DesiredState& wanted) {
+bool StateOps::restore(const config::DesiredState& baseline, const config::DesiredState& sections) {
+  const config::DesiredState wanted = overlay(baseline, sections);
+  config::DesiredState live = wanted;  // becomes what is actually live, part by part
+  std::vector<std::string> problems;
+  auto keep_running_filter = [&](std::string problem) {
+    // The filter keeps the set it has (on a warm start possibly rules of the
+    // previous daemon, which cannot be read back; on a cold start none): the
+    // state says what this daemon knows to be there, the baseline.
+    problems.push_back(std::move(problem));
+    live.prefix_lists = baseline.prefix_lists;
+    live.rules = baseline.rules;
+    live.limits = baseline.limits;
+  };
   if (auto set = config::to_filter_rule_set(wanted, ifindex_of); !set) {
-    spdlog::error("desired state: {}; the filter keeps the rule set the data plane has", set.error().to_string());
+    keep_running_filter("filter rule set not made live: " + set.error().to_string());
   } else if (!same_rule_set(table_.rule_set(), *set)) {
     // Hitless: the same rules give the same verdicts; conntrack and rate buckets are kept.
-    if (auto replaced = table_.replace(*set); !replaced) spdlog::error("restore the filter rule set: {}", replaced.error().message);
-    else spdlog::info("filter: {} rules, {} prefixes, {} rate classes made live", set->rules.size(), set->prefixes.size(),
-                      set->rate_classes.size());
+    if (auto replaced = table_.replace(*set); !replaced)
+      keep_running_filter("filter rule set not made live: " + replaced.error().message);
+    else
+      spdlog::info("filter: {} rules, {} prefixes, {} rate classes made live", set->rules.size(), set->prefixes.size(),
+                   set->rate_classes.size());
   }
   const config::Defaults defaults = wanted.defaults.value_or(config::Defaults{});
-  if (auto settings = table_.settings(); settings && defaults.drop_sample_every &&
-                                         settings->drop_sample_every != *defaults.drop_sample_every) {
+  bool defaults_live = true;
+  if (auto settings = table_.settings(); !settings) {
+    problems.push_back("filter settings not read: " + settings.error().message);
+    defaults_live = false;
+  } else if (defaults.drop_sample_every && settings->drop_sample_every != *defaults.drop_sample_every) {
     auto next = *settings;
     next.drop_sample_every = *defaults.drop_sample_every;
-    if (auto written = table_.set_settings(next); !written) spdlog::error("restore filter settings: {}", written.error().message);
+    if (auto written = table_.set_settings(next); !written) {
+      problems.push_back("filter settings not made live: " + written.error().message);
+      defaults_live = false;
+    }
   }
   if (auto config_now = plane_.config(); !config_now) {
-    spdlog::error("read config: {}", config_now.error().message);
+    problems.push_back("config not read: " + config_now.error().message);
+    defaults_live = false;
   } else if (const sluice_config next = apply_defaults(*config_now, defaults);
              std::memcmp(&next, &*config_now, sizeof next) != 0) {
-    if (auto written = plane_.set_config(next); !written) spdlog::error("restore config: {}", written.error().message);
+    if (auto written = plane_.set_config(next); !written) {
+      problems.push_back("config not made live: " + written.error().message);
+      defaults_live = false;
+    }
   }
-  auto committed = store_.commit(wanted);
+  // What the data plane holds after the failed writes (each write is all or nothing).
+  if (!defaults_live) live.defaults = this->baseline(std::nullopt).defaults;
+
+  if (!problems.empty()) {
+    std::string why;
+    for (const auto& problem : problems) why += (why.empty() ? "" : "; ") + problem;
+    // Keep the operator's file: the commit below overwrites state.yaml with what is live.
+    const std::string rejected = store_.path() + std::string(rejected_state_suffix);
+    std::error_code copy_error;
+    if (store_.persistent() && std::filesystem::exists(store_.path(), copy_error)) {
+      std::filesystem::copy_file(store_.path(), rejected, std::filesystem::copy_options::overwrite_existing, copy_error);
+      why += copy_error ? "; could not keep the state file as " + rejected + ": " + copy_error.message()
+                        : "; the state file that was not applied is kept as " + rejected;
+    }
+    restore_error_ = why + "; fix the desired state and apply it (sluicectl apply)";
+    spdlog::critical("DEGRADED: the desired state was not fully made live at start: {}", *restore_error_);
+  }
+  auto committed = store_.commit(live);
   if (!committed) {
     // Keep it in memory anyway: it is what the data plane now runs.
     spdlog::error("{} (the state is kept in memory; the next change writes it again)", committed.error().message);
-    store_.adopt(wanted);
+    store_.adopt(live);
   }
   service_.restore_interfaces();
   return committed.has_value();
@@ -299,9 +334,9 @@ OpResult StateOps::change(std::string_view op, const config::DesiredState& next)
   const bool config_changes = std::memcmp(&new_config, &*old_config, sizeof new_config) != 0;
   const bool interfaces_change = old_interfaces != new_interfaces;
 
-  // Steps in order; `reached` counts the ones done, undone in reverse.
-  enum Step { FilterSet, Settings, Config, Interfaces, Persist };
-  int reached = 0;
+  // Steps in order; `reached` is the step under way: the ones before it are done and undone in reverse.
+  using enum ChangeStep;
+  ChangeStep reached = FilterSet;
   auto roll_back = [&](const std::string& what) -> OpResult {
     std::string undo_errors;
     auto note = [&](const char* step, const maps::Error& error) {
@@ -311,30 +346,36 @@ OpResult StateOps::change(std::string_view op, const config::DesiredState& next)
       if (auto undone = service_.reconcile_interfaces(new_interfaces, old_interfaces); !undone) note("interfaces", undone.error());
     if (reached > Config && config_changes)
       if (auto undone = plane_.set_config(*old_config); !undone) note("config", undone.error());
-    if (reached > Settings && settings_change)
+    if (reached > FilterSettings && settings_change)
       if (auto undone = table_.set_settings(*old_settings); !undone) note("filter settings", undone.error());
     if (reached > FilterSet && filter_changes)
       if (auto undone = table_.replace(old_set); !undone) note("filter rule set", undone.error());
     spdlog::error("{}: {}; rolled back to the previous state{}", op, what, undo_errors);
     return failed(std::string(op) + ": " + what + "; rolled back to the previous state" + undo_errors);
   };
+  // Runs one step (when it has work) after the test hook, which may fail it instead.
+  auto step = [&](ChangeStep which, bool has_work, auto&& run) -> std::optional<OpResult> {
+    reached = which;
+    Result<void> done{};
+    if (step_hook_) done = step_hook_(which);
+    if (done && has_work) done = run();
+    if (!done) return roll_back(std::string(to_string(which)) + ": " + done.error().message);
+    return std::nullopt;
+  };
 
   // The filter first: one atomic swap, and the step most likely to refuse (map sizes).
-  if (filter_changes)
-    if (auto replaced = table_.replace(*set); !replaced) return roll_back("filter rule set: " + replaced.error().message);
-  reached = Settings;
-  if (settings_change)
-    if (auto written = table_.set_settings(new_settings); !written) return roll_back("filter settings: " + written.error().message);
-  reached = Config;
-  if (config_changes)
-    if (auto written = plane_.set_config(new_config); !written) return roll_back("config: " + written.error().message);
-  reached = Interfaces;
-  if (interfaces_change)
-    if (auto done = service_.reconcile_interfaces(old_interfaces, new_interfaces); !done)
-      return roll_back("interfaces: " + done.error().message);
-  reached = Persist;
-  config::DesiredState whole = overlay(live, next);
-  if (auto committed = store_.commit(std::move(whole)); !committed) return roll_back("persist: " + committed.error().message);
+  if (auto failure = step(FilterSet, filter_changes, [&] { return table_.replace(*set); })) return *failure;
+  if (auto failure = step(FilterSettings, settings_change, [&] { return table_.set_settings(new_settings); })) return *failure;
+  if (auto failure = step(Config, config_changes, [&] { return plane_.set_config(new_config); })) return *failure;
+  if (auto failure = step(Interfaces, interfaces_change,
+                          [&] { return service_.reconcile_interfaces(old_interfaces, new_interfaces); }))
+    return *failure;
+  if (auto failure = step(Persist, true, [&] { return store_.commit(overlay(live, next)); })) return *failure;
+  if (restore_error_ && filter_changes) {
+    // The filter now runs exactly the set the state describes.
+    spdlog::info("{}: a new filter set is live; no longer degraded (was: {})", op, *restore_error_);
+    restore_error_.reset();
+  }
   return json::value(json::object{});
 }
 
@@ -512,9 +553,9 @@ OpResult StateOps::limit_set(const json::object& object) {
   if (auto keys = args::only_keys(op, object, {"class", "pps", "bps", "burst", "syn_only"}); !keys) return keys.error();
   auto name = args::required_string(op, object, "class", max_text_arg_bytes);
   if (!name) return name.error();
-  if (!is_class_name(*name))
-    return args::bad(op, "class", protocol::quote_value(json::string(*name)) + " is not a class name (1.." +
-                                      std::to_string(max_class_name_bytes) + " of A-Z a-z 0-9 _ - .)");
+  if (!config::is_class_name(*name))
+    return args::bad(op, "class", protocol::quote_value(json::string(*name)) + " is not a class name (" +
+                                      config::class_name_rule() + ")");
   auto pps = args::optional_uint(op, object, "pps", 1, filter::kMaxPacketsPerSec);
   if (!pps) return pps.error();
   if (!*pps) return args::bad(op, "pps", "is required");
@@ -583,14 +624,18 @@ OpResult StateOps::limit_list(const json::object& object) const {
   return json::value(json::object{{"limits", std::move(out)}});
 }
 
-OpResult StateOps::conn_list(const json::object& object) const {
+OpResult StateOps::conn_list(const json::object& object) {
   constexpr std::string_view op = "conn.list";
   if (auto keys = args::only_keys(op, object, {"limit"}); !keys) return keys.error();
-  auto limit = args::optional_uint(op, object, "limit", 1, max_conn_list_limit);
+  auto limit = args::optional_uint(op, object, "limit", 1, protocol::max_conn_list_limit);
   if (!limit) return limit.error();
-  const std::uint64_t most = limit->value_or(default_conn_list_limit);
-  auto flows = table_.tracked_flows();
-  if (!flows) return failed(flows.error().message);
+  const std::uint64_t most = limit->value_or(protocol::default_conn_list_limit);
+  // Bounded (ConntrackView): one flow past `most` tells whether the list is cut; the total is the last count.
+  auto flows = conntrack_.first_flows(most + 1);
+  if (!flows) return failed(std::string(op) + ": " + flows.error().message);
+  auto counted = conntrack_.count();
+  if (!counted) return failed(std::string(op) + ": " + counted.error().message);
+  const bool truncated = flows->size() > most;
   json::array out;
   for (const auto& flow : *flows) {
     if (out.size() >= most) break;
@@ -609,8 +654,9 @@ OpResult StateOps::conn_list(const json::object& object) const {
                                {"bytes", json::array{e.bytes[0], e.bytes[1]}},
                                {"last_seen_ns", e.last_seen_ns}});
   }
-  return json::value(
-      json::object{{"flows", std::move(out)}, {"total", flows->size()}, {"truncated", flows->size() > most}});
+  // The count may be up to ConntrackView::default_count_interval old; never below what was just listed.
+  const std::uint64_t total = std::max<std::uint64_t>(counted->flows, flows->size());
+  return json::value(json::object{{"flows", std::move(out)}, {"total", total}, {"truncated", truncated}});
 }
 
 OpResult StateOps::apply(const json::object& object) {
@@ -638,6 +684,11 @@ OpResult StateOps::apply(const json::object& object) {
 OpResult StateOps::config_show(const json::object& object) const {
   if (auto none = protocol::parse_no_args("config.show", object); !none) return none.error();
   return json::value(json::object{{"yaml", config::to_yaml(store_.live())}});
+}
+
+void StateOps::add_restore_state(json::object& status) const {
+  status["degraded"] = restore_error_.has_value();
+  if (restore_error_) status["restore_error"] = *restore_error_;
 }
 
 void StateOps::register_ops(OpRegistry& ops) {

@@ -9,9 +9,12 @@
 // A failure at any step re-applies the previous state and reports the step
 // that failed: an op never leaves half a change, neither in the kernel nor
 // in the file.
+#include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 
+#include "daemon_metrics.hpp"
 #include "dataplane.hpp"
 #include "desired_state.hpp"
 #include "filter_table.hpp"
@@ -20,6 +23,10 @@
 #include "state_store.hpp"
 
 namespace sluice::daemon {
+
+// The steps of StateOps::change(), in the order they run.
+enum class ChangeStep { FilterSet, FilterSettings, Config, Interfaces, Persist };
+std::string_view to_string(ChangeStep step);  // as failure messages name it: "filter rule set", "persist", ...
 
 class StateOps {
  public:
@@ -30,10 +37,16 @@ class StateOps {
   // the recovered prefix lists; no rules and no rate classes (they cannot
   // be read back from the compiled bitmaps).
   config::DesiredState baseline(const std::optional<std::vector<config::InterfaceSpec>>& legacy_interfaces) const;
-  // Startup: makes `wanted` (a whole state) live and persists it. Problems
-  // are logged and the rest goes on: a daemon that refuses to start helps
-  // nobody, and the pinned data plane keeps what it had. True when persisted.
-  bool restore(const config::DesiredState& wanted);
+  // Startup: makes overlay(baseline, wanted) live and persists what is then
+  // actually live. A part that cannot be made live (a rule set that does not
+  // convert, e.g. a rule naming an interface that is not there, or a failed
+  // swap; filter settings; the config array) keeps what the data plane
+  // runs: the baseline's sections are committed in its place, state.yaml as
+  // it was is kept as state.yaml.rejected, and status reports degraded with
+  // restore_error until a change makes a new filter set live. A daemon that
+  // refuses to start helps nobody; one that claims a state it does not run
+  // misleads. True when persisted.
+  bool restore(const config::DesiredState& baseline, const config::DesiredState& wanted);
 
   // The whole `next` state checked as the data plane will take it; the
   // filter's rule set on success, bad_args naming the path and value otherwise.
@@ -50,7 +63,19 @@ class StateOps {
 
   void register_ops(OpRegistry& ops);
 
+  // Fault injection, for tests only (no op reaches it): called before every
+  // step of change(), whether or not the step has work; an error fails that
+  // step as the step's own failure would, so rollback can be proven.
+  using StepHook = std::function<Result<void>(ChangeStep)>;
+  void set_step_hook(StepHook hook) { step_hook_ = std::move(hook); }
+
   const StateStore& store() const noexcept { return store_; }
+  // The bounded reader of the connection tables, shared with /metrics so both see one count per interval.
+  ConntrackView& conntrack() noexcept { return conntrack_; }
+  // Why the start could not make the whole desired state live; empty when it did.
+  const std::optional<std::string>& restore_error() const noexcept { return restore_error_; }
+  // status: "degraded" (bool) and, when degraded, "restore_error" (the why).
+  void add_restore_state(boost::json::object& status) const;
 
  private:
   OpResult config_set(const protocol::ConfigPatch& patch);
@@ -60,7 +85,7 @@ class StateOps {
   OpResult limit_set(const boost::json::object& args);
   OpResult limit_del(const boost::json::object& args);
   OpResult limit_list(const boost::json::object& args) const;
-  OpResult conn_list(const boost::json::object& args) const;
+  OpResult conn_list(const boost::json::object& args);
   OpResult apply(const boost::json::object& args);
   OpResult config_show(const boost::json::object& args) const;
 
@@ -68,7 +93,13 @@ class StateOps {
   filter::FilterTable& table_;
   StateStore& store_;
   Service& service_;
+  StepHook step_hook_;
+  std::optional<std::string> restore_error_;
+  ConntrackView conntrack_;
 };
+
+// Next to state.yaml: the state file that could not be made live at start.
+inline constexpr std::string_view rejected_state_suffix = ".rejected";
 
 // Prefix lists for the table's entries, keeping how `old` wrote an entry
 // (which list, explicit action) when it still means the same; new entries

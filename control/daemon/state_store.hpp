@@ -36,6 +36,8 @@ class StateStore {
   explicit StateStore(std::string state_dir);
 
   std::string path() const;
+  // False for a store kept in memory only (no state dir).
+  bool persistent() const noexcept { return !state_dir_.empty(); }
   // The state file; nullopt when there is none. A file that does not parse
   // is an error naming the file and the YAML path, value and line.
   Result<std::optional<config::DesiredState>> read() const;

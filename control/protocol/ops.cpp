@@ -32,21 +32,13 @@ constexpr std::array<OpInfo, 21> op_table{{
     {"limit.del", Access::ChangesState, false},
 }};
 
-bool valid_ifname(std::string_view name) {
-  if (name.empty() || name.size() > max_ifname_bytes || name == "." || name == "..") return false;
-  for (unsigned char c : name)
-    if (c == '/' || c <= ' ' || c >= 0x7f) return false;  // '/' paths, control chars, spaces, non-ASCII
-  return true;
-}
-
 ArgsResult<std::string> iface_arg(std::string_view op, const json::object& object) {
   // Read with a generous bound first so the error can say what was wrong with the name.
   constexpr std::size_t quoted_bound = 256;
   auto iface = args::required_string(op, object, "iface", quoted_bound);
   if (!iface) return iface.error();
-  if (!valid_ifname(*iface))
-    return args::bad(op, "iface", quote_value(json::string(*iface)) +
-                                      " is not an interface name (1-15 printable ASCII characters, no '/' or spaces)");
+  if (auto problem = interface_name_problem(*iface))
+    return args::bad(op, "iface", quote_value(json::string(*iface)) + " is not an interface name: " + *problem);
   return *iface;
 }
 

@@ -13,6 +13,7 @@
 #include <string_view>
 
 #include "protocol.hpp"
+#include "value_rules.hpp"
 
 namespace sluice::protocol {
 
@@ -43,9 +44,7 @@ std::string_view to_string(Verdict verdict);
 enum class AttachMode { Native, Skb };
 std::string_view to_string(AttachMode mode);
 
-// Linux interface names: 1..15 bytes (IFNAMSIZ - 1), no '/', no whitespace,
-// not "." or "..". Anything else cannot name an interface.
-inline constexpr std::size_t max_ifname_bytes = 15;
+// Interface names: interface_name_problem (value_rules.hpp).
 
 struct AttachArgs {
   std::string iface;
@@ -68,7 +67,6 @@ struct ConfigPatch {
   StagesPatch stages;
   std::optional<std::uint32_t> drop_sample_every;  // 1 in N filter drops to the events; 0 = off
 };
-inline constexpr std::uint32_t max_drop_sample_every = 1'000'000'000;
 
 // events: follow=false returns the recent events the daemon kept (at most
 // max); follow=true streams new events until max is reached (no max: until

@@ -259,9 +259,17 @@ TEST(CliEndToEnd, SilentDaemonTimesOut) {
 }
 
 TEST(CliEndToEnd, NoDaemonExplainsItself) {
-  const Outcome r = run_cli("/nonexistent/sluice.sock", {"status"});
+  // A path in a directory this test made and nobody listens in: no host state decides the outcome.
+  std::string dir = (std::filesystem::temp_directory_path() / "sluicectl-e2e-absent-XXXXXX").string();
+  ASSERT_NE(::mkdtemp(dir.data()), nullptr);
+  struct RemoveDir {
+    std::string path;
+    ~RemoveDir() { std::filesystem::remove_all(path); }
+  } remove_dir{dir};
+  const std::string absent = dir + "/sluice.sock";
+  const Outcome r = run_cli(absent, {"status"});
   EXPECT_EQ(r.code, kExitUnavailable);
-  EXPECT_NE(r.err.find("cannot connect to /nonexistent/sluice.sock"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("cannot connect to " + absent), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("is sluiced running?"), std::string::npos) << r.err;
 }
 

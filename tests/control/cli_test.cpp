@@ -5,10 +5,12 @@
 #include <pcap/pcap.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <deque>
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -101,7 +103,8 @@ constexpr const char* kStatusReply =
     R"({"id":1,"ok":true,"result":{"version":"0.1.0","pid":4242,"uptime_seconds":3723,"pin_dir":"/sys/fs/bpf/sluice",)"
     R"("interfaces":[{"name":"eth0","ifindex":2,"mode":"native","dispatcher":false,"prog_id":57},)"
     R"({"name":"veth-lab1","ifindex":14,"mode":"skb","dispatcher":true,"prog_id":1203}],)"
-    R"("stages":{"filter":true,"lb":false,"forward":true},"reused_maps":["config","verdict_counters"]}})";
+    R"("stages":{"filter":true,"lb":false,"forward":true},)"
+    R"("filter":{"generation":7,"rules":3,"prefixes":12,"rate_classes":1},"reused_maps":["config","verdict_counters"]}})";
 
 TEST_F(CliTest, StatusSendsTheRequestAndPrintsTables) {
   reply(kStatusReply);
@@ -114,12 +117,26 @@ TEST_F(CliTest, StatusSendsTheRequestAndPrintsTables) {
             "uptime       1h 2m 3s\n"
             "pin dir      /sys/fs/bpf/sluice\n"
             "stages       filter on, lb off, forward on\n"
+            "filter       generation 7: 3 rules, 12 prefixes, 1 rate classes\n"
             "reused maps  config, verdict_counters\n"
             "\n"
             "INTERFACE  IFINDEX  MODE    DISPATCHER  PROG ID\n"
             "eth0             2  native  no               57\n"
             "veth-lab1       14  skb     yes            1203\n");
   EXPECT_EQ(r.err, "");
+}
+
+TEST_F(CliTest, StatusPutsADegradedStartFirst) {
+  reply(R"({"id":1,"ok":true,"result":{"version":"0.1.0","pid":1,"uptime_seconds":1,"pin_dir":"/p",)"
+        R"("interfaces":[],"reused_maps":[],"degraded":true,)"
+        R"("restore_error":"filter rule set not made live: rules[0].iface: no interface 'eth9'"}})");
+  const Outcome r = run_cli({"status"});
+  EXPECT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_EQ(r.out.rfind("DEGRADED     filter rule set not made live: rules[0].iface: no interface 'eth9'\n", 0), 0u)
+      << r.out;
+  // Not degraded: no such line at all.
+  reply(R"({"id":1,"ok":true,"result":{"version":"0.1.0","interfaces":[],"degraded":false}})");
+  EXPECT_EQ(run_cli({"status"}).out.find("DEGRADED"), std::string::npos);
 }
 
 TEST_F(CliTest, JsonPrintsTheRawResult) {
@@ -156,17 +173,50 @@ TEST_F(CliTest, DaemonErrorExitsOneWithTheMessage) {
   EXPECT_EQ(r.err, "sluicectl: attach: attach eth9: no such device (ENODEV) [failed]\n");
 }
 
+// Sets (or unsets) SLUICE_SOCKET for one test and puts back what the host had:
+// the host's environment must not decide which path a test expects.
+class ScopedSocketEnv {
+ public:
+  explicit ScopedSocketEnv(const char* value) {
+    if (const char* old = std::getenv(kName)) saved_ = old;
+    if (value) ::setenv(kName, value, 1);
+    else ::unsetenv(kName);
+  }
+  ~ScopedSocketEnv() {
+    if (saved_) ::setenv(kName, saved_->c_str(), 1);
+    else ::unsetenv(kName);
+  }
+
+ private:
+  static constexpr const char* kName = "SLUICE_SOCKET";
+  std::optional<std::string> saved_;
+};
+
+// The paths below are only handed to the fake connect (nothing is opened),
+// so no file of the host can change the outcome.
 TEST_F(CliTest, UnreachableDaemonExitsThree) {
+  ScopedSocketEnv no_env(nullptr);
   wire_->refuse = true;
-  const Outcome r = run_cli({"status"});
+  const Outcome r = run_cli({"--socket", "/tmp/sluice-cli-test-absent.sock", "status"});
   EXPECT_EQ(r.code, kExitUnavailable);
-  EXPECT_EQ(r.err, "sluicectl: cannot connect to /run/sluice/sluice.sock: No such file or directory\n");
+  EXPECT_EQ(r.err, "sluicectl: cannot connect to /tmp/sluice-cli-test-absent.sock: No such file or directory\n");
 }
 
 TEST_F(CliTest, SocketOptionAndEnvironmentChooseThePath) {
   wire_->refuse = true;
-  const Outcome r = run_cli({"--socket", "/tmp/x.sock", "status"});
-  EXPECT_EQ(r.err, "sluicectl: cannot connect to /tmp/x.sock: No such file or directory\n");
+  {
+    ScopedSocketEnv no_env(nullptr);
+    EXPECT_EQ(run_cli({"status"}).err, std::string("sluicectl: cannot connect to ") + kDefaultSocket +
+                                           ": No such file or directory\n")
+        << "the default path";
+    EXPECT_EQ(run_cli({"--socket", "/tmp/x.sock", "status"}).err,
+              "sluicectl: cannot connect to /tmp/x.sock: No such file or directory\n");
+  }
+  ScopedSocketEnv env("/tmp/from-env.sock");
+  EXPECT_EQ(run_cli({"status"}).err, "sluicectl: cannot connect to /tmp/from-env.sock: No such file or directory\n");
+  EXPECT_EQ(run_cli({"--socket", "/tmp/x.sock", "status"}).err,
+            "sluicectl: cannot connect to /tmp/x.sock: No such file or directory\n")
+      << "the option wins over the environment";
 }
 
 TEST_F(CliTest, ReplyWithTheWrongIdIsRefused) {
@@ -612,10 +662,10 @@ TEST_F(CliTest, BlockLoadRelaysTheDaemonsBadLine) {
   TempDir dir;
   const std::string path = dir.file("bad.txt");
   std::ofstream(path) << "198.18.0.0/15\nnot-a-prefix\n";
-  reply(R"({"id":1,"ok":false,"error":{"code":"bad_args","message":"block.load: line 2: bad prefix 'not-a-prefix'"}})");
+  reply(R"({"id":1,"ok":false,"error":{"code":"bad_args","message":"block.load: content: line 2: bad prefix 'not-a-prefix'"}})");
   const Outcome r = run_cli({"block", "load", path});
   EXPECT_EQ(r.code, kExitFailed);
-  EXPECT_EQ(r.err, "sluicectl: block.load: block.load: line 2: bad prefix 'not-a-prefix' [bad_args]\n");
+  EXPECT_EQ(r.err, "sluicectl: block.load: content: line 2: bad prefix 'not-a-prefix' [bad_args]\n");
 }
 
 TEST_F(CliTest, BlockLoadRefusesWhatOneRequestCannotCarry) {

@@ -104,7 +104,11 @@ std::optional<std::string> ControlClient::read_line(std::chrono::milliseconds ti
     if (::poll(&waiting, 1, static_cast<int>(left.count())) <= 0) continue;
     char buf[65536];
     const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
-    if (n <= 0) return std::nullopt;
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      peer_closed_ = true;
+      return std::nullopt;
+    }
     pending_.append(buf, static_cast<std::size_t>(n));
   }
 }

@@ -30,6 +30,8 @@ class ControlClient {
   ~ControlClient();
 
   bool connected() const noexcept { return fd_ >= 0; }
+  // The daemon ended the connection (EOF or reset seen by read_line), as opposed to a read timing out.
+  bool peer_closed() const noexcept { return peer_closed_; }
   const std::string& connect_error() const noexcept { return connect_error_; }
 
   // Writes raw bytes (tests of framing write partial and hostile lines).
@@ -48,6 +50,7 @@ class ControlClient {
   std::string connect_error_;
   std::string pending_;
   std::int64_t next_id_ = 1;
+  bool peer_closed_ = false;
 };
 
 // A protocol::Reply for "the daemon said nothing": ok=false, error failed, with the why.
@@ -86,6 +89,8 @@ class SluicedProcess {
   // Waits for an exit that is under way (after the shutdown op).
   int wait_exit(std::chrono::seconds timeout = std::chrono::seconds(10));
   bool running() const noexcept { return pid_ > 0; }
+  // For the next start(): same socket, state dir and pin dir, other options.
+  void set_extra_args(std::vector<std::string> args) { options_.extra_args = std::move(args); }
   pid_t pid() const noexcept { return pid_; }
 
   const std::string& socket_path() const noexcept { return socket_path_; }

@@ -15,6 +15,7 @@
 #include <set>
 #include <sstream>
 
+#include "daemon.hpp"
 #include "daemon_test_support.hpp"
 #include "event_hub.hpp"
 #include "names.hpp"
@@ -142,6 +143,26 @@ TEST(DaemonMetrics, RefusesBadNamesAndDuplicateFamilies) {
   EXPECT_THROW(out.add("twice", "x", metrics::MetricType::Gauge, {}), std::invalid_argument);
   EXPECT_TRUE(metrics::valid_metric_name("a:b_c1"));
   EXPECT_FALSE(metrics::valid_label_name("a:b"));
+}
+
+TEST(DaemonOptions, BlocklistTbl8GroupsIsAWholeNumberInRangeAndErrorsNameOptionAndValue) {
+  EXPECT_EQ(daemon::parse_blocklist_tbl8_groups("1").value(), 1u);
+  EXPECT_EQ(daemon::parse_blocklist_tbl8_groups("1048576").value(), 1048576u);
+  EXPECT_EQ(daemon::parse_blocklist_tbl8_groups(std::to_string(SLUICE_DIR24_8_TBL8_GROUPS_MAX)).value(),
+            SLUICE_DIR24_8_TBL8_GROUPS_MAX);
+  EXPECT_EQ(daemon::DaemonOptions{}.blocklist_tbl8_groups, SLUICE_FILTER_BLOCKLIST_TBL8_GROUPS_DEFAULT);
+  for (const std::string& bad : std::vector<std::string>{"", "0", "-1", "+5", "1k", " 5", "5 ", "0x10",
+                                                         "99999999999999999999999",
+                                                         std::to_string(std::uint64_t{SLUICE_DIR24_8_TBL8_GROUPS_MAX} + 1)}) {
+    auto parsed = daemon::parse_blocklist_tbl8_groups(bad);
+    ASSERT_FALSE(parsed) << "'" << bad << "' was accepted";
+    EXPECT_NE(parsed.error().message.find("--blocklist-tbl8-groups '" + bad + "'"), std::string::npos)
+        << parsed.error().message;
+  }
+  // A hostile value is not echoed whole.
+  auto long_value = daemon::parse_blocklist_tbl8_groups(std::string(10'000, '9'));
+  ASSERT_FALSE(long_value);
+  EXPECT_LT(long_value.error().message.size(), 300u);
 }
 
 TEST(DaemonMetrics, ListenAddressParsing) {

@@ -207,6 +207,8 @@ TEST(ProtocolOps, AttachArgs) {
   expect_bad(parse_attach_args(obj(R"({"iface":"a/b"})")), "\"a/b\"");
   expect_bad(parse_attach_args(obj(R"({"iface":"sixteen-chars-xx"})")), "not an interface name");
   expect_bad(parse_attach_args(obj(R"({"iface":""})")), "not an interface name");
+  // The kernel's rule, shared with the YAML (control/config): an alias-style name is no interface.
+  expect_bad(parse_attach_args(obj(R"({"iface":"eth0:1"})")), "not an interface name: contains '/', ':'");
   expect_bad(parse_attach_args(obj(R"({"iface":"eth0","mode":"hw"})")), "mode: must be \"native\" or \"skb\", got \"hw\"");
   expect_bad(parse_attach_args(obj(R"({"iface":"eth0","force":true})")), "\"force\"");
 }
