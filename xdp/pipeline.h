@@ -38,6 +38,13 @@ static __always_inline const struct sluice_config *pipeline_config(void)
 	return cfg;
 }
 
+/*
+ * The parse result of the packet in flight on this CPU. The stages of one
+ * packet run back to back by tail calls on one CPU, and XDP runs in softirq
+ * (native and generic alike), where no other XDP packet can start on that
+ * CPU before this one finishes: one slot per CPU is enough. Stage programs
+ * must only be reached through the entry program's tail calls.
+ */
 static __always_inline struct sluice_pkt *pipeline_pkt(void)
 {
 	__u32 slot = 0;
