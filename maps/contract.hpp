@@ -79,7 +79,8 @@ static_assert(SLUICE_FILTER_PORT_BOUNDS_CAP >= SLUICE_FILTER_MAX_PORT_INTERVALS)
 static_assert((1 << SLUICE_FILTER_PORT_SEARCH_STEPS) == SLUICE_FILTER_PORT_BOUNDS_CAP);
 static_assert(sizeof(sluice_filter_ifindex_key) == 8);
 static_assert(sizeof(sluice_filter_rate_class) == 40);
-static_assert(sizeof(sluice_filter_rate_key) == 20);
+static_assert(sizeof(sluice_filter_rate_key) == 24);
+static_assert(offsetof(sluice_filter_rate_key, ip_version) == 20);
 static_assert(sizeof(sluice_filter_rate_bucket) == 24);
 static_assert(sizeof(sluice_ct_key) == 40);
 static_assert(offsetof(sluice_ct_key, port_a) == 32);

@@ -376,10 +376,17 @@ struct sluice_filter_rate_class {
 	__u32 defined;   /* 0: class absent in this generation */
 };
 
-/* Token buckets per (class, source address) */
+/*
+ * Token buckets per (class, address family, source address). The family is
+ * part of the key because an IPv4 source only fills addr[0]: without it,
+ * a.b.c.d and every IPv6 source whose first word is a.b.c.d (rest zero)
+ * would spend one bucket.
+ */
 struct sluice_filter_rate_key {
 	__u32 rate_class;
-	__u32 addr[4];   /* network order; IPv4 in addr[0] */
+	__u32 addr[4];   /* network order; IPv4 in addr[0], the rest zero */
+	__u8 ip_version; /* 4 or 6, as sluice_pkt.ip_version */
+	__u8 pad[3];     /* zero: hashed with the key */
 };
 
 struct sluice_filter_rate_bucket {
@@ -455,6 +462,16 @@ struct sluice_filter_settings {
 	__u32 drop_sample_every;  /* 1 in N filter drops to drop_events; 0 = off */
 	__u32 pad;
 	__u32 ct_timeout_s[SLUICE_CT_STATE_COUNT]; /* idle timeout per state */
+};
+
+/*
+ * Per-CPU event counters of the filter stage (filter_event_counters[slot]),
+ * apart from the verdict counters: an event here never changes how the
+ * packet itself is counted.
+ */
+enum sluice_filter_event_slot {
+	SLUICE_FILTER_EVENT_SAMPLE_LOST = 0, /* a sampled drop found drop_events full */
+	SLUICE_FILTER_EVENT_SLOTS = 1,
 };
 /* ---- end filter ---- */
 

@@ -146,6 +146,13 @@ struct {
 	__type(value, struct sluice_counter);
 } filter_rule_counters SEC(".maps");
 
+/* Events outside the verdict counters (enum sluice_filter_event_slot); packets = events, bytes = frame bytes. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, SLUICE_FILTER_EVENT_SLOTS);
+	__type(key, __u32);
+	__type(value, struct sluice_counter);
+} filter_event_counters SEC(".maps");
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, SLUICE_FILTER_GENERATIONS * SLUICE_FILTER_MAX_RATE_CLASSES);

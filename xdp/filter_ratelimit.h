@@ -26,19 +26,28 @@ static __always_inline int rate_is_syn(const struct sluice_pkt *pkt)
 	       (pkt->tcp_flags & (SLUICE_TCP_SYN | SLUICE_TCP_ACK)) == SLUICE_TCP_SYN;
 }
 
-/* Tokens after elapsed_ns at rate per second, capped at burst (all in nano-units). */
+/*
+ * Tokens after elapsed_ns at rate per second, capped at burst (all in
+ * nano-units). Saturating at every step: at the largest validated limits
+ * (byte burst 1e10 -> 1e19 nano-bytes, rate 1e11/s) both elapsed * rate and
+ * tokens + refill can exceed 2^64, and a wrapped sum would leave a long-idle
+ * source with an almost empty bucket.
+ */
 static __always_inline __u64 rate_refill(__u64 tokens, __u64 elapsed_ns, __u64 rate, __u64 burst_nano)
 {
-	__u64 max_elapsed;
+	__u64 max_elapsed, add;
 
 	if (rate == 0)
 		return burst_nano;
-	/* past this, the bucket is full anyway; capping first keeps elapsed * rate from overflowing */
-	max_elapsed = burst_nano / rate + 1;
+	if (tokens >= burst_nano)
+		return burst_nano;
+	/* past burst / rate the bucket is full anyway; capping keeps elapsed * rate <= burst, no overflow */
+	max_elapsed = burst_nano / rate;
 	if (elapsed_ns > max_elapsed)
-		elapsed_ns = max_elapsed;
-	tokens += elapsed_ns * rate;
-	return tokens > burst_nano ? burst_nano : tokens;
+		return burst_nano;
+	add = elapsed_ns * rate;
+	/* tokens < burst here, so burst - tokens cannot wrap; the comparison replaces an overflowing sum */
+	return add >= burst_nano - tokens ? burst_nano : tokens + add;
 }
 
 /* SLUICE_RATE_ALLOW, or the drop reason when the bucket of (class, source) is empty. */
@@ -46,7 +55,7 @@ static __always_inline int rate_check(__u32 gen, __u32 class_id, const struct sl
 {
 	__u32 slot = gen * SLUICE_FILTER_MAX_RATE_CLASSES + (class_id & (SLUICE_FILTER_MAX_RATE_CLASSES - 1));
 	const struct sluice_filter_rate_class *rc = bpf_map_lookup_elem(&filter_rate_classes, &slot);
-	struct sluice_filter_rate_key key = { .rate_class = class_id };
+	struct sluice_filter_rate_key key = { .rate_class = class_id, .ip_version = pkt->ip_version };
 	struct sluice_filter_rate_bucket *bucket;
 	__u64 pkt_burst, byte_burst, pkt_cost = SLUICE_NS_PER_SEC, byte_cost, ptokens, btokens, elapsed, now;
 

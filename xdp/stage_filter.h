@@ -58,8 +58,21 @@ static __always_inline void filter_sample_drop(struct xdp_md *ctx, const struct 
 	if (!settings->drop_sample_every || bpf_get_prandom_u32() % settings->drop_sample_every)
 		return;
 	ev = bpf_ringbuf_reserve(&drop_events, sizeof(*ev), 0);
-	if (!ev)
-		return; /* ring full: the sample is lost, the drop still counted */
+	if (!ev) {
+		/*
+		 * Ring full (user space too slow): the sample is lost. Count it
+		 * apart from the verdict counters, so the drop itself is counted
+		 * once, under its own reason, and operators see the loss.
+		 */
+		__u32 slot = SLUICE_FILTER_EVENT_SAMPLE_LOST;
+		struct sluice_counter *lost = bpf_map_lookup_elem(&filter_event_counters, &slot);
+
+		if (lost) {
+			lost->packets++; /* per-CPU slot: no other writer */
+			lost->bytes += len;
+		}
+		return;
+	}
 	if (cap > SLUICE_EVENT_HEAD_BYTES)
 		cap = SLUICE_EVENT_HEAD_BYTES;
 	ev->timestamp_ns = bpf_ktime_get_ns();

@@ -133,6 +133,14 @@ void add_filter_metrics(metrics::Exposition& out, const filter::FilterTable& tab
           MetricType::Gauge, prefix_samples);
   out.add("sluice_filter_rate_classes", "Rate-limit classes defined.", MetricType::Gauge,
           {sample({}, table.rule_set().rate_classes.size())});
+  // Kernel side of event loss (the ring itself full), apart from sluice_drop_events_lost_total (a
+  // subscriber's queue full): the two have different fixes (a faster reader vs. a faster client).
+  auto ring_full = table.drop_events_lost();
+  if (!ring_full) throw std::runtime_error(ring_full.error().message);
+  out.add("sluice_drop_events_ring_full_total",
+          "Sampled filter drops whose event was lost because the drop_events ring buffer was full "
+          "(the drop itself is still counted in sluice_packets_total).",
+          MetricType::Counter, {sample({}, *ring_full)});
 
   auto flows = conntrack.count();
   if (!flows) throw std::runtime_error(flows.error().message);

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <charconv>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include "dir24_8.hpp"
@@ -189,6 +190,7 @@ struct FilterTable::Maps {
   HashMap<sluice_ct_key, sluice_ct_entry> conntrack;  // IPv6 flows
   HashMap<sluice_ct_v4_key, sluice_ct_entry> conntrack_v4;
   PerCpuArrayMap<sluice_counter> verdict_counters;
+  PerCpuArrayMap<sluice_counter> event_counters;
   // What packets read for IPv4 sources, one per generation (filled in open()).
   std::vector<maps::Dir24_8> src_dir;
 };
@@ -243,13 +245,14 @@ Result<FilterTable> FilterTable::open(const dataplane::Dataplane& plane) {
   using CtV4Map = HashMap<sluice_ct_v4_key, sluice_ct_entry>;
   SLUICE_OPEN(conntrack_v4, CtV4Map, filter_conntrack_v4)
   SLUICE_OPEN(verdict_counters, PerCpuArrayMap<sluice_counter>, verdict_counters)
+  SLUICE_OPEN(event_counters, PerCpuArrayMap<sluice_counter>, filter_event_counters)
 #undef SLUICE_OPEN
   auto handles = std::unique_ptr<Maps>(new Maps{
       std::move(*generation), std::move(*settings), std::move(*sets), std::move(*prefix_v4), std::move(*prefix_v6),
       std::move(*src_v4), std::move(*dst_v4), std::move(*src_v6), std::move(*dst_v6), std::move(*ifindex),
       std::move(*any), std::move(*bytes), std::move(*port_bitmaps), std::move(*port_bounds), std::move(*rules),
       std::move(*rule_counters), std::move(*rate_classes), std::move(*rate_buckets), std::move(*conntrack),
-      std::move(*conntrack_v4), std::move(*verdict_counters), {}});
+      std::move(*conntrack_v4), std::move(*verdict_counters), std::move(*event_counters), {}});
   static_assert(SLUICE_FILTER_GENERATIONS == 2, "one DIR-24-8 per generation");
   const std::pair<const bpf_map*, const bpf_map*> dir_maps[SLUICE_FILTER_GENERATIONS] = {
       {m.fsrc4_g0_tbl24, m.fsrc4_g0_tbl8}, {m.fsrc4_g1_tbl24, m.fsrc4_g1_tbl8}};
@@ -487,6 +490,13 @@ Result<void> FilterTable::carry_rule_counters(std::uint32_t gen, const RuleSet& 
   return write_all(maps_->rule_counters, carried);
 }
 
+Error FilterTable::rollback_failed(const Error& cause, std::string_view map, const Error& undo) {
+  // Which entries the undo left behind is unknown: only a whole rebuild from the trie is safe.
+  dir_unknown_[live_] = true;
+  return Error{cause.errnum, cause.message + "; rollback of " + std::string(map) + " failed too (" + undo.message +
+                                 "): the live prefix list may be inconsistent until the next rule set is written"};
+}
+
 Result<void> FilterTable::add_prefix(const PrefixEntry& entry) {
   RuleSet next = current_;
   auto same = std::find_if(next.prefixes.begin(), next.prefixes.end(),
@@ -506,10 +516,12 @@ Result<void> FilterTable::add_prefix(const PrefixEntry& entry) {
     const auto before = dir.find(*v4);
     if (auto put = dir.insert(*v4, dir_value(value)); !put) return put;
     if (auto ok = maps_->prefix_v4.update(key, value); !ok) {
-      if (before)
-        (void)dir.insert(*v4, *before);
-      else
-        (void)dir.erase(*v4);
+      if (before) {
+        if (auto undone = dir.insert(*v4, *before); !undone)
+          return rollback_failed(ok.error(), "fsrc4 DIR-24-8", undone.error());
+      } else if (auto undone = dir.erase(*v4); !undone) {
+        return rollback_failed(ok.error(), "fsrc4 DIR-24-8", undone.error());
+      }
       return ok;
     }
     auto at = std::lower_bound(live.prefix_v4.begin(), live.prefix_v4.end(), key,
@@ -541,7 +553,9 @@ Result<void> FilterTable::remove_prefix(const Prefix& prefix) {
     const auto before = dir.find(*v4);
     if (auto gone = dir.erase(*v4); !gone) return gone.error();
     if (auto gone = maps_->prefix_v4.erase(key); !gone) {
-      if (before) (void)dir.insert(*v4, *before);
+      if (before)
+        if (auto undone = dir.insert(*v4, *before); !undone)
+          return rollback_failed(gone.error(), "fsrc4 DIR-24-8", undone.error());
       return gone.error();
     }
     std::erase_if(live.prefix_v4, [&](const auto& e) { return key_equal(e.first, key); });
@@ -662,27 +676,35 @@ Result<std::size_t> FilterTable::load_prefix_lines(std::string_view content, Act
     return refuse_at(0, "the lists would hold " + std::to_string(merged_v4.size()) + " IPv4 / " +
                             std::to_string(merged_v6.size()) + " IPv6 prefixes, more than allowed");
   // What packets read first: out of tbl8 groups, nothing is changed.
+  // Every undo is tried even after one fails; the first failure is reported (rollback_failed).
+  std::optional<std::pair<std::string_view, Error>> undo_failed;
+  auto undo = [&](std::string_view map, Result<void> undone) {
+    if (!undone && !undo_failed) undo_failed.emplace(map, undone.error());
+  };
+  auto fail = [&](const Error& cause) -> Error {
+    return undo_failed ? rollback_failed(cause, undo_failed->first, undo_failed->second) : cause;
+  };
   if (auto synced = sync_dir(live_, live.prefix_v4, merged_v4); !synced) {
-    (void)sync_dir(live_, merged_v4, live.prefix_v4);  // a pass cut short: back to what was live
-    return synced.error();
+    undo("fsrc4 DIR-24-8", sync_dir(live_, merged_v4, live.prefix_v4));  // a pass cut short: back to what was live
+    return fail(synced.error());
   }
   if (auto ok = write_all(maps_->prefix_v4, v4); !ok) {
-    (void)sync_dir(live_, merged_v4, live.prefix_v4);
+    undo("fsrc4 DIR-24-8", sync_dir(live_, merged_v4, live.prefix_v4));
     // roll back what may have been written: the live set is what it was before
     std::vector<sluice_filter_v4_key> added;
     for (const auto& e : v4)
       if (!std::binary_search(live.prefix_v4.begin(), live.prefix_v4.end(), e,
                               [](const auto& a, const auto& b) { return key_less(a.first, b.first); }))
         added.push_back(e.first);
-    (void)erase_all(maps_->prefix_v4, added);
-    (void)sync_entries(maps_->prefix_v4, merged_v4, live.prefix_v4);
-    return ok.error();
+    undo("filter_prefix_v4", erase_all(maps_->prefix_v4, added));
+    undo("filter_prefix_v4", sync_entries(maps_->prefix_v4, merged_v4, live.prefix_v4));
+    return fail(ok.error());
   }
   if (auto ok = write_all(maps_->prefix_v6, v6); !ok) {
-    (void)sync_dir(live_, merged_v4, live.prefix_v4);
-    (void)sync_entries(maps_->prefix_v4, merged_v4, live.prefix_v4);
-    (void)sync_entries(maps_->prefix_v6, merged_v6, live.prefix_v6);
-    return ok.error();
+    undo("fsrc4 DIR-24-8", sync_dir(live_, merged_v4, live.prefix_v4));
+    undo("filter_prefix_v4", sync_entries(maps_->prefix_v4, merged_v4, live.prefix_v4));
+    undo("filter_prefix_v6", sync_entries(maps_->prefix_v6, merged_v6, live.prefix_v6));
+    return fail(ok.error());
   }
   live.prefix_v4 = std::move(merged_v4);
   live.prefix_v6 = std::move(merged_v6);
@@ -769,6 +791,15 @@ Result<std::vector<ReasonCounter>> FilterTable::reason_counters() const {
     }
   }
   return out;
+}
+
+Result<std::uint64_t> FilterTable::drop_events_lost() const {
+  auto per_cpu = maps_->event_counters.lookup(SLUICE_FILTER_EVENT_SAMPLE_LOST);
+  if (!per_cpu) return per_cpu.error();
+  std::uint64_t lost = 0;
+  if (*per_cpu)
+    for (const auto& c : **per_cpu) lost += c.packets;
+  return lost;
 }
 
 Result<std::vector<TrackedFlow>> FilterTable::tracked_flows() const {

@@ -93,6 +93,10 @@ class FilterTable {
   Result<std::vector<RuleCounter>> rule_counters() const;
   // Every filter reason (32..47) with its count, for drop and pass verdicts.
   Result<std::vector<ReasonCounter>> reason_counters() const;
+  // Sampled drops the data plane could not report because the drop_events
+  // ring was full (summed over CPUs). Such drops are still counted under
+  // their reason; only the event is lost.
+  Result<std::uint64_t> drop_events_lost() const;
   Result<std::vector<TrackedFlow>> tracked_flows() const;
   Result<void> clear_conntrack();
   Result<void> clear_rate_buckets();
@@ -115,6 +119,11 @@ class FilterTable {
   // errors of bad input (line 0: the text as a whole).
   Result<std::size_t> load_prefix_lines(std::string_view content, Action default_action,
                                         const std::function<Error(std::size_t, std::string_view)>& refuse_at);
+
+  // After a failed write whose undo (of `map`) failed too: the live
+  // generation holds an unknown mix, so its DIR-24-8 is marked for a whole
+  // rebuild, and the error names both failures. Returns the error to report.
+  Error rollback_failed(const Error& cause, std::string_view map, const Error& undo);
 
   std::unique_ptr<Maps> maps_;
   std::unique_ptr<Mirror> mirror_[SLUICE_FILTER_GENERATIONS];

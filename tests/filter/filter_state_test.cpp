@@ -213,6 +213,77 @@ TEST_F(FilterTest, ByteRateLimitCountsBytes) {
   EXPECT_EQ(packets(SLUICE_VERDICT_DROP, SLUICE_REASON_FILTER_RATE_LIMITED), 1u);
 }
 
+// The bucket of one IPv4 source, as the data plane keys it.
+sluice_filter_rate_key rate_key_v4(std::uint32_t rate_class, const char* src) {
+  sluice_filter_rate_key key{};
+  key.rate_class = rate_class;
+  key.ip_version = 4;
+  EXPECT_EQ(inet_pton(AF_INET, src, &key.addr[0]), 1) << src;
+  return key;
+}
+
+TEST_F(FilterTest, RateRefillSaturatesAtTheLargestLimitsAfterALongIdle) {
+  // The largest limits validation allows: burst 1e10 bytes = 1e19 nano-bytes, near 2^64.
+  constexpr std::uint64_t kNano = 1'000'000'000;
+  constexpr std::uint64_t kByteBurstNano = filter::kMaxByteBurst * kNano;
+  constexpr std::uint32_t kClass = 3;
+  filter::RuleSet set;
+  set.rate_classes = {filter::RateClass{.id = kClass,
+                                        .packets_per_sec = filter::kMaxPacketsPerSec,
+                                        .packet_burst = filter::kMaxPacketBurst,
+                                        .bytes_per_sec = filter::kMaxBytesPerSec,
+                                        .byte_burst = filter::kMaxByteBurst}};
+  set.prefixes = {{cidr("198.18.0.0/24"), Action::RateLimit, kClass}};
+  replace(set);
+  const Bytes frame = ether().ipv4("198.18.0.1", "198.18.1.1").udp(1, 2).build();
+  ASSERT_EQ(send(frame).verdict, XDP_PASS);  // creates the bucket
+
+  // A bucket last refilled at boot (idle ever since) holding the token count
+  // at which the unsaturated sum tokens + refill (refill capped at one burst
+  // plus one rate step) lands exactly on 2^64, i.e. wraps to 0 tokens.
+  bpf_map* buckets = plane_->skeleton()->maps.filter_rate_buckets;
+  const sluice_filter_rate_key key = rate_key_v4(kClass, "198.18.0.1");
+  sluice_filter_rate_bucket bucket{};
+  ASSERT_EQ(bpf_map__lookup_elem(buckets, &key, sizeof(key), &bucket, sizeof(bucket), 0), 0)
+      << "no bucket under the IPv4 key of the source";
+  bucket.last_ns = 1;
+  bucket.byte_tokens = 0 - (kByteBurstNano + filter::kMaxBytesPerSec);  // mod 2^64
+  ASSERT_LT(bucket.byte_tokens, kByteBurstNano);
+  ASSERT_EQ(bpf_map__update_elem(buckets, &key, sizeof(key), &bucket, sizeof(bucket), BPF_EXIST), 0);
+
+  // Traffic far within the rate passes: the idle bucket is full, not wrapped.
+  constexpr int kWithinRate = 10;
+  for (int i = 0; i < kWithinRate; ++i) EXPECT_EQ(send(frame).verdict, XDP_PASS) << "packet " << i;
+  EXPECT_EQ(packets(SLUICE_VERDICT_DROP, SLUICE_REASON_FILTER_RATE_LIMITED), 0u);
+  ASSERT_EQ(bpf_map__lookup_elem(buckets, &key, sizeof(key), &bucket, sizeof(bucket), 0), 0);
+  // refilled to the burst, then spent by the packets (plus refills of at most the time the loop took)
+  EXPECT_GE(bucket.byte_tokens, kByteBurstNano - kWithinRate * frame.size() * kNano);
+  EXPECT_LE(bucket.byte_tokens, kByteBurstNano);
+}
+
+TEST_F(FilterTest, RateBucketsOfIpv4AndIpv6SourcesWithTheSameFirstWordAreSeparate) {
+  constexpr std::uint32_t kClass = 5;
+  constexpr std::uint64_t kBurst = 2;
+  filter::RuleSet set;
+  set.rate_classes = {filter::RateClass{.id = kClass, .packets_per_sec = 1, .packet_burst = kBurst}};
+  FilterRule limited;  // no address: matches both families
+  limited.priority = 1;
+  limited.protocol = IPPROTO_UDP;
+  limited.action = Action::RateLimit;
+  limited.rate_class = kClass;
+  set.rules = {limited};
+  replace(set);
+  // c612:1:: starts with the bytes of 198.18.0.1 (c6 12 00 01), the rest zero
+  const Bytes v4 = ether().ipv4("198.18.0.1", "198.18.1.1").udp(1, 2).build();
+  const Bytes v6 = ether().ipv6("c612:1::", "2001:db8::2").udp(1, 2).build();
+  // spend the IPv4 bucket; 1 packet/s refills at most one more during the loop
+  int v4_dropped = 0;
+  for (std::uint64_t i = 0; i < kBurst + 2; ++i) v4_dropped += send(v4).verdict == XDP_DROP;
+  ASSERT_GE(v4_dropped, 1) << "the IPv4 source's bucket is empty";
+  EXPECT_EQ(send(v6).verdict, XDP_PASS) << "the IPv6 source has its own bucket";
+  EXPECT_EQ(packets(SLUICE_VERDICT_DROP, SLUICE_REASON_FILTER_RATE_LIMITED), static_cast<std::uint64_t>(v4_dropped));
+}
+
 TEST_F(FilterTest, SynOnlyLimitDropsSynFloodButNotTheRest) {
   filter::RuleSet set;
   set.rate_classes = {filter::RateClass{.id = 4, .packets_per_sec = 1, .packet_burst = 2, .syn_only = true}};
@@ -264,6 +335,35 @@ TEST_F(FilterTest, SampledDropsReachTheRingBufferWithReasonAndHead) {
   EXPECT_EQ(send(small).verdict, XDP_DROP);
   ASSERT_TRUE(ring->consume());
   EXPECT_EQ(events.size(), 2u) << "sampling off: no event";
+}
+
+TEST_F(FilterTest, SampledDropsLostToAFullRingAreCountedAndTheDropsStillAre) {
+  auto settings = filter::default_settings();
+  settings.drop_sample_every = 1;  // every drop: deterministic
+  ASSERT_TRUE(table_->set_settings(settings));
+  filter::RuleSet set;
+  set.prefixes = {{cidr("198.18.0.0/24"), Action::Drop}};
+  replace(set);
+  auto lost = table_->drop_events_lost();
+  ASSERT_TRUE(lost) << lost.error().message;
+  EXPECT_EQ(*lost, 0u);
+  // Each record takes more than sizeof(event) (plus the ring's header), so
+  // this many events, never consumed, overflow the ring by at least the excess.
+  constexpr std::size_t kExcess = 100;
+  const std::size_t sends = SLUICE_DROP_EVENTS_BYTES / sizeof(sluice_drop_event) + kExcess;
+  const Bytes frame = ether().ipv4("198.18.0.1", "198.18.1.1").udp(1, 2).build();
+  for (std::size_t i = 0; i < sends; ++i) ASSERT_EQ(send(frame).verdict, XDP_DROP);
+  EXPECT_EQ(packets(SLUICE_VERDICT_DROP, SLUICE_REASON_FILTER_BLOCKLIST), sends) << "a lost event still counts its drop";
+
+  lost = table_->drop_events_lost();
+  ASSERT_TRUE(lost) << lost.error().message;
+  EXPECT_GE(*lost, kExcess);
+  std::size_t delivered = 0;
+  auto ring = maps::RingBuffer::from(*maps::MapFd::from_skeleton(plane_->skeleton()->maps.drop_events),
+                                     [&](std::span<const std::byte>) { ++delivered; });
+  ASSERT_TRUE(ring) << ring.error().message;
+  ASSERT_TRUE(ring->consume());
+  EXPECT_EQ(delivered + *lost, sends) << "every sampled drop is either delivered or counted lost";
 }
 
 }  // namespace
