@@ -63,37 +63,19 @@ struct {
 
 /* Rule prefixes -> bitmap of every rule whose prefix covers the key (a rule can have two prefixes). */
 #define SLUICE_FILTER_RULE_PREFIX_ENTRIES (SLUICE_FILTER_GENERATIONS * SLUICE_FILTER_MAX_RULES)
-struct {
-	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__uint(max_entries, SLUICE_FILTER_RULE_PREFIX_ENTRIES);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, struct sluice_filter_v4_key);
-	__type(value, struct sluice_filter_bitmap);
-} filter_src_v4 SEC(".maps");
+#define SLUICE_FILTER_RULE_PREFIX_TRIE(name, key_type)                         \
+	struct {                                                               \
+		__uint(type, BPF_MAP_TYPE_LPM_TRIE);                           \
+		__uint(max_entries, SLUICE_FILTER_RULE_PREFIX_ENTRIES);        \
+		__uint(map_flags, BPF_F_NO_PREALLOC);                          \
+		__type(key, key_type);                                         \
+		__type(value, struct sluice_filter_bitmap);                    \
+	} name SEC(".maps")
 
-struct {
-	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__uint(max_entries, SLUICE_FILTER_RULE_PREFIX_ENTRIES);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, struct sluice_filter_v4_key);
-	__type(value, struct sluice_filter_bitmap);
-} filter_dst_v4 SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__uint(max_entries, SLUICE_FILTER_RULE_PREFIX_ENTRIES);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, struct sluice_filter_v6_key);
-	__type(value, struct sluice_filter_bitmap);
-} filter_src_v6 SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__uint(max_entries, SLUICE_FILTER_RULE_PREFIX_ENTRIES);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, struct sluice_filter_v6_key);
-	__type(value, struct sluice_filter_bitmap);
-} filter_dst_v6 SEC(".maps");
+SLUICE_FILTER_RULE_PREFIX_TRIE(filter_src_v4, struct sluice_filter_v4_key);
+SLUICE_FILTER_RULE_PREFIX_TRIE(filter_dst_v4, struct sluice_filter_v4_key);
+SLUICE_FILTER_RULE_PREFIX_TRIE(filter_src_v6, struct sluice_filter_v6_key);
+SLUICE_FILTER_RULE_PREFIX_TRIE(filter_dst_v6, struct sluice_filter_v6_key);
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
