@@ -22,7 +22,7 @@ static_assert(offsetof(sluice_counter, bytes) == 8);
 
 static_assert(sizeof(sluice_config) == 32);
 static_assert(offsetof(sluice_config, stages_enabled) == 4);
-static_assert(offsetof(sluice_config, default_verdict) == 8);
+static_assert(offsetof(sluice_config, end_verdict) == 8);
 static_assert(offsetof(sluice_config, tail_call_fail_verdict) == 12);
 static_assert(offsetof(sluice_config, malformed_verdict) == 16);
 static_assert(offsetof(sluice_config, non_ip_verdict) == 20);

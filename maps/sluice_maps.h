@@ -85,7 +85,7 @@ struct sluice_counter {
 struct sluice_config {
 	__u32 version;              /* SLUICE_CONFIG_VERSION once user space wrote it */
 	__u32 stages_enabled;       /* SLUICE_STAGE_BIT() mask */
-	__u32 default_verdict;      /* pipeline end: PASS or DROP */
+	__u32 end_verdict;          /* a packet no stage consumed: PASS (normally) or DROP */
 	__u32 tail_call_fail_verdict; /* PASS = fail-open, DROP = fail-closed */
 	__u32 malformed_verdict;    /* malformed L2/L3/L4: PASS or DROP */
 	__u32 non_ip_verdict;       /* non-IP ethertypes: PASS or DROP */

@@ -21,7 +21,7 @@
 const volatile struct sluice_config sluice_default_config = {
 	.version = SLUICE_CONFIG_VERSION,
 	.stages_enabled = SLUICE_STAGES_ALL,
-	.default_verdict = SLUICE_VERDICT_PASS,
+	.end_verdict = SLUICE_VERDICT_PASS,
 	.tail_call_fail_verdict = SLUICE_VERDICT_PASS,
 	.malformed_verdict = SLUICE_VERDICT_DROP,
 	.non_ip_verdict = SLUICE_VERDICT_PASS,
@@ -118,7 +118,7 @@ static __always_inline int pipeline_next(struct xdp_md *ctx, const struct sluice
 	PIPELINE_TRY_STAGE(ctx, cfg, done, SLUICE_STAGE_FILTER);
 	PIPELINE_TRY_STAGE(ctx, cfg, done, SLUICE_STAGE_LB);
 	PIPELINE_TRY_STAGE(ctx, cfg, done, SLUICE_STAGE_FORWARD);
-	return pipeline_finish(ctx, cfg->default_verdict, pkt->note);
+	return pipeline_finish(ctx, cfg->end_verdict, pkt->note);
 }
 
 /* A stage with nothing to do: hand the packet to the next enabled stage. */

@@ -9,7 +9,7 @@ _sluicectl() {
     local cur prev words cword
     _init_completion || return
 
-    local commands="status attach detach config stats events capture shutdown apply block rule limit conn"
+    local commands="status attach detach config stats events capture shutdown apply block rule filter limit conn"
     local globals="--socket --json --timeout --help"
 
     # Option values first: they do not depend on the command.
@@ -20,7 +20,7 @@ _sluicectl() {
         --mode)
             COMPREPLY=($(compgen -W "native skb" -- "$cur"))
             return ;;
-        --default-verdict|--tail-call-fail|--malformed|--non-ip)
+        --end-verdict|--tail-call-fail|--malformed|--non-ip)
             COMPREPLY=($(compgen -W "pass drop" -- "$cur"))
             return ;;
         --drop-fragments)
@@ -94,7 +94,7 @@ _sluicectl() {
         config)
             case "$subcommand" in
                 "") COMPREPLY=($(compgen -W "get set show" -- "$cur")) ;;
-                set) COMPREPLY=($(compgen -W "--default-verdict --tail-call-fail --malformed --non-ip --drop-fragments --stages $globals" -- "$cur")) ;;
+                set) COMPREPLY=($(compgen -W "--end-verdict --tail-call-fail --malformed --non-ip --drop-fragments --stages $globals" -- "$cur")) ;;
                 *) COMPREPLY=($(compgen -W "$globals" -- "$cur")) ;;
             esac ;;
         block)
@@ -113,6 +113,12 @@ _sluicectl() {
             case "$subcommand" in
                 "") COMPREPLY=($(compgen -W "add del list" -- "$cur")) ;;
                 add) COMPREPLY=($(compgen -W "--priority --src --dst --proto --sport --dport --tcp-flags --icmp-type --iface --action $globals" -- "$cur")) ;;
+                *) COMPREPLY=($(compgen -W "$globals" -- "$cur")) ;;
+            esac ;;
+        filter)
+            case "$subcommand" in
+                "") COMPREPLY=($(compgen -W "policy" -- "$cur")) ;;
+                policy) COMPREPLY=($(compgen -W "drop pass $globals" -- "$cur")) ;;
                 *) COMPREPLY=($(compgen -W "$globals" -- "$cur")) ;;
             esac ;;
         limit)

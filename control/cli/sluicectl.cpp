@@ -225,7 +225,7 @@ void render_config(std::ostream& out, const json::value& result) {
   const json::object& config = as_object(result, "config.get result");
   const auto* fragments = config.if_contains("drop_fragments");
   print_pairs(out, {
-                       {"default_verdict", field(config, "default_verdict")},
+                       {"end_verdict", field(config, "end_verdict")},
                        {"tail_call_fail_verdict", field(config, "tail_call_fail_verdict")},
                        {"malformed_verdict", field(config, "malformed_verdict")},
                        {"non_ip_verdict", field(config, "non_ip_verdict")},
@@ -319,9 +319,15 @@ std::string rule_match_text(const json::object& rule) {
 }
 
 void render_rule_list(std::ostream& out, const json::value& result) {
-  const json::array& rules = array_field(as_object(result, "rule.list result"), "rules");
+  const json::object& object = as_object(result, "rule.list result");
+  const json::array& rules = array_field(object, "rules");
+  // Printed last: the policy is what happens after the last rule.
+  const auto print_policy = [&] {
+    if (object.if_contains("default_policy")) out << "default policy: " << field(object, "default_policy") << '\n';
+  };
   if (rules.empty()) {
     out << "no rules\n";
+    print_policy();
     return;
   }
   // A rule's id is its priority unless the daemon says otherwise; the
@@ -347,6 +353,7 @@ void render_rule_list(std::ostream& out, const json::value& result) {
     table.add(std::move(row));
   }
   table.print(out);
+  print_policy();
 }
 
 void render_limit_list(std::ostream& out, const json::value& result) {
@@ -771,7 +778,7 @@ struct Commands {
   // Argument storage: CLI11 writes here during parse.
   std::string iface;
   std::string mode = "native";
-  std::optional<std::string> default_verdict, tail_call_fail, malformed, non_ip, drop_fragments, stages;
+  std::optional<std::string> end_verdict, tail_call_fail, malformed, non_ip, drop_fragments, stages;
   double watch_seconds = 0;
   bool follow = false;
   std::uint64_t count = 0;
@@ -793,6 +800,7 @@ struct Commands {
   std::optional<std::uint64_t> bps, burst;
   bool syn_only = false;
   std::optional<std::uint64_t> conn_limit;
+  std::optional<std::string> policy;
 };
 
 void add_status(CLI::App& app, Commands& c) {
@@ -845,7 +853,9 @@ void add_config(CLI::App& app, Commands& c) {
 
   auto* set = config->add_subcommand(
       "set", "Change data-plane defaults; only the options given change, the rest keep their value");
-  set->add_option("--default-verdict", c.default_verdict, "Verdict at the end of the pipeline")
+  set->add_option("--end-verdict", c.end_verdict,
+                  "Verdict for a packet no stage consumed, the filter's passes included (normally pass; "
+                  "the filter's own default is `filter policy`)")
       ->check(pass_or_drop_validator());
   set->add_option("--tail-call-fail", c.tail_call_fail,
                   "When an enabled stage is missing: pass (fail open) or drop (fail closed)")
@@ -858,7 +868,7 @@ void add_config(CLI::App& app, Commands& c) {
   set->callback([&c] {
     c.action = [&c](Context& ctx) {
       json::object args;
-      if (c.default_verdict) args["default_verdict"] = *c.default_verdict;
+      if (c.end_verdict) args["end_verdict"] = *c.end_verdict;
       if (c.tail_call_fail) args["tail_call_fail_verdict"] = *c.tail_call_fail;
       if (c.malformed) args["malformed_verdict"] = *c.malformed;
       if (c.non_ip) args["non_ip_verdict"] = *c.non_ip;
@@ -871,7 +881,7 @@ void add_config(CLI::App& app, Commands& c) {
       }
       if (args.empty())
         return ctx.usage(
-            "config set: nothing to change; give at least one of --default-verdict, --tail-call-fail, --malformed, "
+            "config set: nothing to change; give at least one of --end-verdict, --tail-call-fail, --malformed, "
             "--non-ip, --drop-fragments, --stages");
       return ctx.call("config.set", args, [&](const json::value& r) {
         // The daemon answers with the config now in force.
@@ -1191,6 +1201,26 @@ void add_rule(CLI::App& app, Commands& c) {
   });
 }
 
+void add_filter(CLI::App& app, Commands& c) {
+  auto* filter = app.add_subcommand("filter", "The filter as a whole: its default policy");
+  filter->require_subcommand(1);
+  auto* policy = filter->add_subcommand(
+      "policy", "Show or set what happens to a packet no prefix-list entry, tracked flow or rule decided");
+  policy->add_option("POLICY", c.policy, "drop (a default-drop firewall: allow with pass/track rules) or pass")
+      ->check(pass_or_drop_validator());
+  policy->callback([&c] {
+    c.action = [&c](Context& ctx) {
+      if (!c.policy)
+        return ctx.call("rule.list", {}, [&](const json::value& r) {
+          ctx.env().out << field(as_object(r, "rule.list result"), "default_policy") << '\n';
+        });
+      return ctx.call("filter.policy", {{"policy", *c.policy}}, [&](const json::value& r) {
+        ctx.env().out << "default policy: " << field(as_object(r, "filter.policy result"), "default_policy") << '\n';
+      });
+    };
+  });
+}
+
 void add_limit(CLI::App& app, Commands& c) {
   auto* limit = app.add_subcommand("limit", "Rate-limit classes: token buckets per source address");
   limit->require_subcommand(1);
@@ -1315,6 +1345,7 @@ int run(const std::vector<std::string>& args, Env& env) {
   add_apply(app, commands);
   add_block(app, commands);
   add_rule(app, commands);
+  add_filter(app, commands);
   add_limit(app, commands);
   add_conn(app, commands);
 

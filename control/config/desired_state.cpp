@@ -300,14 +300,17 @@ std::uint32_t parse_stages(Walker& w, const YAML::Node& node, const std::string&
   return mask;
 }
 
-Defaults parse_defaults(Walker& w, const YAML::Node& node) {
+// legacy_policy: where a document of before the split gave defaults.default_verdict.
+Defaults parse_defaults(Walker& w, const YAML::Node& node, std::optional<sluice_verdict>& legacy_policy) {
   const std::string path = "defaults";
   Defaults out;
   for (auto& [key, value] : w.fields(node, path,
-                                     {"default_verdict", "tail_call_fail_verdict", "malformed_verdict", "non_ip_verdict",
-                                      "drop_fragments", "stages", "drop_sample_every"})) {
+                                     {"end_verdict", "tail_call_fail_verdict", "malformed_verdict", "non_ip_verdict",
+                                      "drop_fragments", "stages", "drop_sample_every",
+                                      kLegacyDefaultVerdictKey})) {
     const std::string child = path + "." + key;
-    if (key == "default_verdict") out.default_verdict = pass_or_drop(w, value, child);
+    if (key == kLegacyDefaultVerdictKey) legacy_policy = pass_or_drop(w, value, child);
+    else if (key == "end_verdict") out.end_verdict = pass_or_drop(w, value, child);
     else if (key == "tail_call_fail_verdict") out.tail_call_fail_verdict = pass_or_drop(w, value, child);
     else if (key == "malformed_verdict") out.malformed_verdict = pass_or_drop(w, value, child);
     else if (key == "non_ip_verdict") out.non_ip_verdict = pass_or_drop(w, value, child);
@@ -572,17 +575,44 @@ void check_filter_sections(const DesiredState& state, const YAML::Node& root) {
   }
 }
 
+FilterSection parse_filter_section(Walker& w, const YAML::Node& node) {
+  const std::string path = "filter";
+  FilterSection out;
+  for (auto& [key, value] : w.fields(node, path, {"default_policy"})) {
+    const std::string child = path + "." + key;
+    const std::string text = w.scalar(value, child, "pass or drop");
+    out.default_policy = parse_policy(text);
+    if (!out.default_policy) fail(child, "bad policy " + quoted(text) + ": expected pass or drop", value);
+  }
+  return out;
+}
+
+// defaults.default_verdict of a document from before the split (see kLegacyDefaultVerdictKey).
+void migrate_legacy_policy(DesiredState& state, sluice_verdict legacy, const YAML::Node& root) {
+  const std::string path = "defaults." + std::string(kLegacyDefaultVerdictKey);
+  if (state.filter && state.filter->default_policy)
+    fail(path, "is the old spelling of filter.default_policy, which the document also gives: keep only the new key",
+         root["defaults"][std::string(kLegacyDefaultVerdictKey)]);
+  FilterSection& filter = state.filter ? *state.filter : state.filter.emplace();
+  filter.default_policy = legacy == SLUICE_VERDICT_DROP ? filter::DefaultPolicy::Drop : filter::DefaultPolicy::Pass;
+  if (!state.defaults->end_verdict) state.defaults->end_verdict = SLUICE_VERDICT_PASS;
+}
+
 DesiredState parse_document(Walker& w, const YAML::Node& root) {
   DesiredState state;
+  std::optional<sluice_verdict> legacy_policy;
   // An empty document manages nothing; anything else must be a mapping.
   if (root.IsNull()) return state;
-  for (auto& [key, value] : w.fields(root, "", {"interfaces", "defaults", "prefix_lists", "rules", "limits"})) {
+  for (auto& [key, value] :
+       w.fields(root, "", {"interfaces", "defaults", "filter", "prefix_lists", "rules", "limits"})) {
     if (key == "interfaces") state.interfaces = parse_interfaces(w, value);
-    else if (key == "defaults") state.defaults = parse_defaults(w, value);
+    else if (key == "defaults") state.defaults = parse_defaults(w, value, legacy_policy);
+    else if (key == "filter") state.filter = parse_filter_section(w, value);
     else if (key == "prefix_lists") state.prefix_lists = parse_prefix_lists(w, value);
     else if (key == "rules") state.rules = parse_rules(w, value);
     else state.limits = parse_limits(w, value);
   }
+  if (legacy_policy) migrate_legacy_policy(state, *legacy_policy, root);
   check_filter_sections(state, root);
   return state;
 }
@@ -729,6 +759,16 @@ std::optional<sluice_verdict> parse_pass_or_drop(std::string_view text) {
   return std::nullopt;
 }
 
+std::optional<filter::DefaultPolicy> parse_policy(std::string_view text) {
+  if (text == "pass") return filter::DefaultPolicy::Pass;
+  if (text == "drop") return filter::DefaultPolicy::Drop;
+  return std::nullopt;
+}
+
+std::string_view policy_name(filter::DefaultPolicy policy) {
+  return policy == filter::DefaultPolicy::Drop ? "drop" : "pass";
+}
+
 std::string_view stage_name(sluice_stage stage) {
   switch (stage) {
     case SLUICE_STAGE_FILTER: return "filter";
@@ -862,7 +902,7 @@ std::string to_yaml(const DesiredState& state) {
       auto verdict = [&](const char* key, const std::optional<sluice_verdict>& v) {
         if (v) out << YAML::Key << key << YAML::Value << std::string(dataplane::verdict_name(*v));
       };
-      verdict("default_verdict", d.default_verdict);
+      verdict("end_verdict", d.end_verdict);
       verdict("tail_call_fail_verdict", d.tail_call_fail_verdict);
       verdict("malformed_verdict", d.malformed_verdict);
       verdict("non_ip_verdict", d.non_ip_verdict);
@@ -875,6 +915,15 @@ std::string to_yaml(const DesiredState& state) {
       }
       if (d.drop_sample_every) out << YAML::Key << "drop_sample_every" << YAML::Value << *d.drop_sample_every;
       out << YAML::EndMap;
+    }
+  }
+  if (state.filter) {
+    out << YAML::Key << "filter" << YAML::Value;
+    if (!state.filter->default_policy) {
+      out << YAML::Flow << YAML::BeginMap << YAML::EndMap;
+    } else {
+      out << YAML::BeginMap << YAML::Key << "default_policy" << YAML::Value
+          << std::string(policy_name(*state.filter->default_policy)) << YAML::EndMap;
     }
   }
   if (state.prefix_lists) {
@@ -937,8 +986,7 @@ Result<filter::RuleSet> to_filter_rule_set(
   filter::RuleSet set;
   const ClassTable table = class_table(state);
   set.rate_classes = table.classes;
-  if (state.defaults && state.defaults->default_verdict == SLUICE_VERDICT_DROP)
-    set.default_policy = filter::DefaultPolicy::Drop;
+  if (state.filter && state.filter->default_policy) set.default_policy = *state.filter->default_policy;
   for (std::size_t i = 0; state.rules && i < state.rules->size(); ++i) {
     const RuleSpec& spec = (*state.rules)[i];
     auto rule = to_filter_rule(spec, table);
@@ -976,7 +1024,7 @@ std::vector<std::string> diff(const DesiredState& live, const DesiredState& want
     const Defaults l = live.defaults.value_or(Defaults{});
     const Defaults& w = *wanted.defaults;
     // Only keys the document sets are managed.
-    if (w.default_verdict) diff_field(out, "default_verdict", verdict_text(l.default_verdict), verdict_text(w.default_verdict));
+    if (w.end_verdict) diff_field(out, "end_verdict", verdict_text(l.end_verdict), verdict_text(w.end_verdict));
     if (w.tail_call_fail_verdict)
       diff_field(out, "tail_call_fail_verdict", verdict_text(l.tail_call_fail_verdict),
                  verdict_text(w.tail_call_fail_verdict));
@@ -987,6 +1035,13 @@ std::vector<std::string> diff(const DesiredState& live, const DesiredState& want
     if (w.stages) diff_field(out, "stages", stages_opt_text(l.stages), stages_opt_text(w.stages));
     if (w.drop_sample_every)
       diff_field(out, "drop_sample_every", number_text(l.drop_sample_every), number_text(w.drop_sample_every));
+  }
+  if (wanted.filter && wanted.filter->default_policy) {
+    const auto policy_text = [](const std::optional<FilterSection>& f) {
+      return f && f->default_policy ? std::string(policy_name(*f->default_policy)) : std::string("(unset)");
+    };
+    const std::string l = policy_text(live.filter), w = policy_text(wanted.filter);
+    if (l != w) out.push_back("~ filter.default_policy: " + l + " -> " + w);
   }
   if (wanted.prefix_lists) {
     const PrefixLists l = live.prefix_lists.value_or(PrefixLists{});

@@ -66,7 +66,12 @@ struct InterfaceSpec {
 // Verdicts here are SLUICE_VERDICT_PASS or SLUICE_VERDICT_DROP only; stages
 // a SLUICE_STAGE_BIT() mask — the same values the data plane's config holds.
 struct Defaults {
-  std::optional<sluice_verdict> default_verdict;
+  // What the box does with a packet that no enabled stage consumed (dropped,
+  // transmitted, redirected): pass it to the kernel, normally. A packet the
+  // filter passed goes on down the pipeline and meets this at its end, so
+  // drop here makes a box that only balances or routes. The filter's policy
+  // for what its rules leave undecided is FilterSection::default_policy.
+  std::optional<sluice_verdict> end_verdict;
   std::optional<sluice_verdict> tail_call_fail_verdict;
   std::optional<sluice_verdict> malformed_verdict;
   std::optional<sluice_verdict> non_ip_verdict;
@@ -125,14 +130,31 @@ struct LimitSpec {
   bool operator==(const LimitSpec&) const = default;
 };
 
+// The filter's own settings (YAML `filter:`), per key like defaults.
+struct FilterSection {
+  // What happens to a packet no prefix-list entry, tracked flow or rule
+  // decided: a default-drop firewall is `drop` plus a few pass rules.
+  std::optional<filter::DefaultPolicy> default_policy;
+  bool operator==(const FilterSection&) const = default;
+};
+
 struct DesiredState {
   std::optional<std::vector<InterfaceSpec>> interfaces;
   std::optional<Defaults> defaults;
+  std::optional<FilterSection> filter;
   std::optional<PrefixLists> prefix_lists;
   std::optional<std::vector<RuleSpec>> rules;
   std::optional<std::vector<LimitSpec>> limits;
   bool operator==(const DesiredState&) const = default;
 };
+
+// Documents written before the filter policy and the end-of-pipeline
+// verdict were two settings carry one key for both, defaults.default_verdict.
+// Its operators meant a firewall policy (the end-of-pipeline half dropped
+// what their rules allowed), so it is read as filter.default_policy with
+// defaults.end_verdict pass, unless the document also gives a new key for
+// the same thing (then it is refused as ambiguous).
+inline constexpr std::string_view kLegacyDefaultVerdictKey = "default_verdict";
 
 [[nodiscard]] Result<DesiredState> parse_desired_state(std::string_view yaml);
 
@@ -141,13 +163,15 @@ std::string to_yaml(const DesiredState& state);
 
 // What applying `wanted` on top of `live` changes, one human line each:
 // "+ rule 10: tcp dport 22 drop", "- interface veth0",
-// "~ defaults.default_verdict: pass -> drop". Sections `wanted` does not
+// "~ filter.default_policy: pass -> drop". Sections `wanted` does not
 // manage produce no lines. Empty: nothing to do.
 std::vector<std::string> diff(const DesiredState& live, const DesiredState& wanted);
 
 // --- value vocabulary shared with sluicectl (one spelling everywhere) ---
 // Verdict names are dataplane::verdict_name (names.hpp); config accepts two.
 std::optional<sluice_verdict> parse_pass_or_drop(std::string_view text);
+std::optional<filter::DefaultPolicy> parse_policy(std::string_view text);  // "pass", "drop"
+std::string_view policy_name(filter::DefaultPolicy policy);
 std::string_view stage_name(sluice_stage stage);                   // "filter", "lb", "forward"
 std::optional<sluice_stage> parse_stage(std::string_view text);
 std::string stages_text(std::uint32_t mask);                       // "[filter, lb]"
@@ -176,7 +200,7 @@ std::string filter_reason(const maps::Error& error);
 // entries pass (unless an entry says otherwise), rate classes get ids in
 // limits order, rule interfaces resolve through ifindex_of (nullopt: unknown
 // interface, reported as an error naming the rule). default_policy comes
-// from defaults.default_verdict (pass if unset).
+// from filter.default_policy (pass if unset).
 Result<filter::RuleSet> to_filter_rule_set(
     const DesiredState& state, const std::function<std::optional<std::uint32_t>(const std::string&)>& ifindex_of);
 

@@ -110,6 +110,24 @@ OpResult persist_or_undo(filter::FilterTable& table, StateOps& state, const std:
 }  // namespace
 
 void register_filter_ops(OpRegistry& ops, filter::FilterTable& table, StateOps& state) {
+  // The rule set's default policy is part of the desired state (filter.default_policy), so it
+  // takes the same validated, all-or-nothing, persisted path as a rule change.
+  ops.add("filter.policy", {[&state](const json::object& args) -> OpResult {
+                              constexpr std::string_view op = "filter.policy";
+                              if (auto keys = protocol::args::only_keys(op, args, {"policy"}); !keys) return keys.error();
+                              constexpr std::size_t policy_bound = 16;
+                              auto text = protocol::args::required_string(op, args, "policy", policy_bound);
+                              if (!text) return text.error();
+                              auto policy = config::parse_policy(*text);
+                              if (!policy)
+                                return protocol::args::bad(op, "policy", "'" + *text + "' is neither pass nor drop");
+                              config::DesiredState next = state.store().live();
+                              next.filter = config::FilterSection{*policy};
+                              if (auto changed = state.change(op, next); !changed) return changed;
+                              spdlog::info("filter policy: {}", config::policy_name(*policy));
+                              return json::value(json::object{{"default_policy", config::policy_name(*policy)}});
+                            },
+                            nullptr});
   ops.add("block.add", {[&table, &state](const json::object& args) -> OpResult {
                           constexpr std::string_view op = "block.add";
                           if (auto keys = protocol::args::only_keys(op, args, {"prefixes", "action", "rate_class"}); !keys)

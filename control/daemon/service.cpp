@@ -86,7 +86,7 @@ json::object config_to_json(const sluice_config& config, std::uint32_t drop_samp
   auto verdict = [](std::uint32_t value) { return dataplane::verdict_name(static_cast<sluice_verdict>(value)); };
   auto stage_on = [&](sluice_stage stage) { return (config.stages_enabled & SLUICE_STAGE_BIT(stage)) != 0; };
   return json::object{
-      {"default_verdict", verdict(config.default_verdict)},
+      {"end_verdict", verdict(config.end_verdict)},
       {"tail_call_fail_verdict", verdict(config.tail_call_fail_verdict)},
       {"malformed_verdict", verdict(config.malformed_verdict)},
       {"non_ip_verdict", verdict(config.non_ip_verdict)},
@@ -103,7 +103,7 @@ config::Defaults defaults_of(const sluice_config& config, const filter::FilterSe
   // Anything but drop is pass: the config array only ever holds the two.
   auto verdict = [](std::uint32_t value) { return value == SLUICE_VERDICT_DROP ? SLUICE_VERDICT_DROP : SLUICE_VERDICT_PASS; };
   config::Defaults out;
-  out.default_verdict = verdict(config.default_verdict);
+  out.end_verdict = verdict(config.end_verdict);
   out.tail_call_fail_verdict = verdict(config.tail_call_fail_verdict);
   out.malformed_verdict = verdict(config.malformed_verdict);
   out.non_ip_verdict = verdict(config.non_ip_verdict);
@@ -114,7 +114,7 @@ config::Defaults defaults_of(const sluice_config& config, const filter::FilterSe
 }
 
 sluice_config apply_defaults(sluice_config config, const config::Defaults& d) {
-  if (d.default_verdict) config.default_verdict = *d.default_verdict;
+  if (d.end_verdict) config.end_verdict = *d.end_verdict;
   if (d.tail_call_fail_verdict) config.tail_call_fail_verdict = *d.tail_call_fail_verdict;
   if (d.malformed_verdict) config.malformed_verdict = *d.malformed_verdict;
   if (d.non_ip_verdict) config.non_ip_verdict = *d.non_ip_verdict;
@@ -127,7 +127,7 @@ sluice_config apply_patch(sluice_config config, const protocol::ConfigPatch& pat
   auto verdict = [](protocol::Verdict v) -> std::uint32_t {
     return v == protocol::Verdict::Drop ? SLUICE_VERDICT_DROP : SLUICE_VERDICT_PASS;
   };
-  if (patch.default_verdict) config.default_verdict = verdict(*patch.default_verdict);
+  if (patch.end_verdict) config.end_verdict = verdict(*patch.end_verdict);
   if (patch.tail_call_fail_verdict) config.tail_call_fail_verdict = verdict(*patch.tail_call_fail_verdict);
   if (patch.malformed_verdict) config.malformed_verdict = verdict(*patch.malformed_verdict);
   if (patch.non_ip_verdict) config.non_ip_verdict = verdict(*patch.non_ip_verdict);

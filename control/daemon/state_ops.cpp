@@ -212,6 +212,7 @@ config::DesiredState StateOps::baseline(const std::optional<std::vector<config::
   state.defaults = defaults_of(config_now ? *config_now : sluice_config{},
                                settings_now ? *settings_now : filter::default_settings());
   if (!config_now) spdlog::error("read config: {}", config_now.error().message);
+  state.filter = config::FilterSection{table_.rule_set().default_policy};
   std::vector<filter::PrefixEntry> recovered;
   for (const auto& entry : table_.list_prefixes()) {
     // Rate classes are not recoverable, so neither are prefixes that use one.
@@ -407,7 +408,7 @@ OpResult StateOps::config_set(const protocol::ConfigPatch& patch) {
   config::DesiredState next = store_.live();
   config::Defaults defaults = next.defaults.value_or(config::Defaults{});
   auto verdict = [](protocol::Verdict v) { return v == protocol::Verdict::Drop ? SLUICE_VERDICT_DROP : SLUICE_VERDICT_PASS; };
-  if (patch.default_verdict) defaults.default_verdict = verdict(*patch.default_verdict);
+  if (patch.end_verdict) defaults.end_verdict = verdict(*patch.end_verdict);
   if (patch.tail_call_fail_verdict) defaults.tail_call_fail_verdict = verdict(*patch.tail_call_fail_verdict);
   if (patch.malformed_verdict) defaults.malformed_verdict = verdict(*patch.malformed_verdict);
   if (patch.non_ip_verdict) defaults.non_ip_verdict = verdict(*patch.non_ip_verdict);
@@ -545,7 +546,9 @@ OpResult StateOps::rule_list(const json::object& object) const {
     entry["bytes"] = hits == by_priority.end() ? 0 : hits->second.bytes;
     out.push_back(std::move(entry));
   }
-  return json::value(json::object{{"rules", std::move(out)}});
+  const auto& filter = store_.live().filter;
+  const auto policy = filter && filter->default_policy ? *filter->default_policy : filter::DefaultPolicy::Pass;
+  return json::value(json::object{{"rules", std::move(out)}, {"default_policy", config::policy_name(policy)}});
 }
 
 OpResult StateOps::limit_set(const json::object& object) {

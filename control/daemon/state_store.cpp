@@ -26,10 +26,15 @@ config::DesiredState overlay(config::DesiredState live, const config::DesiredSta
   take(live.prefix_lists, wanted.prefix_lists);
   take(live.rules, wanted.rules);
   take(live.limits, wanted.limits);
+  if (wanted.filter) {
+    config::FilterSection merged = live.filter.value_or(config::FilterSection{});
+    take(merged.default_policy, wanted.filter->default_policy);
+    live.filter = merged;
+  }
   if (wanted.defaults) {
     config::Defaults merged = live.defaults.value_or(config::Defaults{});
     const config::Defaults& w = *wanted.defaults;
-    take(merged.default_verdict, w.default_verdict);
+    take(merged.end_verdict, w.end_verdict);
     take(merged.tail_call_fail_verdict, w.tail_call_fail_verdict);
     take(merged.malformed_verdict, w.malformed_verdict);
     take(merged.non_ip_verdict, w.non_ip_verdict);
@@ -42,9 +47,11 @@ config::DesiredState overlay(config::DesiredState live, const config::DesiredSta
 }
 
 bool is_whole(const config::DesiredState& state) {
-  if (!state.interfaces || !state.defaults || !state.prefix_lists || !state.rules || !state.limits) return false;
+  if (!state.interfaces || !state.defaults || !state.filter || !state.filter->default_policy || !state.prefix_lists ||
+      !state.rules || !state.limits)
+    return false;
   const config::Defaults& d = *state.defaults;
-  return d.default_verdict && d.tail_call_fail_verdict && d.malformed_verdict && d.non_ip_verdict && d.drop_fragments &&
+  return d.end_verdict && d.tail_call_fail_verdict && d.malformed_verdict && d.non_ip_verdict && d.drop_fragments &&
          d.stages && d.drop_sample_every;
 }
 

@@ -60,7 +60,7 @@ sluice_config default_config() {
   sluice_config config{};
   config.version = SLUICE_CONFIG_VERSION;
   config.stages_enabled = SLUICE_STAGES_ALL;
-  config.default_verdict = SLUICE_VERDICT_PASS;
+  config.end_verdict = SLUICE_VERDICT_PASS;
   config.tail_call_fail_verdict = SLUICE_VERDICT_PASS;
   config.malformed_verdict = SLUICE_VERDICT_DROP;
   config.non_ip_verdict = SLUICE_VERDICT_PASS;
@@ -74,7 +74,7 @@ Result<void> validate_config(const sluice_config& config) {
     return config_error("version", config.version, "must be " + std::to_string(SLUICE_CONFIG_VERSION));
   if (config.stages_enabled & ~std::uint32_t{SLUICE_STAGES_ALL})
     return config_error("stages_enabled", config.stages_enabled, "unknown stage bits");
-  if (!is_pass_or_drop(config.default_verdict)) return config_error("default_verdict", config.default_verdict, pass_or_drop);
+  if (!is_pass_or_drop(config.end_verdict)) return config_error("end_verdict", config.end_verdict, pass_or_drop);
   if (!is_pass_or_drop(config.tail_call_fail_verdict))
     return config_error("tail_call_fail_verdict", config.tail_call_fail_verdict, pass_or_drop);
   if (!is_pass_or_drop(config.malformed_verdict))

@@ -184,8 +184,8 @@ bool matches(const FilterRule& rule, const sluice_pkt& pkt) {
 }
 
 Outcome filter(const RuleSet& set, const std::vector<FilterRule>& ordered, const sluice_pkt& pkt,
-               sluice_verdict pipeline_default) {
-  const auto pass = [&](std::uint32_t reason, int position = -1) { return Outcome{pipeline_default, reason, position}; };
+               sluice_verdict end_verdict) {
+  const auto pass = [&](std::uint32_t reason, int position = -1) { return Outcome{end_verdict, reason, position}; };
   const auto drop = [](std::uint32_t reason, int position = -1) { return Outcome{SLUICE_VERDICT_DROP, reason, position}; };
   // 1. prefix lists: the longest listed prefix covering the source
   const PrefixEntry* best = nullptr;
@@ -218,8 +218,8 @@ Outcome classify(const RuleSet& set, const std::vector<FilterRule>& ordered, std
   if (parsed.pkt.frag != SLUICE_FRAG_NONE && config.drop_fragments)
     return {SLUICE_VERDICT_DROP, SLUICE_REASON_FRAGMENT_DROPPED};
   if (!(config.stages_enabled & SLUICE_STAGE_BIT(SLUICE_STAGE_FILTER)))
-    return {static_cast<sluice_verdict>(config.default_verdict), parsed.pkt.note};
-  return filter(set, ordered, parsed.pkt, static_cast<sluice_verdict>(config.default_verdict));
+    return {static_cast<sluice_verdict>(config.end_verdict), parsed.pkt.note};
+  return filter(set, ordered, parsed.pkt, static_cast<sluice_verdict>(config.end_verdict));
 }
 
 }  // namespace sluice::filter::model

@@ -33,7 +33,7 @@ struct Outcome {
 // The filter stage alone on a parsed packet: -1 position when no rule matched.
 // The returned verdict is the pipeline's final one with every other stage passing.
 Outcome filter(const RuleSet& set, const std::vector<FilterRule>& ordered, const sluice_pkt& pkt,
-               sluice_verdict pipeline_default = SLUICE_VERDICT_PASS);
+               sluice_verdict end_verdict = SLUICE_VERDICT_PASS);
 
 // Entry program + filter + pass-through stages, with `config` as the pipeline config.
 Outcome classify(const RuleSet& set, const std::vector<FilterRule>& ordered, std::span<const std::uint8_t> frame,

@@ -8,7 +8,7 @@ namespace {
 
 namespace json = boost::json;
 
-constexpr std::array<OpInfo, 21> op_table{{
+constexpr std::array<OpInfo, 22> op_table{{
     {"status", Access::ReadOnly, false},
     {"attach", Access::ChangesState, false},
     {"detach", Access::ChangesState, false},
@@ -30,6 +30,7 @@ constexpr std::array<OpInfo, 21> op_table{{
     {"apply", Access::ChangesState, false},
     {"config.show", Access::ReadOnly, false},
     {"limit.del", Access::ChangesState, false},
+    {"filter.policy", Access::ChangesState, false},
 }};
 
 ArgsResult<std::string> iface_arg(std::string_view op, const json::object& object) {
@@ -159,8 +160,14 @@ ArgsResult<DetachArgs> parse_detach_args(const json::object& object) {
 
 ArgsResult<ConfigPatch> parse_config_patch(const json::object& object) {
   constexpr std::string_view op = "config.set";
+  // The key of before the split: refused by name, so an old client learns where it went instead of "unknown key".
+  if (object.contains("default_verdict"))
+    return args::bad(op, "default_verdict",
+                     "is now two settings: the filter's policy for what its rules leave undecided is the op "
+                     "filter.policy (sluicectl filter policy), the verdict for a packet no stage consumed is "
+                     "end_verdict");
   if (auto keys = args::only_keys(op, object,
-                                  {"default_verdict", "tail_call_fail_verdict", "malformed_verdict", "non_ip_verdict",
+                                  {"end_verdict", "tail_call_fail_verdict", "malformed_verdict", "non_ip_verdict",
                                    "drop_fragments", "stages", "drop_sample_every"});
       !keys)
     return keys.error();
@@ -171,7 +178,7 @@ ArgsResult<ConfigPatch> parse_config_patch(const json::object& object) {
     std::optional<Verdict> ConfigPatch::*member;
   };
   constexpr std::array<VerdictField, 4> verdict_fields{{
-      {"default_verdict", &ConfigPatch::default_verdict},
+      {"end_verdict", &ConfigPatch::end_verdict},
       {"tail_call_fail_verdict", &ConfigPatch::tail_call_fail_verdict},
       {"malformed_verdict", &ConfigPatch::malformed_verdict},
       {"non_ip_verdict", &ConfigPatch::non_ip_verdict},

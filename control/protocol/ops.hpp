@@ -59,7 +59,7 @@ struct StagesPatch {
 };
 // config.set: any subset of the config keys; absent keys keep their value.
 struct ConfigPatch {
-  std::optional<Verdict> default_verdict;
+  std::optional<Verdict> end_verdict;
   std::optional<Verdict> tail_call_fail_verdict;
   std::optional<Verdict> malformed_verdict;
   std::optional<Verdict> non_ip_verdict;

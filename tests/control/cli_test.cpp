@@ -266,7 +266,11 @@ TEST_F(CliTest, UsageErrorsSendNothing) {
       {{"detach", ""}, "bad interface name ''"},
       {{"config"}, "A subcommand is required"},
       {{"config", "set"}, "config set: nothing to change"},
-      {{"config", "set", "--default-verdict", "reject"}, "bad verdict 'reject': expected pass or drop"},
+      {{"config", "set", "--end-verdict", "reject"}, "bad verdict 'reject': expected pass or drop"},
+      {{"config", "set", "--default-verdict", "drop"}, "--default-verdict"},
+      {{"filter"}, "A subcommand is required"},
+      {{"filter", "policy", "reject"}, "bad verdict 'reject': expected pass or drop"},
+      {{"filter", "policy", "drop", "pass"}, "unexpected argument 'pass'"},
       {{"config", "set", "--drop-fragments", "yes"}, "yes not in {on,off}"},
       {{"config", "set", "--stages", "filter,nat"}, "bad stage 'nat' in --stages 'filter,nat'"},
       {{"config", "set", "--stages", ""}, "empty --stages"},
@@ -326,7 +330,7 @@ TEST_F(CliTest, AttachDetachShutdownRequests) {
 // ---- config ----
 
 constexpr const char* kConfigReply =
-    R"({"id":1,"ok":true,"result":{"default_verdict":"pass","tail_call_fail_verdict":"pass",)"
+    R"({"id":1,"ok":true,"result":{"end_verdict":"pass","tail_call_fail_verdict":"pass",)"
     R"("malformed_verdict":"drop","non_ip_verdict":"pass","drop_fragments":false,)"
     R"("stages":{"filter":true,"lb":true,"forward":false}}})";
 
@@ -336,7 +340,7 @@ TEST_F(CliTest, ConfigGetPrintsPairs) {
   EXPECT_EQ(r.code, kExitOk);
   EXPECT_EQ(sent(), (std::vector<std::string>{R"({"id":1,"op":"config.get","args":{}})"}));
   EXPECT_EQ(r.out,
-            "default_verdict         pass\n"
+            "end_verdict             pass\n"
             "tail_call_fail_verdict  pass\n"
             "malformed_verdict       drop\n"
             "non_ip_verdict          pass\n"
@@ -346,7 +350,7 @@ TEST_F(CliTest, ConfigGetPrintsPairs) {
 
 TEST_F(CliTest, ConfigSetSendsOnlyTheGivenKeys) {
   reply(kConfigReply);
-  Outcome r = run_cli({"config", "set", "--default-verdict", "drop", "--drop-fragments", "on"});
+  Outcome r = run_cli({"config", "set", "--end-verdict", "drop", "--drop-fragments", "on"});
   EXPECT_EQ(r.code, kExitOk) << r.err;
   reply(kConfigReply);
   r = run_cli({"config", "set", "--tail-call-fail", "drop", "--malformed", "pass", "--non-ip", "drop", "--stages",
@@ -355,11 +359,30 @@ TEST_F(CliTest, ConfigSetSendsOnlyTheGivenKeys) {
   r = run_cli({"config", "set", "--stages", "none"});
   EXPECT_EQ(sent(),
             (std::vector<std::string>{
-                R"({"id":1,"op":"config.set","args":{"default_verdict":"drop","drop_fragments":true}})",
+                R"({"id":1,"op":"config.set","args":{"end_verdict":"drop","drop_fragments":true}})",
                 R"({"id":1,"op":"config.set","args":{"tail_call_fail_verdict":"drop","malformed_verdict":"pass",)"
                 R"("non_ip_verdict":"drop","stages":{"filter":true,"lb":false,"forward":true}}})",
                 R"({"id":1,"op":"config.set","args":{"stages":{"filter":false,"lb":false,"forward":false}}})",
             }));
+}
+
+TEST_F(CliTest, FilterPolicySetsOrShowsTheDefaultPolicy) {
+  reply(R"({"id":1,"ok":true,"result":{"default_policy":"drop"}})");
+  Outcome r = run_cli({"filter", "policy", "drop"});
+  EXPECT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_EQ(r.out, "default policy: drop\n");
+  reply(R"({"id":1,"ok":true,"result":{"rules":[],"default_policy":"drop"}})");
+  r = run_cli({"filter", "policy"});
+  EXPECT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_EQ(r.out, "drop\n");
+  reply(R"({"id":1,"ok":true,"result":{"rules":[],"default_policy":"pass"}})");
+  r = run_cli({"rule", "list"});
+  EXPECT_EQ(r.out, "no rules\ndefault policy: pass\n");
+  EXPECT_EQ(sent(), (std::vector<std::string>{
+                        R"({"id":1,"op":"filter.policy","args":{"policy":"drop"}})",
+                        R"({"id":1,"op":"rule.list","args":{}})",
+                        R"({"id":1,"op":"rule.list","args":{}})",
+                    }));
 }
 
 TEST_F(CliTest, ConfigShowPrintsTheYaml) {
@@ -539,23 +562,23 @@ TEST_F(CliTest, CaptureToAnUnwritablePathFailsBeforeConnecting) {
 TEST_F(CliTest, ApplySendsTheFileTextAndPrintsTheDiff) {
   TempDir dir;
   const std::string path = dir.file("desired.yaml");
-  const std::string yaml = "interfaces:\n  - name: eth0\ndefaults:\n  default_verdict: drop\n";
+  const std::string yaml = "interfaces:\n  - name: eth0\ndefaults:\n  end_verdict: drop\n";
   std::ofstream(path) << yaml;
-  reply(R"({"id":1,"ok":true,"result":{"diff":["+ interface eth0: mode native","~ defaults.default_verdict: pass -> drop"]}})");
+  reply(R"({"id":1,"ok":true,"result":{"diff":["+ interface eth0: mode native","~ defaults.end_verdict: pass -> drop"]}})");
   Outcome r = run_cli({"apply", "-f", path, "--dry-run"});
   EXPECT_EQ(r.code, kExitOk) << r.err;
   EXPECT_EQ(sent(), (std::vector<std::string>{
-                        R"({"id":1,"op":"apply","args":{"yaml":"interfaces:\n  - name: eth0\ndefaults:\n  default_verdict: drop\n","dry_run":true}})"}));
+                        R"({"id":1,"op":"apply","args":{"yaml":"interfaces:\n  - name: eth0\ndefaults:\n  end_verdict: drop\n","dry_run":true}})"}));
   EXPECT_EQ(r.out,
             "+ interface eth0: mode native\n"
-            "~ defaults.default_verdict: pass -> drop\n"
+            "~ defaults.end_verdict: pass -> drop\n"
             "(dry run: nothing changed)\n");
   reply(R"({"id":1,"ok":true,"result":{"diff":[]}})");
   r = run_cli({"apply", "-f", "-"}, yaml);
   EXPECT_EQ(r.code, kExitOk);
   EXPECT_EQ(r.out, "no changes\n");
   EXPECT_EQ(sent().back(),
-            R"({"id":1,"op":"apply","args":{"yaml":"interfaces:\n  - name: eth0\ndefaults:\n  default_verdict: drop\n","dry_run":false}})");
+            R"({"id":1,"op":"apply","args":{"yaml":"interfaces:\n  - name: eth0\ndefaults:\n  end_verdict: drop\n","dry_run":false}})");
 }
 
 TEST_F(CliTest, ApplyRefusesABadFileLocallyWithItsLine) {

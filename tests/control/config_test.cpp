@@ -31,7 +31,7 @@ const char* const kFull = R"(interfaces:
   - name: veth1
     mode: skb
 defaults:
-  default_verdict: drop
+  end_verdict: drop
   tail_call_fail_verdict: pass
   malformed_verdict: drop
   non_ip_verdict: pass
@@ -78,7 +78,7 @@ TEST(ConfigParse, FullDocumentParsesIntoValues) {
   ASSERT_TRUE(state.interfaces);
   EXPECT_EQ(*state.interfaces, (std::vector<InterfaceSpec>{{"eth0", AttachMode::Native}, {"veth1", AttachMode::Skb}}));
   ASSERT_TRUE(state.defaults);
-  EXPECT_EQ(state.defaults->default_verdict, SLUICE_VERDICT_DROP);
+  EXPECT_EQ(state.defaults->end_verdict, SLUICE_VERDICT_DROP);
   EXPECT_EQ(state.defaults->tail_call_fail_verdict, SLUICE_VERDICT_PASS);
   EXPECT_EQ(state.defaults->drop_fragments, true);
   EXPECT_EQ(state.defaults->stages, SLUICE_STAGE_BIT(SLUICE_STAGE_FILTER) | SLUICE_STAGE_BIT(SLUICE_STAGE_FORWARD));
@@ -108,7 +108,7 @@ TEST(ConfigParse, FullDocumentParsesIntoValues) {
 }
 
 TEST(ConfigParse, AbsentSectionsAreNotManaged) {
-  const DesiredState state = parse_ok("defaults:\n  default_verdict: pass\n");
+  const DesiredState state = parse_ok("defaults:\n  end_verdict: pass\n");
   EXPECT_FALSE(state.interfaces);
   EXPECT_FALSE(state.rules);
   ASSERT_TRUE(state.defaults);
@@ -209,7 +209,7 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"RulesNotList", "rules: {priority: 1}\n", "rules", "expected a list, got a mapping", 1},
         BadCase{"RuleNotMapping", "rules:\n  - drop\n", "rules[0]", "expected a mapping, got a scalar", 2},
         BadCase{"UnknownTopLevel", "interfaces: []\nvips: []\n", "vips",
-                "unknown key 'vips'; expected one of interfaces, defaults, prefix_lists, rules, limits", 2},
+                "unknown key 'vips'; expected one of interfaces, defaults, filter, prefix_lists, rules, limits", 2},
         BadCase{"DuplicateTopLevel", "rules: []\nrules: []\n", "rules", "duplicate key 'rules'", 2},
         BadCase{"TopLevelList", "- a\n- b\n", "", "expected a mapping, got a list", 1},
         BadCase{"TopLevelScalar", "hello\n", "", "expected a mapping, got a scalar", 1},
@@ -223,15 +223,15 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"InterfaceNull", "interfaces:\n", "interfaces", "empty value; an empty list is written []", 1},
         BadCase{"NullInsideRule", "rules:\n  - priority: 1\n    action:\n", "rules[0].action",
                 "empty value; an empty list is written []", 3},
-        BadCase{"DefaultVerdict", "defaults:\n  default_verdict: tx\n", "defaults.default_verdict",
+        BadCase{"DefaultVerdict", "defaults:\n  end_verdict: tx\n", "defaults.end_verdict",
                 "bad verdict 'tx': expected pass or drop", 2},
         BadCase{"DefaultVerdictCase", "defaults:\n  malformed_verdict: DROP\n", "defaults.malformed_verdict",
                 "bad verdict 'DROP': expected pass or drop", 2},
         BadCase{"DropFragmentsYes", "defaults:\n  drop_fragments: yes\n", "defaults.drop_fragments",
                 "bad boolean 'yes': expected true or false", 2},
         BadCase{"UnknownDefault", "defaults:\n  default_policy: drop\n", "defaults.default_policy",
-                "unknown key 'default_policy'; expected one of default_verdict, tail_call_fail_verdict, "
-                "malformed_verdict, non_ip_verdict, drop_fragments, stages, drop_sample_every",
+                "unknown key 'default_policy'; expected one of end_verdict, tail_call_fail_verdict, "
+                "malformed_verdict, non_ip_verdict, drop_fragments, stages, drop_sample_every, default_verdict",
                 2},
         BadCase{"UnknownStage", "defaults:\n  stages: [filter, nat]\n", "defaults.stages[1]",
                 "unknown stage 'nat': expected filter, lb or forward", 2},
@@ -359,7 +359,8 @@ limits:
 }
 
 TEST(ConfigFilter, ToRuleSetResolvesInterfacesAndListActions) {
-  const DesiredState state = parse_ok(R"(defaults: {default_verdict: drop}
+  const DesiredState state = parse_ok(R"(filter: {default_policy: drop}
+defaults: {end_verdict: pass}
 rules: [{priority: 3, iface: eth0, action: pass-track}]
 prefix_lists: {block: [10.0.0.0/8], allow: [10.1.0.0/16]}
 )");
@@ -487,7 +488,7 @@ TEST(ConfigDiff, IdenticalStatesHaveNoLines) {
 
 TEST(ConfigDiff, EveryKindOfChange) {
   const DesiredState live = parse_ok(R"(interfaces: [{name: veth0}, {name: eth0, mode: native}]
-defaults: {default_verdict: pass, drop_fragments: false, stages: [filter, lb, forward]}
+defaults: {end_verdict: pass, drop_fragments: false, stages: [filter, lb, forward]}
 prefix_lists: {block: [10.0.0.0/8, 192.0.2.0/24], allow: []}
 rules:
   - {priority: 10, proto: tcp, dport: 22, action: pass}
@@ -495,7 +496,7 @@ rules:
 limits: [{class: web, pps: 100}]
 )");
   const DesiredState wanted = parse_ok(R"(interfaces: [{name: eth0, mode: skb}, {name: eth1}]
-defaults: {default_verdict: drop, drop_fragments: false, stages: [filter]}
+defaults: {end_verdict: drop, drop_fragments: false, stages: [filter]}
 prefix_lists: {block: [{prefix: 10.0.0.0/8, action: pass}, 198.18.0.0/15], allow: ["2001:db8::/32"]}
 rules:
   - {priority: 10, proto: tcp, dport: 22, action: drop}
@@ -506,7 +507,7 @@ limits: [{class: web, pps: 200, burst: 10}, {class: dns, pps: 5}]
                                     "- interface veth0",
                                     "~ interface eth0: mode native -> mode skb",
                                     "+ interface eth1: mode native",
-                                    "~ defaults.default_verdict: pass -> drop",
+                                    "~ defaults.end_verdict: pass -> drop",
                                     "~ defaults.stages: [filter, lb, forward] -> [filter]",
                                     "- block 192.0.2.0/24",
                                     "~ block 10.0.0.0/8: action (list default) -> pass",
@@ -523,9 +524,9 @@ limits: [{class: web, pps: 200, burst: 10}, {class: dns, pps: 5}]
 TEST(ConfigDiff, UnmanagedSectionsAndKeysProduceNothing) {
   const DesiredState live = parse_ok(kFull);
   EXPECT_TRUE(diff(live, DesiredState{}).empty());
-  // Only default_verdict is managed here; the other live defaults stay.
-  EXPECT_EQ(diff(live, parse_ok("defaults: {default_verdict: pass}")),
-            (std::vector<std::string>{"~ defaults.default_verdict: drop -> pass"}));
+  // Only end_verdict is managed here; the other live defaults stay.
+  EXPECT_EQ(diff(live, parse_ok("defaults: {end_verdict: pass}")),
+            (std::vector<std::string>{"~ defaults.end_verdict: drop -> pass"}));
 }
 
 TEST(ConfigDiff, EmptyListRemovesEverything) {
@@ -559,6 +560,56 @@ TEST(ConfigVocabulary, TcpFlagsCanonicalOrder) {
 TEST(ConfigVocabulary, Protocols) {
   EXPECT_EQ(protocol_name(17), "udp");
   EXPECT_EQ(protocol_name(47), "47");
+}
+
+// The filter's policy and the end of the pipeline are two keys; a document
+// of before the split (one key for both) is read as its operator meant it:
+// a firewall policy, the end of the pipeline passing what the filter passed.
+TEST(ConfigPolicy, FilterPolicyAndEndVerdictAreIndependent) {
+  const DesiredState state = parse_ok("filter: {default_policy: drop}\ndefaults: {end_verdict: pass}\n");
+  ASSERT_TRUE(state.filter);
+  EXPECT_EQ(state.filter->default_policy, filter::DefaultPolicy::Drop);
+  EXPECT_EQ(state.defaults->end_verdict, SLUICE_VERDICT_PASS);
+  auto set = to_filter_rule_set(state, [](const std::string&) { return std::optional<std::uint32_t>{}; });
+  ASSERT_TRUE(set);
+  EXPECT_EQ(set->default_policy, filter::DefaultPolicy::Drop);
+  // The end verdict no longer decides the filter's policy.
+  auto only_end = to_filter_rule_set(parse_ok("defaults: {end_verdict: drop}\n"),
+                                     [](const std::string&) { return std::optional<std::uint32_t>{}; });
+  ASSERT_TRUE(only_end);
+  EXPECT_EQ(only_end->default_policy, filter::DefaultPolicy::Pass);
+  EXPECT_EQ(parse_ok(to_yaml(state)), state);
+  EXPECT_EQ(diff(parse_ok("filter: {default_policy: pass}\n"), state),
+            (std::vector<std::string>{"~ defaults.end_verdict: (unset) -> pass", "~ filter.default_policy: pass -> drop"}));
+}
+
+TEST(ConfigPolicy, LegacyDefaultVerdictBecomesTheFilterPolicyWithEndPass) {
+  for (const auto& [legacy, policy] : {std::pair{"drop", filter::DefaultPolicy::Drop}, std::pair{"pass", filter::DefaultPolicy::Pass}}) {
+    const DesiredState state = parse_ok(std::string("defaults: {default_verdict: ") + legacy + ", drop_fragments: true}\n");
+    ASSERT_TRUE(state.filter) << legacy;
+    EXPECT_EQ(state.filter->default_policy, policy) << legacy;
+    EXPECT_EQ(state.defaults->end_verdict, SLUICE_VERDICT_PASS) << legacy;
+    EXPECT_EQ(state.defaults->drop_fragments, true);
+    // Written back in the new spelling only.
+    const std::string text = to_yaml(state);
+    EXPECT_EQ(text.find("default_verdict"), std::string::npos) << text;
+    EXPECT_EQ(parse_ok(text), state);
+  }
+  // An explicit end_verdict next to the old key is kept.
+  const DesiredState both = parse_ok("defaults: {default_verdict: drop, end_verdict: drop}\n");
+  EXPECT_EQ(both.filter->default_policy, filter::DefaultPolicy::Drop);
+  EXPECT_EQ(both.defaults->end_verdict, SLUICE_VERDICT_DROP);
+}
+
+TEST(ConfigPolicy, AmbiguousOrBadPolicyIsRefusedWithItsPath) {
+  const ParseError twice = parse_error("filter: {default_policy: pass}\ndefaults: {default_verdict: drop}\n");
+  EXPECT_EQ(twice.path, "defaults.default_verdict");
+  EXPECT_NE(twice.message.find("filter.default_policy"), std::string::npos) << twice.message;
+  const ParseError bad = parse_error("filter: {default_policy: reject}\n");
+  EXPECT_EQ(bad.path, "filter.default_policy");
+  EXPECT_EQ(bad.message, "bad policy 'reject': expected pass or drop");
+  const ParseError unknown = parse_error("filter: {policy: drop}\n");
+  EXPECT_EQ(unknown.path, "filter.policy");
 }
 
 }  // namespace

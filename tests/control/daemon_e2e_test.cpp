@@ -76,19 +76,20 @@ TEST(DaemonE2E, AttachPingStatsConfigMetricsAndStop) {
   EXPECT_EQ(ping.exit_code, 0) << ping.output;
   EXPECT_GE(counter(client.result("stats"), "pass", "pipeline_end") - before, 3u);
 
-  auto set = client.result("config.set", {{"default_verdict", "drop"}});
-  EXPECT_EQ(set.at("default_verdict"), json::value("drop"));
-  EXPECT_EQ(client.result("config.get").at("default_verdict"), json::value("drop"));
+  auto set = client.result("config.set", {{"end_verdict", "drop"}});
+  EXPECT_EQ(set.at("end_verdict"), json::value("drop"));
+  EXPECT_EQ(client.result("config.get").at("end_verdict"), json::value("drop"));
   ping = lab.client.exec(ping_three + std::string(TwoHostLab::box_v4));
   EXPECT_NE(ping.exit_code, 0) << ping.output;
-  // default_verdict is also the filter's default policy (control/config): the filter drops them.
-  EXPECT_GE(counter(client.result("stats"), "drop", "filter_default_drop"), 3u);
+  // The filter (no rules, policy pass) hands them on; the end of the pipeline drops them.
+  EXPECT_GE(counter(client.result("stats"), "drop", "pipeline_end"), 3u);
+  EXPECT_EQ(counter(client.result("stats"), "drop", "filter_default_drop"), 0u);
   // A bad key makes the whole request fail and changes nothing.
-  auto bad = client.call("config.set", {{"default_verdict", "pass"}, {"non_ip_verdict", "maybe"}});
+  auto bad = client.call("config.set", {{"end_verdict", "pass"}, {"non_ip_verdict", "maybe"}});
   EXPECT_EQ(error_code(bad), "bad_args");
   EXPECT_NE(bad.error->message.find("non_ip_verdict"), std::string::npos);
-  EXPECT_EQ(client.result("config.get").at("default_verdict"), json::value("drop"));
-  client.result("config.set", {{"default_verdict", "pass"}});
+  EXPECT_EQ(client.result("config.get").at("end_verdict"), json::value("drop"));
+  client.result("config.set", {{"end_verdict", "pass"}});
   ping = lab.client.exec(ping_three + std::string(TwoHostLab::box_v4));
   EXPECT_EQ(ping.exit_code, 0) << ping.output;
 
@@ -207,7 +208,7 @@ TEST(DaemonE2E, UnprivilegedPeersMayReadButNotChangeState) {
       if (!client.connected()) return "connect failed: " + client.connect_error();
       std::string out;
       for (const auto& [op, args] : std::vector<std::pair<std::string, json::object>>{
-               {"status", {}}, {"config.get", {}}, {"stats", {}}, {"config.set", {{"default_verdict", "pass"}}},
+               {"status", {}}, {"config.get", {}}, {"stats", {}}, {"config.set", {{"end_verdict", "pass"}}},
                {"attach", {{"iface", lab.box_if}}}, {"shutdown", {}}}) {
         auto reply = client.call(op, args);
         out += op + "=" + error_code(reply) + ";";

@@ -227,16 +227,16 @@ TEST(DaemonAuth, RootOrAdminGroupMayChangeState) {
 TEST(DaemonConfig, PatchChangesOnlyNamedKeys) {
   auto base = dataplane::default_config();
   protocol::ConfigPatch patch;
-  patch.default_verdict = protocol::Verdict::Drop;
+  patch.end_verdict = protocol::Verdict::Drop;
   patch.stages.lb = false;
   const auto next = daemon::apply_patch(base, patch);
-  EXPECT_EQ(next.default_verdict, SLUICE_VERDICT_DROP);
+  EXPECT_EQ(next.end_verdict, SLUICE_VERDICT_DROP);
   EXPECT_EQ(next.stages_enabled, SLUICE_STAGES_ALL & ~SLUICE_STAGE_BIT(SLUICE_STAGE_LB));
   EXPECT_EQ(next.malformed_verdict, base.malformed_verdict);
   EXPECT_EQ(next.tail_call_fail_verdict, base.tail_call_fail_verdict);
   EXPECT_TRUE(dataplane::validate_config(next));
   const auto shown = daemon::config_to_json(next);
-  EXPECT_EQ(shown.at("default_verdict"), json::value("drop"));
+  EXPECT_EQ(shown.at("end_verdict"), json::value("drop"));
   EXPECT_EQ(shown.at("malformed_verdict"), json::value("drop"));
   EXPECT_EQ(shown.at("non_ip_verdict"), json::value("pass"));
   EXPECT_EQ(shown.at("drop_fragments"), json::value(false));
@@ -254,14 +254,14 @@ config::DesiredState parse_state(const std::string& yaml) {
 
 TEST(DaemonDesiredState, OverlayReplacesManagedSectionsAndDefaultsPerKey) {
   const auto live = parse_state("interfaces: [{name: eth0}]\n"
-                                "defaults: {default_verdict: pass, drop_fragments: true}\n"
+                                "defaults: {end_verdict: pass, drop_fragments: true}\n"
                                 "rules: [{priority: 10, proto: tcp, action: drop}]\n"
                                 "limits: [{class: a, pps: 5}]\n");
-  const auto merged = daemon::overlay(live, parse_state("defaults: {default_verdict: drop}\nrules: []\n"));
+  const auto merged = daemon::overlay(live, parse_state("defaults: {end_verdict: drop}\nrules: []\n"));
   EXPECT_EQ(merged.interfaces, live.interfaces) << "absent section: kept";
   EXPECT_EQ(merged.limits, live.limits);
   EXPECT_TRUE(merged.rules->empty()) << "present section: the whole truth";
-  EXPECT_EQ(merged.defaults->default_verdict, SLUICE_VERDICT_DROP);
+  EXPECT_EQ(merged.defaults->end_verdict, SLUICE_VERDICT_DROP);
   EXPECT_EQ(merged.defaults->drop_fragments, true) << "defaults merge per key";
   EXPECT_FALSE(daemon::is_whole(merged));
 }
@@ -278,9 +278,9 @@ TEST(DaemonDesiredState, DefaultsMirrorTheConfigArray) {
   const auto back = daemon::apply_defaults(dataplane::default_config(), defaults);
   EXPECT_EQ(std::memcmp(&back, &config, sizeof back), 0) << "every key round-trips";
   config::Defaults only_verdict;
-  only_verdict.default_verdict = SLUICE_VERDICT_DROP;
+  only_verdict.end_verdict = SLUICE_VERDICT_DROP;
   const auto patched = daemon::apply_defaults(config, only_verdict);
-  EXPECT_EQ(patched.default_verdict, SLUICE_VERDICT_DROP);
+  EXPECT_EQ(patched.end_verdict, SLUICE_VERDICT_DROP);
   EXPECT_EQ(patched.drop_fragments, 1u) << "unset keys are left alone";
 }
 

@@ -191,7 +191,7 @@ TEST(ProtocolOps, AccessOfEveryOpIsDeclared) {
   EXPECT_TRUE(find_op("events")->streaming);
   EXPECT_EQ(find_op("rule.list")->access, Access::ReadOnly);
   for (auto name : {"attach", "detach", "config.set", "shutdown", "block.add", "rule.add", "rule.del", "limit.set",
-                    "limit.del", "apply"})
+                    "limit.del", "apply", "filter.policy"})
     EXPECT_EQ(find_op(name)->access, Access::ChangesState) << name;
   EXPECT_EQ(find_op("nope"), nullptr);
 }
@@ -214,19 +214,22 @@ TEST(ProtocolOps, AttachArgs) {
 }
 
 TEST(ProtocolOps, ConfigPatchIsAllOrNothingAndNamesTheField) {
-  auto patch = parse_config_patch(obj(R"({"default_verdict":"drop","stages":{"lb":false},"drop_fragments":true})"));
+  auto patch = parse_config_patch(obj(R"({"end_verdict":"drop","stages":{"lb":false},"drop_fragments":true})"));
   ASSERT_TRUE(patch);
-  EXPECT_EQ(patch->default_verdict, Verdict::Drop);
+  EXPECT_EQ(patch->end_verdict, Verdict::Drop);
   EXPECT_EQ(patch->stages.lb, false);
   EXPECT_FALSE(patch->stages.filter);
   EXPECT_EQ(patch->drop_fragments, true);
   EXPECT_FALSE(patch->malformed_verdict);
-  expect_bad(parse_config_patch(obj(R"({"default_verdict":"DROP"})")), "default_verdict: must be \"pass\" or \"drop\", got \"DROP\"");
+  expect_bad(parse_config_patch(obj(R"({"end_verdict":"DROP"})")), "end_verdict: must be \"pass\" or \"drop\", got \"DROP\"");
   expect_bad(parse_config_patch(obj(R"({"drop_fragments":1})")), "drop_fragments: must be true or false, got 1");
   expect_bad(parse_config_patch(obj(R"({"stages":{"nat":true}})")), "\"nat\"");
   expect_bad(parse_config_patch(obj(R"({"stages":"all"})")), "stages: must be an object");
-  expect_bad(parse_config_patch(obj(R"({"default_verdict":"pass","colour":"blue"})")), "\"colour\"");
+  expect_bad(parse_config_patch(obj(R"({"end_verdict":"pass","colour":"blue"})")), "\"colour\"");
   expect_bad(parse_config_patch(obj(R"({})")), "at least one");
+  // The single knob of before the split is refused by name, pointing at its two successors.
+  expect_bad(parse_config_patch(obj(R"({"default_verdict":"drop"})")), "default_verdict: is now two settings");
+  expect_bad(parse_config_patch(obj(R"({"default_verdict":"drop"})")), "filter.policy");
   EXPECT_EQ(parse_config_patch(obj(R"({"drop_sample_every":1})"))->drop_sample_every, 1u);
   EXPECT_EQ(parse_config_patch(obj(R"({"drop_sample_every":0})"))->drop_sample_every, 0u);
   EXPECT_FALSE(parse_config_patch(obj(R"({"drop_fragments":true})"))->drop_sample_every);

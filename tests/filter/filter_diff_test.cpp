@@ -225,6 +225,8 @@ TEST_F(FilterTest, DataPlaneAndModelAgreeOnEveryPacket) {
   std::uint64_t sent = 0;
   std::map<std::pair<std::uint32_t, std::uint32_t>, std::uint64_t> outcomes;  // (verdict, reason) -> packets
   std::uint64_t deep_matches = 0;  // matched a rule beyond the first bitmap word
+  // Under a default-drop policy, packets a rule passes must leave the pipeline passed (not dropped at its end).
+  std::uint64_t allowed_under_default_drop = 0;
   const auto start = std::chrono::steady_clock::now();
   for (std::size_t round = 0; round < rounds && sent < total; ++round) {
     const std::size_t rule_count = random_rule_count(r, round);
@@ -237,6 +239,9 @@ TEST_F(FilterTest, DataPlaneAndModelAgreeOnEveryPacket) {
       if (frame.size() < 14) continue;
       const auto expected = filter::model::classify(set, ordered, frame, config, ingress);
       outcomes[{expected.verdict, expected.reason}]++;
+      if (set.default_policy == filter::DefaultPolicy::Drop && expected.verdict == SLUICE_VERDICT_PASS &&
+          expected.reason == SLUICE_REASON_FILTER_RULE_PASS)
+        ++allowed_under_default_drop;
       deep_matches += expected.rule_position >= SLUICE_FILTER_WORD_BITS;
       const std::uint64_t before = read_slot(expected.verdict, expected.reason);
       const RunResult got = send(frame, ingress);
@@ -275,6 +280,7 @@ TEST_F(FilterTest, DataPlaneAndModelAgreeOnEveryPacket) {
       EXPECT_GT((outcomes[{static_cast<std::uint32_t>(verdict), static_cast<std::uint32_t>(reason)}]), 100u)
           << "verdict " << verdict << " reason " << reason << " barely exercised";
     EXPECT_GT(deep_matches, 1000u);
+    EXPECT_GT(allowed_under_default_drop, 100u) << "default-drop sets with passing rules barely exercised";
   }
 }
 

@@ -118,12 +118,12 @@ TEST(ArrayMap, UpdateLookupAndDeleteIsRefused) {
   sluice_config wanted{};
   wanted.version = SLUICE_CONFIG_VERSION;
   wanted.stages_enabled = SLUICE_STAGES_ALL;
-  wanted.default_verdict = SLUICE_VERDICT_PASS;
+  wanted.end_verdict = SLUICE_VERDICT_PASS;
   ASSERT_TRUE(config.update(0, wanted, UpdateFlag::Exist));
   auto read = config.lookup(0).value();
   ASSERT_TRUE(read);
   EXPECT_EQ(read->stages_enabled, std::uint32_t{SLUICE_STAGES_ALL});
-  EXPECT_EQ(read->default_verdict, std::uint32_t{SLUICE_VERDICT_PASS});
+  EXPECT_EQ(read->end_verdict, std::uint32_t{SLUICE_VERDICT_PASS});
 
   auto deleted = config.erase(0);
   ASSERT_FALSE(deleted);

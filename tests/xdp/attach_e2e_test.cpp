@@ -47,7 +47,7 @@ TEST(AttachE2E, PipelineJudgesRealTrafficThroughLibxdp) {
 
   // Drop at the pipeline end: the same pings now fail, and the drops are counted.
   auto config = dataplane::default_config();
-  config.default_verdict = SLUICE_VERDICT_DROP;
+  config.end_verdict = SLUICE_VERDICT_DROP;
   ASSERT_TRUE(loaded->set_config(config));
   ping = lab.client.exec(ping_three + std::string(TwoHostLab::box_v4));
   EXPECT_NE(ping.exit_code, 0) << ping.output;

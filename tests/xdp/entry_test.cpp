@@ -72,7 +72,7 @@ TEST_F(XdpPipelineTest, Ipv4TcpGoesThroughEveryStageAndPassesUnchanged) {
 
 TEST_F(XdpPipelineTest, DefaultVerdictAppliesAtPipelineEnd) {
   auto config = dataplane::default_config();
-  config.default_verdict = SLUICE_VERDICT_DROP;
+  config.end_verdict = SLUICE_VERDICT_DROP;
   set_config(config);
   EXPECT_EQ(run(ipv4_tcp_syn()).verdict, XDP_DROP);
   EXPECT_EQ(count(SLUICE_VERDICT_DROP, SLUICE_REASON_PIPELINE_END).packets, 1u);
@@ -81,7 +81,7 @@ TEST_F(XdpPipelineTest, DefaultVerdictAppliesAtPipelineEnd) {
 TEST_F(XdpPipelineTest, AllStagesOffStillGivesTheDefaultVerdict) {
   auto config = dataplane::default_config();
   config.stages_enabled = 0;
-  config.default_verdict = SLUICE_VERDICT_DROP;
+  config.end_verdict = SLUICE_VERDICT_DROP;
   set_config(config);
   // No stage runs, so removing every stage program changes nothing.
   for (unsigned stage = 0; stage < SLUICE_STAGE_COUNT; ++stage)
@@ -182,11 +182,11 @@ TEST(DataplaneConfig, RejectsBadFieldsByNameAndValue) {
 
 TEST_F(XdpPipelineTest, RejectedConfigLeavesLiveConfigUntouched) {
   auto config = dataplane::default_config();
-  config.default_verdict = SLUICE_VERDICT_TX;
+  config.end_verdict = SLUICE_VERDICT_TX;
   EXPECT_FALSE(plane_->set_config(config));
   auto live = plane_->config();
   ASSERT_TRUE(live);
-  EXPECT_EQ(live->default_verdict, static_cast<std::uint32_t>(SLUICE_VERDICT_PASS));
+  EXPECT_EQ(live->end_verdict, static_cast<std::uint32_t>(SLUICE_VERDICT_PASS));
 }
 
 TEST_F(ParseResultTest, Ipv4TcpFields) {
