@@ -234,17 +234,17 @@ bool StateOps::restore(const config::DesiredState& baseline, const config::Desir
   // A rule naming an interface that is not there can match no packet: it is
   // left out (and reported) rather than costing the whole set.
   if (wanted.rules) {
-    std::vector<std::string> left_out;
-    std::erase_if(*wanted.rules, [&](const config::RuleSpec& rule) {
-      if (!rule.iface || ifindex_of(*rule.iface)) return false;
-      left_out.push_back("rule " + std::to_string(rule.priority) + " (no interface '" + *rule.iface + "')");
-      return true;
-    });
-    if (!left_out.empty()) {
-      std::string named;
-      for (const auto& rule : left_out) named += (named.empty() ? "" : ", ") + rule;
-      problems.push_back("not made live: " + named);
+    std::vector<config::RuleSpec> kept;
+    for (std::size_t i = 0; i < wanted.rules->size(); ++i) {
+      const auto& rule = (*wanted.rules)[i];
+      if (!rule.iface || ifindex_of(*rule.iface)) {
+        kept.push_back(rule);
+        continue;
+      }
+      problems.push_back("rules[" + std::to_string(i) + "].iface: no interface '" + *rule.iface + "': rule " +
+                         std::to_string(rule.priority) + " not made live (it matches no packet while it is missing)");
     }
+    wanted.rules = std::move(kept);
   }
   config::DesiredState live = wanted;  // becomes what is actually live, part by part
   // The filter's rules and classes cannot be read back from the compiled

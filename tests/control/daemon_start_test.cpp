@@ -49,9 +49,9 @@ std::string shell_quoted(const std::string& text) { return "'" + text + "'"; }
 // sluiced with these paths in the foreground, to its exit (a start that must fail).
 CommandResult run_sluiced(const std::string& socket, const std::string& pin_dir, const std::string& state_dir,
                           const std::string& extra = "") {
-  return run_command(std::string("timeout 60 ") + sluiced_path() + " --metrics off --socket " + shell_quoted(socket) +
+  return run_command(std::string("timeout 20 ") + sluiced_path() + " --metrics off --socket " + shell_quoted(socket) +
                          " --bpffs " + shell_quoted(pin_dir) + " --state-dir " + shell_quoted(state_dir) + " " + extra + " 2>&1",
-                     std::chrono::seconds(90));
+                     std::chrono::seconds(40));
 }
 
 // A scratch directory (0755, root's) under /tmp and a pin dir path beside the
@@ -114,6 +114,12 @@ class PinnedPlane {
     EXPECT_TRUE(config) << config.error().message;
     return config ? *config : sluice_config{};
   }
+  // filter_generation as the data plane reads it (not a daemon's cached count).
+  std::uint32_t filter_generation() {
+    auto table = filter::FilterTable::open(*plane_);
+    if (!table) return ADD_FAILURE() << table.error().message, 0;
+    return table->rule_set_generation();
+  }
   std::uint32_t drop_sample_every() {
     auto table = filter::FilterTable::open(*plane_);
     if (!table) return ADD_FAILURE() << table.error().message, 0;
@@ -154,6 +160,9 @@ TEST(DaemonStart, ASecondDaemonOnTheSameDirsExitsNonZeroAndChangesNothing) {
   const json::value filter_before = client.result("status").at("filter");
   const std::string rules_before = json::serialize(client.result("rule.list"));
   ASSERT_NE(state_before.find("dport"), std::string::npos) << state_before;
+  PinnedPlane plane(first.pin_dir());
+  ASSERT_TRUE(plane.ok());
+  const auto live_generation_before = plane.filter_generation();
 
   Scratch scratch;
   struct Case {
@@ -172,6 +181,7 @@ TEST(DaemonStart, ASecondDaemonOnTheSameDirsExitsNonZeroAndChangesNothing) {
     EXPECT_NE(second.output.find(c.expected), std::string::npos) << second.output;
     // Nothing of the first changed: its file, its filter generation, its rules; it still answers.
     EXPECT_EQ(read_text(state_path), state_before);
+    EXPECT_EQ(plane.filter_generation(), live_generation_before) << "the second daemon swapped the filter";
     ControlClient again(first.socket_path());
     const auto status = again.call("status");
     ASSERT_TRUE(status.ok) << "the first daemon stopped answering";
@@ -180,8 +190,6 @@ TEST(DaemonStart, ASecondDaemonOnTheSameDirsExitsNonZeroAndChangesNothing) {
     EXPECT_FALSE(fs::exists(scratch.base + "/second.sock"));
   }
   // And the data plane still enforces the first's rule.
-  PinnedPlane plane(first.pin_dir());
-  ASSERT_TRUE(plane.ok());
   EXPECT_TRUE(plane.drops_udp(kept_port));
   EXPECT_FALSE(plane.drops_udp(changed_port));
   EXPECT_EQ(first.stop(SIGTERM), 0) << first.log();
