@@ -206,16 +206,15 @@ TEST(DaemonStart, KilledAtAnyStepOfAChangeItRestartsRunningWhatItReports) {
   // The change touches the filter set, the filter settings and the config array.
   const std::string change_yaml = "rules:\n  - {priority: 10, proto: udp, dport: " + std::to_string(changed_port) +
                                   ", action: drop}\ndefaults: {drop_sample_every: 3, malformed_verdict: pass}\n";
+  // One daemon, restarted: its pins (and so the judging plane's view of them) stay.
+  SluicedProcess daemon;
+  ASSERT_EQ(daemon.start(), "");
+  ControlClient(daemon.socket_path()).result("apply", {{"yaml", before_yaml}});
+  PinnedPlane plane(daemon.pin_dir());
+  ASSERT_TRUE(plane.ok());
   for (std::string_view step : daemon::fault_kill_steps) {
     SCOPED_TRACE("killed before " + std::string(step));
-    SluicedProcess daemon;
-    ASSERT_EQ(daemon.start(), "");
-    {
-      ControlClient client(daemon.socket_path());
-      client.result("apply", {{"yaml", before_yaml}});
-    }
     ASSERT_EQ(daemon.stop(SIGTERM), 0) << daemon.log();
-
     daemon.set_extra_args({"--fault-kill-before", std::string(step)});
     ASSERT_EQ(daemon.start(), "");
     {
@@ -240,8 +239,6 @@ TEST(DaemonStart, KilledAtAnyStepOfAChangeItRestartsRunningWhatItReports) {
     // state.yaml was not replaced: the restart reports the state before the change...
     EXPECT_TRUE(reported.empty()) << shown;
     // ...and the data plane runs exactly that: packets, filter settings, config array.
-    PinnedPlane plane(daemon.pin_dir());
-    ASSERT_TRUE(plane.ok());
     EXPECT_EQ(plane.drops_udp(changed_port), contains(reported, changed_port)) << shown;
     EXPECT_FALSE(plane.drops_udp(kept_port));
     EXPECT_NE(shown.find("drop_sample_every: " + std::to_string(plane.drop_sample_every())), std::string::npos) << shown;
@@ -250,12 +247,14 @@ TEST(DaemonStart, KilledAtAnyStepOfAChangeItRestartsRunningWhatItReports) {
     // The stale temp file is gone.
     for (const auto& name : temps) EXPECT_FALSE(fs::exists(daemon.state_dir() + "/" + name)) << name;
 
-    // A change after the restart works and is enforced.
+    // A change after the restart works and is enforced; then back to the state before, for the next step.
     client.result("apply", {{"yaml", change_yaml}});
     EXPECT_TRUE(plane.drops_udp(changed_port));
     EXPECT_EQ(plane.drop_sample_every(), 3u);
-    EXPECT_EQ(daemon.stop(SIGTERM), 0) << daemon.log();
+    client.result("apply", {{"yaml", before_yaml}});
+    EXPECT_FALSE(plane.drops_udp(changed_port));
   }
+  EXPECT_EQ(daemon.stop(SIGTERM), 0) << daemon.log();
 }
 
 TEST(DaemonStart, ADegradedStartRunsWhatItReportsAndSoDoesTheRestartAfterIt) {
