@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <regex>
@@ -21,6 +22,7 @@
 #include "filter_table.hpp"
 #include "netns_lab.hpp"
 #include "privileges.hpp"
+#include "system.hpp"
 
 namespace sluice::test {
 namespace {
@@ -145,6 +147,28 @@ std::vector<std::uint16_t> reported_udp_drop_ports(ControlClient& client) {
 
 bool contains(const std::vector<std::uint16_t>& ports, std::uint16_t port) {
   return std::find(ports.begin(), ports.end(), port) != ports.end();
+}
+
+// ---- the sweep of stale temp files (no privileges needed) ----
+
+TEST(DaemonStartFiles, TheSweepRemovesOnlyTheTempFilesOfTheStateFile) {
+  Scratch scratch;
+  const std::string dir = scratch.base;
+  for (const char* name : {".state.yaml.AbC123", ".state.yaml.zzzzzz", "state.yaml", "state.yaml.rejected",
+                           ".state.yaml.rejected", ".state.yaml.abc", ".other.yaml.AbC123", "sluiced.lock"})
+    std::ofstream(dir + "/" + name) << "x";
+  fs::create_symlink(dir + "/state.yaml", dir + "/.state.yaml.LINK01");
+  fs::create_directory(dir + "/.state.yaml.DIR001");
+  auto swept = daemon::sweep_temp_files(dir, "state.yaml");
+  ASSERT_TRUE(swept) << swept.error().message;
+  std::sort(swept->begin(), swept->end());
+  EXPECT_EQ(*swept, (std::vector<std::string>{".state.yaml.AbC123", ".state.yaml.zzzzzz"}));
+  std::vector<std::string> left;
+  for (const auto& entry : fs::directory_iterator(dir)) left.push_back(entry.path().filename());
+  std::sort(left.begin(), left.end());
+  EXPECT_EQ(left, (std::vector<std::string>{".other.yaml.AbC123", ".state.yaml.DIR001", ".state.yaml.LINK01",
+                                            ".state.yaml.abc", ".state.yaml.rejected", "sluiced.lock", "state.yaml",
+                                            "state.yaml.rejected"}));
 }
 
 // ---- item 7: one daemon per state dir and per pin dir ----
