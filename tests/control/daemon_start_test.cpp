@@ -95,9 +95,11 @@ bool empty_dir(const std::string& path) {
 // through BPF_PROG_TEST_RUN. Nothing is written.
 class PinnedPlane {
  public:
-  explicit PinnedPlane(const std::string& pin_dir) {
+  explicit PinnedPlane(const std::string& pin_dir,
+                       std::uint32_t tbl8_groups = dataplane::LoadOptions{}.blocklist_tbl8_groups) {
     dataplane::LoadOptions options;
     options.pin_dir = pin_dir;
+    options.blocklist_tbl8_groups = tbl8_groups;  // as the daemon sized its pins
     auto loaded = dataplane::Dataplane::load(options);
     if (!loaded) {
       ADD_FAILURE() << "load over the daemon's pins: " << loaded.error().message;
@@ -107,8 +109,8 @@ class PinnedPlane {
     EXPECT_FALSE(plane_->reused_maps().empty()) << "no pins reused: the test would judge its own empty maps";
   }
   bool ok() const { return plane_.has_value(); }
-  bool drops_udp(std::uint16_t dport) {
-    const Bytes frame = ether().ipv4("198.18.0.1", "198.18.1.1").udp(40000, dport).build();
+  bool drops_udp(std::uint16_t dport, std::string_view src = "198.18.0.1") {
+    const Bytes frame = ether().ipv4(src, "198.19.1.1").udp(40000, dport).build();
     return run_xdp(plane_->entry_prog_fd(), frame).verdict == XDP_DROP;
   }
   sluice_config config() {
@@ -319,6 +321,46 @@ TEST(DaemonStart, ADegradedStartRunsWhatItReportsAndSoDoesTheRestartAfterIt) {
     }
     ASSERT_EQ(daemon.stop(SIGTERM), 0) << daemon.log();
   }
+}
+
+// A rule set whose swap fails (more /24s with longer prefixes than the
+// tbl8 groups hold) is not reported while the previous one runs: the
+// recovered prefix lists go live and are what the state says.
+TEST(DaemonStart, ARuleSetThatCannotBeSwappedInFallsBackToWhatIsReported) {
+  SLUICE_REQUIRE_BPFFS();
+  SluicedOptions options;
+  options.extra_args = {"--blocklist-tbl8-groups", "1"};
+  SluicedProcess daemon(options);
+  ASSERT_EQ(daemon.start(), "");
+  ControlClient(daemon.socket_path())
+      .result("apply", {{"yaml", "prefix_lists: {block: [198.18.1.0/25]}\nrules:\n  - {priority: 10, proto: udp, dport: " +
+                                     std::to_string(kept_port) + ", action: drop}\n"}});
+  ASSERT_EQ(daemon.stop(SIGTERM), 0) << daemon.log();
+  {
+    // Two /24s with longer prefixes: two tbl8 groups, one is there.
+    std::ofstream file(daemon.state_dir() + "/state.yaml");
+    file << "prefix_lists: {block: [198.18.1.0/25, 198.18.2.0/25]}\nrules:\n  - {priority: 10, proto: udp, dport: "
+         << changed_port << ", action: drop}\n";
+  }
+  ASSERT_EQ(daemon.start(), "");
+  ControlClient client(daemon.socket_path());
+  const json::value status = client.result("status");
+  EXPECT_EQ(status.at("degraded"), json::value(true));
+  const std::string why(status.at("restore_error").as_string());
+  EXPECT_NE(why.find("filter rule set not made live"), std::string::npos) << why;
+  const auto reported = reported_udp_drop_ports(client);
+  const std::string shown(client.result("config.show").at("yaml").as_string());
+  EXPECT_TRUE(reported.empty()) << shown;
+  EXPECT_NE(shown.find("198.18.1.0/25"), std::string::npos) << shown;
+  EXPECT_EQ(shown.find("198.18.2.0/25"), std::string::npos) << shown;
+  PinnedPlane plane(daemon.pin_dir(), 1);
+  ASSERT_TRUE(plane.ok());
+  // Reported == enforced: no rule drops port 9 (the previous daemon's) or 7; the recovered prefix drops.
+  EXPECT_FALSE(plane.drops_udp(kept_port)) << shown;
+  EXPECT_FALSE(plane.drops_udp(changed_port)) << shown;
+  EXPECT_TRUE(plane.drops_udp(changed_port + 1, "198.18.1.5"));
+  EXPECT_FALSE(plane.drops_udp(changed_port + 1, "198.18.2.5"));
+  EXPECT_EQ(daemon.stop(SIGTERM), 0) << daemon.log();
 }
 
 // ---- item 9: paths nobody else can swap ----
