@@ -15,8 +15,8 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   # end-to-end labs: real clients, servers and peers
   iproute2 iputils-ping netcat-openbsd nftables tcpdump curl
-  # control plane tests: promtool judges sluiced's /metrics
-  prometheus
+  # control plane tests: promtool judges sluiced's /metrics; strace checks the socket's chown/chmod calls
+  prometheus strace
 )
 
 missing=()
@@ -35,6 +35,14 @@ if ((${#missing[@]})); then
 fi
 
 # bpffs: pinned maps live here. Only root can mount it; tests say so if absent.
-if [[ $(id -u) -eq 0 ]] && ! mountpoint -q /sys/fs/bpf; then
-  mount -t bpf bpf /sys/fs/bpf
+# Mode 0700 (as systemd mounts it): a pin is a capability, and in a bpffs
+# others may write to they could plant sluice's pin dir before sluiced makes
+# it (sluiced refuses a pin dir that is not its own). A bpffs mounted without
+# mode= (1777, as earlier versions of this script did) is tightened in place.
+if [[ $(id -u) -eq 0 ]]; then
+  if ! mountpoint -q /sys/fs/bpf; then
+    mount -t bpf -o mode=0700 bpf /sys/fs/bpf
+  elif [[ $(stat -f -c %T /sys/fs/bpf) == bpf_fs && $(stat -c %a /sys/fs/bpf) != 700 ]]; then
+    chmod 0700 /sys/fs/bpf
+  fi
 fi

@@ -41,6 +41,8 @@ constexpr int exit_ok = 0;
 constexpr int exit_startup_failed = 1;
 constexpr int exit_usage = 2;
 constexpr mode_t state_dir_mode = 0750;
+// Clients must reach the socket (its own mode and group decide who may connect).
+constexpr mode_t socket_dir_mode = 0755;
 
 // Adapts a typed op (args parser + service method) to a registry handler.
 template <class Parse, class Run>
@@ -132,14 +134,45 @@ int run(const DaemonOptions& options) {
     metrics_endpoint = std::get<asio::ip::tcp::endpoint>(parsed);
   }
 
+  std::optional<std::string_view> kill_before;
+  if (options.fault_kill_before) {
+    for (std::string_view step : fault_kill_steps)
+      if (step == *options.fault_kill_before) kill_before = step;
+    if (!kill_before)
+      return spdlog::error("--fault-kill-before '{}': expected filter-set, filter-settings, config, interfaces, persist "
+                           "or rename",
+                           *options.fault_kill_before),
+             exit_usage;
+  }
+
+  // Where sluiced keeps what only it may change: checked before anything is
+  // created, mounted, locked or loaded, so a refused path changes nothing.
+  const std::filesystem::path socket_parent = std::filesystem::path(options.socket_path).parent_path();
+  const std::string socket_dir = socket_parent.empty() ? std::string(".") : socket_parent.string();
+  for (const auto& [path, what] : {std::pair{&options.state_dir, "--state-dir"}, std::pair{&options.pin_dir, "--bpffs pin"},
+                                   std::pair{&socket_dir, "--socket"}})
+    if (auto fit = check_private_dir(*path, what); !fit) return spdlog::error("{}", fit.error().message), exit_startup_failed;
+
+  // One daemon per state dir and per pin dir: both locked before anything in
+  // them is read or written (a second daemon would flip the filter
+  // generation and rewrite state.yaml under the first). The kernel drops the
+  // locks with the process, kill -9 included.
+  if (auto made = make_private_dir(options.state_dir, state_dir_mode, "--state-dir"); !made)
+    return spdlog::error("{}", made.error().message), exit_startup_failed;
+  auto state_lock = InstanceLock::lock_state_dir(options.state_dir);
+  if (!state_lock) return spdlog::error("{}", state_lock.error().message), exit_startup_failed;
   if (auto ready = ensure_bpffs(options.pin_dir); !ready) return spdlog::error("{}", ready.error().message), exit_startup_failed;
-  std::error_code ec;
-  std::filesystem::create_directories(options.state_dir, ec);
-  if (ec) return spdlog::error("create state dir {}: {}", options.state_dir, ec.message()), exit_startup_failed;
-  ::chmod(options.state_dir.c_str(), state_dir_mode);
+  auto pin_lock = InstanceLock::lock_pin_dir(options.pin_dir);
+  if (!pin_lock) return spdlog::error("{}", pin_lock.error().message), exit_startup_failed;
+  if (auto made = make_private_dir(socket_dir, socket_dir_mode, "--socket"); !made)
+    return spdlog::error("{}", made.error().message), exit_startup_failed;
 
   // The desired state: state.yaml (the last change) wins; --config seeds a first start.
   StateStore store(options.state_dir);
+  // A commit killed before its rename left its temp file: state.yaml is the old state, whole.
+  auto swept = store.sweep_temp_files();
+  if (!swept) return spdlog::error("{}", swept.error().message), exit_startup_failed;
+  for (const auto& name : *swept) spdlog::warn("removed {}/{}: the temp file of a change that never finished", options.state_dir, name);
   auto state_file_content = store.read();
   if (!state_file_content)
     // Refuse rather than start empty: the data plane keeps running its last state meanwhile.
@@ -185,6 +218,25 @@ int run(const DaemonOptions& options) {
     // What the data plane holds, overlaid by the file: sections the file leaves out stay as they run.
     const bool persisted = state_ops.restore(state_ops.baseline(legacy_interfaces), wanted.value_or(config::DesiredState{}));
     if (persisted && legacy_interfaces) store.remove_legacy_interfaces();  // folded into state.yaml
+  }
+  if (kill_before) {
+    // After the restore, whose own commit must not trip it.
+    spdlog::warn("--fault-kill-before {}: the next state change kills this daemon (SIGKILL), a test of crash recovery",
+                 *kill_before);
+    if (*kill_before == "rename") {
+      store.set_before_rename([] { ::raise(SIGKILL); });
+    } else {
+      using enum ChangeStep;
+      const ChangeStep at = *kill_before == "filter-set"        ? FilterSet
+                            : *kill_before == "filter-settings" ? FilterSettings
+                            : *kill_before == "config"          ? Config
+                            : *kill_before == "interfaces"      ? Interfaces
+                                                                : Persist;
+      state_ops.set_step_hook([at](ChangeStep step) -> Result<void> {
+        if (step == at) ::raise(SIGKILL);
+        return {};
+      });
+    }
   }
 
   asio::io_context io;

@@ -22,7 +22,17 @@ struct DaemonOptions {
   // tbl8 groups of each of the filter's two IPv4 blocklist generations
   // (dataplane::LoadOptions::blocklist_tbl8_groups): 1 KiB each per generation.
   std::uint32_t blocklist_tbl8_groups = dataplane::LoadOptions{}.blocklist_tbl8_groups;
+  // Fault injection for the crash tests (hidden option --fault-kill-before):
+  // the daemon SIGKILLs itself before this step of a state change:
+  // filter-set, filter-settings, config, interfaces, persist (the steps of
+  // StateOps::change), or rename (inside persist, between the synced temp
+  // file and its rename). Unset in any real run.
+  std::optional<std::string> fault_kill_before;
 };
+
+// The step names --fault-kill-before takes, in the order a change runs them.
+inline constexpr std::string_view fault_kill_steps[] = {"filter-set", "filter-settings", "config",
+                                                         "interfaces", "persist",         "rename"};
 
 // --blocklist-tbl8-groups N: a whole number 1..SLUICE_DIR24_8_TBL8_GROUPS_MAX;
 // an error naming the option and the value otherwise.

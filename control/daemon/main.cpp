@@ -23,7 +23,12 @@ int main(int argc, char** argv) {
   app.add_option("--blocklist-tbl8-groups", blocklist_tbl8_groups,
                  "IPv4 blocklist tbl8 groups per rule-set generation (1 KiB each, two generations; default " +
                      std::to_string(options.blocklist_tbl8_groups) + "; 1048576 holds any million-prefix list)");
+  std::string fault_kill_before;
+  // Hidden (empty group): crash tests only, see DaemonOptions::fault_kill_before.
+  app.add_option("--fault-kill-before", fault_kill_before, "test only: SIGKILL self before this step of a change")
+      ->group("");
   CLI11_PARSE(app, argc, argv);
+  if (!fault_kill_before.empty()) options.fault_kill_before = fault_kill_before;
   if (!blocklist_tbl8_groups.empty()) {
     auto groups = sluice::daemon::parse_blocklist_tbl8_groups(blocklist_tbl8_groups);
     if (!groups) {

@@ -1,6 +1,7 @@
 #include "server.hpp"
 
 #include <sys/socket.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -313,9 +314,12 @@ Result<void> ControlServer::listen() {
   state_->acceptor.bind(stream_protocol::endpoint(path), bind_ec);
   ::umask(previous);
   if (bind_ec) return maps::make_error("bind", path, bind_ec.value(), maps::ErrnoSubject::Path);
-  if (state_->options.socket_group && ::chown(path.c_str(), static_cast<uid_t>(-1), *state_->options.socket_group) != 0)
+  // Never through a symlink: a path swapped after bind() must not get a file of root's chowned or chmodded.
+  if (state_->options.socket_group &&
+      ::fchownat(AT_FDCWD, path.c_str(), static_cast<uid_t>(-1), *state_->options.socket_group, AT_SYMLINK_NOFOLLOW) != 0)
     return maps::make_error("chown socket to its group", path, errno, maps::ErrnoSubject::Path);
-  ::chmod(path.c_str(), socket_mode);
+  if (::fchmodat(AT_FDCWD, path.c_str(), socket_mode, AT_SYMLINK_NOFOLLOW) != 0)
+    return maps::make_error("chmod socket", path, errno, maps::ErrnoSubject::Path);
   state_->acceptor.listen(asio::socket_base::max_listen_connections, bind_ec);
   if (bind_ec) return maps::make_error("listen on", path, bind_ec.value());
   return {};

@@ -230,28 +230,56 @@ config::DesiredState StateOps::baseline(const std::optional<std::vector<config::
 }
 
 bool StateOps::restore(const config::DesiredState& baseline, const config::DesiredState& sections) {
-  const config::DesiredState wanted = overlay(baseline, sections);
-  config::DesiredState live = wanted;  // becomes what is actually live, part by part
+  config::DesiredState wanted = overlay(baseline, sections);
   std::vector<std::string> problems;
-  auto keep_running_filter = [&](std::string problem) {
-    // The filter keeps the set it has (on a warm start possibly rules of the
-    // previous daemon, which cannot be read back; on a cold start none): the
-    // state says what this daemon knows to be there, the baseline.
-    problems.push_back(std::move(problem));
+  // A rule naming an interface that is not there can match no packet: it is
+  // left out (and reported) rather than costing the whole set.
+  if (wanted.rules) {
+    std::vector<config::RuleSpec> kept;
+    for (std::size_t i = 0; i < wanted.rules->size(); ++i) {
+      const auto& rule = (*wanted.rules)[i];
+      if (!rule.iface || ifindex_of(*rule.iface)) {
+        kept.push_back(rule);
+        continue;
+      }
+      problems.push_back("rules[" + std::to_string(i) + "].iface: no interface '" + *rule.iface + "': rule " +
+                         std::to_string(rule.priority) + " not made live (it matches no packet while it is missing)");
+    }
+    wanted.rules = std::move(kept);
+  }
+  config::DesiredState live = wanted;  // becomes what is actually live, part by part
+  // The filter's rules and classes cannot be read back from the compiled
+  // bitmaps: after open() the table knows none, so comparing the wanted set
+  // with it says nothing about what runs (a daemon killed after a swap and
+  // before its state.yaml rename, or a degraded start, left another set
+  // live). So every start writes the whole set it is going to report, in
+  // one hitless generation swap (conntrack and rate buckets are kept).
+  auto make_live = [&](const config::DesiredState& state) -> Result<filter::RuleSet> {
+    auto set = config::to_filter_rule_set(state, ifindex_of);
+    if (!set) return maps::make_error_because("convert", "the rule set", set.error().to_string(), EINVAL);
+    if (auto replaced = table_.replace(*set); !replaced) return replaced.error();
+    return std::move(*set);
+  };
+  auto made = make_live(wanted);
+  if (!made) {
+    problems.push_back("filter rule set not made live: " + made.error().message);
+    // What is reported must be what runs: the baseline's filter sections
+    // (the prefixes recovered from the maps; no rules, no rate classes) go
+    // live in its place.
     live.prefix_lists = baseline.prefix_lists;
     live.rules = baseline.rules;
     live.limits = baseline.limits;
-  };
-  if (auto set = config::to_filter_rule_set(wanted, ifindex_of); !set) {
-    keep_running_filter("filter rule set not made live: " + set.error().to_string());
-  } else if (!same_rule_set(table_.rule_set(), *set)) {
-    // Hitless: the same rules give the same verdicts; conntrack and rate buckets are kept.
-    if (auto replaced = table_.replace(*set); !replaced)
-      keep_running_filter("filter rule set not made live: " + replaced.error().message);
-    else
-      spdlog::info("filter: {} rules, {} prefixes, {} rate classes made live", set->rules.size(), set->prefixes.size(),
-                   set->rate_classes.size());
+    made = make_live(live);
+    if (!made) {
+      filter_unknown_ = true;
+      problems.push_back("the recovered prefix lists could not be made live either (" + made.error().message +
+                         "): the filter runs a rule set from before this start that cannot be read back, so "
+                         "rule.list and config.show do not show what the filter does");
+    }
   }
+  if (made)
+    spdlog::info("filter: {} rules, {} prefixes, {} rate classes made live (generation {})", made->rules.size(),
+                 made->prefixes.size(), made->rate_classes.size(), table_.rule_set_generation());
   const config::Defaults defaults = wanted.defaults.value_or(config::Defaults{});
   bool defaults_live = true;
   if (auto settings = table_.settings(); !settings) {
@@ -330,7 +358,8 @@ OpResult StateOps::change(std::string_view op, const config::DesiredState& next)
   const auto& old_interfaces = live.interfaces ? *live.interfaces : no_interfaces;
   const auto& new_interfaces = next.interfaces ? *next.interfaces : old_interfaces;
 
-  const bool filter_changes = !same_rule_set(old_set, *set);
+  // After a start that could not write its filter set, what runs is unknown: any change rewrites it.
+  const bool filter_changes = filter_unknown_ || !same_rule_set(old_set, *set);
   const bool settings_change = !(new_settings == *old_settings);
   const bool config_changes = std::memcmp(&new_config, &*old_config, sizeof new_config) != 0;
   const bool interfaces_change = old_interfaces != new_interfaces;
@@ -340,19 +369,28 @@ OpResult StateOps::change(std::string_view op, const config::DesiredState& next)
   ChangeStep reached = FilterSet;
   auto roll_back = [&](const std::string& what) -> OpResult {
     std::string undo_errors;
-    auto note = [&](const char* step, const maps::Error& error) {
-      undo_errors += std::string("; rollback of ") + step + " failed too: " + error.message;
+    auto undo = [&](ChangeStep which, auto&& run) {
+      Result<void> undone = undo_hook_ ? undo_hook_(which) : Result<void>{};
+      if (undone) undone = run();
+      if (!undone) undo_errors += std::string("; undoing ") + std::string(to_string(which)) + " failed: " + undone.error().message;
     };
     if (reached > Interfaces && interfaces_change)
-      if (auto undone = service_.reconcile_interfaces(new_interfaces, old_interfaces); !undone) note("interfaces", undone.error());
-    if (reached > Config && config_changes)
-      if (auto undone = plane_.set_config(*old_config); !undone) note("config", undone.error());
+      undo(Interfaces, [&] { return service_.reconcile_interfaces(new_interfaces, old_interfaces); });
+    if (reached > Config && config_changes) undo(Config, [&] { return plane_.set_config(*old_config); });
     if (reached > FilterSettings && settings_change)
-      if (auto undone = table_.set_settings(*old_settings); !undone) note("filter settings", undone.error());
-    if (reached > FilterSet && filter_changes)
-      if (auto undone = table_.replace(old_set); !undone) note("filter rule set", undone.error());
-    spdlog::error("{}: {}; rolled back to the previous state{}", op, what, undo_errors);
-    return failed(std::string(op) + ": " + what + "; rolled back to the previous state" + undo_errors);
+      undo(FilterSettings, [&] { return table_.set_settings(*old_settings); });
+    if (reached > FilterSet && filter_changes) undo(FilterSet, [&] { return table_.replace(old_set); });
+    if (undo_errors.empty()) {
+      spdlog::error("{}: {}; rolled back to the previous state", op, what);
+      return failed(std::string(op) + ": " + what + "; rolled back to the previous state");
+    }
+    // Not "rolled back": part of the change may still run while the state says otherwise.
+    const std::string message = std::string(op) + ": " + what + "; rollback incomplete" + undo_errors +
+                                "; the data plane may not run the reported state: restart sluiced (a restart makes "
+                                "the data plane run state.yaml, hitlessly)";
+    rollback_error_ = message;
+    spdlog::critical("DEGRADED: {}", message);
+    return failed(message);
   };
   // Runs one step (when it has work) after the test hook, which may fail it instead.
   auto step = [&](ChangeStep which, bool has_work, auto&& run) -> std::optional<OpResult> {
@@ -372,6 +410,7 @@ OpResult StateOps::change(std::string_view op, const config::DesiredState& next)
                           [&] { return service_.reconcile_interfaces(old_interfaces, new_interfaces); }))
     return *failure;
   if (auto failure = step(Persist, true, [&] { return store_.commit(overlay(live, next)); })) return *failure;
+  filter_unknown_ = false;
   if (restore_error_ && filter_changes) {
     // The filter now runs exactly the set the state describes.
     spdlog::info("{}: a new filter set is live; no longer degraded (was: {})", op, *restore_error_);
@@ -690,8 +729,9 @@ OpResult StateOps::config_show(const json::object& object) const {
 }
 
 void StateOps::add_restore_state(json::object& status) const {
-  status["degraded"] = restore_error_.has_value();
+  status["degraded"] = restore_error_.has_value() || rollback_error_.has_value();
   if (restore_error_) status["restore_error"] = *restore_error_;
+  if (rollback_error_) status["rollback_error"] = *rollback_error_;
 }
 
 void StateOps::register_ops(OpRegistry& ops) {

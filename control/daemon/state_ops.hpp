@@ -8,7 +8,8 @@
 //
 // A failure at any step re-applies the previous state and reports the step
 // that failed: an op never leaves half a change, neither in the kernel nor
-// in the file.
+// in the file. When an undo fails too, the reply says "rollback incomplete"
+// (never "rolled back") and status reports degraded until a restart.
 #include <functional>
 #include <optional>
 #include <string>
@@ -38,14 +39,18 @@ class StateOps {
   // be read back from the compiled bitmaps).
   config::DesiredState baseline(const std::optional<std::vector<config::InterfaceSpec>>& legacy_interfaces) const;
   // Startup: makes overlay(baseline, wanted) live and persists what is then
-  // actually live. A part that cannot be made live (a rule set that does not
-  // convert, e.g. a rule naming an interface that is not there, or a failed
-  // swap; filter settings; the config array) keeps what the data plane
-  // runs: the baseline's sections are committed in its place, state.yaml as
-  // it was is kept as state.yaml.rejected, and status reports degraded with
-  // restore_error until a change makes a new filter set live. A daemon that
-  // refuses to start helps nobody; one that claims a state it does not run
-  // misleads. True when persisted.
+  // actually live. The filter's whole set is always written (one hitless
+  // generation swap), whatever the maps held: rules cannot be read back, so
+  // only a write makes the data plane run what is reported. Rules naming an
+  // interface that is not there are left out (they match nothing). A part
+  // that cannot be made live otherwise (a rule set that does not convert or
+  // a failed swap: the baseline's filter sections go live and are committed
+  // instead; filter settings; the config array: they keep what the data
+  // plane runs) is reported: state.yaml as it was is kept as
+  // state.yaml.rejected, and status reports degraded with restore_error
+  // until a change makes a new filter set live. A daemon that refuses to
+  // start helps nobody; one that claims a state it does not run misleads.
+  // True when persisted.
   bool restore(const config::DesiredState& baseline, const config::DesiredState& wanted);
 
   // The whole `next` state checked as the data plane will take it; the
@@ -68,13 +73,21 @@ class StateOps {
   // step as the step's own failure would, so rollback can be proven.
   using StepHook = std::function<Result<void>(ChangeStep)>;
   void set_step_hook(StepHook hook) { step_hook_ = std::move(hook); }
+  // Likewise before undoing a step in a rollback: an error fails that undo,
+  // so an incomplete rollback can be proven to say so.
+  void set_undo_hook(StepHook hook) { undo_hook_ = std::move(hook); }
 
   const StateStore& store() const noexcept { return store_; }
   // The bounded reader of the connection tables, shared with /metrics so both see one count per interval.
   ConntrackView& conntrack() noexcept { return conntrack_; }
   // Why the start could not make the whole desired state live; empty when it did.
   const std::optional<std::string>& restore_error() const noexcept { return restore_error_; }
-  // status: "degraded" (bool) and, when degraded, "restore_error" (the why).
+  // A rollback whose undo failed: the data plane may run part of a change
+  // the state does not hold, until a restart (which makes it run
+  // state.yaml). Empty when every rollback was complete.
+  const std::optional<std::string>& rollback_error() const noexcept { return rollback_error_; }
+  // status: "degraded" (bool) and, when degraded, "restore_error" and/or
+  // "rollback_error" (the why).
   void add_restore_state(boost::json::object& status) const;
 
  private:
@@ -94,7 +107,11 @@ class StateOps {
   StateStore& store_;
   Service& service_;
   StepHook step_hook_;
+  StepHook undo_hook_;
   std::optional<std::string> restore_error_;
+  std::optional<std::string> rollback_error_;
+  // The start could not write a filter set: the live one is not what table_.rule_set() says.
+  bool filter_unknown_ = false;
   ConntrackView conntrack_;
 };
 

@@ -88,9 +88,14 @@ void StateStore::remove_legacy_interfaces() const {
   if (!state_dir_.empty()) ::unlink((state_dir_ + "/" + std::string(legacy_interfaces_file)).c_str());
 }
 
+Result<std::vector<std::string>> StateStore::sweep_temp_files() const {
+  if (state_dir_.empty()) return std::vector<std::string>{};
+  return daemon::sweep_temp_files(state_dir_, state_file);
+}
+
 Result<void> StateStore::commit(config::DesiredState next) {
   if (!state_dir_.empty()) {
-    if (auto written = write_file_atomically(path(), config::to_yaml(next), state_file_mode); !written) return written;
+    if (auto written = write_file_atomically(path(), config::to_yaml(next), state_file_mode, before_rename_); !written) return written;
   }
   live_ = std::move(next);
   return {};

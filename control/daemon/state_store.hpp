@@ -7,6 +7,7 @@
 // compiled into bitmaps. So the YAML file, not the maps, is what a restarted
 // or cold-started daemon re-applies. Every state change writes the whole file
 // atomically (temp file, fsync, rename) before it counts as done.
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -53,8 +54,16 @@ class StateStore {
   // plane already runs it and the file could not be written.
   void adopt(config::DesiredState state) { live_ = std::move(state); }
 
+  // Start-up, with the state dir locked: removes the temp files of a commit
+  // killed before its rename (".state.yaml.XXXXXX"); the names removed.
+  Result<std::vector<std::string>> sweep_temp_files() const;
+  // Fault injection (tests, sluiced --fault-kill-before rename): runs inside
+  // commit() after the temp file is written and synced, before its rename.
+  void set_before_rename(std::function<void()> hook) { before_rename_ = std::move(hook); }
+
  private:
   std::string state_dir_;
+  std::function<void()> before_rename_;
   config::DesiredState live_;
 };
 

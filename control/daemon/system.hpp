@@ -3,8 +3,11 @@
 // directory (written atomically) and the peer credentials of socket clients.
 #include <sys/types.h>
 
+#include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "maps.hpp"
@@ -16,14 +19,63 @@ using maps::Error;
 using maps::Result;
 
 // Makes sure pin_dir can hold BPF pins: if the filesystem under it is not
-// bpffs, mounts bpffs at /sys/fs/bpf (pin dirs below it) or at pin_dir itself
-// (pin dirs elsewhere). Creates pin_dir (mode 0700: pins are capabilities).
+// bpffs, mounts bpffs (mode 0700) at /sys/fs/bpf (pin dirs below it) or at
+// pin_dir itself (pin dirs elsewhere). Creates pin_dir (mode 0700: pins are
+// capabilities); an existing one must pass check_private_dir.
 Result<void> ensure_bpffs(const std::string& pin_dir);
 bool is_on_bpffs(const std::string& path);
 
-// Writes content to path through a temp file in the same directory, fsync
-// and rename: a crash leaves either the old or the new file, never half.
-Result<void> write_file_atomically(const std::string& path, const std::string& content, mode_t mode);
+// The directories whose contents only sluiced may change (state dir, pin
+// dir, socket dir): whoever can write into one can plant a state file, swap
+// a pin or the socket. Refused, with an error naming the path and what is
+// wrong: a symlink (the last component, checked with lstat), not a
+// directory, not owned by the daemon's euid, writable by group or others;
+// an ancestor (after symlinks) not owned by root or the euid, or writable by
+// group or others without the sticky bit (/tmp, a 1777 bpffs are fine: in a
+// sticky directory nobody else may rename or remove our entry). A path that
+// does not exist yet: its nearest existing ancestor is checked, so nothing
+// is created under a directory an attacker controls. `what` names the role
+// ("--state-dir", "--bpffs", "socket directory") in the error.
+Result<void> check_private_dir(const std::string& path, std::string_view what);
+// check_private_dir, then creates what is missing of path (parents 0755, the
+// directory itself with `mode`) and checks the result again.
+Result<void> make_private_dir(const std::string& path, mode_t mode, std::string_view what);
+
+// An exclusive flock(2) held for the life of the object (the process: the
+// kernel drops it on any exit, kill -9 included), so two sluiced never
+// share a state dir or a pin dir. Move-only.
+class InstanceLock {
+ public:
+  // The state dir: a lock file `sluiced.lock` in it (holding the pid of the
+  // holder, for the error of the next one). The directory is opened without
+  // following a symlink and re-checked on the opened inode.
+  static Result<InstanceLock> lock_state_dir(const std::string& state_dir);
+  // The pin dir: bpffs holds no regular files, so the lock is on the pin
+  // directory itself (flock works on any inode, bpffs included).
+  static Result<InstanceLock> lock_pin_dir(const std::string& pin_dir);
+
+  InstanceLock(InstanceLock&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+  InstanceLock& operator=(InstanceLock&& other) noexcept;
+  InstanceLock(const InstanceLock&) = delete;
+  InstanceLock& operator=(const InstanceLock&) = delete;
+  ~InstanceLock();
+
+ private:
+  explicit InstanceLock(int fd) : fd_(fd) {}
+  int fd_ = -1;
+};
+
+// Writes content to path through a temp file in the same directory
+// (".<name>.XXXXXX"), fsync and rename: a crash leaves either the old or
+// the new file, never half, and at most a stale temp file (see
+// sweep_temp_files). `before_rename`, when set, runs between the fsync of
+// the temp file and the rename (fault injection of tests).
+Result<void> write_file_atomically(const std::string& path, const std::string& content, mode_t mode,
+                                   const std::function<void()>& before_rename = {});
+// Removes the temp files write_file_atomically leaves for <dir>/<name> when
+// killed before its rename (".<name>.XXXXXX"); only with the state dir
+// locked, so no live writer's file goes. Returns the names removed.
+Result<std::vector<std::string>> sweep_temp_files(const std::string& dir, std::string_view name);
 // Empty optional: the file does not exist.
 Result<std::optional<std::string>> read_file(const std::string& path, std::size_t max_bytes);
 

@@ -118,7 +118,7 @@ TEST_F(DaemonChangeTest, FailureAtAnyStepOfApplyRollsEverythingBack) {
               std::string::npos)
         << error.message;
     EXPECT_NE(error.message.find("rolled back"), std::string::npos) << error.message;
-    EXPECT_EQ(error.message.find("rollback of"), std::string::npos) << "the rollback itself failed: " << error.message;
+    EXPECT_EQ(error.message.find("rollback incomplete"), std::string::npos) << "the rollback itself failed: " << error.message;
     EXPECT_EQ(seen.back(), failing) << "steps after the failing one must not run";
 
     // Traffic judged by the old rule set, not the new one.
@@ -139,6 +139,38 @@ TEST_F(DaemonChangeTest, FailureAtAnyStepOfApplyRollsEverythingBack) {
   EXPECT_EQ(send(tcp4(80)).verdict, XDP_DROP);
   EXPECT_NE(read_text(std::filesystem::path(state_dir_) / "state.yaml"), file);
   EXPECT_EQ(plane_->config()->drop_fragments, 1u);
+}
+
+// A rollback whose undo fails must not claim "rolled back": the reply says
+// what is left running, and status reports degraded until a restart.
+TEST_F(DaemonChangeTest, AnIncompleteRollbackSaysSoAndStatusIsDegraded) {
+  result("apply", {{"yaml", "rules:\n  - {priority: 10, proto: tcp, dport: 22, action: drop}\n"}});
+  const auto sample_before = table_->settings()->drop_sample_every;
+  ASSERT_NE(sample_before, 7u);
+  state_->set_step_hook([](ChangeStep step) -> maps::Result<void> {
+    if (step == ChangeStep::Persist) return maps::Error{EIO, "injected failure"};
+    return {};
+  });
+  state_->set_undo_hook([](ChangeStep step) -> maps::Result<void> {
+    if (step == ChangeStep::FilterSet) return maps::Error{EIO, "injected undo failure"};
+    return {};
+  });
+  const auto error = refused("apply", {{"yaml", "rules:\n  - {priority: 10, proto: tcp, dport: 80, action: drop}\n"
+                                                "defaults: {drop_sample_every: 7}\n"}});
+  state_->set_step_hook(nullptr);
+  state_->set_undo_hook(nullptr);
+  EXPECT_NE(error.message.find("persist: injected failure"), std::string::npos) << error.message;
+  EXPECT_EQ(error.message.find("rolled back"), std::string::npos) << error.message;
+  EXPECT_NE(error.message.find("rollback incomplete; undoing filter rule set failed: injected undo failure"),
+            std::string::npos)
+      << error.message;
+  // What it says is true: the new filter set still runs, the settings were undone.
+  EXPECT_EQ(send(tcp4(80)).verdict, XDP_DROP);
+  EXPECT_EQ(table_->settings()->drop_sample_every, sample_before);
+  json::object status;
+  state_->add_restore_state(status);
+  EXPECT_EQ(status.at("degraded"), json::value(true));
+  EXPECT_EQ(status.at("rollback_error"), json::value(error.message));
 }
 
 TEST_F(DaemonChangeTest, AddingARuleKeepsTheHitsOfTheOthers) {
@@ -244,12 +276,13 @@ TEST_F(DaemonChangeTest, RestoreThatCannotMakeTheRuleSetLiveCommitsWhatIsLiveAnd
   state_->add_restore_state(status);
   EXPECT_EQ(status.at("degraded"), json::value(true));
   EXPECT_EQ(status.at("restore_error"), json::value(*state_->restore_error()));
-  // Nothing claims the rule: not the live state, not config.show, not the file; the filter was not swapped.
+  // Nothing claims the rule: not the live state, not config.show, not the file.
   EXPECT_TRUE(store_->live().rules && store_->live().rules->empty());
   const std::string shown(result("config.show").at("yaml").as_string());
   EXPECT_EQ(shown.find("sl-nosuch0"), std::string::npos) << shown;
   EXPECT_EQ(read_text(state_path).find("sl-nosuch0"), std::string::npos) << read_text(state_path);
-  EXPECT_EQ(generation(), generation_before);
+  // The filter was written whole (what runs is what is reported), in one swap.
+  EXPECT_EQ(generation(), generation_before + 1);
   // What could be made live was: the defaults.
   EXPECT_EQ(service_->config_get()->at("drop_sample_every"), json::value(7)) << shown;
   EXPECT_NE(shown.find("drop_sample_every: 7"), std::string::npos) << shown;
