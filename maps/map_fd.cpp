@@ -1,14 +1,19 @@
 #include "map_fd.hpp"
 
 #include <bpf/bpf.h>
+#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <fcntl.h>
 #include <unistd.h>
 
 #include <array>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
+#include <type_traits>
 #include <limits.h>
+#include <memory>
+#include <optional>
 
 namespace sluice::maps {
 namespace {
@@ -37,7 +42,213 @@ Result<MapInfo> query_info(int fd, std::string_view what) {
   info.value_size = raw.value_size;
   info.max_entries = raw.max_entries;
   info.map_flags = raw.map_flags;
+  info.btf_id = raw.btf_id;
+  info.btf_key_type_id = raw.btf_key_type_id;
+  info.btf_value_type_id = raw.btf_value_type_id;
   return info;
+}
+
+// ---- layout identity of BTF types ----
+
+struct BtfFree {
+  void operator()(btf* types) const { btf__free(types); }
+};
+using BtfHandle = std::unique_ptr<btf, BtfFree>;
+
+// Deeper than any map value of the contract (a struct of arrays of structs);
+// a type that nests further is reported as a difference, never assumed equal.
+constexpr int kMaxLayoutDepth = 16;
+
+std::string_view btf_kind_name(std::uint32_t kind) {
+  switch (kind) {
+    case BTF_KIND_UNKN: return "void";
+    case BTF_KIND_INT: return "int";
+    case BTF_KIND_PTR: return "pointer";
+    case BTF_KIND_ARRAY: return "array";
+    case BTF_KIND_STRUCT: return "struct";
+    case BTF_KIND_UNION: return "union";
+    case BTF_KIND_ENUM: return "enum";
+    case BTF_KIND_FWD: return "forward declaration";
+    case BTF_KIND_TYPEDEF: return "typedef";
+    case BTF_KIND_VOLATILE: return "volatile";
+    case BTF_KIND_CONST: return "const";
+    case BTF_KIND_RESTRICT: return "restrict";
+    case BTF_KIND_FLOAT: return "float";
+    case BTF_KIND_TYPE_TAG: return "type tag";
+    case BTF_KIND_ENUM64: return "enum64";
+    default: return "other";
+  }
+}
+
+std::string btf_name(const btf* types, const btf_type* type) {
+  const char* name = btf__name_by_offset(types, type->name_off);
+  return name ? name : "";
+}
+
+std::string type_label(const btf* types, const btf_type* type) {
+  const std::string name = btf_name(types, type);
+  return std::string(btf_kind_name(btf_kind(type))) + (name.empty() ? "" : " " + name);
+}
+
+template <typename Value>
+std::string differs(std::string_view what, const Value& pinned, const Value& wanted) {
+  if constexpr (std::is_same_v<Value, std::string>)
+    return std::string(what) + " '" + pinned + "' pinned, '" + wanted + "' expected";
+  else
+    return std::string(what) + " " + std::to_string(pinned) + " pinned, " + std::to_string(wanted) + " expected";
+}
+
+// Empty when the two types lay out memory alike; otherwise what differs,
+// with the path to it ("struct s member 2 (bytes): int: size 4 pinned, 8 expected").
+std::optional<std::string> layout_difference(const btf* pinned_types, std::uint32_t pinned_id, const btf* wanted_types,
+                                             std::uint32_t wanted_id, int depth) {
+  const btf_type* pinned = btf__type_by_id(pinned_types, pinned_id);
+  const btf_type* wanted = btf__type_by_id(wanted_types, wanted_id);
+  if (!pinned || !wanted) return "type id " + std::to_string(pinned ? wanted_id : pinned_id) + " not found";
+  if (depth > kMaxLayoutDepth) return "types nest deeper than " + std::to_string(kMaxLayoutDepth) + " levels";
+  const std::uint32_t kind = btf_kind(pinned);
+  if (kind != btf_kind(wanted))
+    return "kind " + type_label(pinned_types, pinned) + " pinned, " + type_label(wanted_types, wanted) + " expected";
+  const std::string label = type_label(wanted_types, wanted);
+  const auto inside = [&](const std::string& where, std::optional<std::string> inner) -> std::optional<std::string> {
+    if (!inner) return std::nullopt;
+    return where + ": " + *inner;
+  };
+  if (const std::string pinned_name = btf_name(pinned_types, pinned), wanted_name = btf_name(wanted_types, wanted);
+      pinned_name != wanted_name)
+    return std::string(btf_kind_name(kind)) + ": " + differs("name", pinned_name, wanted_name);
+  if (btf_vlen(pinned) != btf_vlen(wanted))
+    return label + ": " + differs(kind == BTF_KIND_STRUCT || kind == BTF_KIND_UNION ? "members" : "entries",
+                                  btf_vlen(pinned), btf_vlen(wanted));
+  if (btf_kflag(pinned) != btf_kflag(wanted)) return label + ": " + differs("kind flag", btf_kflag(pinned), btf_kflag(wanted));
+  switch (kind) {
+    case BTF_KIND_INT: {
+      const std::uint32_t pinned_bits = *reinterpret_cast<const std::uint32_t*>(pinned + 1);
+      const std::uint32_t wanted_bits = *reinterpret_cast<const std::uint32_t*>(wanted + 1);
+      if (pinned->size != wanted->size) return label + ": " + differs("size", pinned->size, wanted->size);
+      if (pinned_bits != wanted_bits) return label + ": " + differs("encoding", pinned_bits, wanted_bits);
+      return std::nullopt;
+    }
+    case BTF_KIND_FLOAT:
+      if (pinned->size != wanted->size) return label + ": " + differs("size", pinned->size, wanted->size);
+      return std::nullopt;
+    case BTF_KIND_PTR:
+      // Only the name of what it points to: the pointee may point back (lists).
+      if (const btf_type *pinned_to = btf__type_by_id(pinned_types, pinned->type),
+          *wanted_to = btf__type_by_id(wanted_types, wanted->type);
+          !pinned_to || !wanted_to || type_label(pinned_types, pinned_to) != type_label(wanted_types, wanted_to))
+        return std::string("pointer: target differs");
+      return std::nullopt;
+    case BTF_KIND_ARRAY: {
+      const struct btf_array* pinned_array = btf_array(pinned);
+      const struct btf_array* wanted_array = btf_array(wanted);
+      if (pinned_array->nelems != wanted_array->nelems)
+        return label + ": " + differs("elements", pinned_array->nelems, wanted_array->nelems);
+      return inside("array element",
+                    layout_difference(pinned_types, pinned_array->type, wanted_types, wanted_array->type, depth + 1));
+    }
+    case BTF_KIND_STRUCT:
+    case BTF_KIND_UNION: {
+      if (pinned->size != wanted->size) return label + ": " + differs("size", pinned->size, wanted->size);
+      const btf_member* pinned_members = btf_members(pinned);
+      const btf_member* wanted_members = btf_members(wanted);
+      for (std::uint16_t i = 0; i < btf_vlen(wanted); ++i) {
+        const std::string pinned_name = btf__name_by_offset(pinned_types, pinned_members[i].name_off);
+        const std::string wanted_name = btf__name_by_offset(wanted_types, wanted_members[i].name_off);
+        const std::string where = label + " member " + std::to_string(i) + " (" + wanted_name + ")";
+        if (pinned_name != wanted_name) return where + ": " + differs("name", pinned_name, wanted_name);
+        if (btf_member_bit_offset(pinned, i) != btf_member_bit_offset(wanted, i))
+          return where + ": " + differs("bit offset", btf_member_bit_offset(pinned, i), btf_member_bit_offset(wanted, i));
+        if (btf_member_bitfield_size(pinned, i) != btf_member_bitfield_size(wanted, i))
+          return where + ": " +
+                 differs("bitfield size", btf_member_bitfield_size(pinned, i), btf_member_bitfield_size(wanted, i));
+        if (auto inner = layout_difference(pinned_types, pinned_members[i].type, wanted_types, wanted_members[i].type,
+                                           depth + 1))
+          return where + ": " + *inner;
+      }
+      return std::nullopt;
+    }
+    case BTF_KIND_ENUM: {
+      if (pinned->size != wanted->size) return label + ": " + differs("size", pinned->size, wanted->size);
+      const struct btf_enum* pinned_values = btf_enum(pinned);
+      const struct btf_enum* wanted_values = btf_enum(wanted);
+      for (std::uint16_t i = 0; i < btf_vlen(wanted); ++i) {
+        const std::string pinned_name = btf__name_by_offset(pinned_types, pinned_values[i].name_off);
+        const std::string wanted_name = btf__name_by_offset(wanted_types, wanted_values[i].name_off);
+        if (pinned_name != wanted_name || pinned_values[i].val != wanted_values[i].val)
+          return label + ": " +
+                 differs("enumerator " + std::to_string(i), pinned_name + " = " + std::to_string(pinned_values[i].val),
+                         wanted_name + " = " + std::to_string(wanted_values[i].val));
+      }
+      return std::nullopt;
+    }
+    case BTF_KIND_ENUM64: {
+      if (pinned->size != wanted->size) return label + ": " + differs("size", pinned->size, wanted->size);
+      const struct btf_enum64* pinned_values = btf_enum64(pinned);
+      const struct btf_enum64* wanted_values = btf_enum64(wanted);
+      for (std::uint16_t i = 0; i < btf_vlen(wanted); ++i) {
+        const std::string pinned_name = btf__name_by_offset(pinned_types, pinned_values[i].name_off);
+        const std::string wanted_name = btf__name_by_offset(wanted_types, wanted_values[i].name_off);
+        if (pinned_name != wanted_name || btf_enum64_value(&pinned_values[i]) != btf_enum64_value(&wanted_values[i]))
+          return label + ": " + differs("enumerator " + std::to_string(i), pinned_name, wanted_name);
+      }
+      return std::nullopt;
+    }
+    case BTF_KIND_FWD:
+      return std::nullopt;  // name and kind flag (struct or union) compared above
+    case BTF_KIND_TYPEDEF:
+    case BTF_KIND_VOLATILE:
+    case BTF_KIND_CONST:
+    case BTF_KIND_RESTRICT:
+    case BTF_KIND_TYPE_TAG:
+      return inside(label, layout_difference(pinned_types, pinned->type, wanted_types, wanted->type, depth + 1));
+    default:
+      // Functions, variables, sections, declaration tags: never part of a map's key or value.
+      return label + ": not a data type";
+  }
+}
+
+// Types whose values are bytes the programs interpret; the others hold
+// kernel objects (programs, devices, CPUs, sockets) or are ring buffers.
+bool holds_data(bpf_map_type type) {
+  switch (type) {
+    case BPF_MAP_TYPE_HASH:
+    case BPF_MAP_TYPE_ARRAY:
+    case BPF_MAP_TYPE_PERCPU_HASH:
+    case BPF_MAP_TYPE_PERCPU_ARRAY:
+    case BPF_MAP_TYPE_LRU_HASH:
+    case BPF_MAP_TYPE_LRU_PERCPU_HASH:
+    case BPF_MAP_TYPE_LPM_TRIE:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// Empty when the pinned map's key and value types are laid out as the
+// object's; otherwise which one differs and how.
+Result<std::optional<std::string>> btf_layout_difference(const MapFd& pinned, const struct bpf_object* object,
+                                                         const struct bpf_map* map) {
+  if (!holds_data(pinned.type())) return std::optional<std::string>{};
+  const btf* wanted_types = bpf_object__btf(object);
+  if (!wanted_types) return std::optional<std::string>{"the object carries no BTF to compare layouts with"};
+  if (pinned.info().btf_id == 0)
+    return std::optional<std::string>{"the pinned map carries no BTF: its key and value layout cannot be checked"};
+  BtfHandle pinned_types(btf__load_from_kernel_by_id(pinned.info().btf_id));
+  if (!pinned_types) return make_error("load BTF id " + std::to_string(pinned.info().btf_id) + " of", pinned.name(), errno);
+  if (auto key = layout_difference(pinned_types.get(), pinned.info().btf_key_type_id, wanted_types,
+                                   bpf_map__btf_key_type_id(map), 0))
+    return std::optional<std::string>{"key type: " + *key};
+  if (auto value = layout_difference(pinned_types.get(), pinned.info().btf_value_type_id, wanted_types,
+                                     bpf_map__btf_value_type_id(map), 0))
+    return std::optional<std::string>{"value type: " + *value};
+  return std::optional<std::string>{};
+}
+
+std::string hex(std::uint32_t value) {
+  char text[16];
+  std::snprintf(text, sizeof text, "0x%x", value);
+  return text;
 }
 
 }  // namespace
@@ -114,7 +325,7 @@ Result<void> MapFd::unpin(const std::string& path) const {
   return {};
 }
 
-Result<bool> reuse_pinned(struct bpf_map* map, const std::string& path) {
+Result<bool> reuse_pinned(const struct bpf_object* object, struct bpf_map* map, const std::string& path) {
   const std::string operation = std::string("reuse pin for ") + bpf_map__name(map) + " at";
   auto pinned = MapFd::open_pinned(path);
   if (!pinned) {
@@ -138,6 +349,13 @@ Result<bool> reuse_pinned(struct bpf_map* map, const std::string& path) {
     return mismatch("value_size", pinned->value_size(), bpf_map__value_size(map));
   if (pinned->max_entries() != bpf_map__max_entries(map))
     return mismatch("max_entries", pinned->max_entries(), bpf_map__max_entries(map));
+  if (pinned->map_flags() != bpf_map__map_flags(map))
+    return make_error_because(
+        operation, path, "map_flags " + hex(pinned->map_flags()) + " pinned, " + hex(bpf_map__map_flags(map)) + " expected",
+        EINVAL);
+  auto layout = btf_layout_difference(*pinned, object, map);
+  if (!layout) return layout.error();
+  if (*layout) return make_error_because(operation, path, **layout, EINVAL);
   // bpf_map__reuse_fd dups the fd, so our MapFd may close its copy.
   if (const int ret = bpf_map__reuse_fd(map, pinned->fd()); ret < 0) return make_error(operation, path, -ret);
   return true;

@@ -11,6 +11,7 @@
 #include "error.hpp"
 
 struct bpf_map;
+struct bpf_object;
 
 namespace sluice::maps {
 
@@ -23,6 +24,10 @@ struct MapInfo {
   std::uint32_t value_size = 0;
   std::uint32_t max_entries = 0;
   std::uint32_t map_flags = 0;
+  // The BTF object describing key and value (0: created without BTF).
+  std::uint32_t btf_id = 0;
+  std::uint32_t btf_key_type_id = 0;
+  std::uint32_t btf_value_type_id = 0;
 };
 
 std::string_view map_type_name(bpf_map_type type);
@@ -68,7 +73,19 @@ class MapFd {
 // Before bpf_object__load(): make `map` use the map pinned at `path`.
 // true: a compatible pin was reused; false: nothing is pinned there (the
 // loader creates the map); error: the pin differs in type, key size, value
-// size or max_entries (reusing it would corrupt the data plane).
-[[nodiscard]] Result<bool> reuse_pinned(struct bpf_map* map_in_unloaded_object, const std::string& path);
+// size, max_entries, map_flags, or in the layout of its key or value type
+// (reusing it would make the new programs reinterpret the old bytes). The
+// error names the map, the path and what differs.
+//
+// Layout identity is the structure of the BTF types, compared recursively:
+// kinds, names, sizes, member names, offsets and bitfield sizes, element
+// counts, enumerators. The kernel keeps the BTF each map was created with
+// (bpf_map_info.btf_id), so no hash has to be kept in step with the contract
+// header. Maps whose values hold data (hash, array, LRU, per-CPU, LPM trie)
+// must carry BTF: a pin without it cannot prove its layout and is refused.
+// Maps of kernel objects and ring buffers have no layout beyond their sizes.
+// `object` is the unloaded object `map` belongs to (its BTF describes the map).
+[[nodiscard]] Result<bool> reuse_pinned(const struct bpf_object* object, struct bpf_map* map_in_unloaded_object,
+                                        const std::string& path);
 
 }  // namespace sluice::maps

@@ -1,6 +1,9 @@
 #include "program_maps.hpp"
 
 #include <linux/bpf.h>
+#include <linux/membarrier.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <array>
 #include <cerrno>
@@ -69,6 +72,88 @@ Result<std::optional<std::uint32_t>> ProgArray::lookup(std::uint32_t slot) const
   if (!found) return found.error();
   if (!*found) return std::optional<std::uint32_t>{};
   return std::optional<std::uint32_t>{prog_id};
+}
+
+// ---- StageBanks ----
+namespace {
+constexpr std::uint32_t kSelectorSlot = 0;
+}  // namespace
+
+Result<StageBanks> StageBanks::from(std::array<ProgArray, kBanks> banks, ArrayMap<std::uint32_t> selector) {
+  for (std::uint32_t i = 1; i < kBanks; ++i) {
+    if (banks[i].map().max_entries() != banks[0].map().max_entries())
+      return make_error_because("open StageBanks on", banks[i].map().name(),
+                                "max_entries " + std::to_string(banks[i].map().max_entries()) + ", bank 0 (" +
+                                    banks[0].map().name() + ") has " + std::to_string(banks[0].map().max_entries()),
+                                EINVAL);
+  }
+  return StageBanks(std::move(banks), std::move(selector));
+}
+
+Result<std::uint32_t> StageBanks::live_bank() const {
+  auto value = selector_.lookup(kSelectorSlot);
+  if (!value) return value.error();
+  // An array slot always exists; never written reads as 0.
+  const std::uint32_t bank = value->value_or(0);
+  if (bank >= kBanks)
+    return make_error_because("read live bank of", selector_.map().name(),
+                              "value " + std::to_string(bank) + ": must be below " + std::to_string(kBanks), ERANGE);
+  return bank;
+}
+
+Result<std::uint32_t> StageBanks::stage(std::span<const int> prog_fds) {
+  auto live = live_bank();
+  if (!live) return live.error();
+  const std::uint32_t idle = (*live + 1) % kBanks;
+  ProgArray& target = banks_[idle];
+  const std::uint32_t slots = target.map().max_entries();
+  if (prog_fds.size() > slots)
+    return make_error_because("stage programs into", target.map().name(),
+                              std::to_string(prog_fds.size()) + " programs for " + std::to_string(slots) + " slots",
+                              E2BIG);
+  // The idle bank was live until the last flip (by this process or an
+  // earlier one): packets that read the bank then may still be running its
+  // programs. XDP runs inside RCU read-side sections; MEMBARRIER_CMD_GLOBAL
+  // returns after synchronize_rcu(), when none of them is left.
+  if (::syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0) != 0)
+    return make_error("wait for packets in flight (membarrier) before writing", target.map().name(), errno);
+  for (std::uint32_t slot = 0; slot < slots; ++slot) {
+    if (slot < prog_fds.size()) {
+      if (auto set = target.set(slot, prog_fds[slot]); !set) return set.error();
+    } else if (auto cleared = target.clear(slot); !cleared) {
+      return cleared.error();
+    }
+  }
+  return idle;
+}
+
+Result<void> StageBanks::flip(std::uint32_t bank) {
+  if (bank >= kBanks)
+    return make_error_because("flip", selector_.map().name(),
+                              "bank " + std::to_string(bank) + ": must be below " + std::to_string(kBanks), EINVAL);
+  return selector_.update(kSelectorSlot, bank);
+}
+
+Result<void> StageBanks::install(std::span<const int> prog_fds) {
+  auto staged = stage(prog_fds);
+  if (!staged) return staged.error();
+  return flip(*staged);
+}
+
+Result<bool> StageBanks::clear(std::uint32_t slot) {
+  bool any = false;
+  for (ProgArray& bank : banks_) {
+    auto cleared = bank.clear(slot);
+    if (!cleared) return cleared.error();
+    any = any || *cleared;
+  }
+  return any;
+}
+
+Result<std::optional<std::uint32_t>> StageBanks::lookup(std::uint32_t slot) const {
+  auto live = live_bank();
+  if (!live) return live.error();
+  return banks_[*live].lookup(slot);
 }
 
 // ---- DevMap ----

@@ -2,12 +2,15 @@
 // Maps whose values name kernel objects: user space writes a program fd (or
 // an ifindex) and reads back a program id. Different enough from plain
 // key/value maps to have their own handles.
+#include <array>
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
 #include "error.hpp"
+#include "kv_map.hpp"
 #include "map_fd.hpp"
 #include "map_ops.hpp"
 
@@ -30,6 +33,47 @@ class ProgArray {
  private:
   explicit ProgArray(MapFd map) : map_(std::move(map)) {}
   MapFd map_;
+};
+
+// Two banks of tail-call slots (two program arrays of equal size) and the
+// one-slot array that names the live bank, which the entry program reads once
+// per packet (SLUICE_STAGE_BANKS in maps/sluice_maps.h). An upgrade writes
+// every slot of the idle bank, then makes it live with one map write: a packet
+// runs all the old stages or all the new ones, never a mix.
+class StageBanks {
+ public:
+  static constexpr std::uint32_t kBanks = 2;
+
+  // Both arrays must have the same number of slots; the selector is an
+  // array of one u32 (bank number).
+  [[nodiscard]] static Result<StageBanks> from(std::array<ProgArray, kBanks> banks, ArrayMap<std::uint32_t> selector);
+
+  // The live bank. A value out of range (the data plane drops every packet
+  // then) is an error naming it.
+  [[nodiscard]] Result<std::uint32_t> live_bank() const;
+  // Waits until no packet can still be running from the idle bank (it was
+  // live before the last flip: an RCU grace period), then writes prog_fds
+  // into its slots 0..n-1 and empties the rest. The live bank is untouched.
+  // Returns the bank written, for flip().
+  [[nodiscard]] Result<std::uint32_t> stage(std::span<const int> prog_fds);
+  // The one map write that makes `bank` live.
+  [[nodiscard]] Result<void> flip(std::uint32_t bank);
+  // stage() then flip(): what an upgrade does.
+  [[nodiscard]] Result<void> install(std::span<const int> prog_fds);
+  // Empties `slot` in both banks (packets meet the tail-call fail policy).
+  // false when it was empty in both.
+  [[nodiscard]] Result<bool> clear(std::uint32_t slot);
+  // The id of the program in `slot` of the live bank; empty when the slot is empty.
+  [[nodiscard]] Result<std::optional<std::uint32_t>> lookup(std::uint32_t slot) const;
+
+  const ProgArray& bank(std::uint32_t index) const { return banks_.at(index); }
+  const MapFd& selector() const noexcept { return selector_.map(); }
+
+ private:
+  StageBanks(std::array<ProgArray, kBanks> banks, ArrayMap<std::uint32_t> selector)
+      : banks_(std::move(banks)), selector_(std::move(selector)) {}
+  std::array<ProgArray, kBanks> banks_;
+  ArrayMap<std::uint32_t> selector_;
 };
 
 // One device map or CPU map slot as read back: prog_id 0 means no program.

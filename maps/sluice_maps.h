@@ -21,6 +21,14 @@ enum sluice_stage {
 	SLUICE_STAGE_COUNT = 3,
 };
 #define SLUICE_STAGE_BIT(stage) (1u << (stage))
+/*
+ * Two banks of stage programs (stage_progs = bank 0, stage_progs_b1 = bank 1)
+ * and a one-slot array stage_bank naming the live one. The entry program reads
+ * stage_bank once per packet and every stage of that packet comes from that
+ * bank; an upgrade fills the idle bank, then flips stage_bank with one map
+ * write, so no packet runs an old filter with a new lb.
+ */
+#define SLUICE_STAGE_BANKS 2
 #define SLUICE_STAGES_ALL                                                      \
 	(SLUICE_STAGE_BIT(SLUICE_STAGE_FILTER) |                                   \
 	 SLUICE_STAGE_BIT(SLUICE_STAGE_LB) | SLUICE_STAGE_BIT(SLUICE_STAGE_FORWARD))
@@ -65,6 +73,7 @@ enum sluice_reason {
 	SLUICE_REASON_NO_SCRATCH = 22,       /* per-CPU parse area missing */
 	SLUICE_REASON_BAD_VERDICT = 23,      /* a stage returned an unknown action */
 	SLUICE_REASON_IPV4_BAD_FRAGMENT = 24, /* fragment offset + length beyond 64 KiB */
+	SLUICE_REASON_BAD_STAGE_BANK = 25,    /* stage_bank (or the packet's copy) not 0 or 1: drop */
 	SLUICE_REASON_FIRST_FILTER = 32,     /* 32..47: filter stage (filter issue) */
 	SLUICE_REASON_FIRST_LB = 48,         /* 48..55: load balancer */
 	SLUICE_REASON_FIRST_FORWARD = 56,    /* 56..63: forward */
@@ -128,7 +137,7 @@ struct sluice_pkt {
 	__u8 icmp_code;
 	__u8 has_l4;        /* 1 if ports/flags/type above are valid */
 	__u32 note;         /* reason counted if the packet ends the pipeline untouched */
-	__u32 pad;
+	__u32 stage_bank;   /* the bank the entry program chose for this packet (SLUICE_STAGE_BANKS) */
 };
 
 /* ---- LPM trie keys (struct bpf_lpm_trie_key layout) ---- */

@@ -31,6 +31,8 @@ static __always_inline int pipeline_entry(struct xdp_md *ctx)
 		return pipeline_finish(ctx, cfg->malformed_verdict, reason);
 	if (pkt->frag != SLUICE_FRAG_NONE && cfg->drop_fragments)
 		return pipeline_finish(ctx, SLUICE_VERDICT_DROP, SLUICE_REASON_FRAGMENT_DROPPED);
+	/* Every stage of this packet comes from the bank read here (an upgrade flips it between packets). */
+	pkt->stage_bank = pipeline_live_bank();
 	return pipeline_next(ctx, cfg, pkt, -1);
 }
 

@@ -20,6 +20,22 @@ struct {
 	__type(value, __u32);
 } stage_progs SEC(".maps");
 
+/* Bank 1 of the stage programs (stage_progs is bank 0); see SLUICE_STAGE_BANKS. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, SLUICE_STAGE_COUNT);
+	__type(key, __u32);
+	__type(value, __u32);
+} stage_progs_b1 SEC(".maps");
+
+/* One slot: the live bank of stage programs, read once per packet by the entry program. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} stage_bank SEC(".maps");
+
 /* One slot: what every packet consults. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

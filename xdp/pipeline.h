@@ -96,28 +96,56 @@ static __always_inline int pipeline_finish(struct xdp_md *ctx, __u32 verdict, __
 		     : "r0", "r1", "r2", "r3", "r4", "r5")
 
 /*
- * Hand the packet to `stage` if it comes after `done` and is enabled. A
- * tail call that returns means the slot is empty: the configured
- * fail-open / fail-closed verdict applies.
+ * Hand the packet to `stage` of `bank` (a prog array) if it comes after
+ * `done` and is enabled. A tail call that returns means the slot is empty:
+ * the configured fail-open / fail-closed verdict applies.
  */
-#define PIPELINE_TRY_STAGE(ctx, cfg, done, stage)                              \
+#define PIPELINE_TRY_STAGE(ctx, cfg, done, stage, bank)                        \
 	do {                                                                   \
 		if ((stage) > (done) &&                                        \
 		    ((cfg)->stages_enabled & SLUICE_STAGE_BIT(stage))) {       \
-			TAIL_CALL_CONSTANT_SLOT(ctx, &stage_progs, stage);     \
+			TAIL_CALL_CONSTANT_SLOT(ctx, bank, stage);             \
 			return pipeline_finish(ctx, (cfg)->tail_call_fail_verdict, \
 					       SLUICE_REASON_TAIL_CALL_FAILED); \
 		}                                                              \
 	} while (0)
 
-/* Tail-call the first enabled stage after `done` (-1: none done yet). */
+/*
+ * The live bank of stage programs (SLUICE_STAGE_BANKS), read once per packet
+ * by the entry program; the stages follow the packet's copy. Out of range
+ * (only a corrupt map holds one): SLUICE_STAGE_BANKS, which drops.
+ */
+static __always_inline __u32 pipeline_live_bank(void)
+{
+	__u32 slot = 0;
+	const __u32 *bank = bpf_map_lookup_elem(&stage_bank, &slot);
+
+	if (!bank || *bank >= SLUICE_STAGE_BANKS)
+		return SLUICE_STAGE_BANKS;
+	return *bank;
+}
+
+/*
+ * Tail-call the first enabled stage after `done` (-1: none done yet) from the
+ * packet's bank. One branch per bank keeps map and slot constant at every
+ * call site (the direct tail call of TAIL_CALL_CONSTANT_SLOT).
+ */
 static __always_inline int pipeline_next(struct xdp_md *ctx, const struct sluice_config *cfg,
 					  const struct sluice_pkt *pkt, int done)
 {
 	_Static_assert(SLUICE_STAGE_COUNT == 3, "pipeline_next tries every stage");
-	PIPELINE_TRY_STAGE(ctx, cfg, done, SLUICE_STAGE_FILTER);
-	PIPELINE_TRY_STAGE(ctx, cfg, done, SLUICE_STAGE_LB);
-	PIPELINE_TRY_STAGE(ctx, cfg, done, SLUICE_STAGE_FORWARD);
+	_Static_assert(SLUICE_STAGE_BANKS == 2, "pipeline_next has a branch per bank");
+	if (pkt->stage_bank == 0) {
+		PIPELINE_TRY_STAGE(ctx, cfg, done, SLUICE_STAGE_FILTER, &stage_progs);
+		PIPELINE_TRY_STAGE(ctx, cfg, done, SLUICE_STAGE_LB, &stage_progs);
+		PIPELINE_TRY_STAGE(ctx, cfg, done, SLUICE_STAGE_FORWARD, &stage_progs);
+	} else if (pkt->stage_bank == 1) {
+		PIPELINE_TRY_STAGE(ctx, cfg, done, SLUICE_STAGE_FILTER, &stage_progs_b1);
+		PIPELINE_TRY_STAGE(ctx, cfg, done, SLUICE_STAGE_LB, &stage_progs_b1);
+		PIPELINE_TRY_STAGE(ctx, cfg, done, SLUICE_STAGE_FORWARD, &stage_progs_b1);
+	} else {
+		return pipeline_finish(ctx, SLUICE_VERDICT_DROP, SLUICE_REASON_BAD_STAGE_BANK);
+	}
 	return pipeline_finish(ctx, cfg->end_verdict, pkt->note);
 }
 

@@ -237,9 +237,25 @@ Result<void> Service::pin_entry_program() {
   return {};
 }
 
+namespace {
+
+std::string ids_text(const std::vector<std::uint32_t>& ids) {
+  std::string text;
+  for (const std::uint32_t id : ids) text += (text.empty() ? "" : ",") + std::to_string(id);
+  return "[" + text + "]";
+}
+
+}  // namespace
+
 void Service::restore_interfaces() {
   const std::vector<InterfaceRecord> recorded_now = interfaces();
   auto ours = identify_prog_fd(plane_.entry_prog_fd());
+  // The maps this daemon's entry program uses: the pinned ones it reused, or
+  // new ones when the pins were gone (pin dir removed, another --bpffs, bpffs
+  // remounted). A program attached on other maps would tail-call a stage
+  // array that nobody fills and pass every packet while status shows rules.
+  auto our_maps = dataplane::program_state_map_ids(plane_.entry_prog_fd());
+  if (!our_maps) spdlog::error("{}", our_maps.error().message);
   bool older_entry_kept = false;
   for (const auto& record : recorded_now) {
     if (!interface_exists(record.name)) {
@@ -261,27 +277,58 @@ void Service::restore_interfaces() {
     }
     const auto& running = **found;
     auto identity = identify_prog_id(running.prog_id);
-    if (ours && identity && identity->tag == ours->tag) {
-      spdlog::info("{}: entry program id {} is this build's; kept attached, the new stages are in the program array",
+    auto running_maps = dataplane::program_state_map_ids_by_id(running.prog_id);
+    if (!running_maps) spdlog::error("{}: {}", record.name, running_maps.error().message);
+    // Unknown map ids count as different: replacing is safe, keeping may not be.
+    const bool same_maps = our_maps && running_maps && *running_maps == *our_maps;
+    const bool same_build = ours && identity && identity->tag == ours->tag;
+    if (same_build && same_maps) {
+      spdlog::info("{}: entry program id {} is this build's on this daemon's maps; kept attached, the new stages are "
+                   "in the program array",
                    record.name, running.prog_id);
       continue;
     }
-    // An older build's entry program. It keeps running and tail-calls into
-    // the pinned program array, which now holds this build's stages, so stage
-    // upgrades need no re-attach. Only the parser itself is older: swap it
-    // atomically where the kernel allows (legacy attachment).
+    if (!same_maps)
+      spdlog::warn("{}: entry program id {} runs on maps {}, not this daemon's {} (pins removed, --bpffs changed or "
+                   "bpffs remounted): it must be replaced, it would pass packets past rules it cannot see",
+                   record.name, running.prog_id, running_maps ? ids_text(*running_maps) : "(unknown)",
+                   our_maps ? ids_text(*our_maps) : "(unknown)");
+    // An older build's entry program on our maps keeps running and tail-calls
+    // into the pinned program array, which now holds this build's stages, so
+    // stage upgrades need no re-attach. Only the parser itself is older: swap
+    // it atomically where the kernel allows (legacy attachment).
     if (running.dispatcher) {
-      older_entry_kept = true;
-      spdlog::warn("{}: entry program id {} is an older build inside libxdp's dispatcher; it keeps running with the "
-                   "new stages (detach and attach to upgrade the parser)",
-                   record.name, running.prog_id);
+      if (same_maps) {
+        older_entry_kept = true;
+        spdlog::warn("{}: entry program id {} is an older build inside libxdp's dispatcher; it keeps running with the "
+                     "new stages (detach and attach to upgrade the parser)",
+                     record.name, running.prog_id);
+        continue;
+      }
+      // libxdp rebuilds its dispatcher for a detach and an attach: a short
+      // gap without sluice on this interface, instead of one without rules.
+      auto detached = dataplane::detach_program(running);
+      auto attached = detached ? dataplane::attach_xdp(plane_.entry_prog_fd(), record.name, to_dataplane(record.mode))
+                               : maps::Result<dataplane::AttachedProgram>(detached.error());
+      if (!attached) {
+        older_entry_kept = true;
+        spdlog::critical("{}: entry program id {} on foreign maps could not be replaced: {}", record.name,
+                         running.prog_id, attached.error().message);
+      } else {
+        spdlog::info("{}: replaced entry program id {} inside the dispatcher by id {}", record.name, running.prog_id,
+                     attached->prog_id);
+      }
       continue;
     }
     if (auto replaced = replace_legacy_attachment(running, plane_.entry_prog_fd()); !replaced) {
       older_entry_kept = true;
-      spdlog::warn("{} (the older entry program keeps running with the new stages)", replaced.error().message);
+      if (same_maps)
+        spdlog::warn("{} (the older entry program keeps running with the new stages)", replaced.error().message);
+      else
+        spdlog::critical("{}: the entry program on foreign maps keeps running and does not apply this daemon's rules",
+                         replaced.error().message);
     } else {
-      spdlog::info("{}: replaced older entry program id {} atomically", record.name, running.prog_id);
+      spdlog::info("{}: replaced entry program id {} atomically", record.name, running.prog_id);
     }
   }
   if (!older_entry_kept) {

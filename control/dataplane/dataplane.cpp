@@ -1,9 +1,12 @@
 #include "dataplane.hpp"
 
+#include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstdarg>
 #include <cstdio>
@@ -27,7 +30,8 @@ Error config_error(std::string_view field, std::uint64_t value, std::string_view
 }
 
 // libbpf names internal maps (.rodata) "<object>.rodata"; they are per load, never pinned.
-bool is_internal_map(const bpf_map* map) { return std::string_view(bpf_map__name(map)).find('.') != std::string_view::npos; }
+bool is_internal_map_name(std::string_view name) { return name.find('.') != std::string_view::npos; }
+bool is_internal_map(const bpf_map* map) { return is_internal_map_name(bpf_map__name(map)); }
 
 Result<void> ensure_dir(const std::string& dir) {
   std::error_code ec;
@@ -54,7 +58,57 @@ int print_libbpf_message(libbpf_print_level level, const char* format, va_list a
   return std::vfprintf(stderr, format, args);
 }
 
+// Closes an fd the kernel handed out by id; the only owner, never copied.
+class OwnedFd {
+ public:
+  explicit OwnedFd(int fd) noexcept : fd_(fd) {}
+  OwnedFd(const OwnedFd&) = delete;
+  OwnedFd& operator=(const OwnedFd&) = delete;
+  ~OwnedFd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  int get() const noexcept { return fd_; }
+
+ private:
+  int fd_;
+};
+
 }  // namespace
+
+Result<std::vector<std::uint32_t>> program_state_map_ids(int prog_fd) {
+  bpf_prog_info counted{};
+  std::uint32_t length = sizeof counted;
+  if (int err = bpf_obj_get_info_by_fd(prog_fd, &counted, &length); err != 0)
+    return maps::make_error("read map ids of", "program", -err);
+  std::vector<std::uint32_t> all(counted.nr_map_ids);
+  bpf_prog_info listed{};
+  listed.nr_map_ids = static_cast<std::uint32_t>(all.size());
+  listed.map_ids = reinterpret_cast<std::uint64_t>(all.data());
+  length = sizeof listed;
+  if (int err = bpf_obj_get_info_by_fd(prog_fd, &listed, &length); err != 0)
+    return maps::make_error("read map ids of", "program", -err);
+  // A loaded program's maps never change; the kernel fills at most what we asked for.
+  all.resize(std::min<std::size_t>(all.size(), listed.nr_map_ids));
+
+  std::vector<std::uint32_t> state;
+  for (const std::uint32_t id : all) {
+    const OwnedFd map(bpf_map_get_fd_by_id(id));
+    if (map.get() < 0) return maps::make_error("open map id", std::to_string(id), -map.get());
+    bpf_map_info info{};
+    std::uint32_t info_length = sizeof info;
+    if (int err = bpf_obj_get_info_by_fd(map.get(), &info, &info_length); err != 0)
+      return maps::make_error("read info of map id", std::to_string(id), -err);
+    if (!is_internal_map_name(info.name)) state.push_back(id);
+  }
+  std::sort(state.begin(), state.end());
+  return state;
+}
+
+Result<std::vector<std::uint32_t>> program_state_map_ids_by_id(std::uint32_t prog_id) {
+  const OwnedFd prog(bpf_prog_get_fd_by_id(prog_id));
+  if (prog.get() < 0) return maps::make_error("open program id", std::to_string(prog_id), -prog.get());
+  return program_state_map_ids(prog.get());
+}
 
 sluice_config default_config() {
   sluice_config config{};
@@ -86,7 +140,7 @@ Result<void> validate_config(const sluice_config& config) {
 
 void Dataplane::SkeletonDeleter::operator()(sluice_bpf* skeleton) const { sluice_bpf__destroy(skeleton); }
 
-Dataplane::Dataplane(std::unique_ptr<sluice_bpf, SkeletonDeleter> skeleton, maps::ProgArray stages,
+Dataplane::Dataplane(std::unique_ptr<sluice_bpf, SkeletonDeleter> skeleton, maps::StageBanks stages,
                      maps::ArrayMap<sluice_config> config, maps::PerCpuArrayMap<sluice_counter> counters,
                      std::vector<std::string> reused)
     : skeleton_(std::move(skeleton)),
@@ -122,7 +176,7 @@ Result<Dataplane> Dataplane::load(const LoadOptions& options) {
     bpf_object__for_each_map(map, skel->obj) {
       if (is_internal_map(map)) continue;
       const std::string path = options.pin_dir + "/" + bpf_map__name(map);
-      auto found = maps::reuse_pinned(map, path);
+      auto found = maps::reuse_pinned(skel->obj, map, path);
       if (!found) return found.error();
       if (*found) reused.emplace_back(bpf_map__name(map));
     }
@@ -141,9 +195,20 @@ Result<Dataplane> Dataplane::load(const LoadOptions& options) {
     }
   }
 
-  auto stages_fd = maps::MapFd::from_skeleton(skel->maps.stage_progs);
-  if (!stages_fd) return stages_fd.error();
-  auto stages = maps::ProgArray::from(std::move(*stages_fd));
+  auto bank0_fd = maps::MapFd::from_skeleton(skel->maps.stage_progs);
+  if (!bank0_fd) return bank0_fd.error();
+  auto bank0 = maps::ProgArray::from(std::move(*bank0_fd));
+  if (!bank0) return bank0.error();
+  auto bank1_fd = maps::MapFd::from_skeleton(skel->maps.stage_progs_b1);
+  if (!bank1_fd) return bank1_fd.error();
+  auto bank1 = maps::ProgArray::from(std::move(*bank1_fd));
+  if (!bank1) return bank1.error();
+  auto selector_fd = maps::MapFd::from_skeleton(skel->maps.stage_bank);
+  if (!selector_fd) return selector_fd.error();
+  auto selector = maps::ArrayMap<std::uint32_t>::from(std::move(*selector_fd));
+  if (!selector) return selector.error();
+  static_assert(maps::StageBanks::kBanks == SLUICE_STAGE_BANKS);
+  auto stages = maps::StageBanks::from({std::move(*bank0), std::move(*bank1)}, std::move(*selector));
   if (!stages) return stages.error();
   auto config_fd = maps::MapFd::from_skeleton(skel->maps.config);
   if (!config_fd) return config_fd.error();
@@ -172,10 +237,10 @@ int Dataplane::stage_prog_fd(sluice_stage stage) const {
 }
 
 Result<void> Dataplane::install_stages() {
-  for (std::uint32_t stage = 0; stage < SLUICE_STAGE_COUNT; ++stage) {
-    if (auto set = stages_.set(stage, stage_prog_fd(static_cast<sluice_stage>(stage))); !set) return set.error();
-  }
-  return {};
+  std::array<int, SLUICE_STAGE_COUNT> programs{};
+  for (std::uint32_t stage = 0; stage < SLUICE_STAGE_COUNT; ++stage)
+    programs[stage] = stage_prog_fd(static_cast<sluice_stage>(stage));
+  return stages_.install(programs);
 }
 
 Result<void> Dataplane::remove_stage(sluice_stage stage) {

@@ -37,6 +37,14 @@ struct VerdictCount {
   sluice_counter total;  // summed over all possible CPUs
 };
 
+// The ids of the maps a loaded program uses, ascending, without libbpf's
+// internal maps (.rodata, .bss: they belong to one load and are never
+// pinned). Two entry programs with the same tag and the same ids run the same
+// code on the same state; the same tag alone says nothing about the maps.
+Result<std::vector<std::uint32_t>> program_state_map_ids(int prog_fd);
+// The same for the program with this id (e.g. the one attached to an interface).
+Result<std::vector<std::uint32_t>> program_state_map_ids_by_id(std::uint32_t prog_id);
+
 // The defaults an operator gets before changing anything: every stage on,
 // pass at the end, fail open, drop malformed, pass non-IP, keep fragments.
 sluice_config default_config();
@@ -58,13 +66,16 @@ class Dataplane {
   // Maps found pinned and reused at load (a restart), by map name.
   const std::vector<std::string>& reused_maps() const noexcept { return reused_maps_; }
 
-  // Points every program-array slot at this object's stage programs. Live
-  // traffic switches to the new stage at its next tail call.
+  // Writes this object's stage programs into the idle bank of stage
+  // programs, then makes that bank live with one map write (stage_bank):
+  // each packet runs all the old stages or all the new ones, never a mix.
   Result<void> install_stages();
-  // Empties one slot: packets then meet the tail-call fail policy.
+  // Empties one stage's slot (in both banks): packets then meet the tail-call fail policy.
   Result<void> remove_stage(sluice_stage stage);
-  // The id of the program in a stage's slot; empty when the slot is empty.
+  // The id of the program in a stage's slot of the live bank; empty when the slot is empty.
   Result<std::optional<std::uint32_t>> installed_stage_id(sluice_stage stage) const;
+  // The banks themselves (tests stage and flip them separately).
+  maps::StageBanks& stage_banks() noexcept { return stages_; }
 
   Result<sluice_config> config() const;
   Result<void> set_config(const sluice_config& config);
@@ -79,12 +90,12 @@ class Dataplane {
   struct SkeletonDeleter {
     void operator()(sluice_bpf* skeleton) const;
   };
-  Dataplane(std::unique_ptr<sluice_bpf, SkeletonDeleter> skeleton, maps::ProgArray stages,
+  Dataplane(std::unique_ptr<sluice_bpf, SkeletonDeleter> skeleton, maps::StageBanks stages,
             maps::ArrayMap<sluice_config> config, maps::PerCpuArrayMap<sluice_counter> counters,
             std::vector<std::string> reused);
 
   std::unique_ptr<sluice_bpf, SkeletonDeleter> skeleton_;
-  maps::ProgArray stages_;
+  maps::StageBanks stages_;
   maps::ArrayMap<sluice_config> config_;
   maps::PerCpuArrayMap<sluice_counter> counters_;
   std::vector<std::string> reused_maps_;

@@ -130,6 +130,21 @@ maps::Result<std::optional<AttachedProgram>> find_attached(const std::string& if
   return std::optional<AttachedProgram>{attached};
 }
 
+maps::Result<void> detach_program(const AttachedProgram& attached) {
+  libxdp_set_print(print_libxdp_message);
+  ProgramHandle prog(xdp_program__from_id(attached.prog_id));
+  if (long err = libxdp_get_error(prog.get()); err != 0) {
+    prog.release();
+    return maps::make_error("detach: open program id " + std::to_string(attached.prog_id) + " on", attached.ifname,
+                            static_cast<int>(-err));
+  }
+  const xdp_attach_mode xdp_mode = attached.mode == AttachMode::Skb ? XDP_MODE_SKB : XDP_MODE_NATIVE;
+  if (int err = xdp_program__detach(prog.get(), attached.ifindex, xdp_mode, 0); err != 0)
+    return maps::make_error_because("detach program id " + std::to_string(attached.prog_id) + " from", attached.ifname,
+                                    libxdp_message(err), -err);
+  return {};
+}
+
 maps::Result<bool> detach_xdp(const std::string& ifname) {
   libxdp_set_print(print_libxdp_message);
   auto ifindex = interface_index(ifname, "detach from");

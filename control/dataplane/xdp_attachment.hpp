@@ -38,6 +38,10 @@ maps::Result<AttachedProgram> attach_xdp(int prog_fd, const std::string& ifname,
 // What libxdp finds on ifname: the XDP program named prog_name, if attached.
 maps::Result<std::optional<AttachedProgram>> find_attached(const std::string& ifname, std::string_view prog_name);
 
+// Detaches the one program `attached` names (inside libxdp's dispatcher the
+// other programs stay attached).
+maps::Result<void> detach_program(const AttachedProgram& attached);
+
 // Detaches whatever libxdp attached on ifname (dispatcher or single program).
 // false: nothing was attached.
 maps::Result<bool> detach_xdp(const std::string& ifname);

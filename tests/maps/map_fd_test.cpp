@@ -1,9 +1,12 @@
 #include "map_fd.hpp"
 
+#include <bpf/btf.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
 
+#include <array>
 #include <filesystem>
+#include <optional>
 
 #include "kv_map.hpp"
 #include "map_test_support.hpp"
@@ -126,20 +129,28 @@ TEST(ReusePinned, FalseWithoutPinTrueWithCompatiblePin) {
   {
     ProbeSkeleton fresh;
     ASSERT_NE(fresh.skeleton, nullptr);
-    auto reused = reuse_pinned(fresh.skeleton->maps.probe_table, path);
+    auto reused = reuse_pinned(fresh.skeleton->obj, fresh.skeleton->maps.probe_table, path);
     ASSERT_TRUE(reused) << reused.error().message;
     EXPECT_FALSE(*reused);
   }
-  auto created = MapFd::create(BPF_MAP_TYPE_HASH, "probe_table", 4, 8, 64);
-  ASSERT_TRUE(created) << created.error().message;
-  auto pinned = HashMap<std::uint32_t, std::uint64_t>::from(std::move(*created));
-  ASSERT_TRUE(pinned);
+  // The pin an earlier load of the same object left (with its BTF).
+  std::optional<HashMap<std::uint32_t, std::uint64_t>> pinned;
+  {
+    ProbeSkeleton first;
+    ASSERT_NE(first.skeleton, nullptr);
+    ASSERT_EQ(maps_reuse_probe_bpf__load(first.skeleton), 0);
+    auto created = MapFd::from_skeleton(first.skeleton->maps.probe_table);
+    ASSERT_TRUE(created) << created.error().message;
+    auto table = HashMap<std::uint32_t, std::uint64_t>::from(std::move(*created));
+    ASSERT_TRUE(table);
+    pinned.emplace(std::move(*table));
+  }
   ASSERT_TRUE(pinned->update(0, 42));
   ASSERT_TRUE(pinned->map().pin(path));
 
   ProbeSkeleton restart;
   ASSERT_NE(restart.skeleton, nullptr);
-  auto reused = reuse_pinned(restart.skeleton->maps.probe_table, path);
+  auto reused = reuse_pinned(restart.skeleton->obj, restart.skeleton->maps.probe_table, path);
   ASSERT_TRUE(reused) << reused.error().message;
   EXPECT_TRUE(*reused);
   ASSERT_EQ(maps_reuse_probe_bpf__load(restart.skeleton), 0);
@@ -161,7 +172,7 @@ TEST(ReusePinned, IncompatiblePinIsAnError) {
   ASSERT_TRUE(wrong_key->pin(path));
   ProbeSkeleton skeleton;
   ASSERT_NE(skeleton.skeleton, nullptr);
-  auto reused = reuse_pinned(skeleton.skeleton->maps.probe_table, path);
+  auto reused = reuse_pinned(skeleton.skeleton->obj, skeleton.skeleton->maps.probe_table, path);
   ASSERT_FALSE(reused);
   EXPECT_EQ(reused.error().errnum, EINVAL);
   EXPECT_NE(reused.error().message.find("key_size 8 pinned, 4 expected"), std::string::npos)
@@ -171,7 +182,7 @@ TEST(ReusePinned, IncompatiblePinIsAnError) {
   auto wrong_type = MapFd::create(BPF_MAP_TYPE_ARRAY, "probe_table", 4, 8, 64);
   ASSERT_TRUE(wrong_type);
   ASSERT_TRUE(wrong_type->pin(path));
-  reused = reuse_pinned(skeleton.skeleton->maps.probe_table, path);
+  reused = reuse_pinned(skeleton.skeleton->obj, skeleton.skeleton->maps.probe_table, path);
   ASSERT_FALSE(reused);
   EXPECT_NE(reused.error().message.find("type array pinned, hash expected"), std::string::npos)
       << reused.error().message;
@@ -180,9 +191,124 @@ TEST(ReusePinned, IncompatiblePinIsAnError) {
   auto wrong_size = MapFd::create(BPF_MAP_TYPE_HASH, "probe_table", 4, 8, 128);
   ASSERT_TRUE(wrong_size);
   ASSERT_TRUE(wrong_size->pin(path));
-  reused = reuse_pinned(skeleton.skeleton->maps.probe_table, path);
+  reused = reuse_pinned(skeleton.skeleton->obj, skeleton.skeleton->maps.probe_table, path);
   ASSERT_FALSE(reused);
   EXPECT_NE(reused.error().message.find("max_entries 128 pinned, 64 expected"), std::string::npos)
+      << reused.error().message;
+}
+
+// BTF written by hand: `__u32` (typedef of unsigned int) as the key and a
+// struct probe_pair of two __u32 members whose names and bit offsets the
+// test chooses, loaded into the kernel for a map created by hand.
+struct PairMember {
+  const char* name;
+  std::uint32_t bit_offset;
+};
+class HandMadeBtf {
+ public:
+  explicit HandMadeBtf(const std::array<PairMember, 2>& members) : types_(btf__new_empty()) {
+    if (!types_) return;
+    const int uint = btf__add_int(types_, "unsigned int", 4, 0);
+    key_id_ = btf__add_typedef(types_, "__u32", uint);
+    value_id_ = btf__add_struct(types_, "probe_pair", 8);
+    for (const auto& member : members) btf__add_field(types_, member.name, key_id_, member.bit_offset, 0);
+    loaded_ = btf__load_into_kernel(types_) == 0;
+  }
+  ~HandMadeBtf() { btf__free(types_); }
+  HandMadeBtf(const HandMadeBtf&) = delete;
+  HandMadeBtf& operator=(const HandMadeBtf&) = delete;
+
+  // A hash map like probe_pairs described by this BTF, pinned at path.
+  Result<MapFd> pin_pairs_map(const std::string& path, std::uint32_t flags = 0) const {
+    if (!loaded_) return make_error("load", "hand-made BTF", EINVAL);
+    LIBBPF_OPTS(bpf_map_create_opts, options, .btf_fd = static_cast<__u32>(btf__fd(types_)),
+                .btf_key_type_id = static_cast<__u32>(key_id_), .btf_value_type_id = static_cast<__u32>(value_id_),
+                .map_flags = flags);
+    const int fd = bpf_map_create(BPF_MAP_TYPE_HASH, "probe_pairs", 4, 8, 64, &options);
+    if (fd < 0) return make_error("create", "probe_pairs", -fd);
+    auto map = MapFd::adopt(fd, "probe_pairs");
+    if (!map) return map.error();
+    if (auto pinned = map->pin(path); !pinned) return pinned.error();
+    return map;
+  }
+
+ private:
+  btf* types_ = nullptr;
+  int key_id_ = -1;
+  int value_id_ = -1;
+  bool loaded_ = false;
+};
+
+TEST(ReusePinned, SameBtfLayoutIsReusedAndTheObjectLoads) {
+  SLUICE_REQUIRE_BPFFS();
+  PinDir pins;
+  const std::string path = pins / "probe_pairs";
+  HandMadeBtf same({{{"packets", 0}, {"bytes", 32}}});
+  auto map = same.pin_pairs_map(path);
+  ASSERT_TRUE(map) << map.error().message;
+  ProbeSkeleton skeleton;
+  ASSERT_NE(skeleton.skeleton, nullptr);
+  auto reused = reuse_pinned(skeleton.skeleton->obj, skeleton.skeleton->maps.probe_pairs, path);
+  ASSERT_TRUE(reused) << reused.error().message;
+  EXPECT_TRUE(*reused);
+  ASSERT_EQ(maps_reuse_probe_bpf__load(skeleton.skeleton), 0);
+}
+
+TEST(ReusePinned, SameSizeValueOfAnotherLayoutIsRefusedNamingMapAndMember) {
+  SLUICE_REQUIRE_BPFFS();
+  PinDir pins;
+  const std::string path = pins / "probe_pairs";
+  ProbeSkeleton skeleton;
+  ASSERT_NE(skeleton.skeleton, nullptr);
+  {
+    // Same size, same member types: the two counters swapped places.
+    HandMadeBtf swapped({{{"bytes", 0}, {"packets", 32}}});
+    auto map = swapped.pin_pairs_map(path);
+    ASSERT_TRUE(map) << map.error().message;
+    auto reused = reuse_pinned(skeleton.skeleton->obj, skeleton.skeleton->maps.probe_pairs, path);
+    ASSERT_FALSE(reused) << "a value layout change of the same size was accepted";
+    EXPECT_EQ(reused.error().errnum, EINVAL);
+    const std::string& message = reused.error().message;
+    EXPECT_NE(message.find("probe_pairs"), std::string::npos) << message;
+    EXPECT_NE(message.find("value type: struct probe_pair member 0 (packets): name 'bytes' pinned, 'packets' expected"),
+              std::string::npos)
+        << message;
+    ASSERT_TRUE(map->unpin(path));
+  }
+  {
+    // Same names, same size, bytes moved to overlap the upper half of packets.
+    HandMadeBtf moved({{{"packets", 0}, {"bytes", 16}}});
+    auto map = moved.pin_pairs_map(path);
+    ASSERT_TRUE(map) << map.error().message;
+    auto reused = reuse_pinned(skeleton.skeleton->obj, skeleton.skeleton->maps.probe_pairs, path);
+    ASSERT_FALSE(reused);
+    EXPECT_NE(reused.error().message.find("member 1 (bytes): bit offset 16 pinned, 32 expected"), std::string::npos)
+        << reused.error().message;
+    ASSERT_TRUE(map->unpin(path));
+  }
+  // No BTF at all: the layout cannot be proven, so it is not reused.
+  auto bare = MapFd::create(BPF_MAP_TYPE_HASH, "probe_pairs", 4, 8, 64);
+  ASSERT_TRUE(bare) << bare.error().message;
+  ASSERT_TRUE(bare->pin(path));
+  auto reused = reuse_pinned(skeleton.skeleton->obj, skeleton.skeleton->maps.probe_pairs, path);
+  ASSERT_FALSE(reused);
+  EXPECT_NE(reused.error().message.find("the pinned map carries no BTF"), std::string::npos) << reused.error().message;
+}
+
+TEST(ReusePinned, MapFlagsMismatchIsRefused) {
+  SLUICE_REQUIRE_BPFFS();
+  PinDir pins;
+  const std::string path = pins / "probe_pairs";
+  HandMadeBtf same({{{"packets", 0}, {"bytes", 32}}});
+  auto map = same.pin_pairs_map(path, BPF_F_NO_PREALLOC);
+  ASSERT_TRUE(map) << map.error().message;
+  ProbeSkeleton skeleton;
+  ASSERT_NE(skeleton.skeleton, nullptr);
+  auto reused = reuse_pinned(skeleton.skeleton->obj, skeleton.skeleton->maps.probe_pairs, path);
+  ASSERT_FALSE(reused);
+  EXPECT_EQ(reused.error().errnum, EINVAL);
+  EXPECT_NE(reused.error().message.find("probe_pairs"), std::string::npos) << reused.error().message;
+  EXPECT_NE(reused.error().message.find("map_flags 0x1 pinned, 0x0 expected"), std::string::npos)
       << reused.error().message;
 }
 

@@ -39,7 +39,8 @@ TEST(Pinning, SecondLoadReusesMapsWithTheirState) {
     ASSERT_TRUE(first->set_config(config));
     EXPECT_EQ(run_xdp(first->entry_prog_fd(), probe()).verdict, XDP_PASS);
   }
-  for (const char* map : {"verdict_counters", "config", "stage_progs", "pkt_scratch", "drop_events"})
+  for (const char* map :
+       {"verdict_counters", "config", "stage_progs", "stage_progs_b1", "stage_bank", "pkt_scratch", "drop_events"})
     EXPECT_TRUE(std::filesystem::exists(pins.path() + "/" + map)) << map;
 
   auto second = dataplane::Dataplane::load({.pin_dir = pins.path()});
@@ -57,6 +58,21 @@ TEST(Pinning, SecondLoadReusesMapsWithTheirState) {
   EXPECT_EQ(run_xdp(second->entry_prog_fd(), probe()).verdict, XDP_PASS);
   counted = second->verdict_count(SLUICE_VERDICT_PASS, SLUICE_REASON_PIPELINE_END);
   EXPECT_EQ(counted->packets, 2u);
+}
+
+// A pin of the right sizes whose layout cannot be proven (no BTF) is not
+// reinterpreted: the load stops and names the map.
+TEST(Pinning, SameSizedPinWithoutLayoutIsRefusedNamingTheMap) {
+  SLUICE_REQUIRE_BPFFS();
+  PinDir pins;
+  auto impostor = maps::MapFd::create(BPF_MAP_TYPE_ARRAY, "config", sizeof(std::uint32_t), sizeof(sluice_config), 1);
+  ASSERT_TRUE(impostor) << impostor.error().message;
+  std::filesystem::create_directories(pins.path());
+  ASSERT_TRUE(impostor->pin(pins.path() + "/config"));
+  auto plane = dataplane::Dataplane::load({.pin_dir = pins.path()});
+  ASSERT_FALSE(plane) << "a pinned config map without BTF was reused";
+  EXPECT_NE(plane.error().message.find("reuse pin for config"), std::string::npos) << plane.error().message;
+  EXPECT_NE(plane.error().message.find("carries no BTF"), std::string::npos) << plane.error().message;
 }
 
 TEST(Pinning, BpftoolDumpShowsFieldNames) {
