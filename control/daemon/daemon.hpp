@@ -7,6 +7,7 @@
 
 #include "dataplane.hpp"
 #include "maps.hpp"
+#include "server.hpp"
 
 namespace sluice::daemon {
 
@@ -22,6 +23,8 @@ struct DaemonOptions {
   // tbl8 groups of each of the filter's two IPv4 blocklist generations
   // (dataplane::LoadOptions::blocklist_tbl8_groups): 1 KiB each per generation.
   std::uint32_t blocklist_tbl8_groups = dataplane::LoadOptions{}.blocklist_tbl8_groups;
+  // Control-socket clients: connection caps, admin reserve, deadlines (server.hpp).
+  ConnectionLimits control_limits;
 };
 
 // --blocklist-tbl8-groups N: a whole number 1..SLUICE_DIR24_8_TBL8_GROUPS_MAX;
