@@ -114,7 +114,8 @@ Result<PortRange> parse_port_range(std::string_view text) {
     }
     return static_cast<std::uint16_t>(*port.value);
   };
-  const auto dash = text.find('-');
+  // From the second character: a leading '-' is a sign (refused as one), not the range's dash.
+  const auto dash = text.find('-', 1);
   auto first = parse_port(text.substr(0, dash));
   auto last = dash == std::string_view::npos ? first : parse_port(text.substr(dash + 1));
   if (!first || !last)

@@ -168,7 +168,8 @@ INSTANTIATE_TEST_SUITE_P(
                 "port range '65536': expected PORT or FIRST-LAST: port '65536': out of range; expected a decimal integer in "
                 "0..65535", 7},
         BadCase{"PortNegative", rules_with("dport: -1"), "rules[3].dport",
-                "port range '-1': expected PORT or FIRST-LAST: port '': empty; expected a decimal integer in 0..65535", 7},
+                "port range '-1': expected PORT or FIRST-LAST: port '-1': a sign is not allowed; expected a decimal integer in "
+                "0..65535", 7},
         BadCase{"PortOpenRange", rules_with("dport: 10-"), "rules[3].dport",
                 "port range '10-': expected PORT or FIRST-LAST: port '': empty; expected a decimal integer in 0..65535", 7},
         BadCase{"PortList", rules_with("dport: [22]"), "rules[3].dport",

@@ -20,6 +20,7 @@
 #include "filter_ops.hpp"
 #include "server.hpp"
 #include "service.hpp"
+#include "sluice.skel.h"
 #include "state_ops.hpp"
 #include "state_store.hpp"
 
@@ -301,6 +302,29 @@ TEST_F(DaemonChangeTest, ConntrackReadsAreBoundedAndCountedAtMostOncePerInterval
   EXPECT_EQ(fresh.count()->flows, std::uint64_t{flows + 1});
   EXPECT_EQ(fresh.first_flows(3)->size(), 3u);
   EXPECT_EQ(fresh.first_flows(0)->size(), 0u);
+}
+
+// The protocol door of strict input: rule.add refuses what no packet can
+// match and integers written with a leading zero, and changes nothing.
+TEST_F(DaemonChangeTest, RuleAddRefusesUnmatchableIcmpRulesAndNonDecimalText) {
+  const auto before = generation();
+  auto v6_icmp = refused("rule.add", {{"src", "2001:db8::/32"}, {"proto", "icmp"}, {"icmp_type", 128}, {"action", "drop"}});
+  EXPECT_EQ(v6_icmp.code, protocol::ErrorCode::BadArgs);
+  EXPECT_NE(v6_icmp.message.find("icmp_type 128 with protocol icmp and an IPv6 address"), std::string::npos)
+      << v6_icmp.message;
+  auto v4_icmpv6 = refused("rule.add", {{"dst", "198.18.0.0/15"}, {"proto", "icmpv6"}, {"icmp_type", 8}, {"action", "pass"}});
+  EXPECT_NE(v4_icmpv6.message.find("icmp_type 8 with protocol icmpv6 and an IPv4 address"), std::string::npos)
+      << v4_icmpv6.message;
+  auto port = refused("rule.add", {{"proto", "tcp"}, {"dport", "080"}, {"action", "drop"}});
+  EXPECT_NE(port.message.find("port '080': a leading zero is not allowed"), std::string::npos) << port.message;
+  auto proto = refused("rule.add", {{"proto", "06"}, {"action", "drop"}});
+  EXPECT_NE(proto.message.find("protocol '06'"), std::string::npos) << proto.message;
+  EXPECT_EQ(generation(), before) << "a refused rule changes nothing";
+  EXPECT_TRUE(result("rule.list").at("rules").as_array().empty());
+  // The same ICMP types under their own family's protocol are fine.
+  result("rule.add", {{"src", "2001:db8::/32"}, {"proto", "icmpv6"}, {"icmp_type", 128}, {"action", "pass"}});
+  result("rule.add", {{"src", "198.18.0.0/15"}, {"proto", "icmp"}, {"icmp_type", 8}, {"action", "pass"}});
+  EXPECT_EQ(result("rule.list").at("rules").as_array().size(), 2u);
 }
 
 // Before: the event hub read the drop_events ring to its end in one turn of
