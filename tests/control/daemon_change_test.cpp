@@ -327,6 +327,19 @@ TEST_F(DaemonChangeTest, RuleAddRefusesUnmatchableIcmpRulesAndNonDecimalText) {
   EXPECT_EQ(result("rule.list").at("rules").as_array().size(), 2u);
 }
 
+TEST_F(DaemonChangeTest, BlockLoadTakesDecimalClassNumbersOnly) {
+  // Before: "03" was read as class 3 (std::from_chars takes leading zeros).
+  auto octal = refused("block.load", {{"content", "198.18.0.0/24 rate-limit 03\n"}});
+  EXPECT_NE(octal.message.find("line 1: rate-limit needs a class number: '03': a leading zero is not allowed"),
+            std::string::npos)
+      << octal.message;
+  auto sign = refused("block.load", {{"content", "198.18.0.0/24 drop\n198.18.1.0/24 rate-limit +3\n"}});
+  EXPECT_NE(sign.message.find("line 2: rate-limit needs a class number: '+3': a sign is not allowed"),
+            std::string::npos)
+      << sign.message;
+  EXPECT_TRUE(result("block.list").at("prefixes").as_array().empty()) << "a bad line loads nothing";
+}
+
 // Before: the event hub read the drop_events ring to its end in one turn of
 // the io_context; under a flood with drop_sample_every 1 the ring refills as
 // fast as it is read, and the control socket and /metrics waited behind it.
