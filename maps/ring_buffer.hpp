@@ -31,6 +31,13 @@ class RingBuffer {
 
   // Handles every record available now without blocking; returns how many.
   [[nodiscard]] Result<std::size_t> consume();
+  // Handles at most max_records (at least 1) of them; returns how many. A
+  // return of max_records means more may be waiting: call again (the kernel
+  // signals epoll_fd() again only once the ring was drained). A consumer
+  // sharing a thread with other work calls this so a flood of records
+  // cannot hold the thread (ring_buffer__consume reads until the ring is
+  // empty, however fast the producer refills it).
+  [[nodiscard]] Result<std::size_t> consume(std::size_t max_records);
   // Waits up to timeout_ms (-1: forever) for records, then handles them.
   [[nodiscard]] Result<std::size_t> poll(int timeout_ms);
   // Readable when records are waiting.
@@ -44,6 +51,9 @@ class RingBuffer {
     MapFd map;
     Callback on_record;
     ring_buffer* ring = nullptr;
+    // consume(max): records left in this batch; 0 means unbounded (consume()).
+    std::size_t batch_left = 0;
+    std::size_t delivered = 0;
   };
   explicit RingBuffer(std::unique_ptr<State> state) noexcept : state_(std::move(state)) {}
   void reset() noexcept;

@@ -94,7 +94,7 @@ _sluicectl() {
         config)
             case "$subcommand" in
                 "") COMPREPLY=($(compgen -W "get set show" -- "$cur")) ;;
-                set) COMPREPLY=($(compgen -W "--end-verdict --tail-call-fail --malformed --non-ip --drop-fragments --stages $globals" -- "$cur")) ;;
+                set) COMPREPLY=($(compgen -W "--end-verdict --tail-call-fail --malformed --non-ip --drop-fragments --stages --drop-sample-every $globals" -- "$cur")) ;;
                 *) COMPREPLY=($(compgen -W "$globals" -- "$cur")) ;;
             esac ;;
         block)

@@ -19,6 +19,7 @@
 #include <thread>
 
 #include "contract.hpp"
+#include "decimal.hpp"
 #include "desired_state.hpp"
 #include "filter_rules.hpp"
 #include "packet_head.hpp"
@@ -446,10 +447,21 @@ class Context {
 
   // Sends one request and hands an ok result to render (or prints it raw
   // with --json). Returns the exit code.
-  int call(std::string_view op, const json::object& args, const std::function<void(const json::value&)>& render) {
+  // idempotent: a read that may be sent again on a new connection when the
+  // kept one was closed meanwhile (the daemon closes idle connections:
+  // `stats --watch` with a long interval).
+  int call(std::string_view op, const json::object& args, const std::function<void(const json::value&)>& render,
+           bool idempotent = false) {
+    const bool reused = session_ != nullptr;
     Session* session = connect();
     if (!session) return kExitUnavailable;
     auto result = session->call(op, args, timeout());
+    if (!result && result.error().transport && reused && idempotent) {
+      session_.reset();
+      session = connect();
+      if (!session) return kExitUnavailable;
+      result = session->call(op, args, timeout());
+    }
     if (!result) return report(op, result.error());
     return show(op, *result, render);
   }
@@ -645,6 +657,24 @@ CLI::Validator check_with(std::string name, std::function<std::string(const std:
                         std::move(name));
 }
 
+// An integer option: decimal only, through the parser every door shares
+// (maps/decimal.hpp). Not CLI11's own conversion, which is strtoull with base
+// 0: `rule del 010` deleted rule 8 and `--priority 0x20` made rule 32. A bad
+// value is a usage error (exit 2) naming the option and the value.
+template <class T>
+CLI::Option* add_decimal(CLI::App* command, const std::string& flags, const std::string& name, std::optional<T>& target,
+                         std::uint64_t min, std::uint64_t max, const std::string& description) {
+  auto* option = command->add_option_function<std::string>(
+      flags,
+      [&target, name, min, max](const std::string& text) {
+        const auto parsed = maps::parse_decimal(text, min, max);
+        if (!parsed.value) throw CLI::ValidationError(name, parsed.problem);
+        target = static_cast<T>(*parsed.value);
+      },
+      description);
+  return option->type_name("N");
+}
+
 CLI::Validator prefix_validator() {
   return check_with("CIDR", [](const std::string& text) -> std::string {
     if (auto prefix = maps::parse_prefix(text); !prefix) return prefix.error().message;
@@ -781,7 +811,7 @@ struct Commands {
   std::optional<std::string> end_verdict, tail_call_fail, malformed, non_ip, drop_fragments, stages;
   double watch_seconds = 0;
   bool follow = false;
-  std::uint64_t count = 0;
+  std::optional<std::uint64_t> count;
   std::string pcap_path;
   bool detach = false;
   std::string apply_path;
@@ -791,12 +821,13 @@ struct Commands {
   std::optional<std::string> filter_action;  // block add / block load
   std::string block_file;
   std::optional<std::uint32_t> priority;
+  std::optional<std::uint32_t> drop_sample_every;
   std::optional<std::string> src, dst, proto, sport, dport, tcp_flags, rule_iface;
-  std::optional<unsigned> icmp_type;
+  std::optional<std::uint8_t> icmp_type;
   std::string rule_action;
-  std::uint32_t rule_id = 0;
+  std::optional<std::uint32_t> rule_id;
   std::string class_name;
-  std::uint64_t pps = 0;
+  std::optional<std::uint64_t> pps;
   std::optional<std::uint64_t> bps, burst;
   bool syn_only = false;
   std::optional<std::uint64_t> conn_limit;
@@ -865,6 +896,8 @@ void add_config(CLI::App& app, Commands& c) {
   set->add_option("--drop-fragments", c.drop_fragments, "on: drop every IPv4/IPv6 fragment")
       ->check(CLI::IsMember({"on", "off"}));
   set->add_option("--stages", c.stages, "Enabled stages, comma-separated (filter,lb,forward) or none; others are disabled");
+  add_decimal(set, "--drop-sample-every", "--drop-sample-every", c.drop_sample_every, 0, protocol::max_drop_sample_every,
+              "Send 1 in N filter drops to events/capture (0: none)");
   set->callback([&c] {
     c.action = [&c](Context& ctx) {
       json::object args;
@@ -879,10 +912,11 @@ void add_config(CLI::App& app, Commands& c) {
         if (!stages) return ctx.usage(problem);
         args["stages"] = std::move(*stages);
       }
+      if (c.drop_sample_every) args["drop_sample_every"] = *c.drop_sample_every;
       if (args.empty())
         return ctx.usage(
             "config set: nothing to change; give at least one of --end-verdict, --tail-call-fail, --malformed, "
-            "--non-ip, --drop-fragments, --stages");
+            "--non-ip, --drop-fragments, --stages, --drop-sample-every");
       return ctx.call("config.set", args, [&](const json::value& r) {
         // The daemon answers with the config now in force.
         if (r.is_object()) render_config(ctx.env().out, r);
@@ -922,7 +956,7 @@ void add_stats(CLI::App& app, Commands& c) {
                                           .count();
           env.out << "--- " << time_of_day(now_ns) << " UTC ---\n";
         }
-        if (int code = ctx.call("stats", {}, render); code != kExitOk) return code;
+        if (int code = ctx.call("stats", {}, render, true); code != kExitOk) return code;
         env.out << std::flush;
         for (auto slept = std::chrono::milliseconds{0}; slept < interval && !env.interrupted(); slept += kSleepSlice)
           env.sleep(std::min(kSleepSlice, interval - slept));
@@ -935,13 +969,12 @@ void add_stats(CLI::App& app, Commands& c) {
 void add_events(CLI::App& app, Commands& c) {
   auto* cmd = app.add_subcommand("events", "Sampled drop events: time, interface, verdict, reason, decoded packet head");
   cmd->add_flag("--follow,-f", c.follow, "Keep streaming new events until Ctrl-C (or -c)");
-  cmd->add_option("-c,--count", c.count, "Stop after N events")
-      ->check(CLI::Range(std::uint64_t{1}, protocol::max_events_per_request));
+  add_decimal(cmd, "-c,--count", "--count", c.count, 1, protocol::max_events_per_request, "Stop after N events");
   cmd->callback([&c] {
     c.action = [&c](Context& ctx) {
       Env& env = ctx.env();
       json::object args{{"follow", c.follow}};
-      if (c.count) args["max"] = c.count;
+      if (c.count) args["max"] = *c.count;
       const std::int64_t offset = env.monotonic_to_realtime_ns();
       bool header = false;
       return ctx.stream(
@@ -969,8 +1002,8 @@ void add_events(CLI::App& app, Commands& c) {
 void add_capture(CLI::App& app, Commands& c) {
   auto* cmd = app.add_subcommand("capture", "Write drop samples to a pcap file (tcpdump -r FILE reads it)");
   cmd->add_option("-w,--write", c.pcap_path, "Output pcap file (created or truncated)")->required();
-  cmd->add_option("-c,--count", c.count, "Stop after N packets (default: until Ctrl-C)")
-      ->check(CLI::Range(std::uint64_t{1}, protocol::max_events_per_request));
+  add_decimal(cmd, "-c,--count", "--count", c.count, 1, protocol::max_events_per_request,
+              "Stop after N packets (default: until Ctrl-C)");
   cmd->callback([&c] {
     c.action = [&c](Context& ctx) {
       Env& env = ctx.env();
@@ -980,7 +1013,7 @@ void add_capture(CLI::App& app, Commands& c) {
         return kExitFailed;
       }
       json::object args{{"follow", true}};
-      if (c.count) args["max"] = c.count;
+      if (c.count) args["max"] = *c.count;
       const std::int64_t offset = env.monotonic_to_realtime_ns();
       std::uint64_t written = 0;
       std::optional<std::string> write_error;
@@ -1128,7 +1161,8 @@ void add_rule(CLI::App& app, Commands& c) {
   rule->require_subcommand(1);
 
   auto* add = rule->add_subcommand("add", "Add a rule; every option given must match. Prints the new rule's id");
-  add->add_option("--priority", c.priority, "Lower matches first (default: the daemon picks one after the last rule)");
+  add_decimal(add, "--priority", "--priority", c.priority, 0, std::numeric_limits<std::uint32_t>::max(),
+              "Lower matches first (default: the daemon picks one after the last rule)");
   add->add_option("--src", c.src, "Source prefix")->check(prefix_validator());
   add->add_option("--dst", c.dst, "Destination prefix")->check(prefix_validator());
   add->add_option("--proto", c.proto, "tcp, udp, icmp, icmpv6 or a protocol number 0..255")->check(protocol_validator());
@@ -1136,7 +1170,7 @@ void add_rule(CLI::App& app, Commands& c) {
   add->add_option("--dport", c.dport, "Destination port or range A-B (TCP/UDP)")->check(port_range_validator());
   add->add_option("--tcp-flags", c.tcp_flags, "Comma-separated fin syn rst psh ack urg ece cwr; !flag: must be clear")
       ->check(tcp_flags_validator());
-  add->add_option("--icmp-type", c.icmp_type, "ICMP/ICMPv6 type 0..255")->check(CLI::Range(0u, 255u));
+  add_decimal(add, "--icmp-type", "--icmp-type", c.icmp_type, 0, 255, "ICMP/ICMPv6 type 0..255");
   add->add_option("--iface", c.rule_iface, "Ingress interface")->check(interface_validator());
   add->add_option("--action", c.rule_action, "drop, pass, track (pass and track the connection) or limit:CLASS")
       ->required()
@@ -1158,6 +1192,15 @@ void add_rule(CLI::App& app, Commands& c) {
         return ctx.usage("--icmp-type " + std::to_string(*c.icmp_type) + " needs --proto icmp or icmpv6, not " + *c.proto);
       if (c.icmp_type && (c.sport || c.dport || c.tcp_flags))
         return ctx.usage("--icmp-type cannot be combined with ports or --tcp-flags: no packet has both");
+      {
+        filter::FilterRule shape;  // the model's own check (the daemon refuses the same)
+        if (c.src) shape.src = maps::parse_prefix(*c.src).value();
+        if (c.dst) shape.dst = maps::parse_prefix(*c.dst).value();
+        shape.protocol = proto;
+        shape.icmp_type = c.icmp_type;
+        if (auto problem = filter::unmatchable_icmp_problem(shape))
+          return ctx.usage("--icmp-type " + std::to_string(*c.icmp_type) + " --proto " + *c.proto + ": " + *problem);
+      }
 
       json::object args;
       if (c.priority) args["priority"] = *c.priority;
@@ -1167,7 +1210,7 @@ void add_rule(CLI::App& app, Commands& c) {
       if (c.sport) args["sport"] = canonical_ports(*c.sport);
       if (c.dport) args["dport"] = canonical_ports(*c.dport);
       if (c.tcp_flags) args["tcp_flags"] = canonical_tcp_flags(*c.tcp_flags);
-      if (c.icmp_type) args["icmp_type"] = *c.icmp_type;
+      if (c.icmp_type) args["icmp_type"] = static_cast<unsigned>(*c.icmp_type);
       if (c.rule_iface) args["iface"] = *c.rule_iface;
       std::string problem;
       auto action = parse_filter_action(c.rule_action, true, problem);
@@ -1183,13 +1226,13 @@ void add_rule(CLI::App& app, Commands& c) {
   });
 
   auto* del = rule->add_subcommand("del", "Delete a rule by id");
-  del->add_option("ID", c.rule_id, "The id rule add printed (rule list shows them)")
-      ->required()
-      ->check(CLI::Range(std::uint32_t{0}, std::numeric_limits<std::uint32_t>::max()));
+  add_decimal(del, "ID", "ID", c.rule_id, 0, std::numeric_limits<std::uint32_t>::max(),
+              "The id rule add printed (rule list shows them)")
+      ->required();
   del->callback([&c] {
     c.action = [&c](Context& ctx) {
-      return ctx.call("rule.del", {{"id", c.rule_id}},
-                      [&](const json::value&) { ctx.env().out << "deleted rule " << c.rule_id << '\n'; });
+      return ctx.call("rule.del", {{"id", *c.rule_id}},
+                      [&](const json::value&) { ctx.env().out << "deleted rule " << *c.rule_id << '\n'; });
     };
   });
 
@@ -1229,20 +1272,17 @@ void add_limit(CLI::App& app, Commands& c) {
   set->add_option("CLASS", c.class_name, "Class name: " + config::class_name_rule())
       ->required()
       ->check(class_validator());
-  set->add_option("--pps", c.pps, "Packets per second per source")
-      ->required()
-      ->check(CLI::Range(std::uint64_t{1}, filter::kMaxPacketsPerSec));
-  set->add_option("--bps", c.bps, "Bytes per second per source (default: unlimited)")
-      ->check(CLI::Range(std::uint64_t{1}, filter::kMaxBytesPerSec));
-  set->add_option("--burst", c.burst, "Packets a source may send at once (default: one second of --pps)")
-      ->check(CLI::Range(std::uint64_t{1}, filter::kMaxPacketBurst));
+  add_decimal(set, "--pps", "--pps", c.pps, 1, filter::kMaxPacketsPerSec, "Packets per second per source")->required();
+  add_decimal(set, "--bps", "--bps", c.bps, 1, filter::kMaxBytesPerSec, "Bytes per second per source (default: unlimited)");
+  add_decimal(set, "--burst", "--burst", c.burst, 1, filter::kMaxPacketBurst,
+              "Packets a source may send at once (default: one second of --pps)");
   set->add_flag("--syn-only", c.syn_only, "Only TCP SYNs (without ACK) spend tokens: a SYN-flood limit");
   set->callback([&c] {
     c.action = [&c](Context& ctx) {
       std::string problem;
       auto class_id = class_value(c.class_name, problem);
       if (!class_id) return ctx.usage("CLASS: " + problem);
-      json::object args{{"class", *class_id}, {"pps", c.pps}};
+      json::object args{{"class", *class_id}, {"pps", *c.pps}};
       if (c.bps) args["bps"] = *c.bps;
       if (c.burst) args["burst"] = *c.burst;
       if (c.syn_only) args["syn_only"] = true;
@@ -1278,9 +1318,8 @@ void add_conn(CLI::App& app, Commands& c) {
   auto* conn = app.add_subcommand("conn", "The connection-tracking table");
   conn->require_subcommand(1);
   auto* list = conn->add_subcommand("list", "Show tracked flows (made by rules with --action track)");
-  list->add_option("--limit", c.conn_limit,
-                   "Show at most N flows (default: " + std::to_string(protocol::default_conn_list_limit) + ")")
-      ->check(CLI::Range(std::uint64_t{1}, protocol::max_conn_list_limit));
+  add_decimal(list, "--limit", "--limit", c.conn_limit, 1, protocol::max_conn_list_limit,
+              "Show at most N flows (default: " + std::to_string(protocol::default_conn_list_limit) + ")");
   list->callback([&c] {
     c.action = [&c](Context& ctx) {
       json::object args;

@@ -15,6 +15,7 @@
 #include <system_error>
 #include <utility>
 
+#include "decimal.hpp"
 #include "names.hpp"
 #include "prefix.hpp"
 #include "value_rules.hpp"
@@ -104,17 +105,6 @@ std::string join(const std::vector<std::string_view>& words, std::string_view se
     out += words[i];
   }
   return out;
-}
-
-template <class T>
-std::optional<T> parse_decimal(std::string_view text) {
-  // Strict: digits only, no sign, no leading zeros ("010": octal or decimal?).
-  if (text.empty() || (text.size() > 1 && text.front() == '0')) return std::nullopt;
-  if (!std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; })) return std::nullopt;
-  T value{};
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc{} || end != text.data() + text.size()) return std::nullopt;
-  return value;
 }
 
 // ---- document framing ----
@@ -217,12 +207,10 @@ bool boolean(Walker& w, const YAML::Node& node, const std::string& path) {
 template <class T>
 T number(Walker& w, const YAML::Node& node, const std::string& path, T min, T max) {
   const std::string text = w.scalar(node, path, "a number");
-  auto value = parse_decimal<T>(text);
-  if (!value || *value < min || *value > max)
-    fail(path, "bad number " + quoted(text) + ": expected a decimal integer in " + std::to_string(min) + ".." +
-                   std::to_string(max),
-         node);
-  return *value;
+  // The shared strict parser (maps/decimal.hpp), not yaml-cpp's as<T>(), which takes 0x10 and 010 as well.
+  const auto parsed = maps::parse_decimal(text, min, max);
+  if (!parsed.value) fail(path, "bad number " + parsed.problem, node);
+  return static_cast<T>(*parsed.value);
 }
 
 std::string cidr(Walker& w, const YAML::Node& node, const std::string& path) {

@@ -249,7 +249,7 @@ int run(const DaemonOptions& options) {
   OpRegistry ops;
   register_filter_ops(ops, *filter_table, state_ops);
   state_ops.register_ops(ops);
-  ControlServer server(io, {options.socket_path, socket_gid, Authorizer(admin_gid)}, ops, events);
+  ControlServer server(io, {options.socket_path, socket_gid, Authorizer(admin_gid), options.control_limits}, ops, events);
   std::unique_ptr<metrics::HttpServer> metrics_server;
   asio::signal_set signals(io, SIGTERM, SIGINT);
   auto stop = [&] {

@@ -7,6 +7,7 @@
 
 #include "dataplane.hpp"
 #include "maps.hpp"
+#include "server.hpp"
 
 namespace sluice::daemon {
 
@@ -28,6 +29,8 @@ struct DaemonOptions {
   // StateOps::change), or rename (inside persist, between the synced temp
   // file and its rename). Unset in any real run.
   std::optional<std::string> fault_kill_before;
+  // Control-socket clients: connection caps, admin reserve, deadlines (server.hpp).
+  ConnectionLimits control_limits;
 };
 
 // The step names --fault-kill-before takes, in the order a change runs them.

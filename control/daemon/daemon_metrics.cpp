@@ -178,8 +178,20 @@ std::string render_metrics(const dataplane::Dataplane& plane, const filter::Filt
           {sample({}, requests.connections_total)});
   out.add("sluice_control_connections", "Control-socket connections open now.", MetricType::Gauge,
           {sample({}, requests.connections_open)});
-  out.add("sluice_control_connections_refused_total", "Control-socket connections refused over the connection limit.",
+  out.add("sluice_control_connections_refused_total",
+          "Control-socket connections refused: over the connection limit, the admin reserve or the per-uid cap.",
           MetricType::Counter, {sample({}, requests.connections_refused)});
+  out.add("sluice_control_connections_refused_reserved_total",
+          "Connections of non-admin peers refused because only the admin reserve was left.", MetricType::Counter,
+          {sample({}, requests.connections_refused_reserved)});
+  out.add("sluice_control_connections_refused_per_uid_total",
+          "Connections refused because their uid held its maximum of connections.", MetricType::Counter,
+          {sample({}, requests.connections_refused_per_uid)});
+  out.add("sluice_control_idle_timeouts_total", "Connections closed after the idle timeout without a request.",
+          MetricType::Counter, {sample({}, requests.idle_timeouts)});
+  out.add("sluice_control_partial_line_timeouts_total",
+          "Connections closed because a request line was not finished within the partial-line timeout.",
+          MetricType::Counter, {sample({}, requests.partial_line_timeouts)});
   out.add("sluice_control_write_timeouts_total", "Clients cut off for not reading their replies in time.",
           MetricType::Counter, {sample({}, requests.write_timeouts)});
   out.add("sluice_control_stream_input_overflows_total",

@@ -5,6 +5,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include <algorithm>
@@ -91,10 +92,21 @@ asio::awaitable<void> EventHub::read_loop() {
   while (ready_ && ready_->is_open()) {
     auto [ec] = co_await ready_->async_wait(asio::posix::descriptor_base::wait_read, use_tuple);
     if (ec) co_return;
-    auto consumed = ring_->consume();
-    if (!consumed) {
-      ++stats_.read_errors;
-      spdlog::warn("drop events: {}", consumed.error().message);
+    // A bounded batch per turn: under a flood (drop_sample_every 1) the
+    // ring refills as fast as it is read, and reading it to the end would
+    // hold the io_context away from the control socket and /metrics.
+    for (;;) {
+      auto consumed = ring_->consume(events_per_turn);
+      if (!consumed) {
+        ++stats_.read_errors;
+        spdlog::warn("drop events: {}", consumed.error().message);
+        break;
+      }
+      if (*consumed < events_per_turn) break;  // drained: the kernel signals the next record
+      // Full batch, more waiting. The kernel does not signal again before the
+      // ring was drained, so go on ourselves, after everything else ready ran.
+      co_await asio::post(io_, asio::use_awaitable);
+      if (!ready_ || !ready_->is_open()) co_return;
     }
   }
 }

@@ -56,6 +56,8 @@ class EventHub {
   static constexpr std::size_t history_capacity = 256;
   // Per-subscriber queue bound: ~1000 events of ~400 bytes of JSON each.
   static constexpr std::size_t subscriber_capacity = 1024;
+  // Ring buffer records handled per turn of the io_context (see read_loop).
+  static constexpr std::size_t events_per_turn = 128;
 
   explicit EventHub(boost::asio::io_context& io) : io_(io) {}
 

@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
+#include <map>
 #include <string>
 
 #include "daemon.hpp"
@@ -27,8 +28,26 @@ int main(int argc, char** argv) {
   // Hidden (empty group): crash tests only, see DaemonOptions::fault_kill_before.
   app.add_option("--fault-kill-before", fault_kill_before, "test only: SIGKILL self before this step of a change")
       ->group("");
+  // Control-socket limits (server.hpp): decimal integers, checked together after parsing.
+  std::map<std::string, std::string> connection_limits;
+  for (auto option : sluice::daemon::connection_limit_options) {
+    const std::string name(option);
+    app.add_option_function<std::string>(
+        name, [&connection_limits, name](const std::string& text) { connection_limits[name] = text; },
+        sluice::daemon::connection_limit_help(option));
+  }
   CLI11_PARSE(app, argc, argv);
   if (!fault_kill_before.empty()) options.fault_kill_before = fault_kill_before;
+  for (const auto& [option, text] : connection_limits) {
+    if (auto set = sluice::daemon::set_connection_limit(options.control_limits, option, text); !set) {
+      std::fprintf(stderr, "sluiced: %s\n", set.error().message.c_str());
+      return 2;
+    }
+  }
+  if (auto valid = sluice::daemon::validate(options.control_limits); !valid) {
+    std::fprintf(stderr, "sluiced: %s\n", valid.error().message.c_str());
+    return 2;
+  }
   if (!blocklist_tbl8_groups.empty()) {
     auto groups = sluice::daemon::parse_blocklist_tbl8_groups(blocklist_tbl8_groups);
     if (!groups) {

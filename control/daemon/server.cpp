@@ -18,6 +18,7 @@
 #include <cerrno>
 #include <filesystem>
 
+#include "decimal.hpp"
 #include "protocol.hpp"
 #include "spdlog/spdlog.h"
 
@@ -34,6 +35,13 @@ using protocol::ProtocolError;
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 constexpr std::size_t read_chunk_bytes = 64 * 1024;
 constexpr mode_t socket_dir_mode = 0755;
+// After a failed accept (EMFILE, ENFILE, ENOBUFS) the pending connection
+// stays queued and the acceptor is readable at once: pause instead of spinning.
+constexpr std::chrono::milliseconds accept_retry_pause{100};
+// Refusals and deadline closes are logged at most this often, with a count
+// of those left out: a flood of hostile clients must not flood the journal.
+constexpr std::chrono::seconds refusal_log_window{10};
+constexpr unsigned refusal_log_burst = 5;
 
 // Is a daemon answering on path? (A socket file left by a crash refuses connections.)
 bool socket_is_live(const std::string& path) {
@@ -47,7 +55,94 @@ bool socket_is_live(const std::string& path) {
   return live;
 }
 
+// At most refusal_log_burst lines per refusal_log_window; the next line
+// after a quiet spell says how many were left out.
+class RateLimitedLog {
+ public:
+  template <class... Args>
+  void warn(spdlog::format_string_t<Args...> format, Args&&... args) {
+    const auto now = std::chrono::steady_clock::now();
+    if (now - window_start_ >= refusal_log_window) {
+      window_start_ = now;
+      in_window_ = 0;
+    }
+    if (in_window_ >= refusal_log_burst) {
+      ++suppressed_;
+      return;
+    }
+    ++in_window_;
+    std::string line = fmt::format(format, std::forward<Args>(args)...);
+    if (suppressed_) {
+      line += fmt::format(" ({} similar messages suppressed)", suppressed_);
+      suppressed_ = 0;
+    }
+    spdlog::warn("{}", line);
+  }
+
+ private:
+  std::chrono::steady_clock::time_point window_start_{};
+  unsigned in_window_ = 0;
+  std::uint64_t suppressed_ = 0;
+};
+
 }  // namespace
+
+Result<void> validate(const ConnectionLimits& limits) {
+  auto bad = [](std::string_view option, std::uint64_t value, const std::string& why) -> Result<void> {
+    return maps::make_error_because(std::string(option), std::to_string(value), why, EINVAL);
+  };
+  if (limits.max_connections < 1 || limits.max_connections > max_connections_limit)
+    return bad("--max-connections", limits.max_connections,
+               "expected 1.." + std::to_string(max_connections_limit) + " (each connection is a file descriptor)");
+  if (limits.admin_reserved >= limits.max_connections)
+    return bad("--admin-reserved-connections", limits.admin_reserved,
+               "expected 0.." + std::to_string(limits.max_connections - 1) +
+                   " (below --max-connections, or nobody but root and the admin group could connect)");
+  if (limits.max_per_uid < 1 || limits.max_per_uid > limits.max_connections)
+    return bad("--max-connections-per-uid", limits.max_per_uid,
+               "expected 1.." + std::to_string(limits.max_connections) + " (at most --max-connections)");
+  const std::string timeout_range =
+      "expected " + std::to_string(min_timeout.count()) + ".." + std::to_string(max_timeout.count()) + " ms";
+  if (limits.idle_timeout < min_timeout || limits.idle_timeout > max_timeout)
+    return bad("--idle-timeout-ms", static_cast<std::uint64_t>(limits.idle_timeout.count()), timeout_range);
+  if (limits.partial_line_timeout < min_timeout || limits.partial_line_timeout > max_timeout)
+    return bad("--partial-line-timeout-ms", static_cast<std::uint64_t>(limits.partial_line_timeout.count()),
+               timeout_range);
+  return {};
+}
+
+Result<void> set_connection_limit(ConnectionLimits& limits, std::string_view option, std::string_view text) {
+  const bool is_timeout = option.ends_with("-ms");
+  const std::uint64_t most = is_timeout ? static_cast<std::uint64_t>(max_timeout.count()) : max_connections_limit;
+  const auto parsed = maps::parse_decimal(text, 0, most);
+  if (!parsed.value) return maps::Error{EINVAL, std::string(option) + ": " + parsed.problem};
+  const std::uint64_t value = *parsed.value;
+  if (option == "--max-connections") limits.max_connections = value;
+  else if (option == "--admin-reserved-connections") limits.admin_reserved = value;
+  else if (option == "--max-connections-per-uid") limits.max_per_uid = value;
+  else if (option == "--idle-timeout-ms") limits.idle_timeout = std::chrono::milliseconds(value);
+  else if (option == "--partial-line-timeout-ms") limits.partial_line_timeout = std::chrono::milliseconds(value);
+  else return maps::Error{EINVAL, std::string(option) + ": not a connection limit"};
+  return {};
+}
+
+std::string connection_limit_help(std::string_view option) {
+  const ConnectionLimits defaults;
+  auto with_default = [](std::string text, auto value) { return text + " (default " + std::to_string(value) + ")"; };
+  if (option == "--max-connections")
+    return with_default("control-socket connections open at once, 1.." + std::to_string(max_connections_limit),
+                        defaults.max_connections);
+  if (option == "--admin-reserved-connections")
+    return with_default("of those, how many only root and the admin group may take", defaults.admin_reserved);
+  if (option == "--max-connections-per-uid")
+    return with_default("connections one uid may hold at once (root exempt)", defaults.max_per_uid);
+  if (option == "--idle-timeout-ms")
+    return with_default("close a connection that sends no request for this long", defaults.idle_timeout.count());
+  if (option == "--partial-line-timeout-ms")
+    return with_default("close a connection whose request line is unfinished this long after its first byte",
+                        defaults.partial_line_timeout.count());
+  return "";
+}
 
 void OpRegistry::add(std::string name, Handler handler) { handlers_[std::move(name)] = std::move(handler); }
 
@@ -72,11 +167,16 @@ struct ControlServer::State : std::enable_shared_from_this<ControlServer::State>
   EventHub& events;
   RequestMetrics metrics;
   bool stopped = false;
+  std::map<uid_t, std::size_t> open_per_uid;  // open connections of each uid (entries of 0 removed)
+  RateLimitedLog refusal_log;
 
   void count(std::string_view op, std::string_view result) { ++metrics.requests[{std::string(op), std::string(result)}]; }
 
+  // Empty: the peer may take a slot; otherwise why not.
+  std::optional<std::string> refuse_reason(const PeerCredentials& peer, bool admin);
+
   asio::awaitable<void> accept_loop();
-  asio::awaitable<void> serve(stream_protocol::socket socket);
+  asio::awaitable<void> serve(stream_protocol::socket socket, PeerCredentials peer);
 };
 
 namespace {
@@ -85,18 +185,21 @@ namespace {
 // connection until it ends.
 class Connection {
  public:
-  Connection(std::shared_ptr<ControlServer::State> server, stream_protocol::socket socket)
-      : server_(std::move(server)), socket_(std::move(socket)) {}
+  Connection(std::shared_ptr<ControlServer::State> server, stream_protocol::socket socket, PeerCredentials peer)
+      : server_(std::move(server)), socket_(std::move(socket)), peer_(std::move(peer)), deadline_(socket_.get_executor()) {}
 
+  // Requests until the client leaves, or misses a deadline: idle_timeout
+  // after its last complete request (or its connect), partial_line_timeout
+  // after the first byte of a line it has not finished. Bytes trickled in
+  // move neither deadline, so a slow drip cannot hold the slot either.
   asio::awaitable<void> run() {
-    auto peer = read_peer_credentials(socket_.native_handle());
-    if (!peer) {
-      spdlog::warn("{}; closing the connection", peer.error().message);
-      co_return;
-    }
-    peer_ = *peer;
+    const ConnectionLimits& limits = server_->options.limits;
+    auto last_request = std::chrono::steady_clock::now();
+    std::optional<std::chrono::steady_clock::time_point> line_started;
     for (;;) {
       while (auto frame = framer_.next()) {
+        last_request = std::chrono::steady_clock::now();
+        line_started.reset();
         if (std::holds_alternative<protocol::LineFramer::TooLarge>(*frame)) {
           server_->count("invalid", "too_large");
           const ProtocolError error{ErrorCode::TooLarge, "request line is over " +
@@ -106,8 +209,28 @@ class Connection {
           continue;
         }
         if (!co_await handle(std::get<std::string>(*frame))) co_return;
+        last_request = std::chrono::steady_clock::now();
       }
-      auto [ec, n] = co_await socket_.async_read_some(asio::buffer(buffer_), use_tuple);
+      if (framer_.buffered() == 0) line_started.reset();
+      else if (!line_started) line_started = std::chrono::steady_clock::now();
+      const auto idle_deadline = last_request + limits.idle_timeout;
+      const bool partial_first = line_started && *line_started + limits.partial_line_timeout < idle_deadline;
+      deadline_.expires_at(partial_first ? *line_started + limits.partial_line_timeout : idle_deadline);
+      auto outcome = co_await (socket_.async_read_some(asio::buffer(buffer_), use_tuple) ||
+                               deadline_.async_wait(use_tuple));
+      if (outcome.index() == 1) {
+        if (partial_first) {
+          ++server_->metrics.partial_line_timeouts;
+          server_->refusal_log.warn("closing the connection of uid {} pid {}: a request line unfinished after {} ms",
+                                    peer_.uid, peer_.pid, limits.partial_line_timeout.count());
+        } else {
+          ++server_->metrics.idle_timeouts;
+          server_->refusal_log.warn("closing the connection of uid {} pid {}: no request for {} ms", peer_.uid,
+                                    peer_.pid, limits.idle_timeout.count());
+        }
+        co_return;
+      }
+      auto [ec, n] = std::get<0>(outcome);
       if (ec) co_return;  // EOF or reset: the client is gone
       framer_.feed({buffer_.data(), n});
     }
@@ -132,12 +255,15 @@ class Connection {
       co_return co_await write(protocol::error_reply(request.id, error));
     }
     // Ops missing from the protocol table are state-changing unless declared otherwise.
-    const bool changes_state = !info || info->access == protocol::Access::ChangesState;
-    if (changes_state && !server_->options.authorizer.may_change_state(peer_)) {
+    const protocol::Access access = info ? info->access : protocol::Access::ChangesState;
+    const bool changes_state = access == protocol::Access::ChangesState;
+    // Packet contents (events, and so sluicectl capture) are for the same
+    // peers as state changes: a socket-group member reads counts, not traffic.
+    if (access != protocol::Access::ReadOnly && !server_->options.authorizer.may_change_state(peer_)) {
       server_->count(request.op, "forbidden");
       spdlog::warn("refused {} from uid {} pid {}: not root and not in the admin group", request.op, peer_.uid, peer_.pid);
-      const ProtocolError error{ErrorCode::Forbidden, "op " + request.op + " changes state: uid " +
-                                                          std::to_string(peer_.uid) +
+      const ProtocolError error{ErrorCode::Forbidden, "op " + request.op + " " + std::string(protocol::to_string(access)) +
+                                                          ": uid " + std::to_string(peer_.uid) +
                                                           " is neither root nor a member of the admin group"};
       co_return co_await write(protocol::error_reply(request.id, error));
     }
@@ -244,38 +370,74 @@ class Connection {
   std::shared_ptr<ControlServer::State> server_;
   stream_protocol::socket socket_;
   PeerCredentials peer_;
+  asio::steady_timer deadline_;
   protocol::LineFramer framer_;
   std::vector<char> buffer_ = std::vector<char>(read_chunk_bytes);
 };
 
 }  // namespace
 
+std::optional<std::string> ControlServer::State::refuse_reason(const PeerCredentials& peer, bool admin) {
+  const ConnectionLimits& limits = options.limits;
+  if (metrics.connections_open >= limits.max_connections)
+    return "all " + std::to_string(limits.max_connections) + " connections are open";
+  if (!admin && metrics.connections_open >= limits.max_connections - limits.admin_reserved) {
+    ++metrics.connections_refused_reserved;
+    return "only the " + std::to_string(limits.admin_reserved) + " connections reserved for root and the admin group are left";
+  }
+  if (peer.uid != 0) {
+    auto found = open_per_uid.find(peer.uid);
+    if (found != open_per_uid.end() && found->second >= limits.max_per_uid) {
+      ++metrics.connections_refused_per_uid;
+      return "uid " + std::to_string(peer.uid) + " already holds " + std::to_string(limits.max_per_uid) + " connections";
+    }
+  }
+  return std::nullopt;
+}
+
 asio::awaitable<void> ControlServer::State::accept_loop() {
   auto self = shared_from_this();
+  asio::steady_timer pause(acceptor.get_executor());
   for (;;) {
     auto [ec, socket] = co_await acceptor.async_accept(use_tuple);
     if (stopped || ec == asio::error::operation_aborted) co_return;
     if (ec) {
-      spdlog::warn("accept on {}: {}", options.socket_path, ec.message());
+      refusal_log.warn("accept on {}: {}", options.socket_path, ec.message());
+      pause.expires_after(accept_retry_pause);
+      co_await pause.async_wait(use_tuple);
+      if (stopped) co_return;
       continue;
     }
-    if (metrics.connections_open >= max_connections) {
+    // The kernel recorded the peer at connect(): whose slot it is decides before anything is read.
+    auto peer = read_peer_credentials(socket.native_handle());
+    if (!peer) {
+      refusal_log.warn("{}; closing the connection", peer.error().message);
+      continue;
+    }
+    if (auto why = refuse_reason(*peer, options.authorizer.may_change_state(*peer))) {
       ++metrics.connections_refused;
+      refusal_log.warn("refused a connection from uid {} pid {}: {}", peer->uid, peer->pid, *why);
       continue;  // the socket closes here
     }
-    asio::co_spawn(acceptor.get_executor(), serve(std::move(socket)), asio::detached);
+    asio::co_spawn(acceptor.get_executor(), serve(std::move(socket), std::move(*peer)), asio::detached);
   }
 }
 
-asio::awaitable<void> ControlServer::State::serve(stream_protocol::socket socket) {
+asio::awaitable<void> ControlServer::State::serve(stream_protocol::socket socket, PeerCredentials peer) {
   auto self = shared_from_this();
   ++metrics.connections_total;
   ++metrics.connections_open;
+  ++open_per_uid[peer.uid];
   struct Closed {
-    RequestMetrics& m;
-    ~Closed() { --m.connections_open; }
-  } closed{metrics};
-  Connection connection(self, std::move(socket));
+    State& state;
+    uid_t uid;
+    ~Closed() {
+      --state.metrics.connections_open;
+      if (auto found = state.open_per_uid.find(uid); found != state.open_per_uid.end() && --found->second == 0)
+        state.open_per_uid.erase(found);
+    }
+  } closed{*this, peer.uid};
+  Connection connection(self, std::move(socket), std::move(peer));
   co_await connection.run();
 }
 

@@ -4,9 +4,10 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <charconv>
 #include <cstring>
 #include <set>
+
+#include "decimal.hpp"
 
 namespace sluice::filter {
 namespace {
@@ -97,24 +98,28 @@ Result<std::uint8_t> parse_protocol(std::string_view text) {
   if (text == "udp") return std::uint8_t{IPPROTO_UDP};
   if (text == "icmp") return std::uint8_t{IPPROTO_ICMP};
   if (text == "icmpv6") return std::uint8_t{IPPROTO_ICMPV6};
-  unsigned value = 0;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (text.empty() || ec != std::errc{} || end != text.data() + text.size() || value > 255)
-    return bad("protocol '" + std::string(text) + "'", "expected tcp, udp, icmp, icmpv6 or 0..255");
-  return static_cast<std::uint8_t>(value);
+  const auto number = maps::parse_decimal(text, 0, 255);
+  if (!number.value)
+    return bad("protocol '" + std::string(text) + "'", "expected tcp, udp, icmp, icmpv6 or a number: " + number.reason);
+  return static_cast<std::uint8_t>(*number.value);
 }
 
 Result<PortRange> parse_port_range(std::string_view text) {
-  auto parse_port = [](std::string_view part) -> std::optional<std::uint16_t> {
-    unsigned value = 0;
-    auto [end, ec] = std::from_chars(part.data(), part.data() + part.size(), value);
-    if (part.empty() || ec != std::errc{} || end != part.data() + part.size() || value > 65535) return std::nullopt;
-    return static_cast<std::uint16_t>(value);
+  std::string problem;
+  auto parse_port = [&problem](std::string_view part) -> std::optional<std::uint16_t> {
+    const auto port = maps::parse_decimal(part, 0, 65535);
+    if (!port.value) {
+      if (problem.empty()) problem = "port " + port.problem;  // the first bad part
+      return std::nullopt;
+    }
+    return static_cast<std::uint16_t>(*port.value);
   };
-  const auto dash = text.find('-');
+  // From the second character: a leading '-' is a sign (refused as one), not the range's dash.
+  const auto dash = text.find('-', 1);
   auto first = parse_port(text.substr(0, dash));
   auto last = dash == std::string_view::npos ? first : parse_port(text.substr(dash + 1));
-  if (!first || !last) return bad("port range '" + std::string(text) + "'", "expected PORT or FIRST-LAST within 0..65535");
+  if (!first || !last)
+    return bad("port range '" + std::string(text) + "'", "expected PORT or FIRST-LAST: " + problem);
   PortRange range{*first, *last};
   if (auto checked = check_ports("port range '" + std::string(text) + "'", "ports", range); !checked) return checked.error();
   return range;
@@ -161,6 +166,21 @@ Result<void> validate(const PrefixEntry& entry, const std::vector<RateClass>& cl
   return check_action("prefix " + maps::to_string(entry.prefix), entry.action, entry.rate_class, classes, false);
 }
 
+std::optional<std::string> unmatchable_icmp_problem(const FilterRule& rule) {
+  // The parser reads the ICMP header of IPv4 packets with protocol icmp and
+  // of IPv6 packets with next header icmpv6 only (xdp/parsing.h): the type
+  // under the other family's ICMP protocol is never read, so no packet matches.
+  if (!rule.icmp_type || !rule.protocol) return std::nullopt;
+  const int family = family_of(rule);
+  if (family == 6 && *rule.protocol == IPPROTO_ICMP)
+    return "icmp_type " + std::to_string(*rule.icmp_type) +
+           " with protocol icmp and an IPv6 address: IPv6 carries ICMP as icmpv6; no packet can match";
+  if (family == 4 && *rule.protocol == IPPROTO_ICMPV6)
+    return "icmp_type " + std::to_string(*rule.icmp_type) +
+           " with protocol icmpv6 and an IPv4 address: IPv4 carries ICMP as icmp; no packet can match";
+  return std::nullopt;
+}
+
 Result<void> validate(const FilterRule& rule, const std::vector<RateClass>& classes) {
   const std::string what = "rule (priority " + std::to_string(rule.priority) + ")";
   if (rule.src && rule.dst && family_of(*rule.src) != family_of(*rule.dst))
@@ -168,6 +188,7 @@ Result<void> validate(const FilterRule& rule, const std::vector<RateClass>& clas
                          " are of different address families");
   if (auto ok = check_ports(what, "src_ports", rule.src_ports); !ok) return ok;
   if (auto ok = check_ports(what, "dst_ports", rule.dst_ports); !ok) return ok;
+  if (auto problem = unmatchable_icmp_problem(rule)) return bad(what, *problem);
   if (rule.tcp_flags && (rule.tcp_flags->value & ~rule.tcp_flags->mask))
     return bad(what, "tcp_flags value " + std::to_string(rule.tcp_flags->value) + " has bits outside mask " +
                          std::to_string(rule.tcp_flags->mask) + ": can never match");

@@ -99,9 +99,14 @@ Result<void> validate(const FilterRule& rule, const std::vector<RateClass>& clas
 Result<void> validate(const RateClass& rate_class);
 Result<void> validate(const RuleSet& set);
 
-// "tcp" / "udp" / "icmp" / "icmpv6" / a number 0..255; anything else is an error.
+// An ICMP type under the other address family's ICMP protocol (an IPv6
+// address with protocol icmp, an IPv4 one with icmpv6): no packet matches
+// such a rule, and validate refuses it with this text.
+std::optional<std::string> unmatchable_icmp_problem(const FilterRule& rule);
+
+// "tcp" / "udp" / "icmp" / "icmpv6" / a decimal number 0..255 (maps/decimal.hpp); anything else is an error.
 Result<std::uint8_t> parse_protocol(std::string_view text);
-// "80", "1024-65535"
+// "80", "1024-65535": decimal ports (no leading zeros, signs or base prefixes)
 Result<PortRange> parse_port_range(std::string_view text);
 
 // Per-state idle timeouts and switches outside the rule set.

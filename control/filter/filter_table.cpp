@@ -9,9 +9,11 @@
 #include <cstring>
 #include <charconv>
 #include <fstream>
+#include <limits>
 #include <optional>
 #include <sstream>
 
+#include "decimal.hpp"
 #include "dir24_8.hpp"
 #include "sluice.skel.h"
 
@@ -618,11 +620,10 @@ Result<std::size_t> FilterTable::load_prefix_lines(std::string_view content, Act
       entry.action = *action;
     }
     if (entry.action == Action::RateLimit) {
-      unsigned id = 0;
-      auto [end_of_id, ec] = std::from_chars(class_word.data(), class_word.data() + class_word.size(), id);
-      if (class_word.empty() || ec != std::errc{} || end_of_id != class_word.data() + class_word.size())
-        return refuse("rate-limit needs a class number, got '" + class_word + "'");
-      entry.rate_class = id;
+      // Decimal, as every integer (maps/decimal.hpp); validate() checks that the class exists.
+      const auto id = maps::parse_decimal(class_word, 0, std::numeric_limits<std::uint32_t>::max());
+      if (!id.value) return refuse("rate-limit needs a class number: " + id.problem);
+      entry.rate_class = static_cast<std::uint32_t>(*id.value);
     } else if (!class_word.empty()) {
       return refuse("unexpected '" + class_word + "' after action " + std::string(to_string(entry.action)));
     }

@@ -15,7 +15,7 @@ constexpr std::array<OpInfo, 22> op_table{{
     {"config.get", Access::ReadOnly, false},
     {"config.set", Access::ChangesState, false},
     {"stats", Access::ReadOnly, false},
-    {"events", Access::ReadOnly, true},
+    {"events", Access::ReadsPackets, true},
     {"shutdown", Access::ChangesState, false},
     {"block.add", Access::ChangesState, false},
     {"block.del", Access::ChangesState, false},
@@ -55,6 +55,15 @@ const OpInfo* find_op(std::string_view name) {
   for (const auto& op : op_table)
     if (op.name == name) return &op;
   return nullptr;
+}
+
+std::string_view to_string(Access access) {
+  switch (access) {
+    case Access::ReadOnly: return "read-only";
+    case Access::ChangesState: return "changes state";
+    case Access::ReadsPackets: return "reads packet contents";
+  }
+  return "changes state";
 }
 
 std::string_view to_string(Verdict verdict) { return verdict == Verdict::Drop ? "drop" : "pass"; }

@@ -1,7 +1,11 @@
 #include "protocol.hpp"
 
+#include <boost/json/basic_parser_impl.hpp>
+
 #include <array>
+#include <set>
 #include <utility>
+#include <vector>
 
 namespace sluice::protocol {
 namespace {
@@ -23,6 +27,102 @@ constexpr std::size_t max_quoted_chars = 64;
 
 RejectedRequest reject(json::value id, std::string message) {
   return RejectedRequest{std::move(id), ProtocolError{ErrorCode::BadJson, std::move(message)}};
+}
+
+// A validating pass over the request (Boost.JSON's basic_parser, nothing
+// built): finds a key given twice in one object, at any depth. Boost.JSON
+// 1.81 keeps the last of duplicate keys and has no option to refuse them, so
+// {"op":"status","op":"shutdown"} would run shutdown; a request whose
+// meaning depends on which duplicate a parser keeps is refused instead.
+class DuplicateKeyCheck {
+ public:
+  static constexpr std::size_t max_array_size = -1;
+  static constexpr std::size_t max_object_size = -1;
+  static constexpr std::size_t max_string_size = -1;
+  static constexpr std::size_t max_key_size = -1;
+
+  // The first duplicate: its path ("args.stages.filter"); empty when none.
+  const std::string& duplicate() const noexcept { return duplicate_; }
+
+  bool on_document_begin(json::error_code&) { return true; }
+  bool on_document_end(json::error_code&) { return true; }
+  bool on_array_begin(json::error_code&) { return begin(false); }
+  bool on_array_end(std::size_t, json::error_code&) { return end(); }
+  bool on_object_begin(json::error_code&) { return begin(true); }
+  bool on_object_end(std::size_t, json::error_code&) { return end(); }
+  bool on_string_part(json::string_view, std::size_t, json::error_code&) { return true; }
+  bool on_string(json::string_view, std::size_t, json::error_code&) { return value(); }
+  bool on_key_part(json::string_view s, std::size_t, json::error_code&) {
+    key_.append(s.data(), s.size());
+    return true;
+  }
+  bool on_key(json::string_view s, std::size_t, json::error_code& ec) {
+    key_.append(s.data(), s.size());
+    Frame& object = frames_.back();
+    if (!object.keys.insert(key_).second) {
+      duplicate_ = path() + (frames_.size() > 1 ? "." : "") + key_;
+      ec = json::error::syntax;  // stops the pass; duplicate() says why
+      return false;
+    }
+    object.last_key = std::move(key_);
+    key_.clear();
+    return true;
+  }
+  bool on_number_part(json::string_view, json::error_code&) { return true; }
+  bool on_int64(std::int64_t, json::string_view, json::error_code&) { return value(); }
+  bool on_uint64(std::uint64_t, json::string_view, json::error_code&) { return value(); }
+  bool on_double(double, json::string_view, json::error_code&) { return value(); }
+  bool on_bool(bool, json::error_code&) { return value(); }
+  bool on_null(json::error_code&) { return value(); }
+  bool on_comment_part(json::string_view, json::error_code&) { return true; }
+  bool on_comment(json::string_view, json::error_code&) { return true; }
+
+ private:
+  struct Frame {
+    bool object = false;
+    std::set<std::string, std::less<>> keys;  // objects: keys seen so far
+    std::string last_key;                     // objects: the key of the value being read
+    std::size_t index = 0;                    // arrays: elements so far
+  };
+
+  bool begin(bool object) {
+    frames_.push_back(Frame{object, {}, {}, 0});
+    return true;
+  }
+  bool end() {
+    frames_.pop_back();
+    return value();
+  }
+  // A value ended: in an array, the next one has the next index.
+  bool value() {
+    if (!frames_.empty() && !frames_.back().object) ++frames_.back().index;
+    return true;
+  }
+  // Where the innermost frame sits, from the document's root ("args.stages", "x[2]").
+  std::string path() const {
+    std::string out;
+    for (std::size_t i = 0; i + 1 < frames_.size(); ++i) {
+      const Frame& parent = frames_[i];
+      if (parent.object) out += (out.empty() ? "" : ".") + parent.last_key;
+      else out += "[" + std::to_string(parent.index) + "]";
+    }
+    return out;
+  }
+
+  std::vector<Frame> frames_;
+  std::string key_;
+  std::string duplicate_;
+};
+
+// The path of a key given twice in `line`, or nothing. Malformed JSON is
+// left to the real parse, which names the syntax error.
+std::optional<std::string> duplicate_key(std::string_view line, const json::parse_options& options) {
+  json::basic_parser<DuplicateKeyCheck> checker(options);
+  json::error_code ec;
+  checker.write_some(false, line.data(), line.size(), ec);
+  const std::string& duplicate = checker.handler().duplicate();
+  if (duplicate.empty()) return std::nullopt;
+  return duplicate;
 }
 
 std::string serialize_line(const json::object& reply) {
@@ -83,13 +183,23 @@ ParsedRequest parse_request(std::string_view line) {
     return reject(nullptr, std::string("request is not valid JSON: ") + e.what());
   }
   if (ec) return reject(nullptr, "request is not valid JSON: " + ec.message());
+  try {
+    if (auto duplicate = duplicate_key(line, options))
+      return reject(nullptr, "key " + quote_value(json::string(*duplicate)) +
+                                 " is given twice; a request names each key once");
+  } catch (const std::exception& e) {
+    return reject(nullptr, std::string("request is not valid JSON: ") + e.what());
+  }
   if (!parsed.is_object()) return reject(nullptr, "request must be a JSON object, got " + kind_name(parsed));
   json::object& object = parsed.as_object();
 
   json::value id = nullptr;
   if (auto* found = object.if_contains("id")) {
-    if (!found->is_number() && !found->is_string())
-      return reject(nullptr, "field id must be a number or a string, got " + quote_value(*found));
+    // An integer, echoed as sent: a fraction or an exponent (1.5, 1e400,
+    // which Boost.JSON reads as a double and would echo as 1E400 or worse)
+    // and strings are refused, so what comes back is what went out.
+    if (!found->is_int64() && !found->is_uint64())
+      return reject(nullptr, "field id must be an integer, got " + quote_value(*found));
     id = *found;
   } else {
     return reject(nullptr, "field id is missing");

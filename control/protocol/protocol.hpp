@@ -2,7 +2,9 @@
 // The control-socket protocol of sluiced, shared by the daemon and sluicectl.
 //
 // Unix stream socket, newline-delimited JSON. A request is one line:
-//   {"id":<number|string>,"op":"<name>","args":{...}}        (args optional)
+//   {"id":<integer>,"op":"<name>","args":{...}}        (args optional)
+// Each key appears once per object, at every depth: a request with a
+// duplicate key is refused (bad_json), never read as "the last one wins".
 // and every reply is one line:
 //   {"id":...,"ok":true,"result":...}
 //   {"id":...,"ok":false,"error":{"code":"<code>","message":"<text>"}}
@@ -45,7 +47,7 @@ struct ProtocolError {
 };
 
 struct Request {
-  boost::json::value id;  // number or string, echoed verbatim
+  boost::json::value id;  // an integer (int64 or uint64), echoed verbatim
   std::string op;
   boost::json::object args;
 };

@@ -893,7 +893,7 @@ TEST_F(CliTest, FilterUsageErrorsNameTheOptionAndValueAndSendNothing) {
       {{"rule", "add", "--action", "drop", "--src", "198.18.0.0/99"}, "--src: bad prefix '198.18.0.0/99'"},
       {{"rule", "add", "--action", "drop", "--dst", "2001:db8::1%eth0"}, "--dst: bad prefix '2001:db8::1%eth0'"},
       {{"rule", "add", "--action", "drop", "--proto", "gre"},
-       "--proto: protocol 'gre': expected tcp, udp, icmp, icmpv6 or 0..255"},
+       "--proto: protocol 'gre': expected tcp, udp, icmp, icmpv6 or a number"},
       {{"rule", "add", "--action", "drop", "--proto", "256"}, "--proto: protocol '256'"},
       {{"rule", "add", "--action", "drop", "--dport", "9-3"}, "--dport: port range '9-3'"},
       {{"rule", "add", "--action", "drop", "--sport", "65536"}, "--sport: port range '65536'"},
@@ -901,7 +901,7 @@ TEST_F(CliTest, FilterUsageErrorsNameTheOptionAndValueAndSendNothing) {
       {{"rule", "add", "--action", "drop", "--tcp-flags", "syn,fin,syn"},
        "--tcp-flags: bad tcp_flags 'syn,fin,syn': flag 'syn' given twice"},
       {{"rule", "add", "--action", "drop", "--tcp-flags", "sin"}, "--tcp-flags: bad tcp_flags 'sin': unknown flag 'sin'"},
-      {{"rule", "add", "--action", "drop", "--icmp-type", "256"}, "--icmp-type: Value 256 not in range 0 to 255"},
+      {{"rule", "add", "--action", "drop", "--icmp-type", "256"}, "--icmp-type: '256': out of range; expected a decimal integer in 0..255"},
       {{"rule", "add", "--action", "drop", "--iface", "a/b"}, "--iface: bad interface name 'a/b'"},
       {{"rule", "add", "--action", "drop", "--priority", "-1"}, "--priority"},
       {{"rule", "add", "--action", "drop", "--priority", "4294967296"}, "--priority"},
@@ -913,6 +913,11 @@ TEST_F(CliTest, FilterUsageErrorsNameTheOptionAndValueAndSendNothing) {
       {{"rule", "add", "--action", "drop", "--proto", "tcp", "--icmp-type", "8"},
        "--icmp-type 8 needs --proto icmp or icmpv6, not tcp"},
       {{"rule", "add", "--action", "drop", "--icmp-type", "8", "--dport", "22"}, "--icmp-type cannot be combined with ports"},
+      // No packet can match these (the filter model refuses them too).
+      {{"rule", "add", "--action", "drop", "--src", "2001:db8::/32", "--proto", "icmp", "--icmp-type", "128"},
+       "--icmp-type 128 --proto icmp: icmp_type 128 with protocol icmp and an IPv6 address: IPv6 carries ICMP as icmpv6"},
+      {{"rule", "add", "--action", "drop", "--dst", "198.18.0.0/15", "--proto", "icmpv6", "--icmp-type", "8"},
+       "--icmp-type 8 --proto icmpv6: icmp_type 8 with protocol icmpv6 and an IPv4 address"},
       {{"rule", "del"}, "ID is required"},
       {{"rule", "del", "x"}, "ID"},
       {{"rule", "del", "-4"}, "ID"},
@@ -921,16 +926,16 @@ TEST_F(CliTest, FilterUsageErrorsNameTheOptionAndValueAndSendNothing) {
       {{"limit", "set", "--pps", "10"}, "CLASS is required"},
       {{"limit", "set", "web!", "--pps", "10"}, "CLASS: bad class 'web!'"},
       {{"limit", "set", std::string(33, 'c'), "--pps", "10"}, "CLASS: bad class '" + std::string(33, 'c') + "'"},
-      {{"limit", "set", "web", "--pps", "0"}, "--pps: Value 0 not in range 1 to 1000000000"},
+      {{"limit", "set", "web", "--pps", "0"}, "--pps: '0': out of range; expected a decimal integer in 1..1000000000"},
       {{"limit", "set", "web", "--pps", "fast"}, "--pps"},
-      {{"limit", "set", "web", "--pps", "10", "--bps", "0"}, "--bps: Value 0 not in range"},
-      {{"limit", "set", "web", "--pps", "10", "--burst", "0"}, "--burst: Value 0 not in range"},
+      {{"limit", "set", "web", "--pps", "10", "--bps", "0"}, "--bps: '0': out of range"},
+      {{"limit", "set", "web", "--pps", "10", "--burst", "0"}, "--burst: '0': out of range"},
       {{"limit", "del"}, "CLASS is required"},
       {{"limit", "del", "a/b"}, "CLASS: bad class 'a/b'"},
       {{"conn"}, "A subcommand is required"},
-      {{"conn", "list", "--limit", "0"}, "--limit: Value 0 not in range"},
+      {{"conn", "list", "--limit", "0"}, "--limit: '0': out of range"},
       {{"conn", "list", "--limit", "many"}, "--limit"},
-      {{"conn", "list", "--limit", "100001"}, "--limit: Value 100001 not in range 1 to 100000"},
+      {{"conn", "list", "--limit", "100001"}, "--limit: '100001': out of range; expected a decimal integer in 1..100000"},
   };
   for (const auto& c : cases) {
     const Outcome r = run_cli(c.args);
@@ -941,6 +946,83 @@ TEST_F(CliTest, FilterUsageErrorsNameTheOptionAndValueAndSendNothing) {
   }
   EXPECT_TRUE(sent().empty());
   EXPECT_EQ(wire_->connects, 0);
+}
+
+// Integers are decimal everywhere, one parser for all (maps/decimal.hpp).
+// Before: CLI11 converted with strtoull base 0, so `rule del 010` deleted
+// rule 8, `--priority 0x20` made rule 32 and `--pps 0100` set 64.
+TEST_F(CliTest, IntegerOptionsAreDecimalOnlyAndABadFormExitsTwoNamingTheOptionAndValue) {
+  struct Form {
+    std::string text;
+    std::string why;
+  };
+  const std::vector<Form> forms{
+      {"010", "a leading zero is not allowed"}, {"0x20", "a base prefix is not allowed"},
+      {"+5", "a sign is not allowed"},          {"-1", "a sign is not allowed"},
+      {"1e3", "only the digits 0-9 are allowed"}, {"", "empty"},
+  };
+  // Each integer option, as the words before the value and the option's name in the error.
+  struct IntegerOption {
+    std::vector<std::string> before;
+    std::vector<std::string> after;
+    std::string name;
+  };
+  const std::vector<IntegerOption> options{
+      {{"rule", "del"}, {}, "ID"},
+      {{"rule", "add", "--action", "drop", "--priority"}, {}, "--priority"},
+      {{"rule", "add", "--action", "drop", "--proto", "icmp", "--icmp-type"}, {}, "--icmp-type"},
+      {{"limit", "set", "web", "--pps"}, {}, "--pps"},
+      {{"limit", "set", "web", "--pps", "10", "--bps"}, {}, "--bps"},
+      {{"limit", "set", "web", "--pps", "10", "--burst"}, {}, "--burst"},
+      {{"conn", "list", "--limit"}, {}, "--limit"},
+      {{"events", "-c"}, {}, "--count"},
+      {{"capture", "-w", "/dev/null", "-c"}, {}, "--count"},
+      {{"config", "set", "--drop-sample-every"}, {}, "--drop-sample-every"},
+  };
+  for (const auto& option : options) {
+    for (const auto& form : forms) {
+      std::vector<std::string> args = option.before;
+      args.push_back(form.text);
+      args.insert(args.end(), option.after.begin(), option.after.end());
+      std::string joined;
+      for (const auto& a : args) joined += a + " ";
+      const Outcome r = run_cli(args);
+      EXPECT_EQ(r.code, kExitUsage) << joined << "\n" << r.err;
+      const std::string expected = option.name + ": '" + form.text + "': " + form.why;
+      EXPECT_NE(r.err.find(expected), std::string::npos) << joined << "\nexpected: " << expected << "\nstderr: " << r.err;
+    }
+  }
+  EXPECT_TRUE(sent().empty());
+  EXPECT_EQ(wire_->connects, 0);
+}
+
+TEST_F(CliTest, DecimalIntegersAreSentAsTheirValue) {
+  reply(R"({"id":1,"ok":true,"result":{"id":8,"deleted":true}})");
+  Outcome r = run_cli({"rule", "del", "8"});
+  EXPECT_EQ(r.code, kExitOk) << r.err;
+  reply(R"({"id":1,"ok":true,"result":{"id":0,"deleted":true}})");
+  r = run_cli({"rule", "del", "0"});
+  EXPECT_EQ(r.code, kExitOk) << r.err;
+  reply(R"({"id":1,"ok":true,"result":{"id":32}})");
+  r = run_cli({"rule", "add", "--priority", "32", "--proto", "icmp", "--icmp-type", "0", "--action", "pass"});
+  EXPECT_EQ(r.code, kExitOk) << r.err;
+  reply(R"({"id":1,"ok":true,"result":{"class":"web","id":0,"created":true}})");
+  r = run_cli({"limit", "set", "web", "--pps", "100", "--burst", "10"});
+  EXPECT_EQ(r.code, kExitOk) << r.err;
+  reply(kConfigReply);
+  r = run_cli({"config", "set", "--drop-sample-every", "1"});
+  EXPECT_EQ(r.code, kExitOk) << r.err;
+  reply(kConfigReply);
+  r = run_cli({"config", "set", "--drop-sample-every", "0", "--default-verdict", "pass"});
+  EXPECT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_EQ(sent(), (std::vector<std::string>{
+                        R"({"id":1,"op":"rule.del","args":{"id":8}})",
+                        R"({"id":1,"op":"rule.del","args":{"id":0}})",
+                        R"({"id":1,"op":"rule.add","args":{"priority":32,"proto":"icmp","icmp_type":0,"action":"pass"}})",
+                        R"({"id":1,"op":"limit.set","args":{"class":"web","pps":100,"burst":10}})",
+                        R"({"id":1,"op":"config.set","args":{"drop_sample_every":1}})",
+                        R"({"id":1,"op":"config.set","args":{"default_verdict":"pass","drop_sample_every":0}})",
+                    }));
 }
 
 // ---- packet heads ----

@@ -165,11 +165,13 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"PortRangeBackwards", rules_with("dport: 9-3"), "rules[3].dport",
                 "port range '9-3': ports 9-3: first port above last", 7},
         BadCase{"PortTooLarge", rules_with("sport: 65536"), "rules[3].sport",
-                "port range '65536': expected PORT or FIRST-LAST within 0..65535", 7},
+                "port range '65536': expected PORT or FIRST-LAST: port '65536': out of range; expected a decimal integer in "
+                "0..65535", 7},
         BadCase{"PortNegative", rules_with("dport: -1"), "rules[3].dport",
-                "port range '-1': expected PORT or FIRST-LAST within 0..65535", 7},
+                "port range '-1': expected PORT or FIRST-LAST: port '-1': a sign is not allowed; expected a decimal integer in "
+                "0..65535", 7},
         BadCase{"PortOpenRange", rules_with("dport: 10-"), "rules[3].dport",
-                "port range '10-': expected PORT or FIRST-LAST within 0..65535", 7},
+                "port range '10-': expected PORT or FIRST-LAST: port '': empty; expected a decimal integer in 0..65535", 7},
         BadCase{"PortList", rules_with("dport: [22]"), "rules[3].dport",
                 "expected a port or port range, got a list", 7},
         BadCase{"UnknownRuleKey", rules_with("dprot: 22"), "rules[3].dprot",
@@ -181,9 +183,10 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"BadDst", rules_with("dst: 300.0.0.0/8"), "rules[3].dst",
                 "bad prefix '300.0.0.0/8': '300.0.0.0' is not an IPv4 address", 7},
         BadCase{"BadProto", rules_with("proto: sctpx"), "rules[3].proto",
-                "protocol 'sctpx': expected tcp, udp, icmp, icmpv6 or 0..255", 7},
+                "protocol 'sctpx': expected tcp, udp, icmp, icmpv6 or a number: only the digits 0-9 are allowed; expected a "
+                "decimal integer in 0..255", 7},
         BadCase{"ProtoTooLarge", rules_with("proto: 256"), "rules[3].proto",
-                "protocol '256': expected tcp, udp, icmp, icmpv6 or 0..255", 7},
+                "protocol '256': expected tcp, udp, icmp, icmpv6 or a number: out of range; expected a decimal integer in 0..255", 7},
         BadCase{"BadFlag", rules_with("tcp_flags: syn,!akc"), "rules[3].tcp_flags",
                 "bad tcp_flags 'syn,!akc': unknown flag 'akc'; expected fin syn rst psh ack urg ece cwr, '!' for clear",
                 7},
@@ -192,7 +195,7 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"FlagTrailingComma", rules_with("tcp_flags: 'syn,'"), "rules[3].tcp_flags",
                 "bad tcp_flags 'syn,': unknown flag ''; expected fin syn rst psh ack urg ece cwr, '!' for clear", 7},
         BadCase{"IcmpTypeRange", rules_with("icmp_type: 256"), "rules[3].icmp_type",
-                "bad number '256': expected a decimal integer in 0..255", 7},
+                "bad number '256': out of range; expected a decimal integer in 0..255", 7},
         BadCase{"BadIface", rules_with("iface: a/b"), "rules[3].iface",
                 "bad interface name 'a/b': contains '/', ':', whitespace or a control byte", 7},
         BadCase{"DuplicateRuleKey", rules_with("action: pass"), "rules[3].action", "duplicate key 'action'", 7},
@@ -201,9 +204,46 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"MissingAction", "rules:\n  - priority: 1\n", "rules[0]", "missing required key 'action'", 2},
         BadCase{"MissingPriority", "rules:\n  - action: drop\n", "rules[0]", "missing required key 'priority'", 2},
         BadCase{"PriorityNegative", "rules:\n  - {priority: -5, action: drop}\n", "rules[0].priority",
-                "bad number '-5': expected a decimal integer in 0..4294967295", 2},
+                "bad number '-5': a sign is not allowed; expected a decimal integer in 0..4294967295", 2},
         BadCase{"PriorityHex", "rules:\n  - {priority: 0x10, action: drop}\n", "rules[0].priority",
-                "bad number '0x10': expected a decimal integer in 0..4294967295", 2},
+                "bad number '0x10': a base prefix is not allowed (integers are decimal); expected a decimal integer in 0..4294967295", 2},
+        // yaml-cpp's as<T>() reads 0x10 as 16 and 010 as 8: numbers go through the one strict parser instead.
+        BadCase{"PriorityOctal", "rules:\n  - {priority: 010, action: drop}\n", "rules[0].priority",
+                "bad number '010': a leading zero is not allowed (integers are decimal: 010 is not 8); expected a "
+                "decimal integer in 0..4294967295", 2},
+        BadCase{"PriorityOctalPrefix", "rules:\n  - {priority: 0o17, action: drop}\n", "rules[0].priority",
+                "bad number '0o17': a base prefix is not allowed (integers are decimal); expected a decimal integer in "
+                "0..4294967295", 2},
+        BadCase{"PriorityExponent", "rules:\n  - {priority: 1e3, action: drop}\n", "rules[0].priority",
+                "bad number '1e3': only the digits 0-9 are allowed; expected a decimal integer in 0..4294967295", 2},
+        BadCase{"IcmpTypeHex", rules_with("icmp_type: 0x8"), "rules[3].icmp_type",
+                "bad number '0x8': a base prefix is not allowed (integers are decimal); expected a decimal integer in "
+                "0..255", 7},
+        BadCase{"PortOctal", rules_with("dport: 080"), "rules[3].dport",
+                "port range '080': expected PORT or FIRST-LAST: port '080': a leading zero is not allowed (integers are "
+                "decimal: 010 is not 8); expected a decimal integer in 0..65535", 7},
+        BadCase{"PortRangeHexEnd", rules_with("dport: 80-0x100"), "rules[3].dport",
+                "port range '80-0x100': expected PORT or FIRST-LAST: port '0x100': a base prefix is not allowed (integers "
+                "are decimal); expected a decimal integer in 0..65535", 7},
+        BadCase{"ProtoHex", rules_with("proto: 0x6"), "rules[3].proto",
+                "protocol '0x6': expected tcp, udp, icmp, icmpv6 or a number: a base prefix is not allowed (integers are "
+                "decimal); expected a decimal integer in 0..255", 7},
+        BadCase{"LimitPpsOctal", "limits:\n  - {class: web, pps: 0100}\n", "limits[0].pps",
+                "bad number '0100': a leading zero is not allowed (integers are decimal: 010 is not 8); expected a "
+                "decimal integer in 1..18446744073709551615", 2},
+        BadCase{"LimitBurstHex", "limits:\n  - {class: web, pps: 10, burst: 0x10}\n", "limits[0].burst",
+                "bad number '0x10': a base prefix is not allowed (integers are decimal); expected a decimal integer in "
+                "1..18446744073709551615", 2},
+        BadCase{"DropSampleEveryOctal", "defaults:\n  drop_sample_every: 010\n", "defaults.drop_sample_every",
+                "bad number '010': a leading zero is not allowed (integers are decimal: 010 is not 8); expected a "
+                "decimal integer in 0..1000000000", 2},
+        // Rules no packet can match: the ICMP type of the other family's ICMP.
+        BadCase{"IcmpTypeUnderIcmpWithIpv6", rules_with("src: 2001:db8::/32\n    proto: icmp\n    icmp_type: 8"),
+                "rules[3]", "rule (priority 4): icmp_type 8 with protocol icmp and an IPv6 address: IPv6 carries ICMP as icmpv6; no "
+                "packet can match", 5},
+        BadCase{"IcmpTypeUnderIcmpv6WithIpv4", rules_with("dst: 198.18.0.0/15\n    proto: icmpv6\n    icmp_type: 128"),
+                "rules[3]", "rule (priority 4): icmp_type 128 with protocol icmpv6 and an IPv4 address: IPv4 carries ICMP as icmp; no "
+                "packet can match", 5},
         BadCase{"DuplicatePriority", "rules:\n  - {priority: 5, action: drop}\n  - {priority: 5, action: pass}\n",
                 "rules[1].priority", "duplicate priority 5 (also rules[0])", 3},
         BadCase{"RulesNotList", "rules: {priority: 1}\n", "rules", "expected a list, got a mapping", 1},
@@ -251,9 +291,9 @@ INSTANTIATE_TEST_SUITE_P(
                 "unknown key 'deny'; expected one of block, allow", 2},
         BadCase{"LimitNoPps", "limits:\n  - class: web\n", "limits[0]", "missing required key 'pps'", 2},
         BadCase{"LimitZeroPps", "limits:\n  - {class: web, pps: 0}\n", "limits[0].pps",
-                "bad number '0': expected a decimal integer in 1..18446744073709551615", 2},
+                "bad number '0': out of range; expected a decimal integer in 1..18446744073709551615", 2},
         BadCase{"LimitHugePps", "limits:\n  - {class: web, pps: 18446744073709551616}\n", "limits[0].pps",
-                "bad number '18446744073709551616': expected a decimal integer in 1..18446744073709551615", 2},
+                "bad number '18446744073709551616': out of range; expected a decimal integer in 1..18446744073709551615", 2},
         BadCase{"LimitBadClass", "limits:\n  - {class: 'a b', pps: 1}\n", "limits[0].class",
                 "bad class name 'a b': 1..32 of A-Z a-z 0-9 _ - .", 2},
         BadCase{"LimitDuplicateClass", "limits:\n  - {class: a, pps: 1}\n  - {class: a, pps: 2}\n", "limits[1].class",

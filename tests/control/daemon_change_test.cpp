@@ -6,15 +6,21 @@
 #include <netinet/in.h>
 #include <unistd.h>
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 
 #include "filter_fixture.hpp"
 #include "daemon_metrics.hpp"
+#include "event_hub.hpp"
 #include "filter_ops.hpp"
 #include "server.hpp"
 #include "service.hpp"
+#include "sluice.skel.h"
 #include "state_ops.hpp"
 #include "state_store.hpp"
 
@@ -329,6 +335,108 @@ TEST_F(DaemonChangeTest, ConntrackReadsAreBoundedAndCountedAtMostOncePerInterval
   EXPECT_EQ(fresh.count()->flows, std::uint64_t{flows + 1});
   EXPECT_EQ(fresh.first_flows(3)->size(), 3u);
   EXPECT_EQ(fresh.first_flows(0)->size(), 0u);
+}
+
+// The protocol door of strict input: rule.add refuses what no packet can
+// match and integers written with a leading zero, and changes nothing.
+TEST_F(DaemonChangeTest, RuleAddRefusesUnmatchableIcmpRulesAndNonDecimalText) {
+  const auto before = generation();
+  auto v6_icmp = refused("rule.add", {{"src", "2001:db8::/32"}, {"proto", "icmp"}, {"icmp_type", 128}, {"action", "drop"}});
+  EXPECT_EQ(v6_icmp.code, protocol::ErrorCode::BadArgs);
+  EXPECT_NE(v6_icmp.message.find("icmp_type 128 with protocol icmp and an IPv6 address"), std::string::npos)
+      << v6_icmp.message;
+  auto v4_icmpv6 = refused("rule.add", {{"dst", "198.18.0.0/15"}, {"proto", "icmpv6"}, {"icmp_type", 8}, {"action", "pass"}});
+  EXPECT_NE(v4_icmpv6.message.find("icmp_type 8 with protocol icmpv6 and an IPv4 address"), std::string::npos)
+      << v4_icmpv6.message;
+  auto port = refused("rule.add", {{"proto", "tcp"}, {"dport", "080"}, {"action", "drop"}});
+  EXPECT_NE(port.message.find("port '080': a leading zero is not allowed"), std::string::npos) << port.message;
+  auto proto = refused("rule.add", {{"proto", "06"}, {"action", "drop"}});
+  EXPECT_NE(proto.message.find("protocol '06'"), std::string::npos) << proto.message;
+  EXPECT_EQ(generation(), before) << "a refused rule changes nothing";
+  EXPECT_TRUE(result("rule.list").at("rules").as_array().empty());
+  // The same ICMP types under their own family's protocol are fine.
+  result("rule.add", {{"src", "2001:db8::/32"}, {"proto", "icmpv6"}, {"icmp_type", 128}, {"action", "pass"}});
+  result("rule.add", {{"src", "198.18.0.0/15"}, {"proto", "icmp"}, {"icmp_type", 8}, {"action", "pass"}});
+  EXPECT_EQ(result("rule.list").at("rules").as_array().size(), 2u);
+}
+
+TEST_F(DaemonChangeTest, BlockLoadTakesDecimalClassNumbersOnly) {
+  // Before: "03" was read as class 3 (std::from_chars takes leading zeros).
+  auto octal = refused("block.load", {{"content", "198.18.0.0/24 rate-limit 03\n"}});
+  EXPECT_NE(octal.message.find("line 1: rate-limit needs a class number: '03': a leading zero is not allowed"),
+            std::string::npos)
+      << octal.message;
+  auto sign = refused("block.load", {{"content", "198.18.0.0/24 drop\n198.18.1.0/24 rate-limit +3\n"}});
+  EXPECT_NE(sign.message.find("line 2: rate-limit needs a class number: '+3': a sign is not allowed"),
+            std::string::npos)
+      << sign.message;
+  EXPECT_TRUE(result("block.list").at("prefixes").as_array().empty()) << "a bad line loads nothing";
+}
+
+// Before: the event hub read the drop_events ring to its end in one turn of
+// the io_context; under a flood with drop_sample_every 1 the ring refills as
+// fast as it is read, and the control socket and /metrics waited behind it.
+// Now a turn handles events_per_turn records, then lets what is ready run.
+TEST_F(FilterTest, EventHubReadsTheRingInBoundedTurnsAndOtherWorkRunsBetween) {
+  auto settings = filter::default_settings();
+  settings.drop_sample_every = 1;
+  ASSERT_TRUE(table_->set_settings(settings));
+  filter::RuleSet set;
+  set.prefixes = {{cidr("198.18.0.0/24"), filter::Action::Drop}};
+  replace(set);
+  constexpr std::size_t flood = 1000;  // fits the 256 KiB ring (168 bytes a record)
+  const Bytes frame = ether().ipv4("198.18.0.1", "198.18.1.1").udp(1, 2).build();
+  for (std::size_t i = 0; i < flood; ++i) ASSERT_EQ(send(frame).verdict, XDP_DROP);
+
+  namespace asio = boost::asio;
+  asio::io_context io;
+  daemon::EventHub hub(io);
+  auto subscription = hub.subscribe();
+  // Another coroutine on the same io_context, woken by the first event: how
+  // many records had the hub read by the time it got to run?
+  std::optional<std::uint64_t> read_when_woken;
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        co_await subscription->wait();
+        read_when_woken = hub.stats().received;
+      },
+      asio::detached);
+  ASSERT_TRUE(hub.start(*maps::MapFd::from_skeleton(plane_->skeleton()->maps.drop_events)));
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (hub.stats().received < flood && std::chrono::steady_clock::now() < deadline)
+    io.run_one_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(hub.stats().received, flood) << "every record is read, over several turns";
+  ASSERT_TRUE(read_when_woken.has_value());
+  EXPECT_EQ(*read_when_woken, daemon::EventHub::events_per_turn) << "other work ran after one bounded turn";
+  EXPECT_EQ(subscription->queue().size(), flood);
+  hub.stop();
+  io.run_for(std::chrono::milliseconds(50));
+}
+
+TEST_F(FilterTest, RingBufferConsumesABoundedBatchAndTheRestLater) {
+  auto settings = filter::default_settings();
+  settings.drop_sample_every = 1;
+  ASSERT_TRUE(table_->set_settings(settings));
+  filter::RuleSet set;
+  set.prefixes = {{cidr("198.18.0.0/24"), filter::Action::Drop}};
+  replace(set);
+  const Bytes frame = ether().ipv4("198.18.0.1", "198.18.1.1").udp(1, 2).build();
+  for (int i = 0; i < 25; ++i) ASSERT_EQ(send(frame).verdict, XDP_DROP);
+  std::size_t delivered = 0;
+  auto ring = maps::RingBuffer::from(*maps::MapFd::from_skeleton(plane_->skeleton()->maps.drop_events),
+                                     [&](std::span<const std::byte>) { ++delivered; });
+  ASSERT_TRUE(ring) << ring.error().message;
+  for (std::size_t expected : {10u, 10u, 5u, 0u}) {
+    auto consumed = ring->consume(10);
+    ASSERT_TRUE(consumed) << consumed.error().message;
+    EXPECT_EQ(*consumed, expected);
+  }
+  EXPECT_EQ(delivered, 25u) << "each record once: a full batch consumed its last record";
+  EXPECT_FALSE(ring->consume(0));
+  auto all = ring->consume();
+  ASSERT_TRUE(all);
+  EXPECT_EQ(*all, 0u);
 }
 
 }  // namespace

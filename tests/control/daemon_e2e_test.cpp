@@ -7,6 +7,8 @@
 
 #include <filesystem>
 #include <fstream>
+#include <memory>
+#include <sstream>
 #include <thread>
 
 #include "daemon_test_support.hpp"
@@ -208,7 +210,8 @@ TEST(DaemonE2E, UnprivilegedPeersMayReadButNotChangeState) {
       if (!client.connected()) return "connect failed: " + client.connect_error();
       std::string out;
       for (const auto& [op, args] : std::vector<std::pair<std::string, json::object>>{
-               {"status", {}}, {"config.get", {}}, {"stats", {}}, {"config.set", {{"end_verdict", "pass"}}},
+               {"status", {}}, {"config.get", {}}, {"stats", {}}, {"events", {}},
+               {"config.set", {{"end_verdict", "pass"}}},
                {"attach", {{"iface", lab.box_if}}}, {"shutdown", {}}}) {
         auto reply = client.call(op, args);
         out += op + "=" + error_code(reply) + ";";
@@ -216,7 +219,10 @@ TEST(DaemonE2E, UnprivilegedPeersMayReadButNotChangeState) {
       return out;
     });
   };
-  EXPECT_EQ(as_nobody({}), "status=(ok);config.get=(ok);stats=(ok);config.set=forbidden;attach=forbidden;shutdown=forbidden;");
+  // Packet heads (events, and so sluicectl capture) are for the admin group, like state changes.
+  EXPECT_EQ(as_nobody({}),
+            "status=(ok);config.get=(ok);stats=(ok);events=forbidden;config.set=forbidden;attach=forbidden;"
+            "shutdown=forbidden;");
   // The refused shutdown changed nothing: the daemon still answers, nothing is attached.
   {
     ControlClient root(socket);
@@ -224,7 +230,8 @@ TEST(DaemonE2E, UnprivilegedPeersMayReadButNotChangeState) {
     EXPECT_TRUE(status.at("interfaces").as_array().empty()) << json::serialize(status);
   }
   // A member of the admin group may change state, the box's interface and the shutdown included.
-  EXPECT_EQ(as_nobody({admin_gid}), "status=(ok);config.get=(ok);stats=(ok);config.set=(ok);attach=(ok);shutdown=(ok);");
+  EXPECT_EQ(as_nobody({admin_gid}),
+            "status=(ok);config.get=(ok);stats=(ok);events=(ok);config.set=(ok);attach=(ok);shutdown=(ok);");
   // The shutdown op promises an exit after its reply: bounded wait, exit code 0.
   EXPECT_EQ(daemon.wait_exit(std::chrono::seconds(10)), 0) << daemon.log();
   const auto link = lab.box.exec("ip link show " + lab.box_if);
@@ -239,7 +246,7 @@ TEST(DaemonE2E, HostileClientsGetErrorsAndTheConnectionCarriesOn) {
   ControlClient stalled(daemon.socket_path());
   ASSERT_TRUE(stalled.send_raw(R"({"id":1,"op":"sta)"));
   ControlClient follower(daemon.socket_path());
-  ASSERT_TRUE(follower.send_raw(R"({"id":"f","op":"events","args":{"follow":true}})" "\n"));
+  ASSERT_TRUE(follower.send_raw(R"({"id":101,"op":"events","args":{"follow":true}})" "\n"));
 
   ControlClient client(daemon.socket_path());
   ASSERT_TRUE(client.send_raw("this is not json\n"));
@@ -264,9 +271,9 @@ TEST(DaemonE2E, HostileClientsGetErrorsAndTheConnectionCarriesOn) {
   EXPECT_NE(bad_args.error->message.find("iface"), std::string::npos);
   auto not_attached = client.call("detach", {{"iface", "lo"}});
   EXPECT_EQ(error_code(not_attached), "bad_args");
-  // String ids come back verbatim, pipelined requests in order.
-  ASSERT_TRUE(client.send_raw(R"({"id":"a","op":"status"})" "\n" R"({"id":"b","op":"config.get"})" "\n"));
-  for (const char* id : {"a", "b"}) {
+  // Ids come back verbatim, pipelined requests in order.
+  ASSERT_TRUE(client.send_raw(R"({"id":-3,"op":"status"})" "\n" R"({"id":18446744073709551615,"op":"config.get"})" "\n"));
+  for (const json::value id : {json::value(-3), json::value(std::uint64_t{18446744073709551615u})}) {
     line = client.read_line();
     ASSERT_TRUE(line);
     auto r = std::get<protocol::Reply>(protocol::parse_reply(*line));
@@ -276,7 +283,7 @@ TEST(DaemonE2E, HostileClientsGetErrorsAndTheConnectionCarriesOn) {
   // A follower that writes while it should only read: past one request's
   // worth (1 MiB) the daemon ends its connection instead of buffering it.
   ControlClient flooder(daemon.socket_path());
-  ASSERT_TRUE(flooder.send_raw(R"({"id":"g","op":"events","args":{"follow":true}})" "\n"));
+  ASSERT_TRUE(flooder.send_raw(R"({"id":102,"op":"events","args":{"follow":true}})" "\n"));
   flooder.send_raw(std::string(2 * protocol::max_request_bytes + 4096, '\n'));  // fails once the daemon hangs up
   EXPECT_FALSE(flooder.read_line(std::chrono::seconds(10)).has_value());
   EXPECT_TRUE(flooder.peer_closed()) << "the flooding follower was not disconnected";
@@ -287,6 +294,136 @@ TEST(DaemonE2E, HostileClientsGetErrorsAndTheConnectionCarriesOn) {
   EXPECT_TRUE(client.call("status").ok);
   EXPECT_TRUE(daemon.running());
   EXPECT_EQ(daemon.stop(SIGINT), 0) << daemon.log();
+}
+
+// Before: 256 idle connections (max_connections, no deadline) locked every
+// client out, root included, for as long as they stayed. Now: a per-uid cap,
+// slots only root and the admin group may take, and idle and partial-line
+// deadlines (short here through the options, so the test is quick).
+TEST(DaemonE2E, AThousandHostileClientsCannotHoldTheSocketAndRootIsServedThroughout) {
+  SLUICE_REQUIRE_PRIVILEGES();
+  if (run_command("getent group users && getent group nogroup").exit_code != 0)
+    SLUICE_SKIP_OR_FAIL("skipped: groups users and nogroup are needed");
+  constexpr int hostile_uids = 4;
+  constexpr int clients_per_uid = 250;  // 1,000 in all
+  constexpr std::size_t max_connections = 64, reserved = 8, per_uid = 16;
+  constexpr auto idle = 2000ms, partial = 1500ms;
+  SluicedOptions options;
+  options.extra_args = {"--admin-group", "users", "--socket-group", "nogroup",
+                        "--max-connections", std::to_string(max_connections),
+                        "--admin-reserved-connections", std::to_string(reserved),
+                        "--max-connections-per-uid", std::to_string(per_uid),
+                        "--idle-timeout-ms", std::to_string(idle.count()),
+                        "--partial-line-timeout-ms", std::to_string(partial.count())};
+  SluicedProcess daemon(options);
+  ASSERT_EQ(daemon.start(), "");
+  const std::string socket = daemon.socket_path();
+
+  // Each hostile uid (nobody and three more, all of group nogroup, none
+  // admin) opens 250 connections: idle ones, half request lines, garbage
+  // without a newline. It reports how many the daemon kept once all were
+  // made, and how many were still open after both deadlines.
+  auto hostile = [&](uid_t uid) {
+    return run_as(
+        uid, nobody_gid, {},
+        [&] {
+          std::vector<std::unique_ptr<ControlClient>> clients;
+          for (int i = 0; i < clients_per_uid; ++i) {
+            auto client = std::make_unique<ControlClient>(socket);
+            if (!client->connected()) continue;
+            if (i % 3 == 1) client->send_raw(R"({"id":1,"op":"sta)");
+            if (i % 3 == 2) client->send_raw(std::string("\x01\xff garbage \x7f{{{", 16));
+            clients.push_back(std::move(client));
+          }
+          auto still_open = [&] {
+            std::size_t open = 0;
+            for (auto& client : clients) {
+              if (client->peer_closed()) continue;
+              if (!client->read_line(5ms) && !client->peer_closed()) ++open;  // under 2 ms would not look
+            }
+            return open;
+          };
+          std::this_thread::sleep_for(300ms);  // the daemon accepts (and refuses) what is queued
+          const std::size_t kept = still_open();
+          std::this_thread::sleep_for(idle + 1000ms);
+          return std::to_string(kept) + " " + std::to_string(still_open());
+        },
+        std::chrono::seconds(30));
+  };
+  std::vector<std::string> reports(hostile_uids);
+  std::vector<std::thread> attackers;
+  for (int i = 0; i < hostile_uids; ++i)
+    attackers.emplace_back([&, i] { reports[i] = hostile(nobody_uid - static_cast<uid_t>(i)); });
+
+  // Root asks for status over a fresh connection again and again while the
+  // flood lasts, and over one connection kept busy: every answer in time.
+  ControlClient kept(socket);
+  ASSERT_TRUE(kept.connected());
+  const auto until = std::chrono::steady_clock::now() + idle + 1500ms;
+  int answered = 0, late = 0;
+  while (std::chrono::steady_clock::now() < until) {
+    const auto asked = std::chrono::steady_clock::now();
+    ControlClient root(socket);
+    const auto fresh = root.call("status", {}, 2000ms);
+    const auto busy = kept.call("status", {}, 2000ms);
+    if (fresh.ok && busy.ok) ++answered;
+    else ADD_FAILURE() << "root status: " << error_code(fresh) << " / " << error_code(busy)
+                       << (fresh.error ? " " + fresh.error->message : std::string());
+    if (std::chrono::steady_clock::now() - asked > 1000ms) ++late;
+    std::this_thread::sleep_for(100ms);
+  }
+  for (auto& attacker : attackers) attacker.join();
+  EXPECT_GT(answered, 10);
+  EXPECT_EQ(late, 0) << "root's status took over a second";
+
+  std::size_t kept_total = 0;
+  for (int i = 0; i < hostile_uids; ++i) {
+    std::istringstream words(reports[i]);
+    std::size_t kept_by_uid = 0, open_after_deadlines = 0;
+    ASSERT_TRUE(words >> kept_by_uid >> open_after_deadlines) << "uid " << nobody_uid - i << ": " << reports[i];
+    EXPECT_GE(kept_by_uid, 1u) << "uid " << nobody_uid - i << " got no connection at all";
+    EXPECT_LE(kept_by_uid, per_uid) << "the per-uid cap";
+    EXPECT_EQ(open_after_deadlines, 0u) << "idle and partial-line connections outlived their deadlines";
+    kept_total += kept_by_uid;
+  }
+  EXPECT_LE(kept_total, max_connections - reserved) << "non-admin peers took reserved slots\n" << daemon.log();
+
+  // An idle root connection is closed after the deadline too; a busy one was not (above).
+  ControlClient idle_root(socket);
+  ASSERT_TRUE(idle_root.connected());
+  EXPECT_FALSE(idle_root.read_line(idle + 1500ms).has_value());
+  EXPECT_TRUE(idle_root.peer_closed()) << "an idle connection was not closed after --idle-timeout-ms";
+  EXPECT_TRUE(ControlClient(socket).call("status").ok);
+  // Hundreds of refusals and deadline closes, a handful of log lines (5 per 10 s).
+  const std::string log = daemon.log();
+  std::size_t refusal_lines = 0;
+  for (const char* needle : {"refused a connection", "closing the connection of uid"})
+    for (auto at = log.find(needle); at != std::string::npos; at = log.find(needle, at + 1)) ++refusal_lines;
+  EXPECT_GE(refusal_lines, 1u) << log;
+  EXPECT_LE(refusal_lines, 5u) << "refusals are logged rate-limited:\n" << log;
+  EXPECT_EQ(daemon.stop(SIGTERM), 0) << daemon.log();
+}
+
+TEST(DaemonE2E, ConnectionLimitOptionsAreValidated) {
+  SLUICE_REQUIRE_PRIVILEGES();
+  struct Case {
+    std::vector<std::string> args;
+    std::string error;
+  };
+  for (const auto& c : std::vector<Case>{
+           {{"--max-connections", "0"}, "--max-connections 0: expected 1..4096"},
+           {{"--max-connections", "010"}, "--max-connections: '010': a leading zero is not allowed"},
+           {{"--admin-reserved-connections", "256"}, "--admin-reserved-connections 256: expected 0..255"},
+           {{"--max-connections-per-uid", "0"}, "--max-connections-per-uid 0: expected 1..256"},
+           {{"--idle-timeout-ms", "10"}, "--idle-timeout-ms 10: expected 100..86400000 ms"},
+           {{"--partial-line-timeout-ms", "0x10"}, "--partial-line-timeout-ms: '0x10': a base prefix is not allowed"},
+       }) {
+    std::string command = std::string(sluiced_path()) + " --metrics off --socket /nonexistent/s.sock";
+    for (const auto& arg : c.args) command += " " + arg;
+    const auto ran = run_command(command + " 2>&1");
+    EXPECT_EQ(ran.exit_code, 2) << command << "\n" << ran.output;
+    EXPECT_NE(ran.output.find(c.error), std::string::npos) << command << "\n" << ran.output;
+  }
 }
 
 TEST(DaemonE2E, RefusesToStartOverALiveDaemonOrOverANonSocket) {

@@ -220,7 +220,7 @@ TEST(DaemonFilterE2E, FirstStartAppliesConfigFileAndSampledDropsArriveAsEvents) 
   // events (no follow) returns what the daemon kept; the ring buffer is read asynchronously, so poll.
   std::vector<json::object> events;
   for (int attempt = 0; attempt < 30 && events.empty(); ++attempt) {
-    ASSERT_TRUE(client.send_raw(R"({"id":"e","op":"events","args":{"max":50}})" "\n"));
+    ASSERT_TRUE(client.send_raw(R"({"id":5,"op":"events","args":{"max":50}})" "\n"));
     for (;;) {
       auto line = client.read_line();
       ASSERT_TRUE(line);

@@ -116,6 +116,8 @@ filter::RuleSet random_set(Random& r, std::size_t rule_count) {
     const auto kind = r.below(4);
     rule.action = kind == 0 ? Action::Drop : kind == 1 ? Action::Pass : kind == 2 ? Action::PassTrack : Action::RateLimit;
     if (rule.action == Action::RateLimit) rule.rate_class = 3;
+    // An ICMP type under the other family's ICMP protocol is refused by validation (no packet can match it).
+    if (!filter::validate(rule, set.rate_classes)) rule.icmp_type.reset();
     set.rules.push_back(rule);
   }
   return set;
