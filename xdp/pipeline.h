@@ -44,6 +44,10 @@ static __always_inline const struct sluice_config *pipeline_config(void)
  * (native and generic alike), where no other XDP packet can start on that
  * CPU before this one finishes: one slot per CPU is enough. Stage programs
  * must only be reached through the entry program's tail calls.
+ * Not on PREEMPT_RT: there softirqs run in preemptible threads, and a second
+ * packet on the same CPU could overwrite the slot between two stages of the
+ * first. User space refuses to attach to such a kernel (attach_xdp in
+ * control/dataplane/xdp_attachment.cpp).
  */
 static __always_inline struct sluice_pkt *pipeline_pkt(void)
 {
@@ -84,6 +88,9 @@ static __always_inline int pipeline_finish(struct xdp_md *ctx, __u32 verdict, __
  * is not enough: clang merges the call sites of an unrolled loop into one
  * call with a computed slot. The asm pins ctx, map and the literal slot into
  * r1-r3 at each site; a macro because "i" needs a literal, not a parameter.
+ * "memory": a successful tail call never returns, and the next program reads
+ * the per-CPU parse slot (and maps) that this one wrote; without the clobber
+ * clang may keep such stores in registers or sink them past the call.
  */
 #define TAIL_CALL_CONSTANT_SLOT(ctx, prog_array, slot)                         \
 	asm volatile("r1 = %[ctx_reg]\n\t"                                      \
@@ -93,7 +100,7 @@ static __always_inline int pipeline_finish(struct xdp_md *ctx, __u32 verdict, __
 		     :                                                         \
 		     : [ctx_reg] "r"(ctx), [map_reg] "r"(prog_array),          \
 		       [slot_imm] "i"(slot)                                    \
-		     : "r0", "r1", "r2", "r3", "r4", "r5")
+		     : "r0", "r1", "r2", "r3", "r4", "r5", "memory")
 
 /*
  * Hand the packet to `stage` if it comes after `done` and is enabled. A
