@@ -97,9 +97,10 @@ filter_prefix_bitmap(__u32 gen, const struct sluice_pkt *pkt, int is_src, __u32 
  * Elementary interval holding port: the last k < count with start[k] <= port
  * (start[0] = 0), by binary lifting. count must be 1..MAX_PORT_INTERVALS
  * (filter_port_bitmap checks it): a larger one would yield a position past
- * this field's bitmaps, into the other direction's or generation's. Branch-free on purpose: with an if per
- * step the verifier would follow 2^14 paths, each with a different constant
- * position; as arithmetic on loaded values the position is one bounded scalar.
+ * this field's bitmaps, into the other direction's or generation's.
+ * Branch-free on purpose: with an if per step the verifier would follow
+ * 2^14 paths, each with a different constant position; as arithmetic on
+ * loaded values the position is one bounded scalar.
  */
 static __always_inline __u32 filter_port_interval(const struct sluice_filter_port_bounds *bounds, __u16 port)
 {
@@ -219,8 +220,8 @@ static long filter_match_word(__u32 iteration, void *data)
 
 /*
  * Position of the first rule (of rule_count) matching pkt in generation gen,
- * SLUICE_FILTER_NO_MATCH, or SLUICE_FILTER_CORRUPT. A global function: the verifier checks it once
- * on its own, whatever the caller's paths. Only words whose bit is set in
+ * SLUICE_FILTER_NO_MATCH, or SLUICE_FILTER_CORRUPT. A global function: the
+ * verifier checks it once on its own, whatever the caller's paths. Only words whose bit is set in
  * every field's summary are visited, lowest first; with no candidate word
  * (a miss on any sparse field) the scan never starts. skip: the set's
  * SLUICE_FILTER_SKIP_* bits, lookups whose answer the compiler knows.

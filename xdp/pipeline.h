@@ -82,6 +82,18 @@ static __always_inline int pipeline_finish(struct xdp_md *ctx, __u32 verdict, __
 }
 
 /*
+ * A verdict taken from the config (a policy): user space writes only pass
+ * or drop. Any other value is corrupt state, not an action to take (TX
+ * would bounce the packet back out of the port it came in on).
+ */
+static __always_inline int pipeline_finish_policy(struct xdp_md *ctx, __u32 verdict, __u32 reason)
+{
+	if (verdict != SLUICE_VERDICT_PASS && verdict != SLUICE_VERDICT_DROP)
+		return pipeline_finish(ctx, SLUICE_VERDICT_DROP, SLUICE_REASON_CORRUPT_STATE);
+	return pipeline_finish(ctx, verdict, reason);
+}
+
+/*
  * A tail call whose slot the verifier sees as a constant at this very call
  * instruction, so the JIT patches it into a direct jump (free here) instead
  * of an indirect one through a retpoline (~13 ns here). Plain bpf_tail_call
@@ -112,8 +124,8 @@ static __always_inline int pipeline_finish(struct xdp_md *ctx, __u32 verdict, __
 		if ((stage) > (done) &&                                        \
 		    ((cfg)->stages_enabled & SLUICE_STAGE_BIT(stage))) {       \
 			TAIL_CALL_CONSTANT_SLOT(ctx, &stage_progs, stage);     \
-			return pipeline_finish(ctx, (cfg)->tail_call_fail_verdict, \
-					       SLUICE_REASON_TAIL_CALL_FAILED); \
+			return pipeline_finish_policy(ctx, (cfg)->tail_call_fail_verdict, \
+						      SLUICE_REASON_TAIL_CALL_FAILED); \
 		}                                                              \
 	} while (0)
 
@@ -125,7 +137,7 @@ static __always_inline int pipeline_next(struct xdp_md *ctx, const struct sluice
 	PIPELINE_TRY_STAGE(ctx, cfg, done, SLUICE_STAGE_FILTER);
 	PIPELINE_TRY_STAGE(ctx, cfg, done, SLUICE_STAGE_LB);
 	PIPELINE_TRY_STAGE(ctx, cfg, done, SLUICE_STAGE_FORWARD);
-	return pipeline_finish(ctx, cfg->default_verdict, pkt->note);
+	return pipeline_finish_policy(ctx, cfg->default_verdict, pkt->note);
 }
 
 /* A stage with nothing to do: hand the packet to the next enabled stage. */

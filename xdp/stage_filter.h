@@ -38,18 +38,16 @@ static __always_inline const struct sluice_filter_settings *filter_settings_get(
 }
 
 /*
- * The live generation (a never-written slot reads 0: the empty set), or
- * SLUICE_FILTER_GENERATIONS when the slot holds no valid one: corrupt, not
- * masked into a generation user space may be filling.
+ * The live generation (a never-written slot reads 0: the empty set). The
+ * slot holds FilterTable's swap count, whose low bit names the generation:
+ * every value is valid, so masking is reading it, not hiding corruption.
  */
 static __always_inline __u32 filter_live_generation(void)
 {
 	__u32 slot = 0;
 	const __u32 *gen = bpf_map_lookup_elem(&filter_generation, &slot);
 
-	if (!gen || *gen >= SLUICE_FILTER_GENERATIONS)
-		return SLUICE_FILTER_GENERATIONS;
-	return *gen;
+	return gen ? (*gen & (SLUICE_FILTER_GENERATIONS - 1)) : 0;
 }
 
 /*
@@ -167,8 +165,6 @@ static __always_inline int stage_filter(struct xdp_md *ctx)
 	if (!pkt)
 		return pipeline_finish(ctx, SLUICE_VERDICT_ABORTED, SLUICE_REASON_NO_SCRATCH);
 	gen = filter_live_generation(); /* once: the whole packet sees this set */
-	if (gen >= SLUICE_FILTER_GENERATIONS)
-		return filter_corrupt(ctx);
 	set = bpf_map_lookup_elem(&filter_sets, &gen);
 	if (!set || !filter_set_valid(set))
 		return filter_corrupt(ctx);
