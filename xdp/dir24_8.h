@@ -65,9 +65,10 @@
 
 /*
  * The value of the longest prefix containing addr (network order),
- * SLUICE_DIR24_8_NO_MATCH, or SLUICE_DIR24_8_CORRUPT. Pass the maps themselves (&NAME_tbl24,
- * &NAME_tbl8) so the verifier sees constant map pointers and inlines both
- * lookups; __always_inline keeps it that way in every caller.
+ * SLUICE_DIR24_8_NO_MATCH, or SLUICE_DIR24_8_CORRUPT. Pass the maps
+ * themselves (&NAME_tbl24, &NAME_tbl8) so the verifier sees constant map
+ * pointers and inlines both lookups; __always_inline keeps it that way in
+ * every caller.
  */
 static __always_inline __u32 dir24_8_lookup(void *tbl24, void *tbl8, __be32 addr)
 {

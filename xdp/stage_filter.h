@@ -59,7 +59,7 @@ static __always_inline int filter_corrupt(struct xdp_md *ctx)
 	return pipeline_finish(ctx, SLUICE_VERDICT_DROP, SLUICE_REASON_CORRUPT_STATE);
 }
 
-/* A prefix-list value user space can write: no entry, drop, pass, or a defined-range rate class. */
+/* A prefix-list value user space can write: no entry, drop, pass, or rate-limit with a class id in the table. */
 static __always_inline int filter_listed_valid(const struct sluice_filter_verdict *listed)
 {
 	switch (listed->action) {
