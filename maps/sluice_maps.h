@@ -74,6 +74,7 @@ enum sluice_reason {
 	SLUICE_REASON_BAD_VERDICT = 23,      /* a stage returned an unknown action */
 	SLUICE_REASON_IPV4_BAD_FRAGMENT = 24, /* fragment offset + length beyond 64 KiB */
 	SLUICE_REASON_BAD_STAGE_BANK = 25,    /* stage_bank (or the packet's copy) not 0 or 1: drop */
+	SLUICE_REASON_CORRUPT_STATE = 26,    /* a map value out of its range (action, index, count): fail closed */
 	SLUICE_REASON_FIRST_FILTER = 32,     /* 32..47: filter stage (filter issue) */
 	SLUICE_REASON_FIRST_LB = 48,         /* 48..55: load balancer */
 	SLUICE_REASON_FIRST_FORWARD = 56,    /* 56..63: forward */

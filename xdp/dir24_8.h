@@ -55,12 +55,20 @@
 	SLUICE_DIR24_8_MAPS_SIZED(name, SLUICE_DIR24_8_TBL8_GROUPS_DEFAULT)
 
 #define SLUICE_DIR24_8_ROW_MASK (SLUICE_DIR24_8_ROW_ENTRIES - 1)
+/*
+ * What a lookup returns when the tables are corrupt (a group index past
+ * tbl8, a tbl8 entry with the group flag): never a value (values are at
+ * most SLUICE_DIR24_8_VALUE_MAX) and never NO_MATCH, so a caller cannot
+ * take a corrupt table for "no prefix covers the address".
+ */
+#define SLUICE_DIR24_8_CORRUPT 0xffffffffu
 
 /*
- * The value of the longest prefix containing addr (network order), or
- * SLUICE_DIR24_8_NO_MATCH. Pass the maps themselves (&NAME_tbl24,
- * &NAME_tbl8) so the verifier sees constant map pointers and inlines both
- * lookups; __always_inline keeps it that way in every caller.
+ * The value of the longest prefix containing addr (network order),
+ * SLUICE_DIR24_8_NO_MATCH, or SLUICE_DIR24_8_CORRUPT. Pass the maps
+ * themselves (&NAME_tbl24, &NAME_tbl8) so the verifier sees constant map
+ * pointers and inlines both lookups; __always_inline keeps it that way in
+ * every caller.
  */
 static __always_inline __u32 dir24_8_lookup(void *tbl24, void *tbl8, __be32 addr)
 {
@@ -79,12 +87,14 @@ static __always_inline __u32 dir24_8_lookup(void *tbl24, void *tbl8, __be32 addr
 	if (!(entry & SLUICE_DIR24_8_GROUP_FLAG))
 		return entry;
 
-	/* A group index beyond this map (a corrupt entry) gets NULL: "no match". */
+	/* A group index beyond this map (a corrupt entry) gets NULL. */
 	__u32 group = entry & ~SLUICE_DIR24_8_GROUP_FLAG;
 	struct sluice_dir24_8_row *entries8 = bpf_map_lookup_elem(tbl8, &group);
 	if (!entries8)
-		return SLUICE_DIR24_8_NO_MATCH;
-	return *(volatile __u32 *)&entries8->entry[host & SLUICE_DIR24_8_ROW_MASK];
+		return SLUICE_DIR24_8_CORRUPT;
+	const __u32 value8 = *(volatile __u32 *)&entries8->entry[host & SLUICE_DIR24_8_ROW_MASK];
+	/* tbl8 holds values only: no group chains */
+	return value8 & SLUICE_DIR24_8_GROUP_FLAG ? SLUICE_DIR24_8_CORRUPT : value8;
 }
 
 #endif /* SLUICE_XDP_DIR24_8_H */

@@ -26,9 +26,9 @@ static __always_inline int pipeline_entry(struct xdp_md *ctx)
 
 	reason = parse_packet(ctx, pkt);
 	if (reason == SLUICE_REASON_NON_IP)
-		return pipeline_finish(ctx, cfg->non_ip_verdict, SLUICE_REASON_NON_IP);
+		return pipeline_finish_policy(ctx, cfg->non_ip_verdict, SLUICE_REASON_NON_IP);
 	if (is_parse_failure(reason))
-		return pipeline_finish(ctx, cfg->malformed_verdict, reason);
+		return pipeline_finish_policy(ctx, cfg->malformed_verdict, reason);
 	if (pkt->frag != SLUICE_FRAG_NONE && cfg->drop_fragments)
 		return pipeline_finish(ctx, SLUICE_VERDICT_DROP, SLUICE_REASON_FRAGMENT_DROPPED);
 	/* Every stage of this packet comes from the bank read here (an upgrade flips it between packets). */

@@ -18,6 +18,19 @@
 #include "filter_maps.bpf.h"
 
 #define SLUICE_FILTER_NO_MATCH (-1)
+/*
+ * The set's maps hold what user space never writes (a rule count, interval
+ * count or matched position out of range, a lookup that cannot fail
+ * failing): the caller drops the packet as SLUICE_REASON_CORRUPT_STATE. A
+ * corrupt set must not read as "no rule matched", which under a default
+ * pass would let everything through.
+ */
+#define SLUICE_FILTER_CORRUPT (-2)
+/* Every SLUICE_FILTER_SKIP_* bit the classifier knows; another one set is corrupt. */
+#define SLUICE_FILTER_SKIP_KNOWN                                               \
+	(SLUICE_FILTER_SKIP_SRC_V4 | SLUICE_FILTER_SKIP_DST_V4 | SLUICE_FILTER_SKIP_SRC_V6 |     \
+	 SLUICE_FILTER_SKIP_DST_V6 | SLUICE_FILTER_SKIP_IFINDEX | SLUICE_FILTER_SKIP_SPORT |     \
+	 SLUICE_FILTER_SKIP_DPORT)
 
 /* .rodata (const volatile global): a static table could land in a section libbpf refuses. */
 const volatile __u8 sluice_filter_debruijn[SLUICE_FILTER_WORD_BITS] = SLUICE_DEBRUIJN64_TABLE;
@@ -82,9 +95,12 @@ filter_prefix_bitmap(__u32 gen, const struct sluice_pkt *pkt, int is_src, __u32 
 
 /*
  * Elementary interval holding port: the last k < count with start[k] <= port
- * (start[0] = 0), by binary lifting. Branch-free on purpose: with an if per
- * step the verifier would follow 2^14 paths, each with a different constant
- * position; as arithmetic on loaded values the position is one bounded scalar.
+ * (start[0] = 0), by binary lifting. count must be 1..MAX_PORT_INTERVALS
+ * (filter_port_bitmap checks it): a larger one would yield a position past
+ * this field's bitmaps, into the other direction's or generation's.
+ * Branch-free on purpose: with an if per step the verifier would follow
+ * 2^14 paths, each with a different constant position; as arithmetic on
+ * loaded values the position is one bounded scalar.
  */
 static __always_inline __u32 filter_port_interval(const struct sluice_filter_port_bounds *bounds, __u16 port)
 {
@@ -118,7 +134,8 @@ static __always_inline const struct sluice_filter_bitmap *filter_port_bitmap(__u
 		return bpf_map_lookup_elem(&filter_port_bitmaps, &key);
 	}
 	bounds = bpf_map_lookup_elem(&filter_port_bounds, &key);
-	if (!bounds)
+	/* NULL: the caller treats a missing bitmap as a corrupt set */
+	if (!bounds || bounds->count == 0 || bounds->count > SLUICE_FILTER_MAX_PORT_INTERVALS)
 		return 0;
 	key = key * SLUICE_FILTER_MAX_PORT_INTERVALS + filter_port_interval(bounds, port);
 	return bpf_map_lookup_elem(&filter_port_bitmaps, &key);
@@ -203,8 +220,8 @@ static long filter_match_word(__u32 iteration, void *data)
 
 /*
  * Position of the first rule (of rule_count) matching pkt in generation gen,
- * or SLUICE_FILTER_NO_MATCH. A global function: the verifier checks it once
- * on its own, whatever the caller's paths. Only words whose bit is set in
+ * SLUICE_FILTER_NO_MATCH, or SLUICE_FILTER_CORRUPT. A global function: the
+ * verifier checks it once on its own, whatever the caller's paths. Only words whose bit is set in
  * every field's summary are visited, lowest first; with no candidate word
  * (a miss on any sparse field) the scan never starts. skip: the set's
  * SLUICE_FILTER_SKIP_* bits, lookups whose answer the compiler knows.
@@ -215,7 +232,11 @@ __attribute__((noinline)) int filter_classify(struct sluice_pkt *pkt, __u32 gen,
 	__u64 live_words;
 	__u32 words, f;
 
-	if (!pkt || rule_count == 0 || rule_count > SLUICE_FILTER_MAX_RULES)
+	if (!pkt)
+		return SLUICE_FILTER_CORRUPT;
+	if (rule_count > SLUICE_FILTER_MAX_RULES || (skip & ~SLUICE_FILTER_SKIP_KNOWN))
+		return SLUICE_FILTER_CORRUPT;
+	if (rule_count == 0)
 		return SLUICE_FILTER_NO_MATCH;
 	gen &= SLUICE_FILTER_GENERATIONS - 1;
 	words = (rule_count + SLUICE_FILTER_WORD_BITS - 1) / SLUICE_FILTER_WORD_BITS;
@@ -249,14 +270,17 @@ __attribute__((noinline)) int filter_classify(struct sluice_pkt *pkt, __u32 gen,
 	for (f = 0; f < FILTER_FIELD_COUNT; f++) {
 		const struct sluice_filter_bitmap *field = m.field[f];
 
-		/* array slots always exist; a missing one would mean a corrupt set: nothing matches */
+		/* array slots always exist; a missing one (or a bad interval count) means a corrupt set */
 		if (!field)
-			return SLUICE_FILTER_NO_MATCH;
+			return SLUICE_FILTER_CORRUPT;
 		m.candidates &= field->summary;
 	}
 	if (!m.candidates)
 		return SLUICE_FILTER_NO_MATCH;
 	bpf_loop(SLUICE_FILTER_BITMAP_WORDS, filter_match_word, &m, 0);
+	/* a bit past the last rule in the last live word: the bitmaps name a rule the set does not have */
+	if (m.rule != SLUICE_FILTER_NO_MATCH && (m.rule < 0 || (__u32)m.rule >= rule_count))
+		return SLUICE_FILTER_CORRUPT;
 	return m.rule;
 }
 

@@ -59,9 +59,9 @@ static __always_inline int rate_check(__u32 gen, __u32 class_id, const struct sl
 	struct sluice_filter_rate_bucket *bucket;
 	__u64 pkt_burst, byte_burst, pkt_cost = SLUICE_NS_PER_SEC, byte_cost, ptokens, btokens, elapsed, now;
 
-	/* user space never points at an undefined class; if it did, fail open */
+	/* user space never points at an undefined class; if it did, the set is corrupt: fail closed */
 	if (!rc || !rc->defined)
-		return SLUICE_RATE_ALLOW;
+		return SLUICE_REASON_CORRUPT_STATE;
 	if (rc->syn_only && !rate_is_syn(pkt))
 		return SLUICE_RATE_ALLOW;
 	/*

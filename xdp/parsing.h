@@ -175,11 +175,32 @@ static __always_inline int parse_ipv6hdr(struct sluice_cursor *c, void *data,
  * offset is masked to SLUICE_PARSE_OFF_MASK before it is turned into a
  * pointer, so every path through the extension chain looks the same to the
  * verifier and its states merge instead of multiplying per header type.
- * Frames longer than the mask cannot reach XDP (one page).
+ *
+ * The mask is for the verifier only; it must never change an offset. Frames
+ * are not bounded by a page: skb (generic) mode linearises a 64 KiB frame
+ * (loopback MTU 65536, GRO), and so can 64 KiB-page kernels. So the mask
+ * covers the farthest byte the parser can reach in any frame (asserted
+ * below), and span_at checks the unmasked offset against it anyway: an
+ * offset out of the parser's reach reads as the header being truncated
+ * (that header's TRUNC_* reason, so malformed), never as the bytes a
+ * wrapped offset would point at. 0x7fff and not 0xffff: offset + length
+ * must stay within the verifier's MAX_PACKET_OFF (0xffff), or it would not
+ * accept the bounds check against data_end.
  */
-#define SLUICE_PARSE_OFF_MASK 0x3fff
+#define SLUICE_PARSE_OFF_MASK 0x7fff
 /* Every IPv6 extension header is at least 8 bytes (RFC 8200 units) */
 #define SLUICE_IPV6_EXTHDR_MIN_LEN 8
+/* The longest: Hdr Ext Len 255 in 8-byte units (AH: (255 + 2) * 4 = 1028) */
+#define SLUICE_IPV6_EXTHDR_MAX_LEN ((255 + 1) * 8)
+#define SLUICE_TCP_MAX_HDR_LEN (15 * 4)
+/* Ethernet, two VLAN tags, IPv6, a full extension chain, the longest TCP header */
+#define SLUICE_PARSE_MAX_REACH                                                 \
+	(ETH_HLEN + SLUICE_MAX_VLAN_TAGS * 4 + 40 +                            \
+	 SLUICE_MAX_IPV6_EXTHDRS * SLUICE_IPV6_EXTHDR_MAX_LEN + SLUICE_TCP_MAX_HDR_LEN)
+_Static_assert(SLUICE_PARSE_MAX_REACH <= SLUICE_PARSE_OFF_MASK,
+	       "the offset mask must cover every byte the parser can reach, or offsets would wrap");
+_Static_assert(SLUICE_PARSE_OFF_MASK + SLUICE_IPV6_EXTHDR_MAX_LEN <= 0xffff,
+	       "masked offset + length must stay within the verifier's MAX_PACKET_OFF");
 
 struct sluice_l4_span {
 	void *data;
@@ -187,10 +208,20 @@ struct sluice_l4_span {
 	__u32 l3_end;  /* offset where the datagram ends (<= frame length) */
 };
 
+/* Pointer to len bytes at off, or 0 when they are out of the frame, the datagram or the parser's reach. */
 static __always_inline void *span_at(const struct sluice_l4_span *s, __u32 off, __u32 len)
 {
-	void *p = s->data + (off & SLUICE_PARSE_OFF_MASK);
+	void *p;
 
+	if (off > SLUICE_PARSE_OFF_MASK)
+		return 0; /* never masked into range: a wrapped offset would read other bytes */
+	/*
+	 * clang knows off <= mask here and would drop the mask, but the verifier
+	 * may have lost the compare's bound (it is on the 32-bit half of a
+	 * spilled 64-bit register): hide the value so the mask stays.
+	 */
+	asm volatile("" : "+r"(off));
+	p = s->data + (off & SLUICE_PARSE_OFF_MASK);
 	if (p + len > s->end || (off & SLUICE_PARSE_OFF_MASK) + len > s->l3_end)
 		return 0;
 	return p;

@@ -44,6 +44,10 @@ static __always_inline const struct sluice_config *pipeline_config(void)
  * (native and generic alike), where no other XDP packet can start on that
  * CPU before this one finishes: one slot per CPU is enough. Stage programs
  * must only be reached through the entry program's tail calls.
+ * Not on PREEMPT_RT: there softirqs run in preemptible threads, and a second
+ * packet on the same CPU could overwrite the slot between two stages of the
+ * first. User space refuses to attach to such a kernel (attach_xdp in
+ * control/dataplane/xdp_attachment.cpp).
  */
 static __always_inline struct sluice_pkt *pipeline_pkt(void)
 {
@@ -78,12 +82,27 @@ static __always_inline int pipeline_finish(struct xdp_md *ctx, __u32 verdict, __
 }
 
 /*
+ * A verdict taken from the config (a policy): user space writes only pass
+ * or drop. Any other value is corrupt state, not an action to take (TX
+ * would bounce the packet back out of the port it came in on).
+ */
+static __always_inline int pipeline_finish_policy(struct xdp_md *ctx, __u32 verdict, __u32 reason)
+{
+	if (verdict != SLUICE_VERDICT_PASS && verdict != SLUICE_VERDICT_DROP)
+		return pipeline_finish(ctx, SLUICE_VERDICT_DROP, SLUICE_REASON_CORRUPT_STATE);
+	return pipeline_finish(ctx, verdict, reason);
+}
+
+/*
  * A tail call whose slot the verifier sees as a constant at this very call
  * instruction, so the JIT patches it into a direct jump (free here) instead
  * of an indirect one through a retpoline (~13 ns here). Plain bpf_tail_call
  * is not enough: clang merges the call sites of an unrolled loop into one
  * call with a computed slot. The asm pins ctx, map and the literal slot into
  * r1-r3 at each site; a macro because "i" needs a literal, not a parameter.
+ * "memory": a successful tail call never returns, and the next program reads
+ * the per-CPU parse slot (and maps) that this one wrote; without the clobber
+ * clang may keep such stores in registers or sink them past the call.
  */
 #define TAIL_CALL_CONSTANT_SLOT(ctx, prog_array, slot)                         \
 	asm volatile("r1 = %[ctx_reg]\n\t"                                      \
@@ -93,7 +112,7 @@ static __always_inline int pipeline_finish(struct xdp_md *ctx, __u32 verdict, __
 		     :                                                         \
 		     : [ctx_reg] "r"(ctx), [map_reg] "r"(prog_array),          \
 		       [slot_imm] "i"(slot)                                    \
-		     : "r0", "r1", "r2", "r3", "r4", "r5")
+		     : "r0", "r1", "r2", "r3", "r4", "r5", "memory")
 
 /*
  * Hand the packet to `stage` of `bank` (a prog array) if it comes after
@@ -105,8 +124,8 @@ static __always_inline int pipeline_finish(struct xdp_md *ctx, __u32 verdict, __
 		if ((stage) > (done) &&                                        \
 		    ((cfg)->stages_enabled & SLUICE_STAGE_BIT(stage))) {       \
 			TAIL_CALL_CONSTANT_SLOT(ctx, bank, stage);             \
-			return pipeline_finish(ctx, (cfg)->tail_call_fail_verdict, \
-					       SLUICE_REASON_TAIL_CALL_FAILED); \
+			return pipeline_finish_policy(ctx, (cfg)->tail_call_fail_verdict, \
+						      SLUICE_REASON_TAIL_CALL_FAILED); \
 		}                                                              \
 	} while (0)
 
@@ -146,7 +165,7 @@ static __always_inline int pipeline_next(struct xdp_md *ctx, const struct sluice
 	} else {
 		return pipeline_finish(ctx, SLUICE_VERDICT_DROP, SLUICE_REASON_BAD_STAGE_BANK);
 	}
-	return pipeline_finish(ctx, cfg->end_verdict, pkt->note);
+	return pipeline_finish_policy(ctx, cfg->end_verdict, pkt->note);
 }
 
 /* A stage with nothing to do: hand the packet to the next enabled stage. */

@@ -37,13 +37,52 @@ static __always_inline const struct sluice_filter_settings *filter_settings_get(
 	return s;
 }
 
-/* The live generation, masked to a valid one (a never-written slot reads 0: the empty set). */
+/*
+ * The live generation (a never-written slot reads 0: the empty set). The
+ * slot holds FilterTable's swap count, whose low bit names the generation:
+ * every value is valid, so masking is reading it, not hiding corruption.
+ */
 static __always_inline __u32 filter_live_generation(void)
 {
 	__u32 slot = 0;
 	const __u32 *gen = bpf_map_lookup_elem(&filter_generation, &slot);
 
 	return gen ? (*gen & (SLUICE_FILTER_GENERATIONS - 1)) : 0;
+}
+
+/*
+ * A map value that indexes or decides is out of its range (see
+ * SLUICE_FILTER_CORRUPT): drop, under a reason of its own, never guess.
+ */
+static __always_inline int filter_corrupt(struct xdp_md *ctx)
+{
+	return pipeline_finish(ctx, SLUICE_VERDICT_DROP, SLUICE_REASON_CORRUPT_STATE);
+}
+
+/* A prefix-list value user space can write: no entry, drop, pass, or rate-limit with a class id in the table. */
+static __always_inline int filter_listed_valid(const struct sluice_filter_verdict *listed)
+{
+	switch (listed->action) {
+	case SLUICE_FILTER_ACTION_NONE:
+	case SLUICE_FILTER_ACTION_DROP:
+	case SLUICE_FILTER_ACTION_PASS:
+		return 1;
+	case SLUICE_FILTER_ACTION_RATE_LIMIT:
+		return listed->rate_class < SLUICE_FILTER_MAX_RATE_CLASSES;
+	default: /* pass-track is for rules only; anything else is no action */
+		return 0;
+	}
+}
+
+/*
+ * The set header's default policy: pass or drop; an all-zero header is a
+ * generation never written (the empty set, which passes).
+ */
+static __always_inline int filter_set_valid(const struct sluice_filter_set *set)
+{
+	if (set->default_verdict == SLUICE_VERDICT_PASS || set->default_verdict == SLUICE_VERDICT_DROP)
+		return 1;
+	return set->default_verdict == 0 && set->rule_count == 0 && set->skip_lookups == 0;
 }
 
 static __always_inline void filter_sample_drop(struct xdp_md *ctx, const struct sluice_filter_settings *settings,
@@ -127,12 +166,14 @@ static __always_inline int stage_filter(struct xdp_md *ctx)
 		return pipeline_finish(ctx, SLUICE_VERDICT_ABORTED, SLUICE_REASON_NO_SCRATCH);
 	gen = filter_live_generation(); /* once: the whole packet sees this set */
 	set = bpf_map_lookup_elem(&filter_sets, &gen);
-	if (!set)
-		return pipeline_next(ctx, cfg, pkt, SLUICE_STAGE_FILTER);
+	if (!set || !filter_set_valid(set))
+		return filter_corrupt(ctx);
 	settings = filter_settings_get();
 
 	/* 1. prefix lists */
 	listed = filter_lookup_src(gen, pkt);
+	if (!filter_listed_valid(&listed))
+		return filter_corrupt(ctx);
 	if (listed.action == SLUICE_FILTER_ACTION_DROP)
 		return filter_drop(ctx, settings, SLUICE_REASON_FILTER_BLOCKLIST);
 	if (listed.action == SLUICE_FILTER_ACTION_PASS)
@@ -149,10 +190,15 @@ static __always_inline int stage_filter(struct xdp_md *ctx)
 
 	/* 3. ordered rules */
 	rule = filter_classify(pkt, gen, set->rule_count, set->skip_lookups);
-	if (rule >= 0 && rule < SLUICE_FILTER_MAX_RULES) {
+	if (rule != SLUICE_FILTER_NO_MATCH) {
+		/* classify checked the position against the count; its contract is checked here again, cheaply */
+		if (rule < 0 || rule >= SLUICE_FILTER_MAX_RULES)
+			return filter_corrupt(ctx);
 		key = gen * SLUICE_FILTER_MAX_RULES + rule;
 		action = bpf_map_lookup_elem(&filter_rules, &key);
-		if (action) {
+		if (!action)
+			return filter_corrupt(ctx);
+		{
 			filter_count_rule(ctx, gen, rule);
 			switch (action->action) {
 			case SLUICE_FILTER_ACTION_DROP:
@@ -162,13 +208,17 @@ static __always_inline int stage_filter(struct xdp_md *ctx)
 					ct_create(pkt);
 				return filter_pass(ctx, cfg, pkt, SLUICE_REASON_FILTER_RULE_PASS);
 			case SLUICE_FILTER_ACTION_RATE_LIMIT:
-				/* 4. token buckets */
+				/* 4. token buckets; a class id past the table would alias another class */
+				if (action->rate_class >= SLUICE_FILTER_MAX_RATE_CLASSES)
+					return filter_corrupt(ctx);
 				limited = rate_check(gen, action->rate_class, pkt);
 				if (limited != SLUICE_RATE_ALLOW)
 					return filter_drop(ctx, settings, limited);
 				return filter_pass(ctx, cfg, pkt, SLUICE_REASON_FILTER_RULE_PASS);
-			default:
+			case SLUICE_FILTER_ACTION_PASS:
 				return filter_pass(ctx, cfg, pkt, SLUICE_REASON_FILTER_RULE_PASS);
+			default: /* 0 or out of range: no action user space writes */
+				return filter_corrupt(ctx);
 			}
 		}
 	}

@@ -44,6 +44,7 @@ constexpr std::pair<sluice_reason, std::string_view> reason_names[] = {
     {SLUICE_REASON_BAD_VERDICT, "bad_verdict"},
     {SLUICE_REASON_IPV4_BAD_FRAGMENT, "ipv4_bad_fragment"},
     {SLUICE_REASON_BAD_STAGE_BANK, "bad_stage_bank"},
+    {SLUICE_REASON_CORRUPT_STATE, "corrupt_state"},
 #ifdef SLUICE_REASON_FILTER_LAST  // the filter stage's reasons are #defines in its range
     {static_cast<sluice_reason>(SLUICE_REASON_FILTER_BLOCKLIST), "filter_blocklist"},
     {static_cast<sluice_reason>(SLUICE_REASON_FILTER_ALLOWLIST), "filter_allowlist"},

@@ -1,12 +1,14 @@
 #include "xdp_attachment.hpp"
 
 #include <net/if.h>
+#include <sys/utsname.h>
 #include <bpf/libbpf.h>
 #include <xdp/libxdp.h>
 
 #include <cerrno>
 #include <cstdarg>
 #include <cstdio>
+#include <fstream>
 #include <memory>
 
 namespace sluice::dataplane {
@@ -58,7 +60,34 @@ std::string libxdp_message(int err) {
 
 AttachMode mode_of(xdp_attach_mode mode) { return mode == XDP_MODE_SKB ? AttachMode::Skb : AttachMode::Native; }
 
+constexpr const char* realtime_flag_path = "/sys/kernel/realtime";
+constexpr std::string_view preempt_rt_marker = "PREEMPT_RT";
+
+std::string trimmed(std::string text) {
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+  return text;
+}
+
 }  // namespace
+
+KernelFacts running_kernel() {
+  KernelFacts kernel;
+  if (std::ifstream flag(realtime_flag_path); flag) std::getline(flag, kernel.realtime);
+  kernel.realtime = trimmed(kernel.realtime);
+  if (utsname names{}; uname(&names) == 0) kernel.uname_version = names.version;
+  return kernel;
+}
+
+std::string unsupported_kernel(const KernelFacts& kernel) {
+  std::string evidence;
+  if (kernel.realtime == "1") evidence = std::string(realtime_flag_path) + " is 1";
+  else if (kernel.uname_version.find(preempt_rt_marker) != std::string::npos)
+    evidence = "uname -v is '" + kernel.uname_version + "'";
+  if (evidence.empty()) return {};
+  return "the kernel is PREEMPT_RT (" + evidence +
+         "): sluice hands each packet between its stages in one per-CPU slot, which a preempted packet's "
+         "successor on the same CPU could overwrite; sluice does not run on PREEMPT_RT kernels";
+}
 
 std::string_view to_string(AttachMode mode) { return mode == AttachMode::Skb ? "skb" : "native"; }
 
@@ -69,7 +98,10 @@ maps::Result<AttachMode> parse_attach_mode(std::string_view text) {
                                   EINVAL);
 }
 
-maps::Result<AttachedProgram> attach_xdp(int prog_fd, const std::string& ifname, AttachMode mode) {
+maps::Result<AttachedProgram> attach_xdp(int prog_fd, const std::string& ifname, AttachMode mode,
+                                         const KernelFacts& kernel) {
+  if (std::string why = unsupported_kernel(kernel); !why.empty())
+    return maps::make_error_because("attach " + std::string(to_string(mode)) + " XDP to", ifname, why, EOPNOTSUPP);
   libxdp_set_print(print_libxdp_message);
   auto ifindex = interface_index(ifname, "attach to");
   if (!ifindex) return ifindex.error();

@@ -31,9 +31,25 @@ struct AttachedProgram {
   std::string prog_name;
 };
 
+// What attach_xdp needs to know about the running kernel. A parameter, not
+// read inside, so a test can hand it a PREEMPT_RT kernel.
+struct KernelFacts {
+  std::string realtime;       // /sys/kernel/realtime ("1" on PREEMPT_RT kernels), empty when absent
+  std::string uname_version;  // uname(2) version, e.g. "#1 SMP PREEMPT_RT Debian 6.1.0-rt"
+};
+KernelFacts running_kernel();
+
+// Empty when the data plane may run on this kernel; otherwise why not. The
+// stages hand each packet over in one per-CPU slot (xdp/pipeline.h), which
+// is only safe while XDP cannot be preempted on its CPU: not on PREEMPT_RT,
+// where softirqs run in preemptible threads.
+std::string unsupported_kernel(const KernelFacts& kernel);
+
 // Attaches prog_fd to ifname. Errors name the interface and the mode, and
-// say when the driver cannot run native XDP.
-maps::Result<AttachedProgram> attach_xdp(int prog_fd, const std::string& ifname, AttachMode mode);
+// say when the driver cannot run native XDP. Refused, with nothing attached,
+// on a kernel unsupported_kernel() names.
+maps::Result<AttachedProgram> attach_xdp(int prog_fd, const std::string& ifname, AttachMode mode,
+                                         const KernelFacts& kernel = running_kernel());
 
 // What libxdp finds on ifname: the XDP program named prog_name, if attached.
 maps::Result<std::optional<AttachedProgram>> find_attached(const std::string& ifname, std::string_view prog_name);
