@@ -12,7 +12,6 @@
 #define SLUICE_MAPS_H
 
 #include <linux/types.h>
-#include <linux/bpf.h> /* struct bpf_spin_lock of the rate-limit maps */
 
 /* ---- pipeline stages: also the slot numbers of the stage program array ---- */
 enum sluice_stage {
@@ -419,6 +418,12 @@ struct sluice_filter_rate_bucket {
 };
 
 /*
+ * The two values that hold a struct bpf_spin_lock need <linux/bpf.h> first
+ * (BPF code and contract.hpp include it); a user of this header that cannot
+ * include it (pcap's bpf.h defines struct bpf_insn too) does without them.
+ */
+#ifdef __LINUX_BPF_H__
+/*
  * filter_rate_locks[hash(key) % SLUICE_FILTER_RATE_LOCKS]: the LRU hash of
  * the buckets cannot hold a bpf_spin_lock (the kernel refuses it there), so
  * a bucket is read and written under the lock of its stripe. One stripe per
@@ -436,6 +441,7 @@ struct sluice_filter_rate_aggregate {
 	struct sluice_filter_rate_bucket bucket;
 	__u64 pad2[4];
 };
+#endif /* __LINUX_BPF_H__ */
 
 /* Connection tracking. Key normalised: (addr_a, port_a) < (addr_b, port_b). */
 enum sluice_ct_state {
