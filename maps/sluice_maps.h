@@ -221,7 +221,8 @@ struct sluice_dir24_8_row {
 #define SLUICE_REASON_FILTER_CONNTRACK       (SLUICE_REASON_FIRST_FILTER + 5) /* tracked flow: rules skipped */
 #define SLUICE_REASON_FILTER_RATE_LIMITED    (SLUICE_REASON_FIRST_FILTER + 6) /* token bucket empty */
 #define SLUICE_REASON_FILTER_SYN_RATE_LIMITED (SLUICE_REASON_FIRST_FILTER + 7) /* SYN-only class empty */
-#define SLUICE_REASON_FILTER_LAST            SLUICE_REASON_FILTER_SYN_RATE_LIMITED
+#define SLUICE_REASON_FILTER_AGGREGATE_RATE_LIMITED (SLUICE_REASON_FIRST_FILTER + 8) /* class's shared bucket empty */
+#define SLUICE_REASON_FILTER_LAST            SLUICE_REASON_FILTER_AGGREGATE_RATE_LIMITED
 
 /*
  * Rule set generations: every rule-set map is keyed by a generation (0/1).
@@ -245,6 +246,11 @@ struct sluice_dir24_8_row {
 #define SLUICE_FILTER_MAX_IFINDEX_KEYS SLUICE_FILTER_MAX_RULES
 #define SLUICE_FILTER_CONNTRACK_ENTRIES (1u << 18)
 #define SLUICE_FILTER_RATE_BUCKETS (1u << 18)
+/* Spin locks guarding the source buckets, a bucket's chosen by a hash of its key (power of two) */
+#define SLUICE_FILTER_RATE_LOCKS 1024
+/* Default source prefix lengths of a rate class: an IPv6 site gets a /64, an IPv4 one an address */
+#define SLUICE_FILTER_RATE_V4_PREFIX_DEFAULT 32
+#define SLUICE_FILTER_RATE_V6_PREFIX_DEFAULT 64
 /* Generation is part of every LPM key: prefixlen counts its 32 bits too */
 #define SLUICE_FILTER_GEN_PREFIX_BITS 32
 
@@ -376,34 +382,76 @@ struct sluice_filter_ifindex_key {
 	__u32 ifindex;
 };
 
-/* filter_rate_classes[gen * SLUICE_FILTER_MAX_RATE_CLASSES + class]; 0 rate = unlimited */
-struct sluice_filter_rate_class {
+/* Token-bucket limits; a rate of 0 leaves that dimension unlimited. */
+struct sluice_filter_rate_limits {
 	__u64 packets_per_sec;
 	__u64 packet_burst;
 	__u64 bytes_per_sec;
 	__u64 byte_burst;
+};
+
+/* filter_rate_classes[gen * SLUICE_FILTER_MAX_RATE_CLASSES + class] */
+struct sluice_filter_rate_class {
+	struct sluice_filter_rate_limits source; /* each source prefix's own bucket */
 	__u32 syn_only;  /* 1: only TCP SYN (without ACK) spends tokens; the rest pass */
 	__u32 defined;   /* 0: class absent in this generation */
+	/* filter_rate_aggregates[class], charged by every packet its source admits; both rates 0: none */
+	struct sluice_filter_rate_limits aggregate;
+	/*
+	 * A source address is ANDed with these (network order) before it keys a
+	 * bucket: the class's source prefix length, precomputed by user space so
+	 * every bit pattern is a harmless mask and nothing needs a range check.
+	 */
+	__u32 v4_source_mask;
+	__u32 v6_source_mask[4];
+	__u32 pad;
 };
 
 /*
- * Token buckets per (class, address family, source address). The family is
+ * Token buckets per (class, address family, source prefix). The family is
  * part of the key because an IPv4 source only fills addr[0]: without it,
  * a.b.c.d and every IPv6 source whose first word is a.b.c.d (rest zero)
  * would spend one bucket.
  */
 struct sluice_filter_rate_key {
 	__u32 rate_class;
-	__u32 addr[4];   /* network order; IPv4 in addr[0], the rest zero */
+	__u32 addr[4];   /* network order, masked to the class's prefix; IPv4 in addr[0], the rest zero */
 	__u8 ip_version; /* 4 or 6, as sluice_pkt.ip_version */
 	__u8 pad[3];     /* zero: hashed with the key */
 };
 
+/* last_ns 0: never charged, the bucket is full (a fresh source or aggregate starts with its burst) */
 struct sluice_filter_rate_bucket {
 	__u64 last_ns;
 	__u64 packet_tokens; /* in nano-packets: packets * 1e9 */
 	__u64 byte_tokens;   /* in nano-bytes */
 };
+
+/*
+ * The two values that hold a struct bpf_spin_lock need <linux/bpf.h> first
+ * (BPF code and contract.hpp include it); a user of this header that cannot
+ * include it (pcap's bpf.h defines struct bpf_insn too) does without them.
+ */
+#ifdef __LINUX_BPF_H__
+/*
+ * filter_rate_locks[hash(key) % SLUICE_FILTER_RATE_LOCKS]: the LRU hash of
+ * the buckets cannot hold a bpf_spin_lock (the kernel refuses it there), so
+ * a bucket is read and written under the lock of its stripe. One stripe per
+ * cache line: CPUs on different stripes do not bounce a line.
+ */
+struct sluice_filter_rate_lock {
+	struct bpf_spin_lock lock;
+	__u32 pad[15];
+};
+
+/* filter_rate_aggregates[class]: one bucket per class for all its sources, a line each */
+struct sluice_filter_rate_aggregate {
+	struct bpf_spin_lock lock;
+	__u32 pad;
+	struct sluice_filter_rate_bucket bucket;
+	__u64 pad2[4];
+};
+#endif /* __LINUX_BPF_H__ */
 
 /* Connection tracking. Key normalised: (addr_a, port_a) < (addr_b, port_b). */
 enum sluice_ct_state {

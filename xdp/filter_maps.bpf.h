@@ -150,6 +150,22 @@ struct {
 	__type(value, struct sluice_filter_rate_bucket);
 } filter_rate_buckets SEC(".maps");
 
+/* Locks of the buckets above (a stripe per key hash): the LRU hash cannot hold a bpf_spin_lock itself. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SLUICE_FILTER_RATE_LOCKS);
+	__type(key, __u32);
+	__type(value, struct sluice_filter_rate_lock);
+} filter_rate_locks SEC(".maps");
+
+/* State: one bucket per class shared by all its sources (the cap on a flood from many sources). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SLUICE_FILTER_MAX_RATE_CLASSES);
+	__type(key, __u32);
+	__type(value, struct sluice_filter_rate_aggregate);
+} filter_rate_aggregates SEC(".maps");
+
 /* The coarse time of the current jiffy, per CPU (ct_now in filter_conntrack.h). Kernel-only. */
 struct sluice_ct_clock {
 	__u64 jiffies;

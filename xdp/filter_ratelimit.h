@@ -1,11 +1,27 @@
 /* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
 /*
- * Per-source token buckets within a rate class: packets/s and bytes/s, each
- * with a burst. Tokens are kept in nano-units (1 packet = 1e9) so a refill
- * of elapsed_ns * rate needs no division. A rate of 0 leaves that dimension
- * unlimited. Buckets live in an LRU hash: a flood of sources evicts old
- * buckets instead of failing. Updates are not atomic across CPUs: two CPUs
- * refilling one bucket at once can over-admit by a packet, never block.
+ * Token buckets of a rate class: packets/s and bytes/s, each with a burst.
+ * Tokens are kept in nano-units (1 packet = 1e9) so a refill of
+ * elapsed_ns * rate needs no division. A rate of 0 leaves that dimension
+ * unlimited.
+ *
+ * Each source *prefix* has a bucket (the class's v4/v6 prefix length, /32
+ * and /64 by default: a /64 holder gets one bucket, not 2^64). Source
+ * buckets live in an LRU hash: a flood of sources evicts old buckets instead
+ * of failing. A class may also have an aggregate bucket that every packet
+ * its source bucket admits charges too; a packet passes only when both have
+ * tokens, and spends tokens only when it passes (refused by the aggregate,
+ * it is given back to its source), so one heavy source cannot drain the
+ * aggregate with packets that are dropped anyway.
+ *
+ * Concurrency: a bucket is refilled and charged under a bpf_spin_lock, so
+ * two CPUs charging one bucket admit exactly its burst (kernel 5.1+; the
+ * LRU hash cannot hold the lock, a stripe of filter_rate_locks guards it).
+ * The clock is read before the lock (no helper call may run under it) and a
+ * bucket's stamp only moves forward. Not covered: an LRU element evicted and
+ * reused for another key while a CPU still charges it (LRU hash elements are
+ * reused without a grace period); that needs a table full of fresh sources
+ * and only affects the evicted source's count.
  */
 #ifndef SLUICE_XDP_FILTER_RATELIMIT_H
 #define SLUICE_XDP_FILTER_RATELIMIT_H
@@ -50,56 +66,163 @@ static __always_inline __u64 rate_refill(__u64 tokens, __u64 elapsed_ns, __u64 r
 	return add >= burst_nano - tokens ? burst_nano : tokens + add;
 }
 
+/* The buckets of a class's source and aggregate (below). */
+static __always_inline int rate_charge(__u32 class_idx, const struct sluice_filter_rate_class *rc,
+				       const struct sluice_pkt *pkt);
+
 /* SLUICE_RATE_ALLOW, or the drop reason when the bucket of (class, source) is empty. */
 static __always_inline int rate_check(__u32 gen, __u32 class_id, const struct sluice_pkt *pkt)
 {
 	__u32 slot = gen * SLUICE_FILTER_MAX_RATE_CLASSES + (class_id & (SLUICE_FILTER_MAX_RATE_CLASSES - 1));
 	const struct sluice_filter_rate_class *rc = bpf_map_lookup_elem(&filter_rate_classes, &slot);
-	struct sluice_filter_rate_key key = { .rate_class = class_id, .ip_version = pkt->ip_version };
-	struct sluice_filter_rate_bucket *bucket;
-	__u64 pkt_burst, byte_burst, pkt_cost = SLUICE_NS_PER_SEC, byte_cost, ptokens, btokens, elapsed, now;
 
 	/* user space never points at an undefined class; if it did, the set is corrupt: fail closed */
 	if (!rc || !rc->defined)
 		return SLUICE_REASON_CORRUPT_STATE;
 	if (rc->syn_only && !rate_is_syn(pkt))
 		return SLUICE_RATE_ALLOW;
+	return rate_charge(class_id & (SLUICE_FILTER_MAX_RATE_CLASSES - 1), rc, pkt);
+}
+
+/* Tokens up to the burst: saturating, a corrupt burst near 2^64 must not wrap to an empty bucket. */
+static __always_inline __u64 rate_add(__u64 tokens, __u64 add, __u64 burst_nano)
+{
+	if (tokens >= burst_nano)
+		return burst_nano;
+	return add >= burst_nano - tokens ? burst_nano : tokens + add;
+}
+
+/*
+ * Refills b to `now` under `lim` and spends one packet of byte_cost from it
+ * when both dimensions have the tokens; 1 when it did. The caller holds the
+ * bucket's lock: plain arithmetic only, no helper calls.
+ */
+static __always_inline int rate_take(struct sluice_filter_rate_bucket *b, const struct sluice_filter_rate_limits *lim,
+				     __u64 now, __u64 byte_cost)
+{
+	__u64 pkt_burst = lim->packet_burst * SLUICE_NS_PER_SEC, byte_burst = lim->byte_burst * SLUICE_NS_PER_SEC;
+	__u64 elapsed, ptokens, btokens;
+	int admit;
+
+	if (b->last_ns == 0) {
+		ptokens = pkt_burst;
+		btokens = byte_burst;
+	} else {
+		/* another CPU read a later clock and took the lock first: nothing elapsed for us */
+		elapsed = now > b->last_ns ? now - b->last_ns : 0;
+		ptokens = rate_refill(b->packet_tokens, elapsed, lim->packets_per_sec, pkt_burst);
+		btokens = rate_refill(b->byte_tokens, elapsed, lim->bytes_per_sec, byte_burst);
+	}
+	/* forward only: a stamp moved back would refill the same interval twice */
+	if (now > b->last_ns)
+		b->last_ns = now;
+	admit = !(lim->packets_per_sec && ptokens < SLUICE_NS_PER_SEC) && !(lim->bytes_per_sec && btokens < byte_cost);
+	if (admit && lim->packets_per_sec)
+		ptokens -= SLUICE_NS_PER_SEC;
+	if (admit && lim->bytes_per_sec)
+		btokens -= byte_cost;
+	b->packet_tokens = ptokens;
+	b->byte_tokens = btokens;
+	return admit;
+}
+
+/* Gives back what rate_take spent (the aggregate refused the packet). Under the bucket's lock. */
+static __always_inline void rate_give_back(struct sluice_filter_rate_bucket *b, const struct sluice_filter_rate_limits *lim,
+					   __u64 byte_cost)
+{
+	if (lim->packets_per_sec)
+		b->packet_tokens = rate_add(b->packet_tokens, SLUICE_NS_PER_SEC, lim->packet_burst * SLUICE_NS_PER_SEC);
+	if (lim->bytes_per_sec)
+		b->byte_tokens = rate_add(b->byte_tokens, byte_cost, lim->byte_burst * SLUICE_NS_PER_SEC);
+}
+
+/* The source's bucket key: its address masked to the class's prefix length. */
+static __always_inline void rate_source_key(struct sluice_filter_rate_key *key, const struct sluice_filter_rate_class *rc,
+					    const struct sluice_pkt *pkt)
+{
+	if (pkt->ip_version == 6) {
+		key->addr[0] = pkt->src[0] & rc->v6_source_mask[0];
+		key->addr[1] = pkt->src[1] & rc->v6_source_mask[1];
+		key->addr[2] = pkt->src[2] & rc->v6_source_mask[2];
+		key->addr[3] = pkt->src[3] & rc->v6_source_mask[3];
+	} else {
+		key->addr[0] = pkt->src[0] & rc->v4_source_mask;
+	}
+}
+
+/* The lock stripe of a key: a multiplicative hash, so neighbouring prefixes spread over the stripes. */
+static __always_inline __u32 rate_stripe(const struct sluice_filter_rate_key *key)
+{
+	__u32 h = key->rate_class * 0x9e3779b1u;
+
+	h = (h ^ key->addr[0]) * 0x85ebca6bu;
+	h = (h ^ key->addr[1]) * 0xc2b2ae35u;
+	h = (h ^ key->addr[2]) * 0x85ebca6bu;
+	h = (h ^ key->addr[3] ^ key->ip_version) * 0xc2b2ae35u;
+	return (h ^ (h >> 16)) & (SLUICE_FILTER_RATE_LOCKS - 1);
+}
+
+/* SLUICE_RATE_ALLOW, or the drop reason: the source's bucket or the class's aggregate is empty. */
+static __always_inline int rate_charge(__u32 class_idx, const struct sluice_filter_rate_class *rc,
+				       const struct sluice_pkt *pkt)
+{
+	const int limited = rc->syn_only ? SLUICE_REASON_FILTER_SYN_RATE_LIMITED : SLUICE_REASON_FILTER_RATE_LIMITED;
+	struct sluice_filter_rate_key key = { .rate_class = class_idx, .ip_version = pkt->ip_version };
+	const struct sluice_filter_rate_bucket fresh = {};
+	struct sluice_filter_rate_aggregate *aggregate = NULL;
+	struct sluice_filter_rate_bucket *bucket;
+	struct sluice_filter_rate_lock *stripe;
+	__u64 byte_cost = (__u64)pkt->pkt_len * SLUICE_NS_PER_SEC, now;
+	__u32 stripe_idx;
+	int admit;
+
+	rate_source_key(&key, rc, pkt);
+	bucket = bpf_map_lookup_elem(&filter_rate_buckets, &key);
+	if (!bucket) {
+		/*
+		 * A new source starts full (last_ns 0). NOEXIST: of two CPUs creating
+		 * one bucket, the second keeps the first's (an overwrite would hand
+		 * out the burst twice); either way the packet is charged below.
+		 */
+		bpf_map_update_elem(&filter_rate_buckets, &key, &fresh, BPF_NOEXIST);
+		bucket = bpf_map_lookup_elem(&filter_rate_buckets, &key);
+		/* evicted at once (the table is churning with new sources) or not insertable: fail closed */
+		if (!bucket)
+			return limited;
+	}
+	stripe_idx = rate_stripe(&key);
+	stripe = bpf_map_lookup_elem(&filter_rate_locks, &stripe_idx);
+	if (!stripe)
+		return limited;
+	if (rc->aggregate.packets_per_sec || rc->aggregate.bytes_per_sec) {
+		aggregate = bpf_map_lookup_elem(&filter_rate_aggregates, &class_idx);
+		if (!aggregate)
+			return SLUICE_REASON_FILTER_AGGREGATE_RATE_LIMITED;
+	}
 	/*
 	 * The precise clock, read only here: a refill at a packet rate needs
 	 * sub-millisecond steps (the coarse clock advances once a tick), and
 	 * only rate-limited packets pay for it (~15 ns in a KVM guest).
 	 */
 	now = bpf_ktime_get_ns();
-	pkt_burst = rc->packet_burst * SLUICE_NS_PER_SEC;
-	byte_burst = rc->byte_burst * SLUICE_NS_PER_SEC;
-	byte_cost = (__u64)pkt->pkt_len * SLUICE_NS_PER_SEC;
-	__builtin_memcpy(key.addr, pkt->src, sizeof(key.addr));
 
-	bucket = bpf_map_lookup_elem(&filter_rate_buckets, &key);
-	if (!bucket) {
-		/* a new source starts with a full bucket, minus this packet */
-		struct sluice_filter_rate_bucket fresh = { .last_ns = now };
-
-		fresh.packet_tokens = rc->packets_per_sec && pkt_burst >= pkt_cost ? pkt_burst - pkt_cost : pkt_burst;
-		fresh.byte_tokens = rc->bytes_per_sec && byte_burst >= byte_cost ? byte_burst - byte_cost : byte_burst;
-		if ((rc->packets_per_sec && pkt_burst < pkt_cost) || (rc->bytes_per_sec && byte_burst < byte_cost))
-			return rc->syn_only ? SLUICE_REASON_FILTER_SYN_RATE_LIMITED : SLUICE_REASON_FILTER_RATE_LIMITED;
-		bpf_map_update_elem(&filter_rate_buckets, &key, &fresh, BPF_ANY);
+	bpf_spin_lock(&stripe->lock);
+	admit = rate_take(bucket, &rc->source, now, byte_cost);
+	bpf_spin_unlock(&stripe->lock);
+	if (!admit)
+		return limited;
+	if (!aggregate)
 		return SLUICE_RATE_ALLOW;
-	}
-	/* another CPU may have stamped the bucket after we read the clock */
-	elapsed = now > bucket->last_ns ? now - bucket->last_ns : 0;
-	ptokens = rate_refill(bucket->packet_tokens, elapsed, rc->packets_per_sec, pkt_burst);
-	btokens = rate_refill(bucket->byte_tokens, elapsed, rc->bytes_per_sec, byte_burst);
-	bucket->last_ns = now;
-	if ((rc->packets_per_sec && ptokens < pkt_cost) || (rc->bytes_per_sec && btokens < byte_cost)) {
-		bucket->packet_tokens = ptokens;
-		bucket->byte_tokens = btokens;
-		return rc->syn_only ? SLUICE_REASON_FILTER_SYN_RATE_LIMITED : SLUICE_REASON_FILTER_RATE_LIMITED;
-	}
-	bucket->packet_tokens = rc->packets_per_sec ? ptokens - pkt_cost : ptokens;
-	bucket->byte_tokens = rc->bytes_per_sec ? btokens - byte_cost : btokens;
-	return SLUICE_RATE_ALLOW;
+
+	bpf_spin_lock(&aggregate->lock);
+	admit = rate_take(&aggregate->bucket, &rc->aggregate, now, byte_cost);
+	bpf_spin_unlock(&aggregate->lock);
+	if (admit)
+		return SLUICE_RATE_ALLOW;
+	bpf_spin_lock(&stripe->lock);
+	rate_give_back(bucket, &rc->source, byte_cost);
+	bpf_spin_unlock(&stripe->lock);
+	return SLUICE_REASON_FILTER_AGGREGATE_RATE_LIMITED;
 }
 
 #endif /* SLUICE_XDP_FILTER_RATELIMIT_H */

@@ -62,7 +62,7 @@ _sluicectl() {
             COMPREPLY=($(compgen -W "$actions" -- "$cur"))
             [[ ${COMPREPLY[0]} == limit: ]] && compopt -o nospace
             return ;;
-        --timeout|--watch|-c|--count|--priority|--src|--dst|--sport|--dport|--icmp-type|--pps|--bps|--burst|--limit)
+        --timeout|--watch|-c|--count|--priority|--src|--dst|--sport|--dport|--icmp-type|--pps|--bps|--burst|--limit|--v4-prefix-len|--v6-prefix-len|--aggregate-pps|--aggregate-bps|--aggregate-burst)
             return ;;
     esac
 
@@ -124,7 +124,7 @@ _sluicectl() {
         limit)
             case "$subcommand" in
                 "") COMPREPLY=($(compgen -W "set del list" -- "$cur")) ;;
-                set) COMPREPLY=($(compgen -W "--pps --bps --burst --syn-only $globals" -- "$cur")) ;;
+                set) COMPREPLY=($(compgen -W "--pps --bps --burst --syn-only --v4-prefix-len --v6-prefix-len --aggregate-pps --aggregate-bps --aggregate-burst $globals" -- "$cur")) ;;
                 *) COMPREPLY=($(compgen -W "$globals" -- "$cur")) ;;
             esac ;;
         conn)

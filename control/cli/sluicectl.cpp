@@ -367,14 +367,26 @@ void render_limit_list(std::ostream& out, const json::value& result) {
                {"PPS", Table::Align::Right},
                {"BURST", Table::Align::Right},
                {"BPS", Table::Align::Right},
-               {"SYN ONLY"}});
+               {"SYN ONLY"},
+               {"SOURCE"},
+               {"AGGREGATE"}});
   for (const auto& item : limits) {
     const json::object& limit = as_object(item, "limit");
     const json::value* syn_only = limit.if_contains("syn_only");
     // bps 0 (or absent): bytes are not limited.
     const auto bps = uint_field(limit, "bps");
+    // What a source is: the address cut to these prefix lengths.
+    const std::string source = "/" + field(limit, "v4_prefix_len") + " /" + field(limit, "v6_prefix_len");
+    // The bucket all sources share; rates of 0 (or absent): none in that dimension.
+    std::string aggregate;
+    const auto aggregate_pps = uint_field(limit, "aggregate_pps");
+    const auto aggregate_bps = uint_field(limit, "aggregate_bps");
+    if (aggregate_pps && *aggregate_pps)
+      aggregate = "pps " + std::to_string(*aggregate_pps) + " burst " + field(limit, "aggregate_burst");
+    if (aggregate_bps && *aggregate_bps) aggregate += (aggregate.empty() ? "bps " : " bps ") + std::to_string(*aggregate_bps);
     table.add({field(limit, "class"), field(limit, "pps"), field(limit, "burst"),
-               bps && *bps ? std::to_string(*bps) : (bps ? "-" : field(limit, "bps")), syn_only ? text(syn_only) : "no"});
+               bps && *bps ? std::to_string(*bps) : (bps ? "-" : field(limit, "bps")), syn_only ? text(syn_only) : "no",
+               source, aggregate.empty() ? "-" : aggregate});
   }
   table.print(out);
 }
@@ -830,6 +842,8 @@ struct Commands {
   std::optional<std::uint64_t> pps;
   std::optional<std::uint64_t> bps, burst;
   bool syn_only = false;
+  std::optional<std::uint32_t> v4_prefix_len, v6_prefix_len;
+  std::optional<std::uint64_t> aggregate_pps, aggregate_bps, aggregate_burst;
   std::optional<std::uint64_t> conn_limit;
   std::optional<std::string> policy;
 };
@@ -1265,7 +1279,7 @@ void add_filter(CLI::App& app, Commands& c) {
 }
 
 void add_limit(CLI::App& app, Commands& c) {
-  auto* limit = app.add_subcommand("limit", "Rate-limit classes: token buckets per source address");
+  auto* limit = app.add_subcommand("limit", "Rate-limit classes: token buckets per source prefix, and for all sources");
   limit->require_subcommand(1);
 
   auto* set = limit->add_subcommand("set", "Define or redefine a class (rules and prefixes use it as limit:CLASS)");
@@ -1277,6 +1291,22 @@ void add_limit(CLI::App& app, Commands& c) {
   add_decimal(set, "--burst", "--burst", c.burst, 1, filter::kMaxPacketBurst,
               "Packets a source may send at once (default: one second of --pps)");
   set->add_flag("--syn-only", c.syn_only, "Only TCP SYNs (without ACK) spend tokens: a SYN-flood limit");
+  set->add_option("--v4-prefix-len", c.v4_prefix_len,
+                  "IPv4 sources sharing one bucket: the address cut to this length (default: 32)")
+      ->check(CLI::Range(0u, 32u));
+  set->add_option("--v6-prefix-len", c.v6_prefix_len,
+                  "IPv6 sources sharing one bucket: the address cut to this length (default: 64, a site)")
+      ->check(CLI::Range(0u, 128u));
+  auto* aggregate_pps =
+      set->add_option("--aggregate-pps", c.aggregate_pps,
+                      "Packets per second of all sources together (a bucket they share; default: none)")
+          ->check(CLI::Range(std::uint64_t{1}, filter::kMaxPacketsPerSec));
+  set->add_option("--aggregate-bps", c.aggregate_bps, "Bytes per second of all sources together (default: none)")
+      ->check(CLI::Range(std::uint64_t{1}, filter::kMaxBytesPerSec));
+  set->add_option("--aggregate-burst", c.aggregate_burst,
+                  "Packets all sources may send at once (default: one second of --aggregate-pps)")
+      ->check(CLI::Range(std::uint64_t{1}, filter::kMaxPacketBurst))
+      ->needs(aggregate_pps);
   set->callback([&c] {
     c.action = [&c](Context& ctx) {
       std::string problem;
@@ -1286,6 +1316,11 @@ void add_limit(CLI::App& app, Commands& c) {
       if (c.bps) args["bps"] = *c.bps;
       if (c.burst) args["burst"] = *c.burst;
       if (c.syn_only) args["syn_only"] = true;
+      if (c.v4_prefix_len) args["v4_prefix_len"] = *c.v4_prefix_len;
+      if (c.v6_prefix_len) args["v6_prefix_len"] = *c.v6_prefix_len;
+      if (c.aggregate_pps) args["aggregate_pps"] = *c.aggregate_pps;
+      if (c.aggregate_bps) args["aggregate_bps"] = *c.aggregate_bps;
+      if (c.aggregate_burst) args["aggregate_burst"] = *c.aggregate_burst;
       return ctx.call("limit.set", args, [&](const json::value& r) {
         const json::value* created = as_object(r, "limit.set result").if_contains("created");
         const bool redefined = created && created->is_bool() && !created->as_bool();

@@ -434,7 +434,9 @@ std::vector<LimitSpec> parse_limits(Walker& w, const YAML::Node& node) {
     LimitSpec limit;
     bool has_class = false;
     bool has_pps = false;
-    for (auto& [key, value] : w.fields(node[i], item, {"class", "pps", "bps", "burst", "syn_only"})) {
+    for (auto& [key, value] : w.fields(node[i], item, {"class", "pps", "bps", "burst", "syn_only", "v4_prefix_len",
+                                                       "v6_prefix_len", "aggregate_pps", "aggregate_bps",
+                                                       "aggregate_burst"})) {
       const std::string child = item + "." + key;
       if (key == "class") {
         limit.class_name = w.scalar(value, child, "a class name");
@@ -451,12 +453,26 @@ std::vector<LimitSpec> parse_limits(Walker& w, const YAML::Node& node) {
         limit.bps = number<std::uint64_t>(w, value, child, 1, kMax);
       } else if (key == "syn_only") {
         limit.syn_only = boolean(w, value, child);
+      } else if (key == "v4_prefix_len") {
+        limit.v4_prefix_len = number<std::uint32_t>(w, value, child, 0, 32);
+      } else if (key == "v6_prefix_len") {
+        limit.v6_prefix_len = number<std::uint32_t>(w, value, child, 0, 128);
+      } else if (key == "aggregate_pps") {
+        limit.aggregate_pps = number<std::uint64_t>(w, value, child, 1, kMax);
+      } else if (key == "aggregate_bps") {
+        limit.aggregate_bps = number<std::uint64_t>(w, value, child, 1, kMax);
+      } else if (key == "aggregate_burst") {
+        limit.aggregate_burst = number<std::uint64_t>(w, value, child, 1, kMax);
       } else {
         limit.burst = number<std::uint64_t>(w, value, child, 1, kMax);
       }
     }
     if (!has_class) fail(item, "missing required key 'class'", node[i]);
     if (!has_pps) fail(item, "missing required key 'pps'", node[i]);
+    if (limit.aggregate_burst && !limit.aggregate_pps)
+      fail(item + ".aggregate_burst",
+           "aggregate_burst " + std::to_string(*limit.aggregate_burst) + " needs aggregate_pps (a burst of what rate?)",
+           node[i]["aggregate_burst"]);
     out.push_back(std::move(limit));
   }
   return out;
@@ -479,6 +495,12 @@ filter::RateClass to_rate_class(const LimitSpec& limit, std::uint32_t id) {
   out.bytes_per_sec = limit.bps.value_or(0);            // 0: bytes unlimited
   out.byte_burst = limit.bps.value_or(0);
   out.syn_only = limit.syn_only;
+  out.v4_prefix_len = limit.v4_prefix_len.value_or(SLUICE_FILTER_RATE_V4_PREFIX_DEFAULT);
+  out.v6_prefix_len = limit.v6_prefix_len.value_or(SLUICE_FILTER_RATE_V6_PREFIX_DEFAULT);
+  out.aggregate_packets_per_sec = limit.aggregate_pps.value_or(0);  // 0 (and no aggregate_bps): no aggregate
+  out.aggregate_packet_burst = limit.aggregate_burst.value_or(limit.aggregate_pps.value_or(0));
+  out.aggregate_bytes_per_sec = limit.aggregate_bps.value_or(0);
+  out.aggregate_byte_burst = limit.aggregate_bps.value_or(0);
   return out;
 }
 
@@ -685,6 +707,11 @@ std::string limit_text(const LimitSpec& limit) {
   if (limit.bps) out += " bps " + std::to_string(*limit.bps);
   if (limit.burst) out += " burst " + std::to_string(*limit.burst);
   if (limit.syn_only) out += " syn-only";
+  if (limit.v4_prefix_len) out += " v4-prefix /" + std::to_string(*limit.v4_prefix_len);
+  if (limit.v6_prefix_len) out += " v6-prefix /" + std::to_string(*limit.v6_prefix_len);
+  if (limit.aggregate_pps) out += " aggregate-pps " + std::to_string(*limit.aggregate_pps);
+  if (limit.aggregate_bps) out += " aggregate-bps " + std::to_string(*limit.aggregate_bps);
+  if (limit.aggregate_burst) out += " aggregate-burst " + std::to_string(*limit.aggregate_burst);
   return out;
 }
 
@@ -957,6 +984,11 @@ std::string to_yaml(const DesiredState& state) {
         if (limit.bps) out << YAML::Key << "bps" << YAML::Value << *limit.bps;
         if (limit.burst) out << YAML::Key << "burst" << YAML::Value << *limit.burst;
         if (limit.syn_only) out << YAML::Key << "syn_only" << YAML::Value << "true";
+        if (limit.v4_prefix_len) out << YAML::Key << "v4_prefix_len" << YAML::Value << *limit.v4_prefix_len;
+        if (limit.v6_prefix_len) out << YAML::Key << "v6_prefix_len" << YAML::Value << *limit.v6_prefix_len;
+        if (limit.aggregate_pps) out << YAML::Key << "aggregate_pps" << YAML::Value << *limit.aggregate_pps;
+        if (limit.aggregate_bps) out << YAML::Key << "aggregate_bps" << YAML::Value << *limit.aggregate_bps;
+        if (limit.aggregate_burst) out << YAML::Key << "aggregate_burst" << YAML::Value << *limit.aggregate_burst;
         out << YAML::EndMap;
       }
       out << YAML::EndSeq;

@@ -119,14 +119,25 @@ struct RuleSpec {
   bool operator==(const RuleSpec&) const = default;
 };
 
-// A rate class, per source address. burst (packets) defaults to one second
-// of pps; bps is bytes per second, its burst one second of bps.
+// A rate class, per source prefix. burst (packets) defaults to one second
+// of pps; bps is bytes per second, its burst one second of bps. A source is
+// the address cut to v4_prefix_len / v6_prefix_len (absent: 32 and 64).
+// aggregate_pps / aggregate_bps (with aggregate_burst, one second of
+// aggregate_pps by default) add one bucket that all sources of the class
+// share: a packet passes only when its source's bucket and the aggregate
+// both have tokens. Absent fields keep states written before they existed
+// meaning what they meant, with the defaults.
 struct LimitSpec {
   std::string class_name;  // YAML key "class"
   std::uint64_t pps = 0;
   std::optional<std::uint64_t> bps;
   std::optional<std::uint64_t> burst;
   bool syn_only = false;  // only TCP SYN (without ACK) spends tokens: a SYN-flood limit
+  std::optional<std::uint32_t> v4_prefix_len;  // 0..32
+  std::optional<std::uint32_t> v6_prefix_len;  // 0..128
+  std::optional<std::uint64_t> aggregate_pps;
+  std::optional<std::uint64_t> aggregate_bps;
+  std::optional<std::uint64_t> aggregate_burst;  // needs aggregate_pps
   bool operator==(const LimitSpec&) const = default;
 };
 

@@ -592,7 +592,10 @@ OpResult StateOps::rule_list(const json::object& object) const {
 
 OpResult StateOps::limit_set(const json::object& object) {
   constexpr std::string_view op = "limit.set";
-  if (auto keys = args::only_keys(op, object, {"class", "pps", "bps", "burst", "syn_only"}); !keys) return keys.error();
+  if (auto keys = args::only_keys(op, object, {"class", "pps", "bps", "burst", "syn_only", "v4_prefix_len", "v6_prefix_len",
+                                              "aggregate_pps", "aggregate_bps", "aggregate_burst"});
+      !keys)
+    return keys.error();
   auto name = args::required_string(op, object, "class", max_text_arg_bytes);
   if (!name) return name.error();
   if (!config::is_class_name(*name))
@@ -607,7 +610,28 @@ OpResult StateOps::limit_set(const json::object& object) {
   if (!burst) return burst.error();
   auto syn_only = args::optional_bool(op, object, "syn_only");
   if (!syn_only) return syn_only.error();
-  const config::LimitSpec spec{*name, **pps, *bps, *burst, syn_only->value_or(false)};
+  auto v4_prefix_len = args::optional_uint(op, object, "v4_prefix_len", 0, 32);
+  if (!v4_prefix_len) return v4_prefix_len.error();
+  auto v6_prefix_len = args::optional_uint(op, object, "v6_prefix_len", 0, 128);
+  if (!v6_prefix_len) return v6_prefix_len.error();
+  auto aggregate_pps = args::optional_uint(op, object, "aggregate_pps", 1, filter::kMaxPacketsPerSec);
+  if (!aggregate_pps) return aggregate_pps.error();
+  auto aggregate_bps = args::optional_uint(op, object, "aggregate_bps", 1, filter::kMaxBytesPerSec);
+  if (!aggregate_bps) return aggregate_bps.error();
+  auto aggregate_burst = args::optional_uint(op, object, "aggregate_burst", 1, filter::kMaxPacketBurst);
+  if (!aggregate_burst) return aggregate_burst.error();
+  if (*aggregate_burst && !*aggregate_pps)
+    return args::bad(op, "aggregate_burst", std::to_string(**aggregate_burst) + " needs aggregate_pps");
+  const auto narrow = [](const std::optional<std::uint64_t>& v) -> std::optional<std::uint32_t> {
+    if (!v) return std::nullopt;
+    return static_cast<std::uint32_t>(*v);  // range-checked above: <= 128
+  };
+  config::LimitSpec spec{*name, **pps, *bps, *burst, syn_only->value_or(false)};
+  spec.v4_prefix_len = narrow(*v4_prefix_len);
+  spec.v6_prefix_len = narrow(*v6_prefix_len);
+  spec.aggregate_pps = *aggregate_pps;
+  spec.aggregate_bps = *aggregate_bps;
+  spec.aggregate_burst = *aggregate_burst;
   config::DesiredState next = store_.live();
   auto& limits = *next.limits;
   auto same = std::find_if(limits.begin(), limits.end(), [&](const auto& limit) { return limit.class_name == *name; });
@@ -661,7 +685,13 @@ OpResult StateOps::limit_list(const json::object& object) const {
                                {"pps", limit.pps},
                                {"burst", limit.burst.value_or(limit.pps)},
                                {"bps", limit.bps.value_or(0)},
-                               {"syn_only", limit.syn_only}});
+                               {"syn_only", limit.syn_only},
+                               {"v4_prefix_len", limit.v4_prefix_len.value_or(SLUICE_FILTER_RATE_V4_PREFIX_DEFAULT)},
+                               {"v6_prefix_len", limit.v6_prefix_len.value_or(SLUICE_FILTER_RATE_V6_PREFIX_DEFAULT)},
+                               // 0: no aggregate in that dimension
+                               {"aggregate_pps", limit.aggregate_pps.value_or(0)},
+                               {"aggregate_burst", limit.aggregate_burst.value_or(limit.aggregate_pps.value_or(0))},
+                               {"aggregate_bps", limit.aggregate_bps.value_or(0)}});
   }
   return json::value(json::object{{"limits", std::move(out)}});
 }

@@ -54,6 +54,7 @@ constexpr std::pair<sluice_reason, std::string_view> reason_names[] = {
     {static_cast<sluice_reason>(SLUICE_REASON_FILTER_CONNTRACK), "filter_conntrack"},
     {static_cast<sluice_reason>(SLUICE_REASON_FILTER_RATE_LIMITED), "filter_rate_limited"},
     {static_cast<sluice_reason>(SLUICE_REASON_FILTER_SYN_RATE_LIMITED), "filter_syn_rate_limited"},
+    {static_cast<sluice_reason>(SLUICE_REASON_FILTER_AGGREGATE_RATE_LIMITED), "filter_aggregate_rate_limited"},
 #endif
 };
 

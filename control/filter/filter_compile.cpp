@@ -193,12 +193,14 @@ CompiledSet compile(const RuleSet& set) {
   }
   for (const RateClass& c : set.rate_classes) {
     sluice_filter_rate_class& wire = out.rate_classes[c.id];
-    wire.packets_per_sec = c.packets_per_sec;
-    wire.packet_burst = c.packet_burst;
-    wire.bytes_per_sec = c.bytes_per_sec;
-    wire.byte_burst = c.byte_burst;
+    wire.source = {c.packets_per_sec, c.packet_burst, c.bytes_per_sec, c.byte_burst};
     wire.syn_only = c.syn_only ? 1 : 0;
     wire.defined = 1;
+    wire.aggregate = {c.aggregate_packets_per_sec, c.aggregate_packet_burst, c.aggregate_bytes_per_sec,
+                      c.aggregate_byte_burst};
+    wire.v4_source_mask = v4_source_mask(c.v4_prefix_len);
+    const auto v6_mask = v6_source_mask(c.v6_prefix_len);
+    std::copy(v6_mask.begin(), v6_mask.end(), wire.v6_source_mask);
   }
   summarize_all(out);
   out.header.rule_count = static_cast<std::uint32_t>(rules.size());

@@ -1,5 +1,6 @@
 #include "filter_rules.hpp"
 
+#include <arpa/inet.h>
 #include <netinet/in.h>
 
 #include <algorithm>
@@ -159,7 +160,41 @@ Result<void> validate(const RateClass& c) {
   if (c.byte_burst > kMaxByteBurst) return bad(what, "byte_burst " + std::to_string(c.byte_burst) + " too large");
   if (c.packets_per_sec && c.packet_burst == 0) return bad(what, "packet_burst 0 with a packet rate: nothing would pass");
   if (c.bytes_per_sec && c.byte_burst == 0) return bad(what, "byte_burst 0 with a byte rate: nothing would pass");
+  if (c.v4_prefix_len > 32) return bad(what, "v4_prefix_len " + std::to_string(c.v4_prefix_len) + ": must be 0..32");
+  if (c.v6_prefix_len > 128) return bad(what, "v6_prefix_len " + std::to_string(c.v6_prefix_len) + ": must be 0..128");
+  if (c.aggregate_packets_per_sec > kMaxPacketsPerSec)
+    return bad(what, "aggregate_packets_per_sec " + std::to_string(c.aggregate_packets_per_sec) + " too large");
+  if (c.aggregate_bytes_per_sec > kMaxBytesPerSec)
+    return bad(what, "aggregate_bytes_per_sec " + std::to_string(c.aggregate_bytes_per_sec) + " too large");
+  if (c.aggregate_packet_burst > kMaxPacketBurst)
+    return bad(what, "aggregate_packet_burst " + std::to_string(c.aggregate_packet_burst) + " too large");
+  if (c.aggregate_byte_burst > kMaxByteBurst)
+    return bad(what, "aggregate_byte_burst " + std::to_string(c.aggregate_byte_burst) + " too large");
+  if (c.aggregate_packets_per_sec && c.aggregate_packet_burst == 0)
+    return bad(what, "aggregate_packet_burst 0 with an aggregate packet rate: nothing would pass");
+  if (c.aggregate_bytes_per_sec && c.aggregate_byte_burst == 0)
+    return bad(what, "aggregate_byte_burst 0 with an aggregate byte rate: nothing would pass");
+  if (!c.aggregate_packets_per_sec && c.aggregate_packet_burst)
+    return bad(what, "aggregate_packet_burst " + std::to_string(c.aggregate_packet_burst) +
+                         " without aggregate_packets_per_sec: a burst needs a rate");
+  if (!c.aggregate_bytes_per_sec && c.aggregate_byte_burst)
+    return bad(what, "aggregate_byte_burst " + std::to_string(c.aggregate_byte_burst) +
+                         " without aggregate_bytes_per_sec: a burst needs a rate");
   return {};
+}
+
+std::uint32_t v4_source_mask(std::uint32_t prefix_len) {
+  const std::uint32_t bits = std::min<std::uint32_t>(prefix_len, 32);
+  return htonl(bits == 0 ? 0u : ~0u << (32 - bits));
+}
+
+std::array<std::uint32_t, 4> v6_source_mask(std::uint32_t prefix_len) {
+  std::array<std::uint32_t, 4> mask{};
+  for (std::uint32_t word = 0; word < mask.size(); ++word) {
+    const std::uint32_t start = word * 32;
+    mask[word] = v4_source_mask(prefix_len > start ? prefix_len - start : 0);
+  }
+  return mask;
 }
 
 Result<void> validate(const PrefixEntry& entry, const std::vector<RateClass>& classes) {

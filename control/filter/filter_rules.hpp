@@ -66,7 +66,12 @@ struct FilterRule {
   bool operator==(const FilterRule&) const;
 };
 
-// Token buckets per source address. A rate of 0 leaves that dimension unlimited.
+// Token buckets per source prefix (the address cut to v4/v6_prefix_len, so
+// a /64 holder cannot step to a fresh bucket per address), and optionally
+// one aggregate bucket for all sources of the class together. A packet
+// passes when its source bucket and the aggregate both have tokens, and
+// spends from both only then. A rate of 0 leaves that dimension unlimited;
+// both aggregate rates 0: no aggregate.
 struct RateClass {
   std::uint32_t id = 0;  // < SLUICE_FILTER_MAX_RATE_CLASSES
   std::uint64_t packets_per_sec = 0;
@@ -74,6 +79,13 @@ struct RateClass {
   std::uint64_t bytes_per_sec = 0;
   std::uint64_t byte_burst = 0;
   bool syn_only = false;  // only TCP SYN (without ACK) spends tokens: SYN-flood limit
+  std::uint32_t v4_prefix_len = SLUICE_FILTER_RATE_V4_PREFIX_DEFAULT;  // 0..32
+  std::uint32_t v6_prefix_len = SLUICE_FILTER_RATE_V6_PREFIX_DEFAULT;  // 0..128
+  std::uint64_t aggregate_packets_per_sec = 0;
+  std::uint64_t aggregate_packet_burst = 0;
+  std::uint64_t aggregate_bytes_per_sec = 0;
+  std::uint64_t aggregate_byte_burst = 0;
+  bool has_aggregate() const { return aggregate_packets_per_sec != 0 || aggregate_bytes_per_sec != 0; }
   bool operator==(const RateClass&) const = default;
 };
 
@@ -97,6 +109,10 @@ inline constexpr std::uint64_t kMaxByteBurst = 10'000'000'000;
 Result<void> validate(const PrefixEntry& entry, const std::vector<RateClass>& classes);
 Result<void> validate(const FilterRule& rule, const std::vector<RateClass>& classes);
 Result<void> validate(const RateClass& rate_class);
+// The data plane's source masks of a validated class (network order): what
+// a source address is ANDed with before it keys a bucket.
+std::uint32_t v4_source_mask(std::uint32_t prefix_len);
+std::array<std::uint32_t, 4> v6_source_mask(std::uint32_t prefix_len);
 Result<void> validate(const RuleSet& set);
 
 // An ICMP type under the other address family's ICMP protocol (an IPv6

@@ -189,6 +189,7 @@ struct FilterTable::Maps {
   PerCpuArrayMap<sluice_counter> rule_counters;
   ArrayMap<sluice_filter_rate_class> rate_classes;
   HashMap<sluice_filter_rate_key, sluice_filter_rate_bucket> rate_buckets;
+  ArrayMap<sluice_filter_rate_aggregate> rate_aggregates;
   HashMap<sluice_ct_key, sluice_ct_entry> conntrack;  // IPv6 flows
   HashMap<sluice_ct_v4_key, sluice_ct_entry> conntrack_v4;
   PerCpuArrayMap<sluice_counter> verdict_counters;
@@ -242,6 +243,7 @@ Result<FilterTable> FilterTable::open(const dataplane::Dataplane& plane) {
   SLUICE_OPEN(rate_classes, ArrayMap<sluice_filter_rate_class>, filter_rate_classes)
   using BucketMap = HashMap<sluice_filter_rate_key, sluice_filter_rate_bucket>;
   SLUICE_OPEN(rate_buckets, BucketMap, filter_rate_buckets)
+  SLUICE_OPEN(rate_aggregates, ArrayMap<sluice_filter_rate_aggregate>, filter_rate_aggregates)
   using CtMap = HashMap<sluice_ct_key, sluice_ct_entry>;
   SLUICE_OPEN(conntrack, CtMap, filter_conntrack)
   using CtV4Map = HashMap<sluice_ct_v4_key, sluice_ct_entry>;
@@ -253,7 +255,7 @@ Result<FilterTable> FilterTable::open(const dataplane::Dataplane& plane) {
       std::move(*generation), std::move(*settings), std::move(*sets), std::move(*prefix_v4), std::move(*prefix_v6),
       std::move(*src_v4), std::move(*dst_v4), std::move(*src_v6), std::move(*dst_v6), std::move(*ifindex),
       std::move(*any), std::move(*bytes), std::move(*port_bitmaps), std::move(*port_bounds), std::move(*rules),
-      std::move(*rule_counters), std::move(*rate_classes), std::move(*rate_buckets), std::move(*conntrack),
+      std::move(*rule_counters), std::move(*rate_classes), std::move(*rate_buckets), std::move(*rate_aggregates), std::move(*conntrack),
       std::move(*conntrack_v4), std::move(*verdict_counters), std::move(*event_counters), {}});
   static_assert(SLUICE_FILTER_GENERATIONS == 2, "one DIR-24-8 per generation");
   const std::pair<const bpf_map*, const bpf_map*> dir_maps[SLUICE_FILTER_GENERATIONS] = {
@@ -837,7 +839,11 @@ Result<void> FilterTable::clear_conntrack() {
 Result<void> FilterTable::clear_rate_buckets() {
   auto keys = maps_->rate_buckets.keys();
   if (!keys) return keys.error();
-  return erase_all(maps_->rate_buckets, *keys);
+  if (auto erased = erase_all(maps_->rate_buckets, *keys); !erased) return erased;
+  // An aggregate of last_ns 0 is full again (the lock word is not written from user space).
+  std::vector<std::pair<std::uint32_t, sluice_filter_rate_aggregate>> full;
+  for (std::uint32_t id = 0; id < SLUICE_FILTER_MAX_RATE_CLASSES; ++id) full.emplace_back(id, sluice_filter_rate_aggregate{});
+  return write_all(maps_->rate_aggregates, full);
 }
 
 }  // namespace sluice::filter

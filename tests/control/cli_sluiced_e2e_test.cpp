@@ -125,7 +125,10 @@ TEST(SluicectlE2E, FilterCommandsJudgeRealPings) {
   EXPECT_EQ(r.code, cli::kExitOk) << joined(r);
   EXPECT_EQ(r.out, "rate class pings created\n");
   r = sluicectl({"limit", "list"});
-  EXPECT_EQ(r.out, "CLASS  PPS  BURST  BPS  SYN ONLY\npings    1      1    -  no\n") << joined(r);
+  EXPECT_EQ(r.out,
+            "CLASS  PPS  BURST  BPS  SYN ONLY  SOURCE   AGGREGATE\n"
+            "pings    1      1    -  no        /32 /64  -\n")
+      << joined(r);
   r = sluicectl({"rule", "add", "--proto", "icmp", "--action", "limit:pings"});
   ASSERT_EQ(r.code, cli::kExitOk) << joined(r);
   const std::string limit_rule = r.out.substr(0, r.out.find('\n'));

@@ -824,14 +824,39 @@ TEST_F(CliTest, LimitCommands) {
 
 TEST_F(CliTest, LimitListTable) {
   reply(R"({"id":1,"ok":true,"result":{"limits":[)"
-        R"({"class":"web","id":0,"pps":1000,"burst":1000,"bps":0,"syn_only":false},)"
-        R"({"class":"syn-flood","id":1,"pps":200,"burst":50,"bps":8000000,"syn_only":true}]}})");
+        R"({"class":"web","id":0,"pps":1000,"burst":1000,"bps":0,"syn_only":false,"v4_prefix_len":32,)"
+        R"("v6_prefix_len":64,"aggregate_pps":0,"aggregate_burst":0,"aggregate_bps":0},)"
+        R"({"class":"syn-flood","id":1,"pps":200,"burst":50,"bps":8000000,"syn_only":true,"v4_prefix_len":24,)"
+        R"("v6_prefix_len":48,"aggregate_pps":5000,"aggregate_burst":6000,"aggregate_bps":9000}]}})");
   const Outcome r = run_cli({"limit", "list"});
   EXPECT_EQ(r.code, kExitOk) << r.err;
   EXPECT_EQ(r.out,
-            "CLASS       PPS  BURST      BPS  SYN ONLY\n"
-            "web        1000   1000        -  no\n"
-            "syn-flood   200     50  8000000  yes\n");
+            "CLASS       PPS  BURST      BPS  SYN ONLY  SOURCE   AGGREGATE\n"
+            "web        1000   1000        -  no        /32 /64  -\n"
+            "syn-flood   200     50  8000000  yes       /24 /48  pps 5000 burst 6000 bps 9000\n");
+}
+
+TEST_F(CliTest, LimitSetSourcePrefixAndAggregate) {
+  reply(R"({"id":1,"ok":true,"result":{}})");
+  Outcome r = run_cli({"limit", "set", "web", "--pps", "100", "--v4-prefix-len", "24", "--v6-prefix-len", "0",
+                       "--aggregate-pps", "5000", "--aggregate-burst", "6000", "--aggregate-bps", "1000000"});
+  EXPECT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_EQ(sent(), (std::vector<std::string>{
+                        R"({"id":1,"op":"limit.set","args":{"class":"web","pps":100,"v4_prefix_len":24,"v6_prefix_len":0,)"
+                        R"("aggregate_pps":5000,"aggregate_bps":1000000,"aggregate_burst":6000}})"}));
+  const std::vector<std::pair<std::vector<std::string>, std::string>> refused = {
+      {{"limit", "set", "web", "--pps", "1", "--v4-prefix-len", "33"}, "--v4-prefix-len: Value 33 not in range 0 to 32"},
+      {{"limit", "set", "web", "--pps", "1", "--v6-prefix-len", "129"}, "--v6-prefix-len: Value 129 not in range 0 to 128"},
+      {{"limit", "set", "web", "--pps", "1", "--v6-prefix-len", "-1"}, "--v6-prefix-len"},
+      {{"limit", "set", "web", "--pps", "1", "--aggregate-pps", "0"}, "--aggregate-pps: Value 0 not in range"},
+      {{"limit", "set", "web", "--pps", "1", "--aggregate-burst", "5"}, "--aggregate-burst requires --aggregate-pps"},
+  };
+  for (const auto& [args, err] : refused) {
+    r = run_cli(args);
+    EXPECT_EQ(r.code, kExitUsage) << args.back() << "\n" << r.err;
+    EXPECT_NE(r.err.find(err), std::string::npos) << "stderr: " << r.err;
+  }
+  EXPECT_EQ(sent().size(), 1u) << "a refused command sends nothing";
 }
 
 TEST_F(CliTest, ConnList) {
