@@ -550,5 +550,63 @@ TEST_F(FilterE2E, EgressObserverMarksFlowsRepliedWhenTheRepliesBypassXdp) {
   lab_->box.wait(second, 5s);
 }
 
+// 6. The box routes: client -- [box_if: XDP + observer] box [unowned] -- server.
+// The server's replies come in through the interface sluice does not own and
+// leave through box_if: XDP never sees them, the egress observer does. Under
+// default drop with only the client's SYNs tracked the connection works and
+// its entry is replied and established.
+TEST_F(FilterE2E, RoutedRepliesFromAnUnownedInterfaceAreSeenLeavingByTheObserver) {
+  SLUICE_REQUIRE_NETNS();
+  ASSERT_NO_FATAL_FAILURE(start());
+  Netns server_ns("sl-server");  // destroyed before the lab: its processes and its veth go first
+  const std::string box_far = "vf" + std::to_string(getpid()), server_if = "vs" + std::to_string(getpid());
+  constexpr const char* server_v4 = "198.18.1.1";
+  constexpr const char* box_far_v4 = "198.18.1.2";
+  ASSERT_EQ(run_command("ip link add " + box_far + " netns " + lab_->box.name() + " type veth peer name " + server_if +
+                        " netns " + server_ns.name())
+                .exit_code,
+            0);
+  ASSERT_EQ(lab_->box.exec("ip addr add " + std::string(box_far_v4) + "/24 dev " + box_far + " && ip link set " + box_far +
+                           " up && sysctl -qw net.ipv4.ip_forward=1")
+                .exit_code,
+            0);
+  ASSERT_EQ(server_ns.exec("ip addr add " + std::string(server_v4) + "/24 dev " + server_if + " && ip link set " +
+                           server_if + " up && ip route add default via " + box_far_v4)
+                .exit_code,
+            0);
+  ASSERT_EQ(lab_->client.exec("ip route add 198.18.1.0/24 via " + std::string(TwoHostLab::box_v4)).exit_code, 0);
+
+  constexpr std::uint16_t port = 7200;
+  RuleSet tracked;
+  FilterRule syns = tcp_dport_rule(10, port, port, Action::PassTrack);
+  syns.tcp_flags = filter::TcpFlagMatch{0x12, 0x02};  // SYN without ACK
+  tracked.rules = {syns};
+  tracked.default_policy = filter::DefaultPolicy::Drop;
+  auto replaced = table_->replace(tracked);
+  ASSERT_TRUE(replaced) << replaced.error().message;
+
+  const auto server_out = *scratch_ / "routed-server.out";
+  const pid_t server = server_ns.spawn("exec nc -l " + std::to_string(port) + " < /dev/null > " + server_out.string() + " 2>&1");
+  ASSERT_TRUE(wait_until([&] { return server_ns.exec("ss -Hltn 'sport = :" + std::to_string(port) + "'").output.find(
+                                          std::to_string(port)) != std::string::npos; },
+                         5s));
+  Feed feed(*scratch_ / "routed-client.in");
+  const auto client_out = *scratch_ / "routed-client.out";
+  const pid_t client = lab_->client.spawn("exec nc -N " + std::string(server_v4) + " " + std::to_string(port) + " < " +
+                                          feed.path().string() + " > " + client_out.string() + " 2>&1");
+  ASSERT_TRUE(feed.write_line("through"));
+  ASSERT_TRUE(wait_until([&] { return slurp(server_out).find("through") != std::string::npos; }, 5s))
+      << "server: " << slurp(server_out) << "\nclient: " << slurp(client_out);
+  auto flow = tcp_flow_to(port);
+  ASSERT_TRUE(flow);
+  EXPECT_EQ(flow->entry.replied, 1u) << "the observer saw the routed SYN-ACK leave through box_if";
+  EXPECT_EQ(flow->entry.state, static_cast<std::uint32_t>(SLUICE_CT_TCP_ESTABLISHED));
+  EXPECT_EQ(flow->entry.packets[SLUICE_CT_DIR_B_TO_A], 0u) << "no packet of the server's direction crossed XDP";
+  feed.close_input();
+  EXPECT_EQ(server_ns.wait(server, 5s), 0) << slurp(server_out);
+  EXPECT_EQ(lab_->client.wait(client, 5s), 0) << slurp(client_out);
+  EXPECT_EQ(slurp(server_out), "through\n");
+}
+
 }  // namespace
 }  // namespace sluice::test
