@@ -52,6 +52,15 @@ const bpf_program* stage_program(const sluice_bpf* skel, sluice_stage stage) {
 int print_libbpf_message(libbpf_print_level level, const char* format, va_list args) {
   if (level == LIBBPF_DEBUG) return 0;
   if (std::string_view(format).find("skipping unrecognized data section") != std::string_view::npos) return 0;
+  // libbpf's netlink echo of ENOENT when sluice asks whether its egress observer is there: an answer, not an error.
+  if (std::string_view(format).find("Kernel error message") != std::string_view::npos) {
+    va_list copy;
+    va_copy(copy, args);
+    const char* text = va_arg(copy, const char*);
+    const bool no_filter = text && std::string_view(text).find("Cannot find specified filter chain") != std::string_view::npos;
+    va_end(copy);
+    if (no_filter) return 0;
+  }
   return std::vfprintf(stderr, format, args);
 }
 
