@@ -68,8 +68,10 @@ T must(sluice::maps::Result<T> result, const std::string& what) {
 
 PacketBuilder ether() { return PacketBuilder().eth("02:00:00:00:00:01", "02:00:00:00:00:02"); }
 
-Bytes tcp4(const std::string& src, const std::string& dst, std::uint16_t sport, std::uint16_t dport, std::uint8_t flags) {
-  return ether().ipv4(src, dst).tcp(sport, dport, {.flags = flags}).payload(std::string(18, 'x')).build();
+constexpr std::uint32_t kTcpPayload = 18;
+Bytes tcp4(const std::string& src, const std::string& dst, std::uint16_t sport, std::uint16_t dport, std::uint8_t flags,
+           std::uint32_t ack = 0) {
+  return ether().ipv4(src, dst).tcp(sport, dport, {.flags = flags, .ack = ack}).payload(std::string(kTcpPayload, 'x')).build();
 }
 
 Bytes udp4(const std::string& src, const std::string& dst, std::uint16_t sport, std::uint16_t dport) {
@@ -278,7 +280,8 @@ int main(int argc, char** argv) {
       set.rules = {track};
       must(table.replace(set), "conntrack rule set");
       send_once(sluice_fd, tcp4("198.18.0.10", "198.19.0.1", 40001, 80, TcpFlags::SYN));
-      send_once(sluice_fd, tcp4("198.19.0.1", "198.18.0.10", 80, 40001, TcpFlags::SYN | TcpFlags::ACK));
+      // The SYN-ACK acks the SYN (seq 0, its payload, the SYN itself): conntrack takes it as the reply.
+      send_once(sluice_fd, tcp4("198.19.0.1", "198.18.0.10", 80, 40001, TcpFlags::SYN | TcpFlags::ACK, kTcpPayload + 1));
       conntrack_ratio = measure("conntrack", "sluice: established flow (ct hit)", sluice_fd,
                 tcp4("198.18.0.10", "198.19.0.1", 40001, 80, TcpFlags::ACK), XDP_PASS);
     // The timed packets must have taken the conntrack path, not the rule.

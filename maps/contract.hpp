@@ -29,7 +29,7 @@ static_assert(offsetof(sluice_config, non_ip_verdict) == 20);
 static_assert(offsetof(sluice_config, drop_fragments) == 24);
 
 
-static_assert(sizeof(sluice_pkt) == 72);
+static_assert(sizeof(sluice_pkt) == 88);
 static_assert(offsetof(sluice_pkt, dst) == 16);
 static_assert(offsetof(sluice_pkt, ifindex) == 32);
 static_assert(offsetof(sluice_pkt, eth_proto) == 40);
@@ -96,7 +96,7 @@ static_assert(sizeof(sluice_ct_key) == 40);
 static_assert(offsetof(sluice_ct_key, port_a) == 32);
 static_assert(sizeof(sluice_ct_v4_key) == 16, "the compact IPv4 conntrack key: hashing cost grows with its size");
 static_assert(offsetof(sluice_ct_v4_key, proto) == 12);
-static_assert(sizeof(sluice_ct_entry) == 48);
+static_assert(sizeof(sluice_ct_entry) == 72);
 static_assert(sizeof(sluice_filter_settings) == 16 + 4 * SLUICE_CT_STATE_COUNT);
 static_assert(SLUICE_REASON_FILTER_LAST < SLUICE_REASON_FIRST_LB);
 

@@ -138,6 +138,12 @@ struct sluice_pkt {
 	__u8 icmp_code;
 	__u8 has_l4;        /* 1 if ports/flags/type above are valid */
 	__u32 note;         /* reason counted if the packet ends the pipeline untouched */
+	__u32 tcp_seq;      /* TCP only, host order: sequence number */
+	__u32 tcp_ack;      /* TCP only, host order: acknowledgment number */
+	__u16 tcp_window;   /* TCP only, host order, as on the wire (unscaled) */
+	__u16 tcp_hdr_len;  /* TCP only: doff * 4 */
+	__u16 icmp_id;      /* ICMP/ICMPv6 echo request/reply only, host order: identifier */
+	__u16 pad;
 	__u32 stage_bank;   /* the bank the entry program chose for this packet (SLUICE_STAGE_BANKS) */
 };
 
@@ -222,7 +228,26 @@ struct sluice_dir24_8_row {
 #define SLUICE_REASON_FILTER_RATE_LIMITED    (SLUICE_REASON_FIRST_FILTER + 6) /* token bucket empty */
 #define SLUICE_REASON_FILTER_SYN_RATE_LIMITED (SLUICE_REASON_FIRST_FILTER + 7) /* SYN-only class empty */
 #define SLUICE_REASON_FILTER_AGGREGATE_RATE_LIMITED (SLUICE_REASON_FIRST_FILTER + 8) /* class's shared bucket empty */
-#define SLUICE_REASON_FILTER_LAST            SLUICE_REASON_FILTER_AGGREGATE_RATE_LIMITED
+#define SLUICE_REASON_FILTER_TCP_INVALID_FLAGS (SLUICE_REASON_FIRST_FILTER + 9) /* flag set no TCP sends (NULL, SYN+FIN, ...) */
+#define SLUICE_REASON_FILTER_CT_RELATED      (SLUICE_REASON_FIRST_FILTER + 10) /* ICMP error quoting a tracked flow */
+#define SLUICE_REASON_FILTER_LAST            SLUICE_REASON_FILTER_CT_RELATED
+
+/*
+ * TCP flag combinations a conforming stack sends: Linux conntrack's
+ * tcp_valid_flags (nf_conntrack_proto_tcp.c), which nftables' "ct state
+ * invalid" inherits. Index = flags & SLUICE_TCP_FLAGS_CHECKED (PSH, ECE and
+ * CWR may accompany any of them); bit set = valid. Everything else (NULL,
+ * FIN alone, SYN+FIN, SYN+RST, FIN+RST, SYN+ACK+RST, XMAS, ...) is dropped
+ * as SLUICE_REASON_FILTER_TCP_INVALID_FLAGS when drop_invalid_tcp_flags is on.
+ */
+#define SLUICE_TCP_FLAGS_CHECKED 0x37u /* FIN SYN RST ACK URG */
+#define SLUICE_TCP_FLAG_SET(flags) (1ull << (flags))
+#define SLUICE_TCP_VALID_FLAG_SETS                                              \
+	(SLUICE_TCP_FLAG_SET(0x02) /* SYN */ | SLUICE_TCP_FLAG_SET(0x22) /* SYN URG */ | \
+	 SLUICE_TCP_FLAG_SET(0x12) /* SYN ACK */ | SLUICE_TCP_FLAG_SET(0x04) /* RST */ | \
+	 SLUICE_TCP_FLAG_SET(0x14) /* RST ACK */ | SLUICE_TCP_FLAG_SET(0x11) /* FIN ACK */ | \
+	 SLUICE_TCP_FLAG_SET(0x31) /* FIN ACK URG */ | SLUICE_TCP_FLAG_SET(0x10) /* ACK */ | \
+	 SLUICE_TCP_FLAG_SET(0x30) /* ACK URG */)
 
 /*
  * Rule set generations: every rule-set map is keyed by a generation (0/1).
@@ -245,6 +270,8 @@ struct sluice_dir24_8_row {
 #define SLUICE_FILTER_MAX_RATE_CLASSES 64
 #define SLUICE_FILTER_MAX_IFINDEX_KEYS SLUICE_FILTER_MAX_RULES
 #define SLUICE_FILTER_CONNTRACK_ENTRIES (1u << 18)
+/* Unreplied flows (no reply seen yet) live apart, per family: filter_ct_unreplied{,_v4} */
+#define SLUICE_FILTER_CT_UNREPLIED_ENTRIES (1u << 18)
 #define SLUICE_FILTER_RATE_BUCKETS (1u << 18)
 /* Spin locks guarding the source buckets, a bucket's chosen by a hash of its key (power of two) */
 #define SLUICE_FILTER_RATE_LOCKS 1024
@@ -456,12 +483,12 @@ struct sluice_filter_rate_aggregate {
 /* Connection tracking. Key normalised: (addr_a, port_a) < (addr_b, port_b). */
 enum sluice_ct_state {
 	SLUICE_CT_NONE = 0,
-	SLUICE_CT_TCP_SYN = 1,         /* SYN seen, no reply yet */
-	SLUICE_CT_TCP_ESTABLISHED = 2, /* both directions seen, or the originator's ACK after its SYN */
-	SLUICE_CT_TCP_CLOSING = 3,     /* FIN or RST seen */
+	SLUICE_CT_TCP_SYN = 1,         /* opened (SYN, or picked up mid-stream), no valid reply seen yet */
+	SLUICE_CT_TCP_ESTABLISHED = 2, /* the reply direction answered the opening (SYN-ACK acking the SYN) */
+	SLUICE_CT_TCP_CLOSING = 3,     /* an in-window FIN or RST seen */
 	SLUICE_CT_UDP = 4,             /* one direction seen */
 	SLUICE_CT_UDP_REPLIED = 5,     /* both directions seen */
-	SLUICE_CT_ICMP = 6,
+	SLUICE_CT_ICMP = 6,            /* echo: requests by identifier, and (once replied) their replies */
 	SLUICE_CT_OTHER = 7,
 	SLUICE_CT_STATE_COUNT = 8,
 };
@@ -510,15 +537,27 @@ struct sluice_ct_entry {
 	__u64 bytes[2];
 	__u32 state;      /* enum sluice_ct_state */
 	__u32 dirs_seen;  /* bit per direction */
+	/* TCP window tracking, per direction (xdp/filter_conntrack.h) */
+	__u32 seq_end[2]; /* highest sequence number + length seen: where the next segment starts */
+	__u32 window[2];  /* receive window it last advertised, scaled */
+	__u8 orig_dir;    /* direction of the packet that created the entry */
+	__u8 replied;     /* 1: a valid reply was seen; the entry lives in the main (replied) table */
+	__u8 wscale[2];   /* window scale of its SYN; SLUICE_CT_NO_WSCALE without one */
+	__u32 tcp_flags;  /* SLUICE_CT_F_* */
 };
+#define SLUICE_CT_NO_WSCALE 0xffu
+#define SLUICE_CT_F_SEQ_KNOWN_A 0x1u /* seq_end[A_TO_B] holds a seen segment */
+#define SLUICE_CT_F_SEQ_KNOWN_B 0x2u
+#define SLUICE_CT_F_SYN_OPENED 0x4u  /* created by a SYN: the reply must be a SYN-ACK acking it */
 
 /* Settings that are not part of a rule set: filter_settings[0]. */
-#define SLUICE_FILTER_SETTINGS_VERSION 1u /* 0: never written, built-in defaults */
+/* 2: drop_invalid_tcp_flags (was padding); a version-1 slot reads as never written */
+#define SLUICE_FILTER_SETTINGS_VERSION 2u /* 0: never written, built-in defaults */
 struct sluice_filter_settings {
 	__u32 version;
 	__u32 conntrack_enabled;  /* 0: pass-and-track behaves as pass, no lookups */
 	__u32 drop_sample_every;  /* 1 in N filter drops to drop_events; 0 = off */
-	__u32 pad;
+	__u32 drop_invalid_tcp_flags; /* 1: TCP flag sets outside SLUICE_TCP_VALID_FLAG_SETS are dropped */
 	__u32 ct_timeout_s[SLUICE_CT_STATE_COUNT]; /* idle timeout per state */
 };
 

@@ -12,6 +12,7 @@
 
 #include "sluice_maps.h"
 #include "dir24_8.h"
+#include "filter_state_maps.bpf.h"
 
 /* The live generation: the one u32 whose write makes a new rule set live. */
 struct {
@@ -20,13 +21,6 @@ struct {
 	__type(key, __u32);
 	__type(value, __u32);
 } filter_generation SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct sluice_filter_settings);
-} filter_settings SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -165,40 +159,5 @@ struct {
 	__type(key, __u32);
 	__type(value, struct sluice_filter_rate_aggregate);
 } filter_rate_aggregates SEC(".maps");
-
-/* The coarse time of the current jiffy, per CPU (ct_now in filter_conntrack.h). Kernel-only. */
-struct sluice_ct_clock {
-	__u64 jiffies;
-	__u64 now_ns;
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct sluice_ct_clock);
-} filter_ct_clock SEC(".maps");
-
-/*
- * Connection tracking, one table per family: IPv4 flows under a 16-byte
- * key (the hash and the key compare of every lookup read 16 bytes, not 40),
- * IPv6 flows under the full key. Each holds SLUICE_FILTER_CONNTRACK_ENTRIES.
- * A shared LRU list, not BPF_F_NO_COMMON_LRU: per-CPU lists would split the
- * capacity by CPU and evict a flow whose packets arrive on a busy CPU while
- * other CPUs' lists hold idle ones.
- */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, SLUICE_FILTER_CONNTRACK_ENTRIES);
-	__type(key, struct sluice_ct_v4_key);
-	__type(value, struct sluice_ct_entry);
-} filter_conntrack_v4 SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, SLUICE_FILTER_CONNTRACK_ENTRIES);
-	__type(key, struct sluice_ct_key);
-	__type(value, struct sluice_ct_entry);
-} filter_conntrack SEC(".maps");
 
 #endif /* SLUICE_XDP_FILTER_MAPS_BPF_H */

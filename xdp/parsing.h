@@ -42,6 +42,7 @@ struct sluice_vlan_hdr {
 #define SLUICE_IPV4_MIN_IHL 5
 #define SLUICE_TCP_MIN_DOFF 5
 #define SLUICE_ICMP_MIN_LEN 4 /* type, code, checksum: all a filter reads */
+#define SLUICE_ICMP_ECHO_LEN 8 /* + identifier, sequence (echo; also the rest-of-header of errors) */
 
 struct sluice_cursor {
 	void *pos;
@@ -294,6 +295,11 @@ static __always_inline int parse_tcphdr(const struct sluice_l4_span *s, __u32 of
 	pkt->dport = bpf_ntohs(th->dest);
 	/* byte 13 of the header holds CWR..FIN in wire order */
 	pkt->tcp_flags = ((__u8 *)th)[13];
+	/* for conntrack's window tracking */
+	pkt->tcp_seq = bpf_ntohl(th->seq);
+	pkt->tcp_ack = bpf_ntohl(th->ack_seq);
+	pkt->tcp_window = bpf_ntohs(th->window);
+	pkt->tcp_hdr_len = th->doff * 4;
 	return SLUICE_PARSE_OK;
 }
 
@@ -318,6 +324,10 @@ static __always_inline int parse_icmphdr(const struct sluice_l4_span *s, __u32 o
 		return trunc_reason;
 	pkt->icmp_type = icmp[0];
 	pkt->icmp_code = icmp[1];
+	/* echo request/reply: conntrack keys them by identifier (bytes 4-5); 0 if cut short */
+	icmp = span_at(s, off, SLUICE_ICMP_ECHO_LEN);
+	if (icmp)
+		pkt->icmp_id = ((__u16)icmp[4] << 8) | icmp[5];
 	return SLUICE_PARSE_OK;
 }
 

@@ -2,7 +2,8 @@
 /*
  * The filter stage. Per packet, in order:
  *   1. source prefix lists (drop / pass / rate-limit class),
- *   2. connection tracking (a live flow skips the rules),
+ *   2. invalid TCP flag sets dropped; connection tracking (a live flow, or
+ *      an ICMP error about one, skips the rules),
  *   3. ordered rules, first match wins (filter_classify.h),
  *   4. token buckets for rate-limit actions,
  *   5. the rule set's default policy.
@@ -25,6 +26,7 @@ const volatile struct sluice_filter_settings sluice_filter_default_settings = {
 	.version = SLUICE_FILTER_SETTINGS_VERSION,
 	.conntrack_enabled = 0,
 	.drop_sample_every = 0,
+	.drop_invalid_tcp_flags = 1,
 };
 
 static __always_inline const struct sluice_filter_settings *filter_settings_get(void)
@@ -159,8 +161,9 @@ static __always_inline int stage_filter(struct xdp_md *ctx)
 	const struct sluice_filter_verdict *action;
 	struct sluice_filter_verdict listed;
 	const struct sluice_filter_set *set;
+	struct ct_frame frame = {};
 	__u32 gen, key;
-	int rule, limited;
+	int rule, limited, tracked;
 
 	if (!pkt)
 		return pipeline_finish(ctx, SLUICE_VERDICT_ABORTED, SLUICE_REASON_NO_SCRATCH);
@@ -184,9 +187,17 @@ static __always_inline int stage_filter(struct xdp_md *ctx)
 			return filter_drop(ctx, settings, limited);
 	}
 
-	/* 2. connection tracking */
-	if (settings->conntrack_enabled && ct_lookup(settings, pkt))
-		return filter_pass(ctx, cfg, pkt, SLUICE_REASON_FILTER_CONNTRACK);
+	/* 2. TCP flag sets no stack sends (scans, state forging), then connection tracking */
+	if (settings->drop_invalid_tcp_flags && ct_tcp_flags_invalid(pkt))
+		return filter_drop(ctx, settings, SLUICE_REASON_FILTER_TCP_INVALID_FLAGS);
+	if (settings->conntrack_enabled) {
+		ct_frame_init(&frame, ctx, (void *)(long)ctx->data, (void *)(long)ctx->data_end, pkt);
+		tracked = ct_lookup(settings, &frame, pkt);
+		if (tracked == SLUICE_CT_HIT)
+			return filter_pass(ctx, cfg, pkt, SLUICE_REASON_FILTER_CONNTRACK);
+		if (tracked == SLUICE_CT_RELATED)
+			return filter_pass(ctx, cfg, pkt, SLUICE_REASON_FILTER_CT_RELATED);
+	}
 
 	/* 3. ordered rules */
 	rule = filter_classify(pkt, gen, set->rule_count, set->skip_lookups);
@@ -205,7 +216,7 @@ static __always_inline int stage_filter(struct xdp_md *ctx)
 				return filter_drop(ctx, settings, SLUICE_REASON_FILTER_RULE_DROP);
 			case SLUICE_FILTER_ACTION_PASS_TRACK:
 				if (settings->conntrack_enabled)
-					ct_create(pkt);
+					ct_create(&frame, pkt);
 				return filter_pass(ctx, cfg, pkt, SLUICE_REASON_FILTER_RULE_PASS);
 			case SLUICE_FILTER_ACTION_RATE_LIMIT:
 				/* 4. token buckets; a class id past the table would alias another class */

@@ -75,12 +75,15 @@ ConntrackView::ConntrackView(const dataplane::Dataplane& plane, std::chrono::ste
 maps::Result<ConntrackView::Count> ConntrackView::count() {
   const auto now = std::chrono::steady_clock::now();
   if (last_ && now - last_->counted_at < count_interval_) return *last_;
-  std::uint64_t flows = 0;
+  std::uint64_t flows = 0, unreplied = 0;
   const auto& m = plane_.skeleton()->maps;
   auto tally = [&](const auto&, const sluice_ct_entry&) { return ++flows, true; };
+  auto tally_unreplied = [&](const auto&, const sluice_ct_entry&) { return ++flows, ++unreplied, true; };
   if (auto v4 = walk_table<sluice_ct_v4_key>(m.filter_conntrack_v4, tally); !v4) return v4.error();
   if (auto v6 = walk_table<sluice_ct_key>(m.filter_conntrack, tally); !v6) return v6.error();
-  last_ = Count{flows, now};
+  if (auto v4 = walk_table<sluice_ct_v4_key>(m.filter_ct_unreplied_v4, tally_unreplied); !v4) return v4.error();
+  if (auto v6 = walk_table<sluice_ct_key>(m.filter_ct_unreplied, tally_unreplied); !v6) return v6.error();
+  last_ = Count{flows, now, unreplied};
   return *last_;
 }
 
@@ -88,17 +91,22 @@ maps::Result<std::vector<filter::TrackedFlow>> ConntrackView::first_flows(std::s
   std::vector<filter::TrackedFlow> out;
   const auto& m = plane_.skeleton()->maps;
   if (most == 0) return out;
-  auto v4 = walk_table<sluice_ct_v4_key>(m.filter_conntrack_v4, [&](const sluice_ct_v4_key& key, const sluice_ct_entry& e) {
-    out.push_back(widen(key, e));
-    return out.size() < most;
-  });
-  if (!v4) return v4.error();
-  if (out.size() >= most) return out;
-  auto v6 = walk_table<sluice_ct_key>(m.filter_conntrack, [&](const sluice_ct_key& key, const sluice_ct_entry& e) {
-    out.push_back({key, e});
-    return out.size() < most;
-  });
-  if (!v6) return v6.error();
+  // Replied flows first, then unreplied ones, IPv4 before IPv6 in each.
+  for (const bpf_map* table : {m.filter_conntrack_v4, m.filter_ct_unreplied_v4}) {
+    auto v4 = walk_table<sluice_ct_v4_key>(table, [&](const sluice_ct_v4_key& key, const sluice_ct_entry& e) {
+      out.push_back(widen(key, e));
+      return out.size() < most;
+    });
+    if (!v4) return v4.error();
+    if (out.size() >= most) return out;
+    const bpf_map* v6_table = table == m.filter_conntrack_v4 ? m.filter_conntrack : m.filter_ct_unreplied;
+    auto v6 = walk_table<sluice_ct_key>(v6_table, [&](const sluice_ct_key& key, const sluice_ct_entry& e) {
+      out.push_back({key, e});
+      return out.size() < most;
+    });
+    if (!v6) return v6.error();
+    if (out.size() >= most) return out;
+  }
   return out;
 }
 
@@ -148,6 +156,10 @@ void add_filter_metrics(metrics::Exposition& out, const filter::FilterTable& tab
           "Flows in the filter's connection tables (expired ones until evicted); counted at most every " +
               std::to_string(ConntrackView::default_count_interval.count()) + " s.",
           MetricType::Gauge, {sample({}, flows->flows)});
+  out.add("sluice_conntrack_unreplied_entries",
+          "Of sluice_conntrack_entries, the flows no reply was seen for yet (their own table: a flood of them "
+          "cannot evict a replied flow).",
+          MetricType::Gauge, {sample({}, flows->unreplied)});
 }
 
 std::string render_metrics(const dataplane::Dataplane& plane, const filter::FilterTable& table,

@@ -17,8 +17,9 @@
 
 namespace sluice::daemon {
 
-// The filter's connection tables (LRU hashes of up to
-// SLUICE_FILTER_CONNTRACK_ENTRIES flows each), read for conn.list and
+// The filter's connection tables (LRU hashes per family: replied flows, up
+// to SLUICE_FILTER_CONNTRACK_ENTRIES each, and unreplied ones, up to
+// SLUICE_FILTER_CT_UNREPLIED_ENTRIES each), read for conn.list and
 // /metrics on the daemon's one io_context thread, so every read is bounded:
 //  - tables are read with BPF_MAP_LOOKUP_BATCH in chunks of `chunk_entries`
 //    (one syscall per chunk instead of two per flow);
@@ -32,8 +33,9 @@ class ConntrackView {
   static constexpr std::uint32_t chunk_entries = 4096;
 
   struct Count {
-    std::uint64_t flows = 0;
+    std::uint64_t flows = 0;  // replied and unreplied
     std::chrono::steady_clock::time_point counted_at;
+    std::uint64_t unreplied = 0;
   };
 
   explicit ConntrackView(const dataplane::Dataplane& plane,

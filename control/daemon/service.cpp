@@ -11,6 +11,7 @@
 #include <filesystem>
 
 #include "names.hpp"
+#include "tc_attachment.hpp"
 #include "spdlog/spdlog.h"
 
 namespace sluice::daemon {
@@ -31,6 +32,38 @@ dataplane::AttachMode to_dataplane(protocol::AttachMode mode) {
 }
 protocol::AttachMode to_protocol(dataplane::AttachMode mode) {
   return mode == dataplane::AttachMode::Skb ? protocol::AttachMode::Skb : protocol::AttachMode::Native;
+}
+
+// An interface is attached as a pair: the XDP entry program, and the TC
+// egress observer that sees the replies leaving through it (conntrack marks
+// a flow established only when its reply was seen). One without the other
+// is undone.
+Result<dataplane::AttachedProgram> attach_with_observer(const dataplane::Dataplane& plane, const std::string& ifname,
+                                                        dataplane::AttachMode mode) {
+  auto attached = dataplane::attach_xdp(plane.entry_prog_fd(), ifname, mode);
+  if (!attached) return attached.error();
+  if (auto observer = dataplane::attach_egress_observer(plane.egress_observer_prog_fd(), ifname); !observer) {
+    if (auto undone = dataplane::detach_xdp(ifname); !undone) spdlog::error("rollback of {}: {}", ifname, undone.error().message);
+    return observer.error();
+  }
+  return attached;
+}
+
+Result<bool> detach_with_observer(const std::string& ifname) {
+  if (auto observer = dataplane::detach_egress_observer(ifname); !observer) return observer.error();
+  return dataplane::detach_xdp(ifname);
+}
+
+// At start: every interface running sluice gets this build's egress observer (replacing an older one in place).
+void restore_egress_observers(const dataplane::Dataplane& plane, const std::vector<InterfaceRecord>& records,
+                              std::string_view entry_prog_name) {
+  for (const auto& record : records) {
+    if (if_nametoindex(record.name.c_str()) == 0) continue;
+    auto found = dataplane::find_attached(record.name, entry_prog_name);
+    if (!found || !*found) continue;  // not running sluice: nothing to observe for
+    if (auto observer = dataplane::attach_egress_observer(plane.egress_observer_prog_fd(), record.name); !observer)
+      spdlog::error("{}: egress observer: {} (replies leaving here are not seen)", record.name, observer.error().message);
+  }
 }
 
 json::object attached_to_json(const dataplane::AttachedProgram& attached) {
@@ -181,8 +214,8 @@ Result<void> Service::reconcile_interfaces(const std::vector<config::InterfaceSp
     for (auto step = done.rbegin(); step != done.rend(); ++step) {
       std::optional<maps::Error> error;
       if (step->attached) {
-        if (auto undone = dataplane::detach_xdp(step->spec.name); !undone) error = undone.error();
-      } else if (auto undone = dataplane::attach_xdp(plane_.entry_prog_fd(), step->spec.name, step->spec.mode); !undone) {
+        if (auto undone = detach_with_observer(step->spec.name); !undone) error = undone.error();
+      } else if (auto undone = attach_with_observer(plane_, step->spec.name, step->spec.mode); !undone) {
         error = undone.error();
       }
       if (error) spdlog::error("rollback of interface {}: {}", step->spec.name, error->message);
@@ -198,7 +231,7 @@ Result<void> Service::reconcile_interfaces(const std::vector<config::InterfaceSp
     auto running = running_here(old.name);
     if (!running) return undo(), running.error();
     if (!*running) continue;
-    if (auto detached = dataplane::detach_xdp(old.name); !detached) return undo(), detached.error();
+    if (auto detached = detach_with_observer(old.name); !detached) return undo(), detached.error();
     done.push_back({old, false});
   }
   for (const auto& spec : to) {
@@ -212,7 +245,7 @@ Result<void> Service::reconcile_interfaces(const std::vector<config::InterfaceSp
                                           " mode by something else than this state",
                                       EBUSY);
     }
-    auto attached = dataplane::attach_xdp(plane_.entry_prog_fd(), spec.name, spec.mode);
+    auto attached = attach_with_observer(plane_, spec.name, spec.mode);
     if (!attached) return undo(), attached.error();
     done.push_back({spec, true});
   }
@@ -270,7 +303,7 @@ void Service::restore_interfaces() {
     }
     if (!*found) {
       // Cold start (reboot, or someone detached it): restore the operator's attachment.
-      auto attached = dataplane::attach_xdp(plane_.entry_prog_fd(), record.name, to_dataplane(record.mode));
+      auto attached = attach_with_observer(plane_, record.name, to_dataplane(record.mode));
       if (!attached) spdlog::error("re-attach {}: {}", record.name, attached.error().message);
       else spdlog::info("attached {} ({}) again, prog id {}", record.name, protocol::to_string(record.mode), attached->prog_id);
       continue;
@@ -334,6 +367,7 @@ void Service::restore_interfaces() {
   if (!older_entry_kept) {
     if (auto pinned = pin_entry_program(); !pinned) spdlog::error("{}", pinned.error().message);
   }
+  restore_egress_observers(plane_, recorded_now, entry_prog_name);
 }
 
 OpResult Service::status() const {
@@ -399,11 +433,11 @@ OpResult Service::attach(const protocol::AttachArgs& args) {
   }
   for (auto& record : next)
     if (record.name == args.iface) record.mode = args.mode;
-  auto attached = dataplane::attach_xdp(plane_.entry_prog_fd(), args.iface, to_dataplane(args.mode));
+  auto attached = attach_with_observer(plane_, args.iface, to_dataplane(args.mode));
   if (!attached) return failed(attached.error());
   if (auto saved = save_interfaces(next); !saved) {
     // Roll back: an attachment the state file does not know would not survive a restart as promised.
-    if (auto undone = dataplane::detach_xdp(args.iface); !undone) spdlog::error("rollback: {}", undone.error().message);
+    if (auto undone = detach_with_observer(args.iface); !undone) spdlog::error("rollback: {}", undone.error().message);
     return failed(saved.error());
   }
   if (auto pinned = pin_entry_program(); !pinned) spdlog::warn("{}", pinned.error().message);
@@ -429,7 +463,7 @@ OpResult Service::detach(const protocol::DetachArgs& args) {
   // State first: if the detach then fails, the old state is written back.
   if (auto saved = save_interfaces(next); !saved) return failed(saved.error());
   if (running) {
-    auto detached = dataplane::detach_xdp(args.iface);
+    auto detached = detach_with_observer(args.iface);
     if (!detached) {
       if (auto restored = save_interfaces(recorded_now); !restored) spdlog::error("rollback: {}", restored.error().message);
       return failed(detached.error());
@@ -466,7 +500,7 @@ OpResult Service::detach_everything() {
     if (!interface_exists(record.name)) continue;
     auto found = dataplane::find_attached(record.name, entry_prog_name);
     if (!found || !*found) continue;  // not ours: never detach someone else's program
-    auto done = dataplane::detach_xdp(record.name);
+    auto done = detach_with_observer(record.name);
     if (done) detached.emplace_back(record.name);
     else errors.emplace_back(done.error().message);
   }

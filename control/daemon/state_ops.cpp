@@ -722,6 +722,7 @@ OpResult StateOps::conn_list(const json::object& object) {
                                {"dst", address_text(k.addr_b, k.ip_version)},
                                {"dport", has_ports ? json::value(k.port_b) : json::value(nullptr)},
                                {"state", ct_state_name(e.state)},
+                               {"replied", e.replied != 0},
                                {"packets", json::array{e.packets[0], e.packets[1]}},
                                {"bytes", json::array{e.bytes[0], e.bytes[1]}},
                                {"last_seen_ns", e.last_seen_ns}});

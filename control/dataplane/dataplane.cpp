@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "egress_observer.skel.h"
 #include "sluice.skel.h"
 
 namespace sluice::dataplane {
@@ -55,6 +56,15 @@ const bpf_program* stage_program(const sluice_bpf* skel, sluice_stage stage) {
 int print_libbpf_message(libbpf_print_level level, const char* format, va_list args) {
   if (level == LIBBPF_DEBUG) return 0;
   if (std::string_view(format).find("skipping unrecognized data section") != std::string_view::npos) return 0;
+  // libbpf's netlink echo of ENOENT when sluice asks whether its egress observer is there: an answer, not an error.
+  if (std::string_view(format).find("Kernel error message") != std::string_view::npos) {
+    va_list copy;
+    va_copy(copy, args);
+    const char* text = va_arg(copy, const char*);
+    const bool no_filter = text && std::string_view(text).find("Cannot find specified filter chain") != std::string_view::npos;
+    va_end(copy);
+    if (no_filter) return 0;
+  }
   return std::vfprintf(stderr, format, args);
 }
 
@@ -139,6 +149,31 @@ Result<void> validate_config(const sluice_config& config) {
 }
 
 void Dataplane::SkeletonDeleter::operator()(sluice_bpf* skeleton) const { sluice_bpf__destroy(skeleton); }
+void Dataplane::ObserverDeleter::operator()(egress_observer_bpf* skeleton) const { egress_observer_bpf__destroy(skeleton); }
+
+Result<void> Dataplane::load_observer() {
+  std::unique_ptr<egress_observer_bpf, ObserverDeleter> observer(egress_observer_bpf__open());
+  if (!observer) return maps::make_error("open", "egress observer BPF object", errno);
+  // Every map of the observer is one of the XDP object's, by name: the very same maps, pinned or not.
+  bpf_map* map = nullptr;
+  bpf_object__for_each_map(map, observer->obj) {
+    if (is_internal_map(map)) continue;
+    const bpf_map* own = bpf_object__find_map_by_name(skeleton_->obj, bpf_map__name(map));
+    if (!own)
+      return maps::make_error_because("load", "egress observer BPF object",
+                                      std::string("map ") + bpf_map__name(map) + " is not in the sluice object", ENOENT);
+    if (int err = bpf_map__reuse_fd(map, bpf_map__fd(own)); err != 0)
+      return maps::make_error("reuse map for the egress observer", bpf_map__name(map), -err);
+  }
+  if (int err = egress_observer_bpf__load(observer.get()); err != 0)
+    return maps::make_error("load", "egress observer BPF object", -err);
+  observer_ = std::move(observer);
+  return {};
+}
+
+int Dataplane::egress_observer_prog_fd() const {
+  return observer_ ? bpf_program__fd(observer_->progs.sluice_egress_observer) : -1;
+}
 
 Dataplane::Dataplane(std::unique_ptr<sluice_bpf, SkeletonDeleter> skeleton, maps::StageBanks stages,
                      maps::ArrayMap<sluice_config> config, maps::PerCpuArrayMap<sluice_counter> counters,
@@ -220,6 +255,7 @@ Result<Dataplane> Dataplane::load(const LoadOptions& options) {
   if (!counters) return counters.error();
 
   Dataplane plane(std::move(skel), std::move(*stages), std::move(*config), std::move(*counters), std::move(reused));
+  if (auto observer = plane.load_observer(); !observer) return observer.error();
   // A fresh config slot reads as version 0; a reused one keeps the operator's settings.
   auto current = plane.config();
   if (!current) return current.error();

@@ -13,6 +13,7 @@
 #include "maps.hpp"
 
 struct sluice_bpf;
+struct egress_observer_bpf;
 
 namespace sluice::dataplane {
 
@@ -62,6 +63,10 @@ class Dataplane {
   ~Dataplane();
 
   int entry_prog_fd() const;
+  // The TC egress observer (xdp/egress_observer.bpf.c), loaded on this
+  // object's conntrack maps: attach it beside the entry program on every
+  // attached interface (tc_attachment.hpp).
+  int egress_observer_prog_fd() const;
   int stage_prog_fd(sluice_stage stage) const;
   // Maps found pinned and reused at load (a restart), by map name.
   const std::vector<std::string>& reused_maps() const noexcept { return reused_maps_; }
@@ -85,11 +90,17 @@ class Dataplane {
   Result<sluice_counter> verdict_count(sluice_verdict verdict, sluice_reason reason) const;
 
   sluice_bpf* skeleton() const noexcept { return skeleton_.get(); }
+  egress_observer_bpf* observer_skeleton() const noexcept { return observer_.get(); }
 
  private:
   struct SkeletonDeleter {
     void operator()(sluice_bpf* skeleton) const;
   };
+  struct ObserverDeleter {
+    void operator()(egress_observer_bpf* skeleton) const;
+  };
+  // Loads the egress observer on the maps of the loaded `skeleton_`.
+  Result<void> load_observer();
   Dataplane(std::unique_ptr<sluice_bpf, SkeletonDeleter> skeleton, maps::StageBanks stages,
             maps::ArrayMap<sluice_config> config, maps::PerCpuArrayMap<sluice_counter> counters,
             std::vector<std::string> reused);
@@ -99,6 +110,7 @@ class Dataplane {
   maps::ArrayMap<sluice_config> config_;
   maps::PerCpuArrayMap<sluice_counter> counters_;
   std::vector<std::string> reused_maps_;
+  std::unique_ptr<egress_observer_bpf, ObserverDeleter> observer_;
 };
 
 }  // namespace sluice::dataplane

@@ -55,6 +55,8 @@ constexpr std::pair<sluice_reason, std::string_view> reason_names[] = {
     {static_cast<sluice_reason>(SLUICE_REASON_FILTER_RATE_LIMITED), "filter_rate_limited"},
     {static_cast<sluice_reason>(SLUICE_REASON_FILTER_SYN_RATE_LIMITED), "filter_syn_rate_limited"},
     {static_cast<sluice_reason>(SLUICE_REASON_FILTER_AGGREGATE_RATE_LIMITED), "filter_aggregate_rate_limited"},
+    {static_cast<sluice_reason>(SLUICE_REASON_FILTER_TCP_INVALID_FLAGS), "filter_tcp_invalid_flags"},
+    {static_cast<sluice_reason>(SLUICE_REASON_FILTER_CT_RELATED), "filter_ct_related"},
 #endif
 };
 

@@ -136,6 +136,10 @@ Parsed parse(std::span<const std::uint8_t> f, std::uint32_t ifindex) {
       pkt.sport = be16(&f[pos]);
       pkt.dport = be16(&f[pos + 2]);
       pkt.tcp_flags = f[pos + 13];
+      pkt.tcp_seq = (std::uint32_t{be16(&f[pos + 4])} << 16) | be16(&f[pos + 6]);
+      pkt.tcp_ack = (std::uint32_t{be16(&f[pos + 8])} << 16) | be16(&f[pos + 10]);
+      pkt.tcp_window = be16(&f[pos + 14]);
+      pkt.tcp_hdr_len = static_cast<std::uint16_t>(doff * 4);
       break;
     }
     case IPPROTO_UDP:
@@ -151,6 +155,7 @@ Parsed parse(std::span<const std::uint8_t> f, std::uint32_t ifindex) {
         return fail(pkt.ip_proto == IPPROTO_ICMP ? SLUICE_REASON_TRUNC_ICMP : SLUICE_REASON_TRUNC_ICMPV6);
       pkt.icmp_type = f[pos];
       pkt.icmp_code = f[pos + 1];
+      if (span_ok(pos, 8)) pkt.icmp_id = be16(&f[pos + 4]);
       break;
     }
     default:
@@ -197,7 +202,11 @@ Outcome filter(const RuleSet& set, const std::vector<FilterRule>& ordered, const
   }
   if (best && best->action == Action::Drop) return drop(SLUICE_REASON_FILTER_BLOCKLIST);
   if (best && best->action == Action::Pass) return pass(SLUICE_REASON_FILTER_ALLOWLIST);
-  // 2. conntrack: not modelled. 3. rules
+  // 2. TCP flag sets no stack sends (drop_invalid_tcp_flags, on in default_settings()); conntrack: not modelled.
+  if (pkt.has_l4 && pkt.ip_proto == IPPROTO_TCP &&
+      !((SLUICE_TCP_VALID_FLAG_SETS >> (pkt.tcp_flags & SLUICE_TCP_FLAGS_CHECKED)) & 1))
+    return drop(SLUICE_REASON_FILTER_TCP_INVALID_FLAGS);
+  // 3. rules
   for (std::size_t i = 0; i < ordered.size(); ++i) {
     if (!matches(ordered[i], pkt)) continue;
     if (ordered[i].action == Action::Drop) return drop(SLUICE_REASON_FILTER_RULE_DROP, static_cast<int>(i));

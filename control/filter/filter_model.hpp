@@ -3,7 +3,8 @@
 // C++, written from the same rule objects, linear rule scan, no bitmaps.
 // Differential tests demand that BPF and model agree on the verdict and
 // reason of every packet. Stateless: conntrack is not modelled (run the data
-// plane with conntrack off) and rate-limit actions are modelled as "within
+// plane with conntrack off; invalid TCP flag sets are dropped as with the
+// default settings) and rate-limit actions are modelled as "within
 // the limit" (use classes that cannot run dry, or none).
 #include <cstdint>
 #include <span>

@@ -268,6 +268,7 @@ Result<void> validate(const RuleSet& set) {
 FilterSettings default_settings() {
   FilterSettings s;
   s.conntrack = true;
+  s.drop_invalid_tcp_flags = true;
   s.drop_sample_every = 0;
   s.ct_timeout_s[SLUICE_CT_NONE] = 1;
   s.ct_timeout_s[SLUICE_CT_TCP_SYN] = 30;
@@ -294,6 +295,7 @@ sluice_filter_settings to_wire(const FilterSettings& s) {
   wire.version = SLUICE_FILTER_SETTINGS_VERSION;
   wire.conntrack_enabled = s.conntrack ? 1 : 0;
   wire.drop_sample_every = s.drop_sample_every;
+  wire.drop_invalid_tcp_flags = s.drop_invalid_tcp_flags ? 1 : 0;
   for (std::size_t i = 0; i < SLUICE_CT_STATE_COUNT; ++i) wire.ct_timeout_s[i] = s.ct_timeout_s[i];
   return wire;
 }

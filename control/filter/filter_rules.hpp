@@ -128,6 +128,8 @@ Result<PortRange> parse_port_range(std::string_view text);
 // Per-state idle timeouts and switches outside the rule set.
 struct FilterSettings {
   bool conntrack = true;
+  // Drop TCP flag sets no stack sends (SLUICE_TCP_VALID_FLAG_SETS) before conntrack and rules.
+  bool drop_invalid_tcp_flags = true;
   std::uint32_t drop_sample_every = 0;  // 1 in N filter drops to drop_events; 0 = off
   std::array<std::uint32_t, SLUICE_CT_STATE_COUNT> ct_timeout_s{};  // index enum sluice_ct_state
   bool operator==(const FilterSettings&) const = default;

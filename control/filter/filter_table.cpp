@@ -192,6 +192,8 @@ struct FilterTable::Maps {
   ArrayMap<sluice_filter_rate_aggregate> rate_aggregates;
   HashMap<sluice_ct_key, sluice_ct_entry> conntrack;  // IPv6 flows
   HashMap<sluice_ct_v4_key, sluice_ct_entry> conntrack_v4;
+  HashMap<sluice_ct_key, sluice_ct_entry> unreplied;  // IPv6 flows no reply was seen for
+  HashMap<sluice_ct_v4_key, sluice_ct_entry> unreplied_v4;
   PerCpuArrayMap<sluice_counter> verdict_counters;
   PerCpuArrayMap<sluice_counter> event_counters;
   // What packets read for IPv4 sources, one per generation (filled in open()).
@@ -248,6 +250,8 @@ Result<FilterTable> FilterTable::open(const dataplane::Dataplane& plane) {
   SLUICE_OPEN(conntrack, CtMap, filter_conntrack)
   using CtV4Map = HashMap<sluice_ct_v4_key, sluice_ct_entry>;
   SLUICE_OPEN(conntrack_v4, CtV4Map, filter_conntrack_v4)
+  SLUICE_OPEN(unreplied, CtMap, filter_ct_unreplied)
+  SLUICE_OPEN(unreplied_v4, CtV4Map, filter_ct_unreplied_v4)
   SLUICE_OPEN(verdict_counters, PerCpuArrayMap<sluice_counter>, verdict_counters)
   SLUICE_OPEN(event_counters, PerCpuArrayMap<sluice_counter>, filter_event_counters)
 #undef SLUICE_OPEN
@@ -256,7 +260,7 @@ Result<FilterTable> FilterTable::open(const dataplane::Dataplane& plane) {
       std::move(*src_v4), std::move(*dst_v4), std::move(*src_v6), std::move(*dst_v6), std::move(*ifindex),
       std::move(*any), std::move(*bytes), std::move(*port_bitmaps), std::move(*port_bounds), std::move(*rules),
       std::move(*rule_counters), std::move(*rate_classes), std::move(*rate_buckets), std::move(*rate_aggregates), std::move(*conntrack),
-      std::move(*conntrack_v4), std::move(*verdict_counters), std::move(*event_counters), {}});
+      std::move(*conntrack_v4), std::move(*unreplied), std::move(*unreplied_v4), std::move(*verdict_counters), std::move(*event_counters), {}});
   static_assert(SLUICE_FILTER_GENERATIONS == 2, "one DIR-24-8 per generation");
   const std::pair<const bpf_map*, const bpf_map*> dir_maps[SLUICE_FILTER_GENERATIONS] = {
       {m.fsrc4_g0_tbl24, m.fsrc4_g0_tbl8}, {m.fsrc4_g1_tbl24, m.fsrc4_g1_tbl8}};
@@ -762,6 +766,7 @@ Result<FilterSettings> FilterTable::settings() const {
   if (!*wire) return default_settings();
   FilterSettings s;
   s.conntrack = (*wire)->conntrack_enabled != 0;
+  s.drop_invalid_tcp_flags = (*wire)->drop_invalid_tcp_flags != 0;
   s.drop_sample_every = (*wire)->drop_sample_every;
   for (std::size_t i = 0; i < SLUICE_CT_STATE_COUNT; ++i) s.ct_timeout_s[i] = (*wire)->ct_timeout_s[i];
   return s;
@@ -806,34 +811,42 @@ Result<std::uint64_t> FilterTable::drop_events_lost() const {
 }
 
 Result<std::vector<TrackedFlow>> FilterTable::tracked_flows() const {
-  auto v4 = maps_->conntrack_v4.entries();
-  if (!v4) return v4.error();
-  auto v6 = maps_->conntrack.entries();
-  if (!v6) return v6.error();
   std::vector<TrackedFlow> out;
-  out.reserve(v4->size() + v6->size());
   // IPv4 flows in the one reported form: addresses in word 0, ip_version 4.
-  for (const auto& [k, v] : *v4) {
-    sluice_ct_key key{};
-    key.addr_a[0] = k.addr_a;
-    key.addr_b[0] = k.addr_b;
-    key.port_a = k.port_a;
-    key.port_b = k.port_b;
-    key.proto = k.proto;
-    key.ip_version = 4;
-    out.push_back({key, v});
+  for (const auto* table : {&maps_->conntrack_v4, &maps_->unreplied_v4}) {
+    auto v4 = table->entries();
+    if (!v4) return v4.error();
+    for (const auto& [k, v] : *v4) {
+      sluice_ct_key key{};
+      key.addr_a[0] = k.addr_a;
+      key.addr_b[0] = k.addr_b;
+      key.port_a = k.port_a;
+      key.port_b = k.port_b;
+      key.proto = k.proto;
+      key.ip_version = 4;
+      out.push_back({key, v});
+    }
   }
-  for (const auto& [k, v] : *v6) out.push_back({k, v});
+  for (const auto* table : {&maps_->conntrack, &maps_->unreplied}) {
+    auto v6 = table->entries();
+    if (!v6) return v6.error();
+    for (const auto& [k, v] : *v6) out.push_back({k, v});
+  }
   return out;
 }
 
 Result<void> FilterTable::clear_conntrack() {
-  auto v4 = maps_->conntrack_v4.keys();
-  if (!v4) return v4.error();
-  if (auto erased = erase_all(maps_->conntrack_v4, *v4); !erased) return erased;
-  auto v6 = maps_->conntrack.keys();
-  if (!v6) return v6.error();
-  return erase_all(maps_->conntrack, *v6);
+  for (auto* table : {&maps_->conntrack_v4, &maps_->unreplied_v4}) {
+    auto v4 = table->keys();
+    if (!v4) return v4.error();
+    if (auto erased = erase_all(*table, *v4); !erased) return erased;
+  }
+  for (auto* table : {&maps_->conntrack, &maps_->unreplied}) {
+    auto v6 = table->keys();
+    if (!v6) return v6.error();
+    if (auto erased = erase_all(*table, *v6); !erased) return erased;
+  }
+  return {};
 }
 
 Result<void> FilterTable::clear_rate_buckets() {

@@ -305,6 +305,17 @@ std::string tracked_tuple(ControlClient& client, std::uint16_t port) {
   return "";
 }
 
+// conn.list's "replied" and "state" of the flow on `port`; empty when there is none.
+std::string tracked_reply_state(ControlClient& client, std::uint16_t port) {
+  const json::value listed = client.result("conn.list");
+  for (const auto& flow : listed.at("flows").as_array()) {
+    const auto& f = flow.as_object();
+    if (f.at("dport") != json::value(port) && f.at("sport") != json::value(port)) continue;
+    return json::serialize(f.at("replied")) + " " + std::string(f.at("state").as_string());
+  }
+  return "";
+}
+
 // kill -9 keeps the pinned connection table: after the restart conn.list
 // shows the same flow, and once the track rule is gone the established
 // connection still carries data (its packets pass on the entry) while a new
@@ -346,11 +357,18 @@ TEST(DaemonFilterE2E, ConntrackSurvivesKillNineAndCarriesTheFlowAfterItsRuleIsGo
   }
   ASSERT_NE(before, "") << "the flow was not tracked";
   EXPECT_NE(before.find("6 " + std::string(TwoHostLab::client_v4) + ":"), std::string::npos) << before;
+  {
+    // The box answered through the egress path XDP never sees: sluiced's TC
+    // egress observer, attached with the XDP program, saw the SYN-ACK leave.
+    ControlClient client(daemon.socket_path());
+    EXPECT_EQ(tracked_reply_state(client, port), "true tcp_established");
+  }
 
   daemon.kill_hard();
   ASSERT_EQ(daemon.start(), "");
   ControlClient client(daemon.socket_path());
   EXPECT_EQ(tracked_tuple(client, port), before) << "conntrack did not survive the restart";
+  EXPECT_EQ(tracked_reply_state(client, port), "true tcp_established");
 
   // The track rule goes: the established flow goes on, on its entry...
   client.result("rule.del", {{"id", 10}});
@@ -363,6 +381,13 @@ TEST(DaemonFilterE2E, ConntrackSurvivesKillNineAndCarriesTheFlowAfterItsRuleIsGo
   feed.close_input();
   EXPECT_EQ(lab.client.wait(nc_client, 5s), 0) << slurp(client_out);
   EXPECT_EQ(slurp(server_out), "one\ntwo\n");
+  // The observer sits on the egress hook beside the XDP program, and goes with it.
+  const std::string show_egress = "tc filter show dev " + lab.box_if + " egress";
+  EXPECT_NE(lab.box.exec(show_egress).output.find("sluice_egress_o")  /* the kernel keeps 15 characters of a name */, std::string::npos)
+      << lab.box.exec(show_egress).output;
+  client.result("detach", {{"iface", lab.box_if}});
+  EXPECT_EQ(lab.box.exec(show_egress).output.find("sluice_egress_o")  /* the kernel keeps 15 characters of a name */, std::string::npos)
+      << lab.box.exec(show_egress).output;
 }
 
 }  // namespace

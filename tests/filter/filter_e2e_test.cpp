@@ -6,7 +6,9 @@
 // box's answers leave through the same veth's transmit path and are never
 // judged. So "blocked" here means the client's packets are dropped on the way
 // in, and conntrack is proven by the client's half of an established flow
-// surviving the removal of the rule that admitted it.
+// surviving the removal of the rule that admitted it. The answers are seen
+// by the TC egress observer beside the XDP program (as sluiced attaches
+// it), which marks the flows replied.
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/stat.h>
@@ -32,6 +34,7 @@
 #include "filter_table.hpp"
 #include "netns_lab.hpp"
 #include "privileges.hpp"
+#include "tc_attachment.hpp"
 #include "xdp_attachment.hpp"
 
 namespace sluice::test {
@@ -188,6 +191,18 @@ class FilterE2E : public ::testing::Test {
     EnterNetns in_box(lab_->box);
     auto attached = dataplane::attach_xdp(plane_->entry_prog_fd(), lab_->box_if, dataplane::AttachMode::Native);
     ASSERT_TRUE(attached) << attached.error().message;
+    auto observer = dataplane::attach_egress_observer(plane_->egress_observer_prog_fd(), lab_->box_if);
+    ASSERT_TRUE(observer) << observer.error().message;
+  }
+
+  // The tracked TCP flow to `port`, if any (either table).
+  std::optional<filter::TrackedFlow> tcp_flow_to(std::uint16_t port) const {
+    auto flows = table_->tracked_flows();
+    EXPECT_TRUE(flows) << flows.error().message;
+    if (!flows) return std::nullopt;
+    for (const auto& f : *flows)
+      if (f.key.proto == IPPROTO_TCP && f.key.port_b == port) return f;
+    return std::nullopt;
   }
 
   std::uint64_t packets(sluice_verdict verdict, std::uint32_t reason) const {
@@ -454,6 +469,143 @@ TEST_F(FilterE2E, TrackedFlowOutlivesItsRuleWhileNewConnectionsAreDropped) {
   EXPECT_EQ(lab_->client.wait(client, 5s), 0) << slurp(client_out);
   const std::string received = slurp(server_out);
   EXPECT_EQ(received, "one\ntwo\n");
+}
+
+// 5. The box is the server (a host firewall): its SYN-ACKs and echo replies
+// leave through the veth's transmit path, which XDP never sees. The TC
+// egress observer does: under default drop, with only SYNs and echo
+// requests tracked, the flows are replied and established and work; without
+// the observer the same connection stays unreplied.
+TEST_F(FilterE2E, EgressObserverMarksFlowsRepliedWhenTheRepliesBypassXdp) {
+  SLUICE_REQUIRE_NETNS();
+  ASSERT_NO_FATAL_FAILURE(start());
+  constexpr std::uint16_t port = 7100, unobserved_port = 7101;
+  const std::string box = TwoHostLab::box_v4;
+  RuleSet tracked;
+  FilterRule syns = tcp_dport_rule(10, port, unobserved_port, Action::PassTrack);
+  syns.tcp_flags = filter::TcpFlagMatch{0x12, 0x02};  // SYN without ACK: nothing else opens a flow
+  FilterRule pings;
+  pings.priority = 20;
+  pings.protocol = IPPROTO_ICMP;
+  pings.icmp_type = 8;
+  pings.action = Action::PassTrack;
+  tracked.rules = {syns, pings};
+  tracked.default_policy = filter::DefaultPolicy::Drop;
+  auto replaced = table_->replace(tracked);
+  ASSERT_TRUE(replaced) << replaced.error().message;
+
+  // TCP: one connection, held open, data both ways.
+  const auto server_out = *scratch_ / "server.out";
+  const pid_t server = lab_->box.spawn("exec nc -l " + std::to_string(port) + " < /dev/null > " + server_out.string() + " 2>&1");
+  ASSERT_TRUE(box_listens(port));
+  Feed feed(*scratch_ / "client.in");
+  const auto client_out = *scratch_ / "client.out";
+  const pid_t client = lab_->client.spawn("exec nc -N " + box + " " + std::to_string(port) + " < " + feed.path().string() +
+                                          " > " + client_out.string() + " 2>&1");
+  ASSERT_TRUE(feed.write_line("one"));
+  ASSERT_TRUE(wait_until([&] { return slurp(server_out).find("one") != std::string::npos; }, 5s))
+      << "server: " << slurp(server_out) << "\nclient: " << slurp(client_out);
+  auto flow = tcp_flow_to(port);
+  ASSERT_TRUE(flow);
+  EXPECT_EQ(flow->entry.replied, 1u) << "the observer saw the SYN-ACK leave";
+  EXPECT_EQ(flow->entry.state, static_cast<std::uint32_t>(SLUICE_CT_TCP_ESTABLISHED));
+  EXPECT_EQ(flow->entry.packets[SLUICE_CT_DIR_B_TO_A], 0u) << "XDP never saw a packet of the box's direction";
+  EXPECT_GE(flow->entry.packets[SLUICE_CT_DIR_A_TO_B], 3u);
+  ASSERT_TRUE(feed.write_line("two"));
+  EXPECT_TRUE(wait_until([&] { return slurp(server_out).find("two") != std::string::npos; }, 5s));
+  feed.close_input();
+  EXPECT_EQ(lab_->box.wait(server, 5s), 0) << slurp(server_out);
+  EXPECT_EQ(lab_->client.wait(client, 5s), 0) << slurp(client_out);
+  EXPECT_EQ(slurp(server_out), "one\ntwo\n");
+
+  // ICMP echo: the replies leave the same way; the echo entry (by identifier) is replied.
+  auto ping = timed_exec(lab_->client, "ping -n -c 3 -i 0.2 -W 1 " + box, 10s);
+  EXPECT_EQ(ping.result.exit_code, 0) << ping.result.output;
+  auto flows = table_->tracked_flows();
+  ASSERT_TRUE(flows) << flows.error().message;
+  const auto echo = std::find_if(flows->begin(), flows->end(), [](const auto& f) { return f.key.proto == IPPROTO_ICMP; });
+  ASSERT_NE(echo, flows->end());
+  EXPECT_EQ(echo->entry.replied, 1u);
+  EXPECT_EQ(echo->entry.packets[SLUICE_CT_DIR_A_TO_B], 3u);
+
+  // Control: without the observer nothing sees the SYN-ACK, and the next connection stays unreplied.
+  {
+    EnterNetns in_box(lab_->box);
+    auto detached = dataplane::detach_egress_observer(lab_->box_if);
+    ASSERT_TRUE(detached) << detached.error().message;
+    EXPECT_TRUE(*detached);
+    auto id = dataplane::egress_observer_id(lab_->box_if);
+    ASSERT_TRUE(id) << id.error().message;
+    EXPECT_EQ(*id, 0u);
+  }
+  const pid_t second = lab_->box.spawn("exec nc -l " + std::to_string(unobserved_port) + " < /dev/null > /dev/null 2>&1");
+  ASSERT_TRUE(box_listens(unobserved_port));
+  auto probe = timed_exec(lab_->client, "nc -z -w 2 " + box + " " + std::to_string(unobserved_port), 10s);
+  EXPECT_EQ(probe.result.exit_code, 0) << probe.result.output;
+  flow = tcp_flow_to(unobserved_port);
+  ASSERT_TRUE(flow);
+  EXPECT_EQ(flow->entry.replied, 0u);
+  EXPECT_NE(flow->entry.state, static_cast<std::uint32_t>(SLUICE_CT_TCP_ESTABLISHED))
+      << "the client's ACK alone does not establish (TCP_SYN, or CLOSING after its FIN)";
+  lab_->box.wait(second, 5s);
+}
+
+// 6. The box routes: client -- [box_if: XDP + observer] box [unowned] -- server.
+// The server's replies come in through the interface sluice does not own and
+// leave through box_if: XDP never sees them, the egress observer does. Under
+// default drop with only the client's SYNs tracked the connection works and
+// its entry is replied and established.
+TEST_F(FilterE2E, RoutedRepliesFromAnUnownedInterfaceAreSeenLeavingByTheObserver) {
+  SLUICE_REQUIRE_NETNS();
+  ASSERT_NO_FATAL_FAILURE(start());
+  Netns server_ns("sl-server");  // destroyed before the lab: its processes and its veth go first
+  const std::string box_far = "vf" + std::to_string(getpid()), server_if = "vs" + std::to_string(getpid());
+  constexpr const char* server_v4 = "198.18.1.1";
+  constexpr const char* box_far_v4 = "198.18.1.2";
+  ASSERT_EQ(run_command("ip link add " + box_far + " netns " + lab_->box.name() + " type veth peer name " + server_if +
+                        " netns " + server_ns.name())
+                .exit_code,
+            0);
+  ASSERT_EQ(lab_->box.exec("ip addr add " + std::string(box_far_v4) + "/24 dev " + box_far + " && ip link set " + box_far +
+                           " up && sysctl -qw net.ipv4.ip_forward=1")
+                .exit_code,
+            0);
+  ASSERT_EQ(server_ns.exec("ip addr add " + std::string(server_v4) + "/24 dev " + server_if + " && ip link set " +
+                           server_if + " up && ip route add default via " + box_far_v4)
+                .exit_code,
+            0);
+  ASSERT_EQ(lab_->client.exec("ip route add 198.18.1.0/24 via " + std::string(TwoHostLab::box_v4)).exit_code, 0);
+
+  constexpr std::uint16_t port = 7200;
+  RuleSet tracked;
+  FilterRule syns = tcp_dport_rule(10, port, port, Action::PassTrack);
+  syns.tcp_flags = filter::TcpFlagMatch{0x12, 0x02};  // SYN without ACK
+  tracked.rules = {syns};
+  tracked.default_policy = filter::DefaultPolicy::Drop;
+  auto replaced = table_->replace(tracked);
+  ASSERT_TRUE(replaced) << replaced.error().message;
+
+  const auto server_out = *scratch_ / "routed-server.out";
+  const pid_t server = server_ns.spawn("exec nc -l " + std::to_string(port) + " < /dev/null > " + server_out.string() + " 2>&1");
+  ASSERT_TRUE(wait_until([&] { return server_ns.exec("ss -Hltn 'sport = :" + std::to_string(port) + "'").output.find(
+                                          std::to_string(port)) != std::string::npos; },
+                         5s));
+  Feed feed(*scratch_ / "routed-client.in");
+  const auto client_out = *scratch_ / "routed-client.out";
+  const pid_t client = lab_->client.spawn("exec nc -N " + std::string(server_v4) + " " + std::to_string(port) + " < " +
+                                          feed.path().string() + " > " + client_out.string() + " 2>&1");
+  ASSERT_TRUE(feed.write_line("through"));
+  ASSERT_TRUE(wait_until([&] { return slurp(server_out).find("through") != std::string::npos; }, 5s))
+      << "server: " << slurp(server_out) << "\nclient: " << slurp(client_out);
+  auto flow = tcp_flow_to(port);
+  ASSERT_TRUE(flow);
+  EXPECT_EQ(flow->entry.replied, 1u) << "the observer saw the routed SYN-ACK leave through box_if";
+  EXPECT_EQ(flow->entry.state, static_cast<std::uint32_t>(SLUICE_CT_TCP_ESTABLISHED));
+  EXPECT_EQ(flow->entry.packets[SLUICE_CT_DIR_B_TO_A], 0u) << "no packet of the server's direction crossed XDP";
+  feed.close_input();
+  EXPECT_EQ(server_ns.wait(server, 5s), 0) << slurp(server_out);
+  EXPECT_EQ(lab_->client.wait(client, 5s), 0) << slurp(client_out);
+  EXPECT_EQ(slurp(server_out), "through\n");
 }
 
 }  // namespace

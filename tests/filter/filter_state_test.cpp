@@ -18,8 +18,9 @@ namespace {
 using filter::Action;
 using filter::FilterRule;
 
-Bytes tcp(const char* src, const char* dst, std::uint16_t sport, std::uint16_t dport, std::uint8_t flags) {
-  return ether().ipv4(src, dst).tcp(sport, dport, {.flags = flags}).build();
+Bytes tcp(const char* src, const char* dst, std::uint16_t sport, std::uint16_t dport, std::uint8_t flags,
+          std::uint32_t seq = 0, std::uint32_t ack = 0) {
+  return ether().ipv4(src, dst).tcp(sport, dport, {.flags = flags, .seq = seq, .ack = ack}).build();
 }
 
 // Inbound to port 80 is pass-and-track; everything else is dropped.
@@ -38,7 +39,7 @@ filter::RuleSet tracked_web() {
 TEST_F(FilterTest, ConntrackLetsRepliesOfATrackedFlowThroughAndCountsBothDirections) {
   replace(tracked_web());
   const Bytes syn = tcp("198.18.0.1", "198.18.1.1", 40000, 80, TcpFlags::SYN);
-  const Bytes syn_ack = tcp("198.18.1.1", "198.18.0.1", 80, 40000, TcpFlags::SYN | TcpFlags::ACK);
+  const Bytes syn_ack = tcp("198.18.1.1", "198.18.0.1", 80, 40000, TcpFlags::SYN | TcpFlags::ACK, 0, 1);
   const Bytes ack = tcp("198.18.0.1", "198.18.1.1", 40000, 80, TcpFlags::ACK);
   EXPECT_EQ(send(syn_ack).verdict, XDP_DROP) << "no flow yet: the reply direction has no rule";
   EXPECT_EQ(send(syn).verdict, XDP_PASS);
@@ -63,41 +64,35 @@ TEST_F(FilterTest, ConntrackLetsRepliesOfATrackedFlowThroughAndCountsBothDirecti
   EXPECT_EQ(send(tcp("198.18.1.1", "198.18.0.1", 80, 40001, TcpFlags::ACK)).verdict, XDP_DROP);
 }
 
-// XDP sees only ingress: when the SYN-ACK leaves by a path sluice does not
-// see, the originator's ACK after its SYN (the handshake's third packet)
-// establishes the flow, with the established timeout.
-TEST_F(FilterTest, ConntrackEstablishesOnTheOriginatorsAckWhenTheReplyIsNeverSeen) {
+// The originator's ACK after its SYN is no proof that a reply came (a blind
+// spoofer sends it too): without a seen reply the flow stays unreplied in
+// TCP_SYN and idles out on the SYN timeout (filter_conntrack_test.cpp has
+// the attacks; the egress observer sees replies that bypass XDP).
+TEST_F(FilterTest, ConntrackOriginatorsAckAloneDoesNotEstablish) {
   auto settings = filter::default_settings();
   settings.ct_timeout_s[SLUICE_CT_TCP_SYN] = 1;
   ASSERT_TRUE(table_->set_settings(settings));
   replace(tracked_web());
   const Bytes syn = tcp("198.18.0.1", "198.18.1.1", 40000, 80, TcpFlags::SYN);
-  const Bytes ack = tcp("198.18.0.1", "198.18.1.1", 40000, 80, TcpFlags::ACK);
+  const Bytes ack = tcp("198.18.0.1", "198.18.1.1", 40000, 80, TcpFlags::ACK, 1, 1);
   EXPECT_EQ(send(syn).verdict, XDP_PASS);
   EXPECT_EQ(send(syn).verdict, XDP_PASS) << "a retransmitted SYN";
+  EXPECT_EQ(send(ack).verdict, XDP_PASS);
   auto flows = table_->tracked_flows();
   ASSERT_TRUE(flows);
   ASSERT_EQ(flows->size(), 1u);
-  EXPECT_EQ((*flows)[0].entry.state, static_cast<std::uint32_t>(SLUICE_CT_TCP_SYN)) << "a SYN again is not the ACK";
-  EXPECT_EQ(send(ack).verdict, XDP_PASS);
-  flows = table_->tracked_flows();
-  ASSERT_TRUE(flows);
-  ASSERT_EQ(flows->size(), 1u);
-  EXPECT_EQ((*flows)[0].entry.state, static_cast<std::uint32_t>(SLUICE_CT_TCP_ESTABLISHED));
+  EXPECT_EQ((*flows)[0].entry.state, static_cast<std::uint32_t>(SLUICE_CT_TCP_SYN));
+  EXPECT_EQ((*flows)[0].entry.replied, 0u);
   EXPECT_EQ((*flows)[0].entry.dirs_seen, 1u << SLUICE_CT_DIR_A_TO_B) << "the reply was never seen";
-  // Idle past the SYN timeout (1 s) but far inside the established one: still tracked.
   std::this_thread::sleep_for(std::chrono::milliseconds(1300));
-  const auto by_rule = packets(SLUICE_VERDICT_PASS, SLUICE_REASON_FILTER_RULE_PASS);
-  const auto by_ct = packets(SLUICE_VERDICT_PASS, SLUICE_REASON_FILTER_CONNTRACK);
-  EXPECT_EQ(send(ack).verdict, XDP_PASS);
-  EXPECT_EQ(packets(SLUICE_VERDICT_PASS, SLUICE_REASON_FILTER_CONNTRACK), by_ct + 1) << "the flow outlived the SYN timeout";
-  EXPECT_EQ(packets(SLUICE_VERDICT_PASS, SLUICE_REASON_FILTER_RULE_PASS), by_rule) << "the rules did not run";
+  const Bytes syn_ack = tcp("198.18.1.1", "198.18.0.1", 80, 40000, TcpFlags::SYN | TcpFlags::ACK, 0, 1);
+  EXPECT_EQ(send(syn_ack).verdict, XDP_DROP) << "the unreplied entry idled out on the SYN timeout";
 }
 
 TEST_F(FilterTest, ConntrackSynAckFromTheOtherSideStillEstablishes) {
   replace(tracked_web());
   EXPECT_EQ(send(tcp("198.18.0.1", "198.18.1.1", 40000, 80, TcpFlags::SYN)).verdict, XDP_PASS);
-  EXPECT_EQ(send(tcp("198.18.1.1", "198.18.0.1", 80, 40000, TcpFlags::SYN | TcpFlags::ACK)).verdict, XDP_PASS);
+  EXPECT_EQ(send(tcp("198.18.1.1", "198.18.0.1", 80, 40000, TcpFlags::SYN | TcpFlags::ACK, 0, 1)).verdict, XDP_PASS);
   auto flows = table_->tracked_flows();
   ASSERT_TRUE(flows);
   ASSERT_EQ(flows->size(), 1u);
@@ -112,10 +107,10 @@ TEST_F(FilterTest, ConntrackTracksIpv4AndIpv6FlowsAndReportsBoth) {
   replace(set);
   const Bytes syn6 = ether().ipv6("2001:db8::9", "2001:db8::1").tcp(40000, 80, {.flags = TcpFlags::SYN}).build();
   const Bytes reply6 =
-      ether().ipv6("2001:db8::1", "2001:db8::9").tcp(80, 40000, {.flags = TcpFlags::SYN | TcpFlags::ACK}).build();
+      ether().ipv6("2001:db8::1", "2001:db8::9").tcp(80, 40000, {.flags = TcpFlags::SYN | TcpFlags::ACK, .ack = 1}).build();
   // 198.18.1.1 (the server) is the higher address: the client's packets are A->B
   const Bytes syn4 = tcp("198.18.0.1", "198.18.1.1", 40000, 80, TcpFlags::SYN);
-  const Bytes reply4 = tcp("198.18.1.1", "198.18.0.1", 80, 40000, TcpFlags::SYN | TcpFlags::ACK);
+  const Bytes reply4 = tcp("198.18.1.1", "198.18.0.1", 80, 40000, TcpFlags::SYN | TcpFlags::ACK, 0, 1);
   EXPECT_EQ(send(reply6).verdict, XDP_DROP) << "no IPv6 flow yet";
   EXPECT_EQ(send(syn6).verdict, XDP_PASS);
   EXPECT_EQ(send(syn4).verdict, XDP_PASS);
@@ -159,7 +154,7 @@ TEST_F(FilterTest, ConntrackEntryExpiresAfterItsStateTimeout) {
   ASSERT_TRUE(table_->set_settings(settings));
   replace(tracked_web());
   EXPECT_EQ(send(tcp("198.18.0.1", "198.18.1.1", 40000, 80, TcpFlags::SYN)).verdict, XDP_PASS);
-  const Bytes reply = tcp("198.18.1.1", "198.18.0.1", 80, 40000, TcpFlags::SYN | TcpFlags::ACK);
+  const Bytes reply = tcp("198.18.1.1", "198.18.0.1", 80, 40000, TcpFlags::SYN | TcpFlags::ACK, 0, 1);
   std::this_thread::sleep_for(std::chrono::milliseconds(1300));
   EXPECT_EQ(send(reply).verdict, XDP_DROP) << "the SYN-only entry idled past 1 s";
   auto flows = table_->tracked_flows();
@@ -173,7 +168,7 @@ TEST_F(FilterTest, ConntrackOffMakesPassTrackAPlainPass) {
   ASSERT_TRUE(table_->set_settings(settings));
   replace(tracked_web());
   EXPECT_EQ(send(tcp("198.18.0.1", "198.18.1.1", 40000, 80, TcpFlags::SYN)).verdict, XDP_PASS);
-  EXPECT_EQ(send(tcp("198.18.1.1", "198.18.0.1", 80, 40000, TcpFlags::SYN | TcpFlags::ACK)).verdict, XDP_DROP);
+  EXPECT_EQ(send(tcp("198.18.1.1", "198.18.0.1", 80, 40000, TcpFlags::SYN | TcpFlags::ACK, 0, 1)).verdict, XDP_DROP);
   auto flows = table_->tracked_flows();
   ASSERT_TRUE(flows);
   EXPECT_TRUE(flows->empty());
