@@ -38,7 +38,7 @@ static_assert(offsetof(sluice_pkt, sport) == 52);
 static_assert(offsetof(sluice_pkt, vlan_depth) == 56);
 static_assert(offsetof(sluice_pkt, has_l4) == 63);
 static_assert(offsetof(sluice_pkt, note) == 64);
-static_assert(offsetof(sluice_pkt, stage_bank) == 68);
+static_assert(offsetof(sluice_pkt, stage_bank) == 84);
 
 static_assert(sizeof(sluice_lpm_v4_key) == 8);
 static_assert(sizeof(sluice_lpm_v6_key) == 20);

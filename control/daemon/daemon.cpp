@@ -1,5 +1,7 @@
 #include "daemon.hpp"
 
+#include "decimal.hpp"
+
 #include <signal.h>
 #include <sys/stat.h>
 
@@ -70,14 +72,12 @@ std::string_view version() { return SLUICE_VERSION; }
 
 maps::Result<std::uint32_t> parse_blocklist_tbl8_groups(std::string_view text) {
   constexpr std::uint64_t most = SLUICE_DIR24_8_TBL8_GROUPS_MAX;
-  std::uint64_t value = 0;
-  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (text.empty() || error != std::errc() || end != text.data() + text.size() || value == 0 || value > most)
+  // Decimal only, as every integer sluice takes (maps/decimal.hpp): "010" is refused, not read as 10.
+  const auto parsed = maps::parse_decimal(text, 1, most);
+  if (!parsed.value)
     return maps::make_error_because("--blocklist-tbl8-groups", "'" + std::string(text.substr(0, 64)) + "'",
-                                    "expected a whole number 1.." + std::to_string(most) +
-                                        " (tbl8 groups of 1 KiB per rule-set generation)",
-                                    EINVAL);
-  return static_cast<std::uint32_t>(value);
+                                    parsed.reason + " (tbl8 groups of 1 KiB per rule-set generation)", EINVAL);
+  return static_cast<std::uint32_t>(*parsed.value);
 }
 
 maps::Result<void> check_pinned_blocklist_size(const std::string& pin_dir, std::uint32_t groups) {

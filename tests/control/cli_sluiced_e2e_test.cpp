@@ -83,7 +83,7 @@ TEST(SluicectlE2E, FilterCommandsJudgeRealPings) {
   EXPECT_EQ(r.code, cli::kExitOk) << joined(r);
   EXPECT_EQ(r.out, "deleted rule " + id + "\n");
   EXPECT_EQ(pings_answered(lab, 3), 3);
-  EXPECT_EQ(sluicectl({"rule", "list"}).out, "no rules\n");
+  EXPECT_EQ(sluicectl({"rule", "list"}).out, "no rules\ndefault policy: pass\n");
 
   // The prefix list: the client's /32 blocked, listed, removed.
   const std::string client = std::string(TwoHostLab::client_v4) + "/32";
@@ -164,7 +164,7 @@ TEST(SluicectlE2E, FilterCommandsJudgeRealPings) {
   r = sluicectl({"rule", "add", "--iface", "sl-nosuch0", "--action", "drop"});
   EXPECT_EQ(r.code, cli::kExitFailed) << joined(r);
   EXPECT_NE(r.err.find("sl-nosuch0"), std::string::npos) << joined(r);
-  EXPECT_EQ(sluicectl({"rule", "list"}).out, "no rules\n");
+  EXPECT_EQ(sluicectl({"rule", "list"}).out, "no rules\ndefault policy: pass\n");
 }
 
 }  // namespace

@@ -1038,7 +1038,7 @@ TEST_F(CliTest, DecimalIntegersAreSentAsTheirValue) {
   r = run_cli({"config", "set", "--drop-sample-every", "1"});
   EXPECT_EQ(r.code, kExitOk) << r.err;
   reply(kConfigReply);
-  r = run_cli({"config", "set", "--drop-sample-every", "0", "--default-verdict", "pass"});
+  r = run_cli({"config", "set", "--drop-sample-every", "0", "--end-verdict", "pass"});
   EXPECT_EQ(r.code, kExitOk) << r.err;
   EXPECT_EQ(sent(), (std::vector<std::string>{
                         R"({"id":1,"op":"rule.del","args":{"id":8}})",
@@ -1046,7 +1046,7 @@ TEST_F(CliTest, DecimalIntegersAreSentAsTheirValue) {
                         R"({"id":1,"op":"rule.add","args":{"priority":32,"proto":"icmp","icmp_type":0,"action":"pass"}})",
                         R"({"id":1,"op":"limit.set","args":{"class":"web","pps":100,"burst":10}})",
                         R"({"id":1,"op":"config.set","args":{"drop_sample_every":1}})",
-                        R"({"id":1,"op":"config.set","args":{"default_verdict":"pass","drop_sample_every":0}})",
+                        R"({"id":1,"op":"config.set","args":{"end_verdict":"pass","drop_sample_every":0}})",
                     }));
 }
 

@@ -151,7 +151,7 @@ TEST(DaemonOptions, BlocklistTbl8GroupsIsAWholeNumberInRangeAndErrorsNameOptionA
   EXPECT_EQ(daemon::parse_blocklist_tbl8_groups(std::to_string(SLUICE_DIR24_8_TBL8_GROUPS_MAX)).value(),
             SLUICE_DIR24_8_TBL8_GROUPS_MAX);
   EXPECT_EQ(daemon::DaemonOptions{}.blocklist_tbl8_groups, SLUICE_FILTER_BLOCKLIST_TBL8_GROUPS_DEFAULT);
-  for (const std::string& bad : std::vector<std::string>{"", "0", "-1", "+5", "1k", " 5", "5 ", "0x10",
+  for (const std::string& bad : std::vector<std::string>{"", "0", "-1", "+5", "1k", " 5", "5 ", "0x10", "010",
                                                          "99999999999999999999999",
                                                          std::to_string(std::uint64_t{SLUICE_DIR24_8_TBL8_GROUPS_MAX} + 1)}) {
     auto parsed = daemon::parse_blocklist_tbl8_groups(bad);

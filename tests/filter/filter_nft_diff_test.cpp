@@ -33,6 +33,11 @@
 //    alone would also read an IPv6 packet whose next header is 1.
 //  - the prefix lists are a longest-prefix match on the source: emitted
 //    longest first, so the first nft match is the longest.
+//  - sluice drops TCP flag sets no stack sends (Linux conntrack's
+//    tcp_valid_flags, the idea behind nft's `ct state invalid`) after the
+//    prefix lists and before the rules (its drop_invalid_tcp_flags setting,
+//    on by default); the translation says the same with a `tcp flags`
+//    set match in that place.
 // Rate limits and conntrack are not compared (time and state).
 #include <gtest/gtest.h>
 
@@ -224,6 +229,13 @@ std::string nft_ruleset(const filter::RuleSet& set, const std::string& device) {
   for (const auto& e : lists)
     out << "    " << (is_v6(e.prefix) ? "meta protocol ip6 ip6" : "meta protocol ip ip") << " saddr "
         << maps::to_string(e.prefix) << (e.action == Action::Drop ? " drop\n" : " accept\n");
+  // The valid flag sets as nft values (maps/sluice_maps.h: SLUICE_TCP_VALID_FLAG_SETS).
+  std::string valid;
+  for (unsigned flags = 0; flags <= SLUICE_TCP_FLAGS_CHECKED; ++flags)
+    if ((SLUICE_TCP_VALID_FLAG_SETS >> flags) & 1) valid += (valid.empty() ? "" : ", ") + std::to_string(flags);
+  const std::string invalid = "tcp flags & " + std::to_string(SLUICE_TCP_FLAGS_CHECKED) + " != { " + valid + " } drop\n";
+  out << "    meta protocol ip ip frag-off & 0x1fff == 0 " << invalid;
+  for (const char* guard : {"exthdr frag missing ", "frag frag-off 0 "}) out << "    meta protocol ip6 " << guard << invalid;
   for (const auto& rule : filter::ordered_rules(set.rules)) {
     const int family = rule_family(rule);
     // A rule of both families is one nft rule per family, next to each other: first match is kept.
