@@ -549,6 +549,7 @@ struct sluice_ct_entry {
 #define SLUICE_CT_F_SEQ_KNOWN_A 0x1u /* seq_end[A_TO_B] holds a seen segment */
 #define SLUICE_CT_F_SEQ_KNOWN_B 0x2u
 #define SLUICE_CT_F_SYN_OPENED 0x4u  /* created by a SYN: the reply must be a SYN-ACK acking it */
+#define SLUICE_CT_F_SYNACK_SEEN 0x8u /* that SYN-ACK seen: the originator's ACK of it establishes */
 
 /* Settings that are not part of a rule set: filter_settings[0]. */
 /* 2: drop_invalid_tcp_flags (was padding); a version-1 slot reads as never written */

@@ -402,7 +402,11 @@ static __always_inline int ct_tcp_in_window(const struct sluice_ct_entry *ct, __
 		win = ct->window[other];
 	if (win > SLUICE_CT_TCP_MAX_WINDOW)
 		win = SLUICE_CT_TCP_MAX_WINDOW;
-	return seq - expected <= win || expected - seq <= win; /* serial arithmetic, mod 2^32 */
+	/*
+	 * Serial arithmetic, mod 2^32. Only ahead of the expected sequence: a
+	 * window behind it too would double a blind RST's odds.
+	 */
+	return seq - expected <= win;
 }
 
 /* An in-window segment moves the direction's tracking forward. */
@@ -459,6 +463,26 @@ static __always_inline enum ct_fit ct_tcp_fit(struct sluice_ct_entry *ct, const 
 			return CT_FIT_NONE;
 		}
 		ct->tcp_flags &= ~ct_seq_known_bit(dir);
+		ct_tcp_record(ct, pkt, dir);
+		if (ct->tcp_flags & SLUICE_CT_F_SYN_OPENED) {
+			/*
+			 * A responder answers every SYN, spoofed ones too: its
+			 * SYN-ACK proves nothing about the originator. The
+			 * entry stays unreplied (short timeout, its own table)
+			 * until the originator acknowledges the responder's
+			 * ISN, which a blind spoofer never saw.
+			 */
+			ct->tcp_flags |= SLUICE_CT_F_SYNACK_SEEN;
+			return CT_FIT_ADMIT;
+		}
+		if (ct->state != SLUICE_CT_TCP_CLOSING)
+			ct->state = SLUICE_CT_TCP_ESTABLISHED;
+		return CT_FIT_REPLY;
+	}
+	if (!ct->replied && dir == ct->orig_dir && (ct->tcp_flags & SLUICE_CT_F_SYNACK_SEEN) &&
+	    (flags & (SLUICE_TCP_SYN | SLUICE_TCP_ACK | SLUICE_TCP_RST)) == SLUICE_TCP_ACK &&
+	    pkt->tcp_ack == ct->seq_end[(dir ^ 1) & 1]) {
+		/* the third packet of the handshake, acking exactly the SYN-ACK */
 		ct_tcp_record(ct, pkt, dir);
 		if (ct->state != SLUICE_CT_TCP_CLOSING)
 			ct->state = SLUICE_CT_TCP_ESTABLISHED;

@@ -16,7 +16,6 @@ using protocol::ProtocolError;
 constexpr std::size_t max_prefixes_per_request = 10'000;
 constexpr std::size_t max_prefix_text_bytes = 64;
 
-ProtocolError failed(const maps::Error& error) { return {ErrorCode::Failed, error.message}; }
 
 protocol::ArgsResult<std::vector<maps::Prefix>> prefixes_arg(std::string_view op, const json::object& args) {
   const auto* list = args.if_contains("prefixes");
@@ -81,28 +80,45 @@ std::optional<filter::PrefixEntry> find_entry(const std::vector<filter::PrefixEn
 
 // Puts the table's prefix lists back to `before` (entries added since are
 // removed, changed or removed ones written again). Used when a request fails
-// half way or its state cannot be persisted.
-void restore_prefixes(filter::FilterTable& table, const std::vector<filter::PrefixEntry>& before, std::string_view op) {
+// half way or its state cannot be persisted. Returns what could not be put
+// back ("" when everything was).
+std::string restore_prefixes(filter::FilterTable& table, const std::vector<filter::PrefixEntry>& before,
+                             std::string_view op) {
+  std::string undo_errors;
+  auto note = [&](const maps::Error& error) {
+    spdlog::error("{} rollback: {}", op, error.message);
+    undo_errors += (undo_errors.empty() ? "" : "; ") + error.message;
+  };
   std::map<std::string, filter::PrefixEntry> was;
   for (const auto& entry : before) was.emplace(maps::to_string(entry.prefix), entry);
   std::map<std::string, filter::PrefixEntry> now;
   for (const auto& entry : table.list_prefixes()) now.emplace(maps::to_string(entry.prefix), entry);
   for (const auto& [key, entry] : now)
     if (!was.contains(key))
-      if (auto undone = table.remove_prefix(entry.prefix); !undone) spdlog::error("{} rollback: {}", op, undone.error().message);
+      if (auto undone = table.remove_prefix(entry.prefix); !undone) note(undone.error());
   for (const auto& [key, entry] : was) {
     auto it = now.find(key);
     if (it != now.end() && it->second == entry) continue;
-    if (auto undone = table.add_prefix(entry); !undone) spdlog::error("{} rollback: {}", op, undone.error().message);
+    if (auto undone = table.add_prefix(entry); !undone) note(undone.error());
   }
+  return undo_errors;
+}
+
+// The reply of a failed block.* op after its undo: "rolled back" only when it was.
+OpResult failed_after_undo(StateOps& state, std::string_view op, const std::string& what, const std::string& undo_errors) {
+  if (undo_errors.empty()) return ProtocolError{ErrorCode::Failed, std::string(op) + ": " + what + "; rolled back"};
+  const std::string message = std::string(op) + ": " + what + "; rollback incomplete (" + undo_errors +
+                              "): the prefix lists may not be what block.list reports; restart sluiced (a restart "
+                              "makes the data plane run state.yaml)";
+  state.report_incomplete_rollback(message);
+  return ProtocolError{ErrorCode::Failed, message};
 }
 
 // The table changed; the desired state follows, or the table goes back.
 OpResult persist_or_undo(filter::FilterTable& table, StateOps& state, const std::vector<filter::PrefixEntry>& before,
                          std::string_view op, json::object result) {
   if (auto committed = state.commit_prefix_lists(); !committed) {
-    restore_prefixes(table, before, op);
-    return ProtocolError{ErrorCode::Failed, std::string(op) + ": " + committed.error().message + "; rolled back"};
+    return failed_after_undo(state, op, committed.error().message, restore_prefixes(table, before, op));
   }
   return json::value(std::move(result));
 }
@@ -148,8 +164,8 @@ void register_filter_ops(OpRegistry& ops, filter::FilterTable& table, StateOps& 
                           for (std::size_t i = 0; i < entries.size(); ++i) {
                             if (auto added = table.add_prefix(entries[i]); !added) {
                               // Roll back what this request wrote: earlier entries return to their old state.
-                              restore_prefixes(table, before, op);
-                              return failed(added.error());
+                              return failed_after_undo(state, op, added.error().message,
+                                                       restore_prefixes(table, before, op));
                             }
                           }
                           return persist_or_undo(table, state, before, op, json::object{{"added", entries.size()}});
@@ -171,8 +187,8 @@ void register_filter_ops(OpRegistry& ops, filter::FilterTable& table, StateOps& 
                           }
                           for (std::size_t i = 0; i < removing.size(); ++i) {
                             if (auto removed = table.remove_prefix(removing[i].prefix); !removed) {
-                              restore_prefixes(table, before, op);
-                              return failed(removed.error());
+                              return failed_after_undo(state, op, removed.error().message,
+                                                       restore_prefixes(table, before, op));
                             }
                           }
                           return persist_or_undo(table, state, before, op, json::object{{"removed", removing.size()}});

@@ -280,7 +280,8 @@ std::string ids_text(const std::vector<std::uint32_t>& ids) {
 
 }  // namespace
 
-void Service::restore_interfaces() {
+std::vector<std::string> Service::restore_interfaces() {
+  std::vector<std::string> not_enforcing;
   const std::vector<InterfaceRecord> recorded_now = interfaces();
   auto ours = identify_prog_fd(plane_.entry_prog_fd());
   // The maps this daemon's entry program uses: the pinned ones it reused, or
@@ -347,6 +348,8 @@ void Service::restore_interfaces() {
         older_entry_kept = true;
         spdlog::critical("{}: entry program id {} on foreign maps could not be replaced: {}", record.name,
                          running.prog_id, attached.error().message);
+        not_enforcing.push_back(record.name + ": an entry program on other maps (id " + std::to_string(running.prog_id) +
+                                ") could not be replaced and does not apply these rules: " + attached.error().message);
       } else {
         spdlog::info("{}: replaced entry program id {} inside the dispatcher by id {}", record.name, running.prog_id,
                      attached->prog_id);
@@ -357,9 +360,12 @@ void Service::restore_interfaces() {
       older_entry_kept = true;
       if (same_maps)
         spdlog::warn("{} (the older entry program keeps running with the new stages)", replaced.error().message);
-      else
+      else {
         spdlog::critical("{}: the entry program on foreign maps keeps running and does not apply this daemon's rules",
                          replaced.error().message);
+        not_enforcing.push_back(record.name + ": an entry program on other maps (id " + std::to_string(running.prog_id) +
+                                ") keeps running and does not apply these rules: " + replaced.error().message);
+      }
     } else {
       spdlog::info("{}: replaced entry program id {} atomically", record.name, running.prog_id);
     }
@@ -368,6 +374,7 @@ void Service::restore_interfaces() {
     if (auto pinned = pin_entry_program(); !pinned) spdlog::error("{}", pinned.error().message);
   }
   restore_egress_observers(plane_, recorded_now, entry_prog_name);
+  return not_enforcing;
 }
 
 OpResult Service::status() const {

@@ -40,8 +40,10 @@ class Service {
   // At startup: finds the interfaces of the desired state, keeps
   // attachments that run a sluice entry program, re-attaches missing ones
   // (cold start), and pins the entry program. Problems with one interface are
-  // logged and do not stop the others.
-  void restore_interfaces();
+  // logged and do not stop the others. Returns what leaves an interface not
+  // enforcing this daemon's rules (an entry program on other maps that could
+  // not be replaced): the start reports itself degraded with it.
+  std::vector<std::string> restore_interfaces();
   // Kernel side of `apply`: detaches what `from` has and `to` has not,
   // attaches what `to` adds (a mode change is a detach and an attach). On an
   // error it undoes its own steps and says what failed. The caller commits.

@@ -265,7 +265,9 @@ bool StateOps::restore(const config::DesiredState& baseline, const config::Desir
     problems.push_back("filter rule set not made live: " + made.error().message);
     // What is reported must be what runs: the baseline's filter sections
     // (the prefixes recovered from the maps; no rules, no rate classes) go
-    // live in its place.
+    // live in its place, with the policy the data plane ran before this
+    // start (a wanted `drop` with no rules would lock a remote box out).
+    live.filter = baseline.filter;
     live.prefix_lists = baseline.prefix_lists;
     live.rules = baseline.rules;
     live.limits = baseline.limits;
@@ -326,7 +328,13 @@ bool StateOps::restore(const config::DesiredState& baseline, const config::Desir
     spdlog::error("{} (the state is kept in memory; the next change writes it again)", committed.error().message);
     store_.adopt(live);
   }
-  service_.restore_interfaces();
+  // An interface still running an entry program on other maps enforces none of this: say so.
+  if (auto not_enforcing = service_.restore_interfaces(); !not_enforcing.empty()) {
+    std::string why = "interfaces not enforcing the desired state: ";
+    for (std::size_t i = 0; i < not_enforcing.size(); ++i) why += (i ? "; " : "") + not_enforcing[i];
+    restore_error_ = restore_error_ ? *restore_error_ + "; " + why : why;
+    spdlog::critical("DEGRADED: {}", why);
+  }
   return committed.has_value();
 }
 
@@ -757,6 +765,11 @@ OpResult StateOps::apply(const json::object& object) {
 OpResult StateOps::config_show(const json::object& object) const {
   if (auto none = protocol::parse_no_args("config.show", object); !none) return none.error();
   return json::value(json::object{{"yaml", config::to_yaml(store_.live())}});
+}
+
+void StateOps::report_incomplete_rollback(std::string message) {
+  spdlog::critical("DEGRADED: {}", message);
+  rollback_error_ = std::move(message);
 }
 
 void StateOps::add_restore_state(json::object& status) const {

@@ -86,6 +86,9 @@ class StateOps {
   // the state does not hold, until a restart (which makes it run
   // state.yaml). Empty when every rollback was complete.
   const std::optional<std::string>& rollback_error() const noexcept { return rollback_error_; }
+  // An op that changed the table directly (block.*) could not fully undo
+  // itself: status is degraded with `message` until a restart.
+  void report_incomplete_rollback(std::string message);
   // status: "degraded" (bool) and, when degraded, "restore_error" and/or
   // "rollback_error" (the why).
   void add_restore_state(boost::json::object& status) const;

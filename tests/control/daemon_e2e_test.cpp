@@ -512,7 +512,7 @@ TEST(DaemonE2E, BlocklistSizeOptionAndAStateFileThatCannotBeMadeLive) {
     SluicedProcess refused(zero);
     const std::string why = refused.start(std::chrono::seconds(30));
     EXPECT_NE(why.find("--blocklist-tbl8-groups '0'"), std::string::npos) << why;
-    EXPECT_NE(why.find("expected a whole number 1.."), std::string::npos) << why;
+    EXPECT_NE(why.find("expected a decimal integer in 1.."), std::string::npos) << why;
   }
   SluicedOptions options;
   options.netns = ns.name();

@@ -158,6 +158,49 @@ TEST_F(ConntrackAttack, TheSynAckAckingTheSynEstablishesAndMovesTheFlowToTheRepl
   EXPECT_EQ(send(from_server(TcpFlags::ACK, kServerIsn + 1, kClientIsn + 1, Bytes(10, 'x'))).verdict, XDP_PASS);
 }
 
+// Attack 1b: a spoofed SYN the real server answers. Its SYN-ACK goes to the
+// spoofed source, the attacker never sees the server's ISN: a guessed ACK does
+// not establish, so a SYN flood against a served port fills only the unreplied
+// table (whose flood cannot evict replied flows: attack 2).
+TEST_F(ConntrackAttack, TheServersSynAckToASpoofedSynDoesNotEstablish) {
+  replace(track_web_syns());
+  ASSERT_EQ(send(from_client(TcpFlags::SYN, kClientIsn, 0)).verdict, XDP_PASS);
+  ASSERT_EQ(send(from_server(TcpFlags::SYN | TcpFlags::ACK, kServerIsn, kClientIsn + 1)).verdict, XDP_PASS)
+      << "the SYN-ACK itself rides the entry";
+  const auto& maps = plane_->skeleton()->maps;
+  sluice_ct_v4_key key{};
+  ASSERT_EQ(inet_pton(AF_INET, kClient, &key.addr_a), 1);
+  ASSERT_EQ(inet_pton(AF_INET, kServer, &key.addr_b), 1);
+  key.port_a = kClientPort;
+  key.port_b = kWeb;
+  key.proto = IPPROTO_TCP;
+  auto in_table = [&](bpf_map* map) {
+    sluice_ct_entry entry{};
+    return bpf_map__lookup_elem(map, &key, sizeof key, &entry, sizeof entry, 0) == 0;
+  };
+  auto flow = web_flow();
+  ASSERT_TRUE(flow);
+  EXPECT_EQ(flow->entry.state, static_cast<std::uint32_t>(SLUICE_CT_TCP_SYN)) << "short timeout until the ACK";
+  EXPECT_EQ(flow->entry.replied, 0u);
+  EXPECT_TRUE(in_table(maps.filter_ct_unreplied_v4));
+  EXPECT_FALSE(in_table(maps.filter_conntrack_v4));
+  // Guessed ACKs: one short of and one past the server's ISN + 1.
+  for (std::uint32_t guess : {kServerIsn, kServerIsn + 2, 12345u}) {
+    send(from_client(TcpFlags::ACK, kClientIsn + 1, guess));
+    flow = web_flow();
+    ASSERT_TRUE(flow);
+    EXPECT_EQ(flow->entry.replied, 0u) << "a guessed ACK " << guess << " established the flow";
+    EXPECT_FALSE(in_table(maps.filter_conntrack_v4));
+  }
+  // The real client's ACK (it saw the SYN-ACK) does.
+  EXPECT_EQ(send(from_client(TcpFlags::ACK, kClientIsn + 1, kServerIsn + 1)).verdict, XDP_PASS);
+  flow = web_flow();
+  ASSERT_TRUE(flow);
+  EXPECT_EQ(flow->entry.replied, 1u);
+  EXPECT_EQ(flow->entry.state, static_cast<std::uint32_t>(SLUICE_CT_TCP_ESTABLISHED));
+  EXPECT_TRUE(in_table(maps.filter_conntrack_v4));
+}
+
 // Attack 2: more spoofed openings than the unreplied table holds; the replied flow survives.
 TEST_F(ConntrackAttack, AFloodOfUnrepliedEntriesDoesNotEvictARepliedFlow) {
   replace(track_web_syns());
@@ -225,6 +268,7 @@ TEST_F(ConntrackAttack, WindowScaleFromTheSynsWidensTheTrackedWindow) {
                                                                          .window = 65535, .options = wscale7}).build())
                 .verdict,
             XDP_PASS);
+  ASSERT_EQ(send(from_client(TcpFlags::ACK, kClientIsn + 1, kServerIsn + 1)).verdict, XDP_PASS);
   // The server advertises 4096 << 7 = 512 KiB.
   ASSERT_EQ(send(ether().ipv4(kServer, kClient).tcp(kWeb, kClientPort, {.flags = TcpFlags::ACK, .seq = kServerIsn + 1,
                                                                          .ack = kClientIsn + 1, .window = 4096}).build())
@@ -385,16 +429,19 @@ TEST_F(ConntrackAttack, EgressObserverMarksTheFlowRepliedWhenTheSynAckLeaves) {
   auto flow = web_flow();
   ASSERT_TRUE(flow);
   EXPECT_EQ(flow->entry.replied, 0u);
-  // ...the server's SYN-ACK leaving does.
+  // ...the server's SYN-ACK leaving is recorded (the server answers spoofed SYNs too: not yet replied)...
   ASSERT_NO_FATAL_FAILURE(observe_egress(from_server(TcpFlags::SYN | TcpFlags::ACK, kServerIsn, kClientIsn + 1)));
+  flow = web_flow();
+  ASSERT_TRUE(flow);
+  EXPECT_EQ(flow->entry.replied, 0u);
+  EXPECT_EQ(flow->entry.packets[SLUICE_CT_DIR_B_TO_A], 0u) << "the observer does not count (XDP does)";
+  EXPECT_EQ(flow->entry.dirs_seen, (1u << SLUICE_CT_DIR_A_TO_B) | (1u << SLUICE_CT_DIR_B_TO_A));
+  // ...and the client's ACK of it, crossing XDP, establishes the flow; the server's data leaving moves its window.
+  EXPECT_EQ(send(from_client(TcpFlags::ACK, kClientIsn + 1, kServerIsn + 1)).verdict, XDP_PASS);
   flow = web_flow();
   ASSERT_TRUE(flow);
   EXPECT_EQ(flow->entry.replied, 1u);
   EXPECT_EQ(flow->entry.state, static_cast<std::uint32_t>(SLUICE_CT_TCP_ESTABLISHED));
-  EXPECT_EQ(flow->entry.packets[SLUICE_CT_DIR_B_TO_A], 0u) << "the observer does not count (XDP does)";
-  EXPECT_EQ(flow->entry.dirs_seen, (1u << SLUICE_CT_DIR_A_TO_B) | (1u << SLUICE_CT_DIR_B_TO_A));
-  // The client's ACK then rides the established flow; the server's data leaving moves its window.
-  EXPECT_EQ(send(from_client(TcpFlags::ACK, kClientIsn + 1, kServerIsn + 1)).verdict, XDP_PASS);
   ASSERT_NO_FATAL_FAILURE(observe_egress(from_server(TcpFlags::ACK, kServerIsn + 1, kClientIsn + 1, Bytes(200, 'd'))));
   flow = web_flow();
   ASSERT_TRUE(flow);
@@ -423,6 +470,7 @@ TEST_F(ConntrackAttack, ASynOnAClosingFlowStartsAFreshEntry) {
   EXPECT_EQ(send(from_client(TcpFlags::SYN, 77777, 0)).verdict, XDP_PASS);
   EXPECT_EQ(packets(SLUICE_VERDICT_PASS, SLUICE_REASON_FILTER_RULE_PASS), by_rule + 1) << "the rules judged the new SYN";
   EXPECT_EQ(send(from_server(TcpFlags::SYN | TcpFlags::ACK, 99, 77778)).verdict, XDP_PASS);
+  EXPECT_EQ(send(from_client(TcpFlags::ACK, 77778, 100)).verdict, XDP_PASS);
   flow = web_flow();
   ASSERT_TRUE(flow);
   EXPECT_EQ(flow->entry.state, static_cast<std::uint32_t>(SLUICE_CT_TCP_ESTABLISHED));

@@ -40,7 +40,7 @@ TEST_F(FilterTest, ConntrackLetsRepliesOfATrackedFlowThroughAndCountsBothDirecti
   replace(tracked_web());
   const Bytes syn = tcp("198.18.0.1", "198.18.1.1", 40000, 80, TcpFlags::SYN);
   const Bytes syn_ack = tcp("198.18.1.1", "198.18.0.1", 80, 40000, TcpFlags::SYN | TcpFlags::ACK, 0, 1);
-  const Bytes ack = tcp("198.18.0.1", "198.18.1.1", 40000, 80, TcpFlags::ACK);
+  const Bytes ack = tcp("198.18.0.1", "198.18.1.1", 40000, 80, TcpFlags::ACK, 1, 1);  // acks the SYN-ACK (ISN 0)
   EXPECT_EQ(send(syn_ack).verdict, XDP_DROP) << "no flow yet: the reply direction has no rule";
   EXPECT_EQ(send(syn).verdict, XDP_PASS);
   EXPECT_EQ(packets(SLUICE_VERDICT_PASS, SLUICE_REASON_FILTER_RULE_PASS), 1u);
@@ -56,7 +56,7 @@ TEST_F(FilterTest, ConntrackLetsRepliesOfATrackedFlowThroughAndCountsBothDirecti
   EXPECT_EQ(entry.packets[0], 2u) << "198.18.0.1:40000 is the lower endpoint: its direction is A->B";
   EXPECT_EQ(entry.bytes[1], syn_ack.size());
   // FIN moves it to closing; the rules still do not run for it
-  EXPECT_EQ(send(tcp("198.18.1.1", "198.18.0.1", 80, 40000, TcpFlags::FIN | TcpFlags::ACK)).verdict, XDP_PASS);
+  EXPECT_EQ(send(tcp("198.18.1.1", "198.18.0.1", 80, 40000, TcpFlags::FIN | TcpFlags::ACK, 1, 1)).verdict, XDP_PASS);
   flows = table_->tracked_flows();
   ASSERT_TRUE(flows);
   EXPECT_EQ((*flows)[0].entry.state, static_cast<std::uint32_t>(SLUICE_CT_TCP_CLOSING));
@@ -89,10 +89,18 @@ TEST_F(FilterTest, ConntrackOriginatorsAckAloneDoesNotEstablish) {
   EXPECT_EQ(send(syn_ack).verdict, XDP_DROP) << "the unreplied entry idled out on the SYN timeout";
 }
 
-TEST_F(FilterTest, ConntrackSynAckFromTheOtherSideStillEstablishes) {
+// The SYN-ACK alone leaves the flow opening (a server answers spoofed SYNs
+// too); the originator's ACK of it establishes.
+TEST_F(FilterTest, ConntrackEstablishesOnTheOriginatorsAckOfTheSynAck) {
   replace(tracked_web());
   EXPECT_EQ(send(tcp("198.18.0.1", "198.18.1.1", 40000, 80, TcpFlags::SYN)).verdict, XDP_PASS);
   EXPECT_EQ(send(tcp("198.18.1.1", "198.18.0.1", 80, 40000, TcpFlags::SYN | TcpFlags::ACK, 0, 1)).verdict, XDP_PASS);
+  auto opening = table_->tracked_flows();
+  ASSERT_TRUE(opening);
+  ASSERT_EQ(opening->size(), 1u);
+  EXPECT_EQ((*opening)[0].entry.state, static_cast<std::uint32_t>(SLUICE_CT_TCP_SYN));
+  EXPECT_EQ((*opening)[0].entry.replied, 0u);
+  EXPECT_EQ(send(tcp("198.18.0.1", "198.18.1.1", 40000, 80, TcpFlags::ACK, 1, 1)).verdict, XDP_PASS);
   auto flows = table_->tracked_flows();
   ASSERT_TRUE(flows);
   ASSERT_EQ(flows->size(), 1u);
@@ -133,13 +141,14 @@ TEST_F(FilterTest, ConntrackTracksIpv4AndIpv6FlowsAndReportsBoth) {
   EXPECT_EQ(v4->key.proto, IPPROTO_TCP);
   EXPECT_EQ(v4->entry.packets[SLUICE_CT_DIR_A_TO_B], 1u);
   EXPECT_EQ(v4->entry.packets[SLUICE_CT_DIR_B_TO_A], 1u);
-  EXPECT_EQ(v4->entry.state, static_cast<std::uint32_t>(SLUICE_CT_TCP_ESTABLISHED));
+  // Handshakes not finished (no ACK of the SYN-ACK yet): both are still opening.
+  EXPECT_EQ(v4->entry.state, static_cast<std::uint32_t>(SLUICE_CT_TCP_SYN));
   // 2001:db8::1 (the server) is the lower address here: the client's packets are B->A
   EXPECT_EQ(v6->key.port_a, 80);
   EXPECT_EQ(v6->key.port_b, 40000);
   EXPECT_EQ(v6->entry.packets[SLUICE_CT_DIR_B_TO_A], 1u);
   EXPECT_EQ(v6->entry.bytes[SLUICE_CT_DIR_A_TO_B], reply6.size());
-  EXPECT_EQ(v6->entry.state, static_cast<std::uint32_t>(SLUICE_CT_TCP_ESTABLISHED));
+  EXPECT_EQ(v6->entry.state, static_cast<std::uint32_t>(SLUICE_CT_TCP_SYN));
   ASSERT_TRUE(table_->clear_conntrack());
   flows = table_->tracked_flows();
   ASSERT_TRUE(flows);
