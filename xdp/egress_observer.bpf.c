@@ -44,49 +44,13 @@ static __always_inline const struct sluice_filter_settings *observer_settings(vo
 	return s;
 }
 
-/*
- * The L4 part of parsing.h's sluice_parse_upper, on an skb's bytes (that
- * one takes an xdp_md). Only what conntrack needs: ports, flags, seq/ack,
- * echo identifiers.
- */
+/* The L4 part of parsing (parsing.h's parse_upper_span) on an skb's bytes. */
 static __always_inline int observer_parse_upper(void *data, void *data_end, struct sluice_pkt *pkt, __u32 off,
 						__u32 l3_end)
 {
 	struct sluice_l4_span s = { .data = data, .end = data_end, .l3_end = l3_end };
-	int reason;
 
-	if (pkt->ip_version == 6) {
-		reason = parse_ipv6_exthdrs(&s, pkt, &off);
-		if (reason != SLUICE_PARSE_OK)
-			return reason;
-	}
-	if (pkt->frag == SLUICE_FRAG_NONFIRST)
-		return SLUICE_PARSE_OK;
-	switch (pkt->ip_proto) {
-	case IPPROTO_TCP:
-		reason = parse_tcphdr(&s, off, pkt);
-		break;
-	case IPPROTO_UDP:
-		reason = parse_udphdr(&s, off, pkt);
-		break;
-	case IPPROTO_ICMP:
-		if (pkt->ip_version != 4)
-			return SLUICE_PARSE_OK;
-		reason = parse_icmphdr(&s, off, pkt, SLUICE_REASON_TRUNC_ICMP);
-		break;
-	case IPPROTO_ICMPV6:
-		if (pkt->ip_version != 6)
-			return SLUICE_PARSE_OK;
-		reason = parse_icmphdr(&s, off, pkt, SLUICE_REASON_TRUNC_ICMPV6);
-		break;
-	default:
-		return SLUICE_PARSE_OK;
-	}
-	if (reason != SLUICE_PARSE_OK)
-		return reason;
-	pkt->has_l4 = 1;
-	pkt->l4_off = off & SLUICE_PARSE_OFF_MASK;
-	return SLUICE_PARSE_OK;
+	return parse_upper_span(&s, pkt, off);
 }
 
 /*

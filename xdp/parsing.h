@@ -336,20 +336,13 @@ static __always_inline int parse_icmphdr(const struct sluice_l4_span *s, __u32 o
  * ~7 ns per packet here, and the masked offsets above already keep the
  * verifier's state count small (about 13k instructions processed).
  */
-static __always_inline int sluice_parse_upper(struct xdp_md *ctx, struct sluice_pkt *pkt,
-						 __u32 off, __u32 l3_end)
+/* The same on any bytes (an xdp_md's or an skb's: the egress observer). */
+static __always_inline int parse_upper_span(const struct sluice_l4_span *s, struct sluice_pkt *pkt, __u32 off)
 {
-	struct sluice_l4_span s = {
-		.data = (void *)(long)ctx->data,
-		.end = (void *)(long)ctx->data_end,
-		.l3_end = l3_end,
-	};
 	int reason;
 
-	if (!pkt)
-		return SLUICE_REASON_NO_SCRATCH;
 	if (pkt->ip_version == 6) {
-		reason = parse_ipv6_exthdrs(&s, pkt, &off);
+		reason = parse_ipv6_exthdrs(s, pkt, &off);
 		if (reason != SLUICE_PARSE_OK)
 			return reason;
 	}
@@ -360,20 +353,20 @@ static __always_inline int sluice_parse_upper(struct xdp_md *ctx, struct sluice_
 	}
 	switch (pkt->ip_proto) {
 	case IPPROTO_TCP:
-		reason = parse_tcphdr(&s, off, pkt);
+		reason = parse_tcphdr(s, off, pkt);
 		break;
 	case IPPROTO_UDP:
-		reason = parse_udphdr(&s, off, pkt);
+		reason = parse_udphdr(s, off, pkt);
 		break;
 	case IPPROTO_ICMP:
 		if (pkt->ip_version != 4)
 			return SLUICE_PARSE_OK;
-		reason = parse_icmphdr(&s, off, pkt, SLUICE_REASON_TRUNC_ICMP);
+		reason = parse_icmphdr(s, off, pkt, SLUICE_REASON_TRUNC_ICMP);
 		break;
 	case IPPROTO_ICMPV6:
 		if (pkt->ip_version != 6)
 			return SLUICE_PARSE_OK;
-		reason = parse_icmphdr(&s, off, pkt, SLUICE_REASON_TRUNC_ICMPV6);
+		reason = parse_icmphdr(s, off, pkt, SLUICE_REASON_TRUNC_ICMPV6);
 		break;
 	default:
 		return SLUICE_PARSE_OK; /* other protocols: addresses only */
@@ -383,6 +376,20 @@ static __always_inline int sluice_parse_upper(struct xdp_md *ctx, struct sluice_
 	pkt->has_l4 = 1;
 	pkt->l4_off = off & SLUICE_PARSE_OFF_MASK;
 	return SLUICE_PARSE_OK;
+}
+
+static __always_inline int sluice_parse_upper(struct xdp_md *ctx, struct sluice_pkt *pkt,
+						 __u32 off, __u32 l3_end)
+{
+	struct sluice_l4_span s = {
+		.data = (void *)(long)ctx->data,
+		.end = (void *)(long)ctx->data_end,
+		.l3_end = l3_end,
+	};
+
+	if (!pkt)
+		return SLUICE_REASON_NO_SCRATCH;
+	return parse_upper_span(&s, pkt, off);
 }
 
 /*
