@@ -100,6 +100,20 @@ static_assert(sizeof(sluice_ct_entry) == 72);
 static_assert(sizeof(sluice_filter_settings) == 16 + 4 * SLUICE_CT_STATE_COUNT);
 static_assert(SLUICE_REASON_FILTER_LAST < SLUICE_REASON_FIRST_LB);
 
+// ---- lb stage ----
+static_assert(sizeof(sluice_lb_vip_key) == 20);
+static_assert(sizeof(sluice_lb_vip) == 8);
+static_assert(sizeof(sluice_lb_backend) == 32);
+static_assert(sizeof(sluice_lb_flow_v4_key) == 16, "the compact IPv4 connection key");
+static_assert(sizeof(sluice_lb_flow_key) == 40);
+static_assert(sizeof(sluice_lb_conn) == 24);
+static_assert(sizeof(sluice_lb_settings) == 56);
+static_assert(sizeof(sluice_lb_counter) == 32);
+static_assert(SLUICE_LB_MAGLEV_SIZE_DEFAULT <= SLUICE_LB_MAGLEV_SIZE_MAX);
+static_assert(SLUICE_REASON_LB_LAST < SLUICE_REASON_FIRST_FORWARD);
+static_assert(SLUICE_LB_MAX_BACKENDS <= 65536, "backend ids fit the Maglev entries with room to spare");
+// ---- end lb ----
+
 constexpr unsigned counter_index(unsigned verdict, unsigned reason) {
   return verdict * SLUICE_REASON_MAX + reason;
 }

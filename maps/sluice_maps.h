@@ -573,6 +573,141 @@ enum sluice_filter_event_slot {
 };
 /* ---- end filter ---- */
 
+/* ---- lb stage (xdp/stage_lb.h, xdp/lb_*.h; control/lb/) ---- */
+/*
+ * A VIP is (address, port, protocol); port 0 is a port-less VIP, every port
+ * of the address, looked up when the exact key misses. Each VIP owns a slot
+ * vip_id in lb_maglev (its Maglev table) and lb_vip_counters. Backends are
+ * slots 1..SLUICE_LB_MAX_BACKENDS-1 of lb_backends (0 is "no backend");
+ * every Maglev entry and connection names one.
+ */
+#define SLUICE_LB_MAX_VIPS 1024
+#define SLUICE_LB_MAX_BACKENDS 4096
+#define SLUICE_LB_NO_BACKEND 0u
+#define SLUICE_LB_MAGLEV_SIZE_DEFAULT 65537u
+#define SLUICE_LB_MAGLEV_SIZE_MAX 1000003u   /* prime; 4 MB per table */
+#define SLUICE_LB_CONN_ENTRIES_DEFAULT (1u << 18) /* LoadOptions::lb_conn_entries */
+#define SLUICE_LB_WEIGHT_MAX 1000u
+
+#define SLUICE_REASON_LB_ENCAP        (SLUICE_REASON_FIRST_LB + 0) /* encapsulated to its backend and sent */
+#define SLUICE_REASON_LB_L2_DSR       (SLUICE_REASON_FIRST_LB + 1) /* destination MAC set to its backend's, sent */
+#define SLUICE_REASON_LB_NO_BACKEND   (SLUICE_REASON_FIRST_LB + 2) /* VIP without a live backend: drop */
+#define SLUICE_REASON_LB_TOO_BIG      (SLUICE_REASON_FIRST_LB + 3) /* answered ICMP frag-needed / packet-too-big */
+#define SLUICE_REASON_LB_ENCAP_FAILED (SLUICE_REASON_FIRST_LB + 4) /* no headroom for the outer header: drop */
+#define SLUICE_REASON_LB_FRAGMENT     (SLUICE_REASON_FIRST_LB + 5) /* a fragment to a VIP: no ports to keep its flow on one backend, drop */
+#define SLUICE_REASON_LB_FORWARD      (SLUICE_REASON_FIRST_LB + 6) /* encapsulated, handed to the forward stage (counted there if it takes it) */
+#define SLUICE_REASON_LB_LAST         SLUICE_REASON_LB_FORWARD
+
+/* lb_vips key. Addresses network order, IPv4 in addr[0], addr[1..3] zero. */
+struct sluice_lb_vip_key {
+	__u32 addr[4];
+	__u16 port;       /* host order; 0: port-less VIP */
+	__u8 proto;       /* IPPROTO_TCP or IPPROTO_UDP */
+	__u8 ip_version;  /* 4 or 6 */
+};
+
+#define SLUICE_LB_VIP_F_L2_DSR 0x1u /* rewrite the destination MAC only (backends on this segment) */
+
+struct sluice_lb_vip {
+	__u32 vip_id;     /* < SLUICE_LB_MAX_VIPS: slot in lb_maglev and lb_vip_counters */
+	__u32 flags;      /* SLUICE_LB_VIP_F_* */
+};
+
+enum sluice_lb_backend_state {
+	SLUICE_LB_BACKEND_FREE = 0,     /* slot unused (removed): connections naming it pick again */
+	SLUICE_LB_BACKEND_UP = 1,       /* in the Maglev tables */
+	SLUICE_LB_BACKEND_DRAINING = 2, /* out of the tables; its existing connections stay */
+	SLUICE_LB_BACKEND_DOWN = 3,     /* health check failed: out of the tables; existing connections stay */
+	SLUICE_LB_BACKEND_STATE_COUNT = 4,
+};
+
+/* lb_backends[backend_id] */
+struct sluice_lb_backend {
+	__u32 addr[4];    /* network order, IPv4 in addr[0] */
+	__u8 ip_version;  /* 4 or 6 */
+	__u8 state;       /* enum sluice_lb_backend_state */
+	__u8 mac[6];      /* L2 DSR only: the backend's MAC on this segment */
+	__u32 epoch;      /* bumped each time the slot is given to a new backend: stale connections pick again */
+	__u32 pad;
+};
+
+/*
+ * A Maglev table (inner array of lb_maglev, one per VIP, replaced whole with
+ * one update of the outer map): entry 0 holds the table size N (prime,
+ * <= SLUICE_LB_MAGLEV_SIZE_MAX), entries 1..N backend ids; a flow with hash
+ * h takes entry 1 + h % N. Size and entries swap together.
+ */
+#define SLUICE_LB_MAGLEV_SIZE_SLOT 0u
+
+/* Connection tables: lb_conns_v4 (compact key) and lb_conns (IPv6). Ports host order. */
+struct sluice_lb_flow_v4_key {
+	__u32 src;        /* network order */
+	__u32 dst;
+	__u16 sport;
+	__u16 dport;
+	__u8 proto;
+	__u8 pad[3];
+};
+
+struct sluice_lb_flow_key {
+	__u32 src[4];
+	__u32 dst[4];
+	__u16 sport;
+	__u16 dport;
+	__u8 proto;
+	__u8 ip_version;
+	__u16 pad;
+};
+
+struct sluice_lb_conn {
+	__u64 last_seen_ns;   /* CLOCK_MONOTONIC_COARSE */
+	__u32 backend_id;
+	__u32 backend_epoch;  /* lb_backends[backend_id].epoch when chosen */
+	__u32 vip_id;
+	__u32 pad;
+};
+
+enum sluice_lb_egress {
+	SLUICE_LB_EGRESS_TX = 0,        /* XDP_TX: out of the port it came in on */
+	SLUICE_LB_EGRESS_REDIRECT = 1,  /* bpf_redirect_map(lb_egress_ports, 0) */
+	SLUICE_LB_EGRESS_FORWARD = 2,   /* hand to the forward stage, routed by the outer destination */
+	SLUICE_LB_EGRESS_COUNT = 3,
+};
+
+#define SLUICE_LB_F_ENTROPY_SOURCE 0x1u /* outer IPv4 source's low 16 bits (IPv6: low 32) from the flow hash */
+
+/* Settings of the lb stage: lb_settings[0]. */
+#define SLUICE_LB_SETTINGS_VERSION 1u /* 0: never written: the stage passes everything on */
+struct sluice_lb_settings {
+	__u32 version;
+	__u32 flags;             /* SLUICE_LB_F_* */
+	__u32 encap_src_v4;      /* network order; 0: IPv4 backends unreachable (drop, NO_BACKEND) */
+	__u32 encap_src_v6[4];   /* all zero: IPv6 backends unreachable */
+	__u32 egress;            /* enum sluice_lb_egress */
+	__u32 conn_timeout_s;    /* an idle connection older than this picks again */
+	__u8 next_hop_mac[6];    /* destination MAC of an encapsulated frame */
+	__u8 src_mac[6];         /* its source MAC; all zero: the ingress frame's destination MAC */
+	__u16 mtu;               /* egress MTU (L3); 0: no check */
+	__u16 pad;
+};
+
+/* Per-CPU, lb_vip_counters[vip_id] and lb_backend_counters[backend_id]. */
+struct sluice_lb_counter {
+	__u64 packets;
+	__u64 bytes;
+	__u64 new_conns;
+	__u64 pad;
+};
+
+/* Per-CPU event counters of the lb stage: lb_event_counters[slot]. */
+enum sluice_lb_event_slot {
+	SLUICE_LB_EVENT_CONN_INSERT_FAILED = 0, /* connection table update failed: the packet still went */
+	SLUICE_LB_EVENT_RESELECTED = 1,         /* an entry named a freed, reused or idle backend: picked again */
+	SLUICE_LB_EVENT_CORRUPT_TABLE = 2,      /* a Maglev size or backend id out of range: dropped */
+	SLUICE_LB_EVENT_SLOTS = 3,
+};
+/* ---- end lb ---- */
+
 /* ---- map sizes ---- */
 #define SLUICE_DROP_EVENTS_BYTES (256 * 1024)
 
