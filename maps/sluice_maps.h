@@ -628,7 +628,7 @@ struct sluice_lb_backend {
 	__u8 state;       /* enum sluice_lb_backend_state */
 	__u8 mac[6];      /* L2 DSR only: the backend's MAC on this segment */
 	__u32 epoch;      /* bumped each time the slot is given to a new backend: stale connections pick again */
-	__u32 pad;
+	__u32 vip_id;     /* the VIP it serves (one slot per VIP and backend): a connection of another VIP picks again */
 };
 
 /*
