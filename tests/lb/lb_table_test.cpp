@@ -255,6 +255,21 @@ TEST_F(LbTableTest, ReweightSwapsInAFreshFrozenTableAndLeavesTheOldWhole) {
       << "a reweight touches no slot";
 }
 
+// Inner arrays of different sizes (BPF_F_INNER_MAP): a VIP's table size is its own.
+TEST_F(LbTableTest, TableSizeChangeSwapsInAnArrayOfTheNewSize) {
+  Vip web = vip("198.18.0.10:80/tcp", {backend("198.18.1.1"), backend("198.18.1.2")});
+  ASSERT_TRUE(table_->add_vip(web));
+  ASSERT_TRUE(table_->add_vip(vip("198.18.0.11:80/tcp", {backend("198.18.1.1")}, 7)));
+  LbConfig bigger = table_->config();
+  bigger.vips[0].table_size = 1009;
+  ASSERT_TRUE(table_->replace(bigger));
+  const Raw now = raw();
+  ASSERT_EQ(now.tables.at(0).size(), 1u + 1009);
+  EXPECT_EQ(now.tables.at(0), expected_table({{web.backends[0], 1}, {web.backends[1], 2}}, 1009));
+  ASSERT_EQ(now.tables.at(1).size(), 1u + 7);
+  EXPECT_EQ(now.tables.at(1), (std::vector<std::uint32_t>{7, 3, 3, 3, 3, 3, 3, 3}));
+}
+
 TEST_F(LbTableTest, DrainAndHealthKeepSlotsButLeaveTheTable) {
   Vip web = vip("198.18.0.10:80/tcp", {backend("198.18.1.1"), backend("198.18.1.2"), backend("198.18.1.3")});
   web.check = HealthCheck{};
