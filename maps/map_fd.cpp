@@ -349,9 +349,13 @@ Result<bool> reuse_pinned(const struct bpf_object* object, struct bpf_map* map, 
     return mismatch("value_size", pinned->value_size(), bpf_map__value_size(map));
   if (pinned->max_entries() != bpf_map__max_entries(map))
     return mismatch("max_entries", pinned->max_entries(), bpf_map__max_entries(map));
-  if (pinned->map_flags() != bpf_map__map_flags(map))
+  // The kernel adds BPF_F_RDONLY_PROG to every devmap it creates (dev_map_init_map) and refuses it from user space.
+  std::uint32_t wanted_flags = bpf_map__map_flags(map);
+  if (bpf_map__type(map) == BPF_MAP_TYPE_DEVMAP || bpf_map__type(map) == BPF_MAP_TYPE_DEVMAP_HASH)
+    wanted_flags |= BPF_F_RDONLY_PROG;
+  if (pinned->map_flags() != wanted_flags)
     return make_error_because(
-        operation, path, "map_flags " + hex(pinned->map_flags()) + " pinned, " + hex(bpf_map__map_flags(map)) + " expected",
+        operation, path, "map_flags " + hex(pinned->map_flags()) + " pinned, " + hex(wanted_flags) + " expected",
         EINVAL);
   auto layout = btf_layout_difference(*pinned, object, map);
   if (!layout) return layout.error();

@@ -125,7 +125,9 @@ lb_conn_backend(const struct sluice_lb_conn *conn, __u32 id, __u32 vip_id, const
 		return 0;
 	if (be->epoch != conn->backend_epoch || be->vip_id != conn->vip_id || conn->vip_id != vip_id)
 		return 0;
-	if (s->conn_timeout_s && now - conn->last_seen_ns > (__u64)s->conn_timeout_s * LB_NS_PER_SEC)
+	/* last_seen may be ahead of this CPU's clock (another CPU's tick wrote it): not idle */
+	if (s->conn_timeout_s && now > conn->last_seen_ns &&
+	    now - conn->last_seen_ns > (__u64)s->conn_timeout_s * LB_NS_PER_SEC)
 		return 0;
 	if (lb_is_tcp_syn(pkt) && be->state != SLUICE_LB_BACKEND_UP)
 		return 0;
@@ -235,7 +237,7 @@ static __always_inline int lb_select(const struct sluice_pkt *pkt, const struct 
 
 		be = lb_conn_backend(conn, id, vip_id, s, pkt, now);
 		if (be) {
-			if (now - conn->last_seen_ns > LB_LAST_SEEN_REFRESH_NS)
+			if (now > conn->last_seen_ns + LB_LAST_SEEN_REFRESH_NS)
 				conn->last_seen_ns = now;
 			out->backend_id = id;
 			out->backend = be;
