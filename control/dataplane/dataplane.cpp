@@ -211,6 +211,10 @@ Result<Dataplane> Dataplane::load(const LoadOptions& options) {
   for (bpf_map* conns : {skel->maps.lb_conns_v4, skel->maps.lb_conns}) {
     if (int err = bpf_map__set_max_entries(conns, options.lb_conn_entries); err != 0)
       return maps::make_error("size", bpf_map__name(conns), -err);
+    if (options.lb_conn_per_cpu_lru) {
+      if (int err = bpf_map__set_map_flags(conns, bpf_map__map_flags(conns) | BPF_F_NO_COMMON_LRU); err != 0)
+        return maps::make_error("set BPF_F_NO_COMMON_LRU on", bpf_map__name(conns), -err);
+    }
   }
 
   std::vector<std::string> reused;
