@@ -154,9 +154,13 @@ int main(int argc, char** argv) {
   std::uint32_t repeat = 1'000'000;
   int rounds = 5;
   bool json = false, per_cpu_lru = false;
+  std::uint32_t conn_entries = SLUICE_LB_CONN_ENTRIES_DEFAULT;
   app.add_option("--repeat", repeat, "packets per timing (>= 1,000,000)")->check(CLI::Range(sluice::bench::min_repeat, 100'000'000u));
   app.add_option("--rounds", rounds, "interleaved rounds; the median is reported")->check(CLI::Range(1, 100));
   app.add_flag("--per-cpu-lru", per_cpu_lru, "connection tables with BPF_F_NO_COMMON_LRU");
+  app.add_option("--conn-entries", conn_entries,
+                 "connection table size per family (new flows fill it: smaller than the new-flow repeats, it evicts)")
+      ->check(CLI::Range(1u, sluice::dataplane::kLbConnEntriesMax));
   app.add_flag("--json", json, "print JSON instead of a table");
   CLI11_PARSE(app, argc, argv);
 
@@ -165,7 +169,7 @@ int main(int argc, char** argv) {
     std::unique_ptr<lb_harness_bpf, decltype(&lb_harness_bpf__destroy)> harness(lb_harness_bpf__open_and_load(),
                                                                               lb_harness_bpf__destroy);
     if (!empty || !harness) throw std::runtime_error("cannot load the bench programs (root needed)");
-    auto plane = sluice::dataplane::Dataplane::load({.pin_dir = {}, .lb_conn_per_cpu_lru = per_cpu_lru});
+    auto plane = sluice::dataplane::Dataplane::load({.pin_dir = {}, .lb_conn_entries = conn_entries, .lb_conn_per_cpu_lru = per_cpu_lru});
     if (!plane) throw std::runtime_error(plane.error().message);
     if (auto installed = plane->install_stages(); !installed) throw std::runtime_error(installed.error().message);
     auto config = sluice::dataplane::default_config();
@@ -251,7 +255,8 @@ int main(int argc, char** argv) {
 
     sluice::bench::Report report("lb: BPF_PROG_TEST_RUN through a restoring harness, " + std::to_string(repeat) +
                                      " packets x " + std::to_string(rounds) + " interleaved rounds (median)" +
-                                     (per_cpu_lru ? ", BPF_F_NO_COMMON_LRU" : ", shared LRU"),
+                                     (per_cpu_lru ? ", BPF_F_NO_COMMON_LRU" : ", shared LRU") + ", " +
+                                     std::to_string(conn_entries) + " connections per family",
                                  "harness");
     auto median = [](std::vector<double> v) {
       std::sort(v.begin(), v.end());
