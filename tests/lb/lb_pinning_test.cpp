@@ -2,6 +2,7 @@
 // keeps its inner tables and the connection tables keep their entries, so
 // no established flow moves. And LoadOptions::lb_conn_entries sizes both
 // connection tables, validated.
+#include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -92,6 +93,15 @@ TEST(LbPinning, ConnEntriesSizeBothTablesAndAreValidated) {
   ASSERT_TRUE(sized) << sized.error().message;
   EXPECT_EQ(bpf_map__max_entries(sized->skeleton()->maps.lb_conns_v4), 4096u);
   EXPECT_EQ(bpf_map__max_entries(sized->skeleton()->maps.lb_conns), 4096u);
+  EXPECT_EQ(bpf_map__map_flags(sized->skeleton()->maps.lb_conns) & BPF_F_NO_COMMON_LRU, 0u) << "shared LRU by default";
+  auto per_cpu = dataplane::Dataplane::load({.pin_dir = {}, .lb_conn_entries = 4096, .lb_conn_per_cpu_lru = true});
+  ASSERT_TRUE(per_cpu) << per_cpu.error().message;
+  for (const bpf_map* conns : {per_cpu->skeleton()->maps.lb_conns_v4, per_cpu->skeleton()->maps.lb_conns}) {
+    bpf_map_info info{};
+    std::uint32_t length = sizeof info;
+    ASSERT_EQ(bpf_obj_get_info_by_fd(bpf_map__fd(conns), &info, &length), 0);
+    EXPECT_EQ(info.map_flags & BPF_F_NO_COMMON_LRU, static_cast<std::uint32_t>(BPF_F_NO_COMMON_LRU)) << bpf_map__name(conns);
+  }
 }
 
 TEST(LbPinning, PinnedConnTablesOfAnotherSizeAreNotSilentlyReplaced) {
