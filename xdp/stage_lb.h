@@ -123,6 +123,8 @@ static __always_inline int stage_lb(struct xdp_md *ctx)
 		return lb_drop(ctx, SLUICE_REASON_LB_NO_BACKEND);
 
 	if (vip_flags & SLUICE_LB_VIP_F_L2_DSR) {
+		if (lb_mac_is_zero(choice.backend->mac)) /* no MAC on this segment: unreachable by L2 */
+			return lb_drop(ctx, SLUICE_REASON_LB_NO_BACKEND);
 		lb_count(&lb_backend_counters, choice.backend_id, bytes, 0, 1);
 		return lb_l2_dsr(ctx, s, choice.backend);
 	}

@@ -293,6 +293,7 @@ struct Stage {
     const sluice_lb_backend& be = state.backends[id];
 
     if (flags & SLUICE_LB_VIP_F_L2_DSR) {
+      if (is_zero_mac(be.mac)) return finish(SLUICE_VERDICT_DROP, SLUICE_REASON_LB_NO_BACKEND);
       count(counters.backends, id, bytes, 0, 1);
       set_macs(out.output, be.mac);
       return finish(SLUICE_VERDICT_TX, SLUICE_REASON_LB_L2_DSR);

@@ -94,7 +94,7 @@ class LbDiff : public LbStageTest {
     be.state = s < 0.7 ? SLUICE_LB_BACKEND_UP : s < 0.8 ? SLUICE_LB_BACKEND_DRAINING : s < 0.9 ? SLUICE_LB_BACKEND_DOWN
                                                                                         : SLUICE_LB_BACKEND_FREE;
     const std::uint8_t mac[6] = {0x02, 0, 0, 0, 0x0b, static_cast<std::uint8_t>(id)};
-    std::memcpy(be.mac, mac, 6);
+    if (!chance(0.05)) std::memcpy(be.mac, mac, 6);  // some without a MAC
     be.epoch = 1 + pick(3);
     be.vip_id = vip_ids.empty() || chance(0.05) ? pick(kVipIds) : vip_ids[pick(static_cast<std::uint32_t>(vip_ids.size()))];
     return be;

@@ -255,6 +255,10 @@ TEST_F(LbStage, L2DsrRewritesOnlyTheMacs) {
   EXPECT_EQ(slice(r.output, 6, 6), mac_bytes(kBoxMac)) << "this port's MAC: the switch must not learn the client's";
   EXPECT_EQ(slice(r.output, 12, in.size() - 12), slice(in, 12, in.size() - 12));
   EXPECT_EQ(maps().backend_counter(kBackendA).packets, 1u);
+  // a backend without a MAC cannot be reached on the segment
+  maps().put_backend(kBackendA, backend("198.18.0.10", kVip, 1, SLUICE_LB_BACKEND_UP, "00:00:00:00:00:00"));
+  EXPECT_EQ(send(in).verdict, XDP_DROP);
+  EXPECT_EQ(packets(SLUICE_VERDICT_DROP, SLUICE_REASON_LB_NO_BACKEND), 1u);
 }
 
 TEST_F(LbStage, TooBigIpv4AnswersFragmentationNeeded) {
