@@ -203,6 +203,20 @@ Result<Dataplane> Dataplane::load(const LoadOptions& options) {
       return maps::make_error("size", bpf_map__name(tbl8), -err);
   }
 
+  if (options.lb_conn_entries == 0 || options.lb_conn_entries > kLbConnEntriesMax)
+    return maps::make_error_because("load", "sluice BPF object",
+                                    "lb_conn_entries = " + std::to_string(options.lb_conn_entries) + ": must be 1.." +
+                                        std::to_string(kLbConnEntriesMax),
+                                    EINVAL);
+  for (bpf_map* conns : {skel->maps.lb_conns_v4, skel->maps.lb_conns}) {
+    if (int err = bpf_map__set_max_entries(conns, options.lb_conn_entries); err != 0)
+      return maps::make_error("size", bpf_map__name(conns), -err);
+    if (options.lb_conn_per_cpu_lru) {
+      if (int err = bpf_map__set_map_flags(conns, bpf_map__map_flags(conns) | BPF_F_NO_COMMON_LRU); err != 0)
+        return maps::make_error("set BPF_F_NO_COMMON_LRU on", bpf_map__name(conns), -err);
+    }
+  }
+
   std::vector<std::string> reused;
   const bool pinning = !options.pin_dir.empty();
   if (pinning) {

@@ -30,7 +30,22 @@ struct LoadOptions {
   // list of a million prefixes. Pinned maps from an earlier load keep their
   // size: a different value makes that reuse fail.
   std::uint32_t blocklist_tbl8_groups = SLUICE_FILTER_BLOCKLIST_TBL8_GROUPS_DEFAULT;
+  // Entries of each of the lb stage's connection tables (lb_conns_v4 and
+  // lb_conns, one per family), 1..kLbConnEntriesMax. Like the tbl8 size, a
+  // pinned table from an earlier load keeps its size: a different value
+  // makes that reuse fail (the daemon must not drop established flows).
+  std::uint32_t lb_conn_entries = SLUICE_LB_CONN_ENTRIES_DEFAULT;
+  // BPF_F_NO_COMMON_LRU on both connection tables: one shared table (a flow
+  // keeps its backend whichever CPU its packets land on) with per-CPU
+  // eviction lists instead of one. Off by default, as for the filter's
+  // conntrack: per-CPU lists split the capacity by CPU, so a busy CPU evicts
+  // its own live flows while idle CPUs' lists hold stale ones. README's
+  // benchmark table has the cost of both. Pinned tables keep their flags.
+  bool lb_conn_per_cpu_lru = false;
 };
+
+// 64M connections per family: ~6 GiB of kernel memory per table, past any box's use.
+inline constexpr std::uint32_t kLbConnEntriesMax = 1u << 26;
 
 struct VerdictCount {
   sluice_verdict verdict;

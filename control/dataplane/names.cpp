@@ -58,6 +58,15 @@ constexpr std::pair<sluice_reason, std::string_view> reason_names[] = {
     {static_cast<sluice_reason>(SLUICE_REASON_FILTER_TCP_INVALID_FLAGS), "filter_tcp_invalid_flags"},
     {static_cast<sluice_reason>(SLUICE_REASON_FILTER_CT_RELATED), "filter_ct_related"},
 #endif
+#ifdef SLUICE_REASON_LB_LAST  // the lb stage's reasons are #defines in its range
+    {static_cast<sluice_reason>(SLUICE_REASON_LB_ENCAP), "lb_encap"},
+    {static_cast<sluice_reason>(SLUICE_REASON_LB_L2_DSR), "lb_l2_dsr"},
+    {static_cast<sluice_reason>(SLUICE_REASON_LB_NO_BACKEND), "lb_no_backend"},
+    {static_cast<sluice_reason>(SLUICE_REASON_LB_TOO_BIG), "lb_too_big"},
+    {static_cast<sluice_reason>(SLUICE_REASON_LB_ENCAP_FAILED), "lb_encap_failed"},
+    {static_cast<sluice_reason>(SLUICE_REASON_LB_FRAGMENT), "lb_fragment"},
+    {static_cast<sluice_reason>(SLUICE_REASON_LB_FORWARD), "lb_forward"},
+#endif
 };
 
 // Name of a reason value that has no constant of its own.

@@ -103,7 +103,10 @@ TEST(DaemonNames, ReasonNamesAreUniqueAndParseBack) {
     EXPECT_EQ(dataplane::parse_reason_name(name), reason) << name;
   }
   EXPECT_EQ(dataplane::reason_name(static_cast<sluice_reason>(27)), "reason_27");
-  EXPECT_EQ(dataplane::reason_name(static_cast<sluice_reason>(50)), "lb_reason_50");
+  EXPECT_EQ(dataplane::reason_name(static_cast<sluice_reason>(SLUICE_REASON_LB_NO_BACKEND)), "lb_no_backend");
+  EXPECT_EQ(dataplane::reason_name(static_cast<sluice_reason>(SLUICE_REASON_LB_FORWARD)), "lb_forward");
+  static_assert(SLUICE_REASON_LB_LAST + 1 < SLUICE_REASON_FIRST_FORWARD, "a free lb reason to test the fallback name");
+  EXPECT_EQ(dataplane::reason_name(static_cast<sluice_reason>(SLUICE_REASON_LB_LAST + 1)), "lb_reason_55");
 }
 
 // promtool is the judge of the text format when installed (it is in
