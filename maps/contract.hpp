@@ -107,7 +107,7 @@ static_assert(sizeof(sluice_lb_backend) == 32);
 static_assert(sizeof(sluice_lb_flow_v4_key) == 16, "the compact IPv4 connection key");
 static_assert(sizeof(sluice_lb_flow_key) == 40);
 static_assert(sizeof(sluice_lb_conn) == 24);
-static_assert(sizeof(sluice_lb_settings) == 56);
+static_assert(sizeof(sluice_lb_settings) == 52);
 static_assert(sizeof(sluice_lb_counter) == 32);
 static_assert(SLUICE_LB_MAGLEV_SIZE_DEFAULT <= SLUICE_LB_MAGLEV_SIZE_MAX);
 static_assert(SLUICE_REASON_LB_LAST < SLUICE_REASON_FIRST_FORWARD);
