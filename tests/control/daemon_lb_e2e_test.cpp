@@ -61,7 +61,8 @@ std::optional<std::uint32_t> pinned_vip_id(const std::string& pin_dir) {
 
 std::map<std::string, std::uint64_t> backend_ids(ControlClient& client) {
   std::map<std::string, std::uint64_t> out;
-  for (const auto& b : client.result("backend.list", {{"vip", kVip}}).at("backends").as_array())
+  const json::value listed = client.result("backend.list", {{"vip", kVip}});
+  for (const auto& b : listed.at("backends").as_array())
     out[std::string(b.at("address").as_string())] = b.at("backend_id").to_number<std::uint64_t>();
   return out;
 }
@@ -139,7 +140,8 @@ TEST(DaemonLbE2E, OpsChangeMapsStateAndSurviveRestart) {
   // Weight, drain: the table follows, the file too.
   client.result("backend.set", {{"vip", kVip}, {"address", kBackends[0]}, {"weight", 3}});
   client.result("backend.drain", {{"vip", kVip}, {"address", kBackends[1]}});
-  for (const auto& b : client.result("backend.list", {{"vip", kVip}}).at("backends").as_array()) {
+  const json::value after_drain = client.result("backend.list", {{"vip", kVip}});
+  for (const auto& b : after_drain.at("backends").as_array()) {
     if (b.at("address") == json::value(kBackends[1])) {
       EXPECT_EQ(b.at("state"), json::value("draining"));
       EXPECT_EQ(b.at("table_entries").to_number<std::uint64_t>(), 0u) << "a draining backend takes no new flows";
@@ -219,7 +221,8 @@ TEST(DaemonLbE2E, ApplyTakesTheLbSectionWithTheFilterAllOrNothing) {
 }
 
 std::uint64_t rule_packets(ControlClient& client, const std::string& owner) {
-  for (const auto& rule : client.result("rule.list").at("rules").as_array())
+  const json::value listed = client.result("rule.list");
+  for (const auto& rule : listed.at("rules").as_array())
     if (rule.as_object().contains("owner") && rule.at("owner") == json::value(owner))
       return rule.at("packets").to_number<std::uint64_t>();
   return 0;
@@ -271,7 +274,8 @@ TEST(DaemonLbE2E, DefaultDropPolicyLetsVipTrafficThroughAndDropsTheRest) {
 
   // The VIP gone, its rule goes with it.
   client.result("vip.del", {{"vip", vip}});
-  for (const auto& rule : client.result("rule.list").at("rules").as_array())
+  const json::value rules_after = client.result("rule.list");
+  for (const auto& rule : rules_after.at("rules").as_array())
     EXPECT_FALSE(rule.as_object().contains("owner")) << json::serialize(rule);
 }
 
