@@ -17,6 +17,7 @@
 #include <map>
 #include <sstream>
 #include <string>
+#include <thread>
 
 #include "daemon_test_support.hpp"
 #include "netns_lab.hpp"
@@ -277,6 +278,80 @@ TEST(DaemonLbE2E, DefaultDropPolicyLetsVipTrafficThroughAndDropsTheRest) {
   const json::value rules_after = client.result("rule.list");
   for (const auto& rule : rules_after.at("rules").as_array())
     EXPECT_FALSE(rule.as_object().contains("owner")) << json::serialize(rule);
+}
+
+// The health checker inside sluiced: a backend whose server is not there
+// goes down (out of the table, an event, a metric), and comes back when the
+// server listens.
+TEST(DaemonLbE2E, HealthChecksTakeBackendsOutAndBack) {
+  SLUICE_REQUIRE_NETNS();
+  TwoHostLab lab;
+  SluicedOptions options;
+  options.netns = lab.box.name();
+  options.metrics = "127.0.0.1:9631";
+  SluicedProcess daemon(options);
+  ASSERT_EQ(daemon.start(), "");
+  ControlClient client(daemon.socket_path());
+  constexpr int check_port = 9100;
+  const std::string vip = "198.18.0.10:80/tcp";
+  client.result("vip.add", {{"vip", vip},
+                            {"table_size", 251},
+                            {"check", "tcp:" + std::to_string(check_port)},
+                            {"check_interval_ms", 100},
+                            {"check_timeout_ms", 50},
+                            {"check_rise", 2},
+                            {"check_fall", 2}});
+  client.result("backend.add", {{"vip", vip}, {"address", TwoHostLab::client_v4}});
+  client.result("backend.add", {{"vip", vip}, {"address", "198.18.0.3"}});  // nobody: always down
+  auto health_of = [&](const std::string& address) {
+    const json::value listed = client.result("backend.list", {{"vip", vip}});
+    for (const auto& b : listed.at("backends").as_array())
+      if (b.at("address") == json::value(address))
+        return std::pair{std::string(b.at("health").as_string()), b.at("table_entries").to_number<std::uint64_t>()};
+    return std::pair{std::string("missing"), std::uint64_t{0}};
+  };
+  auto wait_for = [&](const std::string& address, const std::string& health) {
+    for (int i = 0; i < 100; ++i) {
+      if (health_of(address).first == health) return true;
+      std::this_thread::sleep_for(50ms);
+    }
+    return false;
+  };
+  ASSERT_TRUE(wait_for(TwoHostLab::client_v4, "down")) << "no server: the backend must go down";
+  ASSERT_TRUE(wait_for("198.18.0.3", "down")) << "no host: the backend must go down at the timeout";
+  EXPECT_EQ(health_of(TwoHostLab::client_v4).second, 0u) << "a down backend keeps no table entries";
+  EXPECT_EQ(health_of("198.18.0.3").second, 0u);
+
+  const pid_t server = lab.client.spawn("exec timeout 20 nc -lk " + std::string(TwoHostLab::client_v4) + " " +
+                                        std::to_string(check_port) + " > /dev/null");
+  ASSERT_TRUE(wait_for(TwoHostLab::client_v4, "up")) << "the server listens: the backend must come back";
+  EXPECT_EQ(health_of(TwoHostLab::client_v4).second, 251u) << "the one healthy backend takes the whole table";
+  lab.client.exec("kill " + std::to_string(server) + " 2>/dev/null");
+  lab.client.wait(server, 2000ms);
+
+  // Each change was an event on the stream.
+  ASSERT_TRUE(client.send_raw(R"({"id":900,"op":"events","args":{"max":50}})" "\n"));
+  int health_events = 0;
+  for (int i = 0; i < 60; ++i) {
+    auto line = client.read_line();
+    ASSERT_TRUE(line) << "events ended without a result";
+    if (line->find("\"lb_health\"") != std::string::npos) ++health_events;
+    if (line->find("\"result\"") != std::string::npos) break;
+  }
+  EXPECT_GE(health_events, 3) << "down, down, up: each change an event";
+
+  // And a metric.
+  const auto scrape = lab.box.exec("curl -sf http://127.0.0.1:9631/metrics");
+  ASSERT_EQ(scrape.exit_code, 0) << scrape.output;
+  EXPECT_NE(scrape.output.find("sluice_lb_health_transitions_total{to=\"up\"} 1"), std::string::npos) << scrape.output;
+  EXPECT_NE(scrape.output.find("sluice_lb_backend_up{vip=\"198.18.0.10:80/tcp\",backend=\"198.18.0.3\"} 0"),
+            std::string::npos)
+      << scrape.output;
+  EXPECT_NE(scrape.output.find("sluice_lb_vips 1"), std::string::npos);
+  if (run_command("command -v promtool").exit_code == 0) {
+    const auto checked = lab.box.exec("curl -sf http://127.0.0.1:9631/metrics | promtool check metrics");
+    EXPECT_EQ(checked.output, "") << "promtool lint findings";
+  }
 }
 
 }  // namespace
