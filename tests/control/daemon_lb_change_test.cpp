@@ -121,7 +121,9 @@ TEST_F(DaemonLbChangeTest, FailureAtAnyStepRollsTheBalancerBackToo) {
     EXPECT_FALSE(lb_table_->has_vips()) << "the VIP stayed in the lb maps";
     EXPECT_TRUE(result("vip.list").at("vips").as_array().empty());
     EXPECT_FALSE(lb_bit());
-    EXPECT_EQ(std::memcmp(&*plane_->config(), &*config_before, sizeof(sluice_config)), 0);
+    const auto config_after = plane_->config();
+    ASSERT_TRUE(config_after);
+    EXPECT_EQ(std::memcmp(&*config_after, &*config_before, sizeof(sluice_config)), 0);
     EXPECT_EQ(result("config.show").at("yaml").as_string(), shown);
     EXPECT_EQ(read_text(std::filesystem::path(state_dir_) / "state.yaml"), file);
     EXPECT_EQ(send(tcp_to("198.18.1.10", 80)).verdict, XDP_DROP) << "the VIP's rule stayed in the filter";
