@@ -10,6 +10,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include "filter_fixture.hpp"
@@ -157,6 +158,36 @@ TEST_F(DaemonLbChangeTest, FailureAtAnyStepRollsTheBalancerBackToo) {
   EXPECT_FALSE(lb_bit());
   EXPECT_EQ(send(tcp_to("198.18.1.10", 80)).verdict, XDP_DROP);
   EXPECT_FALSE(lb_table_->has_vips());
+}
+
+// A VIP's rule keeps its priority (and so its hit counter) when another VIP goes.
+TEST_F(DaemonLbChangeTest, VipRulesKeepTheirPriorityWhenOthersGo) {
+  result("apply", {{"yaml", std::string(kWanted) + "    - vip: 198.18.1.12/udp\n      table_size: 251\n"
+                                                   "      backends: [{address: 198.18.2.1}]\n"}});
+  auto priorities = [&] {
+    std::map<std::string, std::uint64_t> out;
+    const json::value listed = result("rule.list");
+    std::uint64_t last = 0;
+    for (const auto& rule : listed.at("rules").as_array()) {
+      const auto priority = rule.at("priority").to_number<std::uint64_t>();
+      EXPECT_GT(priority, last) << "rule.list is not in evaluation order";
+      last = priority;
+      if (rule.as_object().contains("owner")) {
+        EXPECT_GE(priority, daemon::vip_rule_priority_base) << "a VIP's rule ahead of an operator's";
+        out[std::string(rule.at("owner").as_string())] = priority;
+      }
+    }
+    return out;
+  };
+  const auto before = priorities();
+  ASSERT_EQ(before.size(), 2u);
+  // A hit for the second VIP; then the first (earlier in the list) goes.
+  send(ether().ipv4("198.18.0.1", "198.18.1.12").udp(40000, 5353).build());
+  result("vip.del", {{"vip", "198.18.1.10:80/tcp"}});
+  const auto after = priorities();
+  ASSERT_EQ(after.size(), 1u);
+  EXPECT_EQ(after.at("vip 198.18.1.12/udp"), before.at("vip 198.18.1.12/udp"));
+  EXPECT_EQ(owned_rule_packets(result("rule.list")), 1u) << "the remaining VIP's rule lost its hits";
 }
 
 // A refused op changes nothing: not the maps, not the file.

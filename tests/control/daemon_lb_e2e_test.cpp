@@ -220,7 +220,7 @@ TEST(DaemonLbE2E, ApplyTakesTheLbSectionWithTheFilterAllOrNothing) {
   EXPECT_EQ(rules[1].at("action"), json::value("pass"));
   // The VIP's rule is derived, not persisted as a rule.
   const auto shown = std::string(client.result("config.show").at("yaml").as_string());
-  EXPECT_EQ(shown.find("4294901760"), std::string::npos) << shown;
+  EXPECT_EQ(shown.find("priority: 42949"), std::string::npos) << shown;
 }
 
 std::uint64_t rule_packets(ControlClient& client, const std::string& owner) {
