@@ -360,7 +360,7 @@ Result<bool> reuse_pinned(const struct bpf_object* object, struct bpf_map* map, 
   if ((pinned->map_flags() & ~kernel_added_flags(pinned->type())) !=
       (bpf_map__map_flags(map) & ~kernel_added_flags(pinned->type())))
     return make_error_because(
-        operation, path, "map_flags " + hex(pinned->map_flags()) + " pinned, " + hex(wanted_flags) + " expected",
+        operation, path, "map_flags " + hex(pinned->map_flags()) + " pinned, " + hex(bpf_map__map_flags(map)) + " expected",
         EINVAL);
   auto layout = btf_layout_difference(*pinned, object, map);
   if (!layout) return layout.error();
