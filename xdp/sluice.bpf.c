@@ -13,6 +13,7 @@
 #include "pipeline.h"
 #include "entry.h"
 #include "stage_filter.h"
+#include "lb_maps.bpf.h"
 #include "stage_lb.h"
 #include "stage_forward.h"
 

@@ -22,6 +22,7 @@
 #include "decimal.hpp"
 #include "desired_state.hpp"
 #include "filter_rules.hpp"
+#include "lb_commands.hpp"
 #include "packet_head.hpp"
 #include "pcap_writer.hpp"
 #include "prefix.hpp"
@@ -316,6 +317,7 @@ std::string rule_match_text(const json::object& rule) {
     word("flags", shown);
   }
   if (present("icmp_type")) word("icmp-type", field(rule, "icmp_type"));
+  if (present("owner")) word("owned by", field(rule, "owner"));  // a VIP's pass rule
   return out.empty() ? "any" : out;
 }
 
@@ -998,6 +1000,7 @@ void add_events(CLI::App& app, Commands& c) {
               env.out << json::serialize(event) << '\n' << std::flush;
               return true;
             }
+            if (auto line = lb_event_line(event)) return env.out << *line << '\n' << std::flush, true;
             DecodedEvent decoded = decode_event(event, offset);
             if (!header) print_event_header(env.out);
             header = true;
@@ -1034,6 +1037,7 @@ void add_capture(CLI::App& app, Commands& c) {
       int code = ctx.stream(
           "events", args,
           [&](const json::value& event) {
+            if (lb_event_line(event)) return true;  // a health change carries no packet
             DecodedEvent decoded = decode_event(event, offset);
             auto ok = writer->write(static_cast<std::uint64_t>(std::max<std::int64_t>(decoded.realtime_ns, 0)),
                                     decoded.head, decoded.pkt_len);
@@ -1422,6 +1426,21 @@ int run(const std::vector<std::string>& args, Env& env) {
   add_filter(app, commands);
   add_limit(app, commands);
   add_conn(app, commands);
+  add_lb_commands(app, [&commands](LbAction run) {
+    commands.action = [run](Context& ctx) {
+      LbContext lb{[&ctx](std::string_view op, const json::object& args, const std::function<void(const json::value&)>& render) {
+                     return ctx.call(op, args, [&](const json::value& r) {
+                       try {
+                         render(r);
+                       } catch (const LbBadReply& bad) {
+                         throw BadReply{bad.what()};
+                       }
+                     });
+                   },
+                   [&ctx](const std::string& message) { return ctx.usage(message); }, ctx.env().out};
+      return run(lb);
+    };
+  });
 
   // Set after the subcommands exist so they do not inherit it: only words
   // no command claims land in app.remaining().

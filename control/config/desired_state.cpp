@@ -16,6 +16,7 @@
 #include <utility>
 
 #include "decimal.hpp"
+#include "lb_config.hpp"
 #include "names.hpp"
 #include "prefix.hpp"
 #include "value_rules.hpp"
@@ -614,12 +615,17 @@ DesiredState parse_document(Walker& w, const YAML::Node& root) {
   // An empty document manages nothing; anything else must be a mapping.
   if (root.IsNull()) return state;
   for (auto& [key, value] :
-       w.fields(root, "", {"interfaces", "defaults", "filter", "prefix_lists", "rules", "limits"})) {
+       w.fields(root, "", {"interfaces", "defaults", "filter", "prefix_lists", "rules", "limits", "lb"})) {
     if (key == "interfaces") state.interfaces = parse_interfaces(w, value);
     else if (key == "defaults") state.defaults = parse_defaults(w, value, legacy_policy);
     else if (key == "filter") state.filter = parse_filter_section(w, value);
     else if (key == "prefix_lists") state.prefix_lists = parse_prefix_lists(w, value);
     else if (key == "rules") state.rules = parse_rules(w, value);
+    else if (key == "lb") state.lb = [&] {  // lb_config.cpp
+        auto section = parse_lb_section(value);
+        if (!section) throw Failure{section.error()};
+        return std::move(*section);
+      }();
     else state.limits = parse_limits(w, value);
   }
   if (legacy_policy) migrate_legacy_policy(state, *legacy_policy, root);
@@ -994,6 +1000,7 @@ std::string to_yaml(const DesiredState& state) {
       out << YAML::EndSeq;
     }
   }
+  if (state.lb) emit_lb_section(out, *state.lb);
   out << YAML::EndMap;
   // An empty state is an empty mapping: "{}", which parses back to nothing managed.
   std::string text = out.c_str();
@@ -1080,6 +1087,7 @@ std::vector<std::string> diff(const DesiredState& live, const DesiredState& want
         [](const LimitSpec& limit) { return limit.class_name; }, limit_text,
         [](const LimitSpec& limit) { return "limit " + limit.class_name; });
   }
+  if (wanted.lb) diff_lb_section(out, live.lb.value_or(lb::LbConfig{}), *wanted.lb);
   return out;
 }
 

@@ -27,6 +27,7 @@
 #include "contract.hpp"
 #include "value_rules.hpp"
 #include "filter_rules.hpp"
+#include "lb_model.hpp"
 #include "xdp_attachment.hpp"
 
 namespace sluice::config {
@@ -156,6 +157,8 @@ struct DesiredState {
   std::optional<PrefixLists> prefix_lists;
   std::optional<std::vector<RuleSpec>> rules;
   std::optional<std::vector<LimitSpec>> limits;
+  // The load balancer (YAML `lb:`, control/config/lb_config.hpp): settings and VIPs, one section.
+  std::optional<lb::LbConfig> lb;
   bool operator==(const DesiredState&) const = default;
 };
 

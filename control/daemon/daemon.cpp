@@ -19,6 +19,9 @@
 #include "dataplane.hpp"
 #include "event_hub.hpp"
 #include "filter_ops.hpp"
+#include "health_checker.hpp"
+#include "lb_metrics.hpp"
+#include "lb_ops.hpp"
 #include "http_server.hpp"
 #include "server.hpp"
 #include "service.hpp"
@@ -211,6 +214,11 @@ int run(const DaemonOptions& options) {
 
   Service service(plane, *filter_table, store, {options.pin_dir, options.state_dir}, std::string(version()));
   StateOps state_ops(plane, *filter_table, store, service);
+  // The balancer's maps read back (a restart keeps VIP and backend ids and the connection table).
+  auto lb_table = lb::LbTable::open(plane);
+  if (!lb_table) return spdlog::error("lb maps: {}", lb_table.error().message), exit_startup_failed;
+  LbOps lb_ops(*lb_table, state_ops);
+  state_ops.set_part(lb_ops);
   {
     auto legacy = store.read_legacy_interfaces();
     if (!legacy) spdlog::error("{} (ignoring the file; attach interfaces again)", legacy.error().message);
@@ -246,8 +254,15 @@ int run(const DaemonOptions& options) {
   if (auto started = events.start(std::move(*ring)); !started)
     return spdlog::error("drop events: {}", started.error().message), exit_startup_failed;
 
+  lb_ops.set_events(events);
+  lb::HealthChecker health(io, [&](const lb::VipKey& vip, const lb::Address& backend, lb::Health state) {
+    lb_ops.report_health(vip, backend, state);
+  });
+  lb_ops.set_on_change([&](const lb::LbConfig& config) { health.reconcile(config); });
+
   OpRegistry ops;
   register_filter_ops(ops, *filter_table, state_ops);
+  lb_ops.register_ops(ops);
   state_ops.register_ops(ops);
   ControlServer server(io, {options.socket_path, socket_gid, Authorizer(admin_gid), options.control_limits}, ops, events);
   std::unique_ptr<metrics::HttpServer> metrics_server;
@@ -256,6 +271,7 @@ int run(const DaemonOptions& options) {
     server.stop();
     if (metrics_server) metrics_server->stop();
     events.stop();
+    health.stop();
     signals.cancel();
     io.stop();
   };
@@ -288,7 +304,10 @@ int run(const DaemonOptions& options) {
   if (metrics_endpoint) {
     try {
       metrics_server = std::make_unique<metrics::HttpServer>(
-          io, *metrics_endpoint, [&] { return render_metrics(plane, *filter_table, state_ops.conntrack(), server.metrics(), events.stats()); });
+          io, *metrics_endpoint, [&] {
+            return render_metrics(plane, *filter_table, state_ops.conntrack(), server.metrics(), events.stats()) +
+                   render_lb_metrics(lb_ops);
+          });
     } catch (const std::exception& e) {
       return spdlog::error("--metrics {}: {}", options.metrics_address, e.what()), exit_startup_failed;
     }

@@ -118,13 +118,17 @@ void EventHub::publish(std::span<const std::byte> record) {
     return;
   }
   ++stats_.received;
-  history_.push_back(*event);
+  publish_event(*event);
+}
+
+void EventHub::publish_event(const json::object& event) {
+  history_.push_back(event);
   if (history_.size() > history_capacity) history_.pop_front();
   std::erase_if(subscribers_, [](const auto& weak) { return weak.expired(); });
   for (const auto& weak : subscribers_) {
     if (auto subscriber = weak.lock()) {
       const auto before = subscriber->dropped();
-      subscriber->push(*event);
+      subscriber->push(event);
       stats_.subscriber_dropped += subscriber->dropped() - before;
     }
   }

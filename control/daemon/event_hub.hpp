@@ -69,6 +69,9 @@ class EventHub {
   std::vector<boost::json::object> recent(std::size_t max) const;
   // Publishes one raw record (the ring buffer callback; also used by tests).
   void publish(std::span<const std::byte> record);
+  // Publishes an event of the daemon's own (the balancer's health changes:
+  // {"type":"lb_health",...}), kept and fanned out as drop events are.
+  void publish_event(const boost::json::object& event);
   const EventStats& stats() const noexcept { return stats_; }
 
  private:

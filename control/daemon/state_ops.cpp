@@ -194,6 +194,7 @@ std::string_view to_string(ChangeStep step) {
   switch (step) {
     case ChangeStep::FilterSet: return "filter rule set";
     case ChangeStep::FilterSettings: return "filter settings";
+    case ChangeStep::Lb: return "load balancer";
     case ChangeStep::Config: return "config";
     case ChangeStep::Interfaces: return "interfaces";
     case ChangeStep::Persist: return "persist";
@@ -226,6 +227,7 @@ config::DesiredState StateOps::baseline(const std::optional<std::vector<config::
   state.prefix_lists = prefix_lists_for({}, recovered, {});
   state.rules.emplace();
   state.limits.emplace();
+  if (part_) part_->add_baseline(state);
   return state;
 }
 
@@ -257,6 +259,8 @@ bool StateOps::restore(const config::DesiredState& baseline, const config::Desir
   auto make_live = [&](const config::DesiredState& state) -> Result<filter::RuleSet> {
     auto set = config::to_filter_rule_set(state, ifindex_of);
     if (!set) return maps::make_error_because("convert", "the rule set", set.error().to_string(), EINVAL);
+    if (auto extended = part_ ? part_->check("restore", state, *set) : protocol::ArgsResult<void>{}; !extended)
+      return maps::make_error_because("convert", "the rule set", extended.error().message, EINVAL);
     if (auto replaced = table_.replace(*set); !replaced) return replaced.error();
     return std::move(*set);
   };
@@ -282,6 +286,12 @@ bool StateOps::restore(const config::DesiredState& baseline, const config::Desir
   if (made)
     spdlog::info("filter: {} rules, {} prefixes, {} rate classes made live (generation {})", made->rules.size(),
                  made->prefixes.size(), made->rate_classes.size(), table_.rule_set_generation());
+  if (part_ && part_->changes(live)) {
+    if (auto made_lb = part_->make_live(live); !made_lb) {
+      problems.push_back("load balancer not made live: " + made_lb.error().message);
+      live.lb = baseline.lb;  // what its maps hold
+    }
+  }
   const config::Defaults defaults = wanted.defaults.value_or(config::Defaults{});
   bool defaults_live = true;
   if (auto settings = table_.settings(); !settings) {
@@ -298,7 +308,7 @@ bool StateOps::restore(const config::DesiredState& baseline, const config::Desir
   if (auto config_now = plane_.config(); !config_now) {
     problems.push_back("config not read: " + config_now.error().message);
     defaults_live = false;
-  } else if (const sluice_config next = apply_defaults(*config_now, defaults);
+  } else if (const sluice_config next = with_stages(apply_defaults(*config_now, defaults), live);
              std::memcmp(&next, &*config_now, sizeof next) != 0) {
     if (auto written = plane_.set_config(next); !written) {
       problems.push_back("config not made live: " + written.error().message);
@@ -346,7 +356,14 @@ protocol::ArgsResult<filter::RuleSet> StateOps::check(std::string_view op, const
   }
   auto set = config::to_filter_rule_set(next, ifindex_of);
   if (!set) return ProtocolError{ErrorCode::BadArgs, std::string(op) + ": " + set.error().to_string()};
+  if (part_)
+    if (auto valid = part_->check(op, next, *set); !valid) return valid.error();
   return std::move(*set);
+}
+
+sluice_config StateOps::with_stages(sluice_config config, const config::DesiredState& state) const {
+  if (part_) config.stages_enabled = part_->effective_stages(state, config.stages_enabled);
+  return config;
 }
 
 OpResult StateOps::change(std::string_view op, const config::DesiredState& next) {
@@ -359,7 +376,7 @@ OpResult StateOps::change(std::string_view op, const config::DesiredState& next)
   auto old_settings = table_.settings();
   if (!old_settings) return failed(std::string(op) + ": " + old_settings.error().message);
   const config::Defaults defaults = next.defaults.value_or(config::Defaults{});
-  const sluice_config new_config = apply_defaults(*old_config, defaults);
+  const sluice_config new_config = with_stages(apply_defaults(*old_config, defaults), next);
   filter::FilterSettings new_settings = *old_settings;
   new_settings.drop_sample_every = defaults.drop_sample_every.value_or(old_settings->drop_sample_every);
   const auto no_interfaces = std::vector<config::InterfaceSpec>{};
@@ -371,6 +388,7 @@ OpResult StateOps::change(std::string_view op, const config::DesiredState& next)
   const bool settings_change = !(new_settings == *old_settings);
   const bool config_changes = std::memcmp(&new_config, &*old_config, sizeof new_config) != 0;
   const bool interfaces_change = old_interfaces != new_interfaces;
+  const bool lb_changes = part_ && part_->changes(next);
 
   // Steps in order; `reached` is the step under way: the ones before it are done and undone in reverse.
   using enum ChangeStep;
@@ -385,6 +403,7 @@ OpResult StateOps::change(std::string_view op, const config::DesiredState& next)
     if (reached > Interfaces && interfaces_change)
       undo(Interfaces, [&] { return service_.reconcile_interfaces(new_interfaces, old_interfaces); });
     if (reached > Config && config_changes) undo(Config, [&] { return plane_.set_config(*old_config); });
+    if (reached > Lb && lb_changes) undo(Lb, [&] { return part_->make_live(live); });
     if (reached > FilterSettings && settings_change)
       undo(FilterSettings, [&] { return table_.set_settings(*old_settings); });
     if (reached > FilterSet && filter_changes) undo(FilterSet, [&] { return table_.replace(old_set); });
@@ -413,6 +432,7 @@ OpResult StateOps::change(std::string_view op, const config::DesiredState& next)
   // The filter first: one atomic swap, and the step most likely to refuse (map sizes).
   if (auto failure = step(FilterSet, filter_changes, [&] { return table_.replace(*set); })) return *failure;
   if (auto failure = step(FilterSettings, settings_change, [&] { return table_.set_settings(new_settings); })) return *failure;
+  if (auto failure = step(Lb, lb_changes, [&] { return part_->make_live(next); })) return *failure;
   if (auto failure = step(Config, config_changes, [&] { return plane_.set_config(new_config); })) return *failure;
   if (auto failure = step(Interfaces, interfaces_change,
                           [&] { return service_.reconcile_interfaces(old_interfaces, new_interfaces); }))
@@ -588,6 +608,16 @@ OpResult StateOps::rule_list(const json::object& object) const {
   json::array out;
   for (const auto& rule : store_.live().rules.value_or(std::vector<config::RuleSpec>{})) {
     json::object entry = rule_to_json(rule);
+    const auto hits = by_priority.find(rule.priority);
+    entry["packets"] = hits == by_priority.end() ? 0 : hits->second.packets;
+    entry["bytes"] = hits == by_priority.end() ? 0 : hits->second.bytes;
+    out.push_back(std::move(entry));
+  }
+  // Rules a VIP owns (after the operator's): shown, not persisted as rules.
+  for (const auto& [rule, owner] : part_ ? part_->owned_rules(store_.live()) : decltype(part_->owned_rules(store_.live())){}) {
+    json::object entry = rule_to_json(rule);
+    entry["owner"] = owner;
+    entry["description"] = owner + ": " + config::describe(rule);
     const auto hits = by_priority.find(rule.priority);
     entry["packets"] = hits == by_priority.end() ? 0 : hits->second.packets;
     entry["bytes"] = hits == by_priority.end() ? 0 : hits->second.bytes;

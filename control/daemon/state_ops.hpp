@@ -26,8 +26,30 @@
 namespace sluice::daemon {
 
 // The steps of StateOps::change(), in the order they run.
-enum class ChangeStep { FilterSet, FilterSettings, Config, Interfaces, Persist };
+enum class ChangeStep { FilterSet, FilterSettings, Lb, Config, Interfaces, Persist };
 std::string_view to_string(ChangeStep step);  // as failure messages name it: "filter rule set", "persist", ...
+
+// A section of the desired state whose owner lives outside StateOps (the
+// load balancer, lb_ops.hpp): checked with the whole next state, made live
+// as one step of change() (between the filter settings and the config
+// array) and undone with it, restored at start.
+class StatePart {
+ public:
+  virtual ~StatePart() = default;
+  // bad_args naming the path and value; on success the filter rules the part
+  // needs (a VIP's pass rule) are added to `set`, which stays valid.
+  virtual protocol::ArgsResult<void> check(std::string_view op, const config::DesiredState& next,
+                                           filter::RuleSet& set) const = 0;
+  // The config array's stages for `next` (the lb bit only while a VIP exists).
+  virtual std::uint32_t effective_stages(const config::DesiredState& next, std::uint32_t stages) const = 0;
+  virtual bool changes(const config::DesiredState& next) const = 0;
+  // Brings the part's maps to `state` (also the undo: the state before). Error: nothing changed.
+  virtual Result<void> make_live(const config::DesiredState& state) = 0;
+  // Startup: the part's section as its maps hold it.
+  virtual void add_baseline(config::DesiredState& baseline) const = 0;
+  // rule.list: the rules the part adds for `state`, each with who owns it.
+  virtual std::vector<std::pair<config::RuleSpec, std::string>> owned_rules(const config::DesiredState& state) const = 0;
+};
 
 class StateOps {
  public:
@@ -67,6 +89,8 @@ class StateOps {
   std::optional<std::uint32_t> class_id(const boost::json::value& name_or_id) const;
 
   void register_ops(OpRegistry& ops);
+  // The load balancer's section (set once, before restore()).
+  void set_part(StatePart& part) { part_ = &part; }
 
   // Fault injection, for tests only (no op reaches it): called before every
   // step of change(), whether or not the step has work; an error fails that
@@ -104,11 +128,14 @@ class StateOps {
   OpResult conn_list(const boost::json::object& args);
   OpResult apply(const boost::json::object& args);
   OpResult config_show(const boost::json::object& args) const;
+  // The config array's stages as the part wants them for `state`.
+  sluice_config with_stages(sluice_config config, const config::DesiredState& state) const;
 
   dataplane::Dataplane& plane_;
   filter::FilterTable& table_;
   StateStore& store_;
   Service& service_;
+  StatePart* part_ = nullptr;
   StepHook step_hook_;
   StepHook undo_hook_;
   std::optional<std::string> restore_error_;

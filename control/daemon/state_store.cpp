@@ -26,6 +26,7 @@ config::DesiredState overlay(config::DesiredState live, const config::DesiredSta
   take(live.prefix_lists, wanted.prefix_lists);
   take(live.rules, wanted.rules);
   take(live.limits, wanted.limits);
+  take(live.lb, wanted.lb);  // one section: settings and VIPs together
   if (wanted.filter) {
     config::FilterSection merged = live.filter.value_or(config::FilterSection{});
     take(merged.default_policy, wanted.filter->default_policy);
@@ -48,7 +49,7 @@ config::DesiredState overlay(config::DesiredState live, const config::DesiredSta
 
 bool is_whole(const config::DesiredState& state) {
   if (!state.interfaces || !state.defaults || !state.filter || !state.filter->default_policy || !state.prefix_lists ||
-      !state.rules || !state.limits)
+      !state.rules || !state.limits || !state.lb)
     return false;
   const config::Defaults& d = *state.defaults;
   return d.end_verdict && d.tail_call_fail_verdict && d.malformed_verdict && d.non_ip_verdict && d.drop_fragments &&

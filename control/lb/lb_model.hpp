@@ -96,6 +96,22 @@ struct LbConfig {
   bool operator==(const LbConfig&) const = default;
 };
 
+// Bounds validate() enforces (beyond the contract's SLUICE_LB_* limits).
+inline constexpr std::uint32_t kCheckIntervalMsMin = 100;
+inline constexpr std::uint32_t kCheckIntervalMsMax = 3'600'000;
+inline constexpr std::uint32_t kCheckTimeoutMsMin = 10;  // and at most the interval
+inline constexpr std::uint32_t kCheckCountMax = 100;      // rise and fall: 1..this
+inline constexpr std::size_t kCheckPathMax = 1024;        // bytes of an HTTP path
+inline constexpr std::uint16_t kMtuMin = 576;             // mtu: 0 (no check) or kMtuMin..kMtuMax
+inline constexpr std::uint16_t kMtuMax = 9216;
+inline constexpr std::uint32_t kConnTimeoutMaxS = 86'400;  // conn_timeout_s: 1..this
+// Maglev entries of all VIPs together (kernel memory, 4 bytes each): every
+// VIP at the default size fits; bigger tables trade against VIP count.
+inline constexpr std::uint64_t kTotalTableEntriesMax =
+    std::uint64_t{SLUICE_LB_MAX_VIPS} * SLUICE_LB_MAGLEV_SIZE_DEFAULT;
+// Backend slots: lb_backends minus slot 0 ("no backend"); one per (VIP, backend).
+inline constexpr std::uint32_t kBackendSlots = SLUICE_LB_MAX_BACKENDS - 1;
+
 bool is_prime(std::uint32_t n);
 // Each names the first bad field and its value and changes nothing:
 // "vips[2] (198.18.0.10:80/tcp): table_size 65536: not prime".

@@ -8,7 +8,7 @@ namespace {
 
 namespace json = boost::json;
 
-constexpr std::array<OpInfo, 22> op_table{{
+constexpr std::array<OpInfo, 32> op_table{{
     {"status", Access::ReadOnly, false},
     {"attach", Access::ChangesState, false},
     {"detach", Access::ChangesState, false},
@@ -31,6 +31,17 @@ constexpr std::array<OpInfo, 22> op_table{{
     {"config.show", Access::ReadOnly, false},
     {"limit.del", Access::ChangesState, false},
     {"filter.policy", Access::ChangesState, false},
+    // The load balancer (control/daemon/lb_ops.cpp): changes need what filter changes need.
+    {"vip.add", Access::ChangesState, false},
+    {"vip.del", Access::ChangesState, false},
+    {"vip.list", Access::ReadOnly, false},
+    {"backend.add", Access::ChangesState, false},
+    {"backend.set", Access::ChangesState, false},
+    {"backend.drain", Access::ChangesState, false},
+    {"backend.del", Access::ChangesState, false},
+    {"backend.list", Access::ReadOnly, false},
+    {"lb.set", Access::ChangesState, false},
+    {"lb.show", Access::ReadOnly, false},
 }};
 
 ArgsResult<std::string> iface_arg(std::string_view op, const json::object& object) {
