@@ -36,6 +36,7 @@ int main(int argc, char** argv) {
   namespace decap = sluice::decap;
   CLI::App app{"sluice-decap: strip sluice's IP-in-IP / IPv6 encapsulation on a backend (XDP)"};
   app.require_subcommand(1);
+  app.fallthrough();  // --bpffs and --verbose before or after the command
   std::string pin_root = decap::default_pin_root;
   app.add_option("--bpffs", pin_root, "bpffs directory of the pinned maps (one subdirectory per interface)")
       ->capture_default_str();

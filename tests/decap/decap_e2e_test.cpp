@@ -314,3 +314,41 @@ INSTANTIATE_TEST_SUITE_P(Family, DecapE2eTest, ::testing::Values(false, true),
 
 }  // namespace
 }  // namespace sluice::test
+
+namespace sluice::test {
+namespace {
+
+// Bad input: the error names the field and the value, the exit code says
+// failure, and nothing is pinned or attached.
+TEST(DecapCommandTest, RefusesBadArgumentsNamingFieldAndValue) {
+  SLUICE_REQUIRE_NETNS();
+  SLUICE_REQUIRE_BPFFS();
+  TwoHostLab lab;
+  const Netns& backend = lab.box;
+  struct Case {
+    std::string args;
+    std::string names;  // what the message must contain
+  };
+  const std::vector<Case> cases = {
+      {"attach " + lab.box_if + " --address 198.18.0.300", "--address '198.18.0.300'"},
+      {"attach " + lab.box_if + " --address 2001:db8::1::2", "--address '2001:db8::1::2'"},
+      {"attach " + lab.box_if + " --mode fast", "--mode 'fast'"},
+      {"attach sl-nosuch0", "IFACE 'sl-nosuch0'"},
+      {"attach 'a/b'", "IFACE 'a/b'"},
+      {"attach averyverylongifname0", "IFACE 'averyverylongifname0'"},
+      {"attach " + lab.box_if + " --bpffs /tmp", "--bpffs /tmp"},
+      {"status sl-nosuch0", "IFACE 'sl-nosuch0'"},
+      {"detach sl-nosuch0", "IFACE 'sl-nosuch0'"},
+  };
+  for (const auto& c : cases) {
+    auto ran = run_command(decap_command(backend, c.args));
+    EXPECT_NE(ran.exit_code, 0) << c.args;
+    EXPECT_NE(ran.output.find(c.names), std::string::npos) << c.args << " -> " << ran.output;
+  }
+  EXPECT_FALSE(std::filesystem::exists(std::string(decap::default_pin_root) + "/" + lab.box_if));
+  auto link = backend.exec("ip link show " + lab.box_if);
+  EXPECT_EQ(link.output.find("xdp"), std::string::npos) << link.output;
+}
+
+}  // namespace
+}  // namespace sluice::test
