@@ -325,6 +325,14 @@ Result<void> MapFd::unpin(const std::string& path) const {
   return {};
 }
 
+// Flags the kernel adds to a map it creates, whatever was asked: a devmap is
+// always BPF_F_RDONLY_PROG (programs read its entries by pointer). They are
+// no difference between a pin and the declaration (which may not ask for them).
+static std::uint32_t kernel_added_flags(bpf_map_type type) {
+  if (type == BPF_MAP_TYPE_DEVMAP || type == BPF_MAP_TYPE_DEVMAP_HASH) return BPF_F_RDONLY_PROG;
+  return 0;
+}
+
 Result<bool> reuse_pinned(const struct bpf_object* object, struct bpf_map* map, const std::string& path) {
   const std::string operation = std::string("reuse pin for ") + bpf_map__name(map) + " at";
   auto pinned = MapFd::open_pinned(path);
@@ -349,7 +357,8 @@ Result<bool> reuse_pinned(const struct bpf_object* object, struct bpf_map* map, 
     return mismatch("value_size", pinned->value_size(), bpf_map__value_size(map));
   if (pinned->max_entries() != bpf_map__max_entries(map))
     return mismatch("max_entries", pinned->max_entries(), bpf_map__max_entries(map));
-  if (pinned->map_flags() != bpf_map__map_flags(map))
+  if ((pinned->map_flags() & ~kernel_added_flags(pinned->type())) !=
+      (bpf_map__map_flags(map) & ~kernel_added_flags(pinned->type())))
     return make_error_because(
         operation, path, "map_flags " + hex(pinned->map_flags()) + " pinned, " + hex(bpf_map__map_flags(map)) + " expected",
         EINVAL);

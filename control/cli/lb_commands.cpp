@@ -18,9 +18,9 @@ namespace {
 namespace json = boost::json;
 
 constexpr std::string_view gap = "  ";
-constexpr std::uint32_t max_check_ms = 3'600'000;  // as sluiced's vip.add takes
-constexpr std::uint32_t max_check_count = 1000;
-constexpr std::uint32_t max_conn_timeout_s = 86400;
+constexpr std::uint32_t max_check_ms = lb::kCheckIntervalMsMax;
+constexpr std::uint32_t max_check_count = lb::kCheckCountMax;
+constexpr std::uint32_t max_conn_timeout_s = lb::kConnTimeoutMaxS;
 constexpr double percent = 100.0;
 
 // ---- reply access: a missing field reads "-" rather than failing the table ----

@@ -2,14 +2,14 @@
 # share/bash-completion/completions/sluicectl; to try it: source sluicectl.bash
 #
 # Completes commands, their options and option values (verdicts, protocols,
-# TCP flags, filter actions), interface names (from /sys/class/net) where a
+# TCP flags, filter actions, lb egress modes), interface names (from /sys/class/net) where a
 # command takes one, and files for block load.
 
 _sluicectl() {
     local cur prev words cword
     _init_completion || return
 
-    local commands="status attach detach config stats events capture shutdown apply block rule filter limit conn"
+    local commands="status attach detach config stats events capture shutdown apply block rule filter limit conn vip backend lb"
     local globals="--socket --json --timeout --help"
 
     # Option values first: they do not depend on the command.
@@ -23,7 +23,7 @@ _sluicectl() {
         --end-verdict|--tail-call-fail|--malformed|--non-ip)
             COMPREPLY=($(compgen -W "pass drop" -- "$cur"))
             return ;;
-        --drop-fragments)
+        --drop-fragments|--entropy)
             COMPREPLY=($(compgen -W "on off" -- "$cur"))
             return ;;
         --stages)
@@ -37,6 +37,15 @@ _sluicectl() {
             return ;;
         -f|--file)
             _filedir '@(yaml|yml)'
+            return ;;
+        --egress)
+            COMPREPLY=($(compgen -W "tx redirect forward" -- "$cur"))
+            return ;;
+        --check)
+            COMPREPLY=($(compgen -W "tcp: http:" -- "$cur"))
+            compopt -o nospace
+            return ;;
+        --table-size|--weight|--mac|--encap-source|--next-hop-mac|--src-mac|--mtu|--conn-timeout|--check-interval-ms|--check-timeout-ms|--check-rise|--check-fall)
             return ;;
         --proto)
             COMPREPLY=($(compgen -W "tcp udp icmp icmpv6" -- "$cur"))
@@ -75,7 +84,7 @@ _sluicectl() {
             *)
                 if [[ -z $command ]]; then
                     command="${words[i]}"
-                elif [[ $command == @(config|block|rule|limit|conn) && -z $subcommand ]]; then
+                elif [[ $command == @(config|block|rule|limit|conn|vip|backend|lb) && -z $subcommand ]]; then
                     subcommand="${words[i]}"
                 fi ;;
         esac
@@ -131,6 +140,25 @@ _sluicectl() {
             case "$subcommand" in
                 "") COMPREPLY=($(compgen -W "list" -- "$cur")) ;;
                 list) COMPREPLY=($(compgen -W "--limit $globals" -- "$cur")) ;;
+                *) COMPREPLY=($(compgen -W "$globals" -- "$cur")) ;;
+            esac ;;
+        vip)
+            case "$subcommand" in
+                "") COMPREPLY=($(compgen -W "add del list" -- "$cur")) ;;
+                add) COMPREPLY=($(compgen -W "--table-size --l2 --check --check-interval-ms --check-timeout-ms --check-rise --check-fall $globals" -- "$cur")) ;;
+                *) COMPREPLY=($(compgen -W "$globals" -- "$cur")) ;;
+            esac ;;
+        backend)
+            case "$subcommand" in
+                "") COMPREPLY=($(compgen -W "add set drain del list" -- "$cur")) ;;
+                add) COMPREPLY=($(compgen -W "--weight --mac $globals" -- "$cur")) ;;
+                set) COMPREPLY=($(compgen -W "--weight $globals" -- "$cur")) ;;
+                *) COMPREPLY=($(compgen -W "$globals" -- "$cur")) ;;
+            esac ;;
+        lb)
+            case "$subcommand" in
+                "") COMPREPLY=($(compgen -W "set show" -- "$cur")) ;;
+                set) COMPREPLY=($(compgen -W "--encap-source --entropy --egress --next-hop-mac --src-mac --mtu --conn-timeout $globals" -- "$cur")) ;;
                 *) COMPREPLY=($(compgen -W "$globals" -- "$cur")) ;;
             esac ;;
         stats)

@@ -15,9 +15,9 @@ using protocol::ProtocolError;
 namespace args = protocol::args;
 
 constexpr std::size_t max_text_arg_bytes = 256;
-constexpr std::uint32_t max_check_ms = 3'600'000;   // an hour between checks is practically off
-constexpr std::uint32_t max_check_count = 1000;     // rise/fall beyond this is a typo
-constexpr std::uint32_t max_conn_timeout_s = 86400;
+constexpr std::uint32_t max_check_ms = lb::kCheckIntervalMsMax;
+constexpr std::uint32_t max_check_count = lb::kCheckCountMax;
+constexpr std::uint32_t max_conn_timeout_s = lb::kConnTimeoutMaxS;
 
 std::string_view health_name(lb::Health health) {
   switch (health) {

@@ -45,7 +45,10 @@ class LbTable {
  public:
   // Takes its own handles on the lb maps of `plane`. A reused (pinned) set
   // of maps is read back, so a restarted daemon keeps VIP ids, backend ids
-  // and the connection table (no established flow moves).
+  // and the connection table (no established flow moves). Weights and
+  // health checks are not in the maps: config() after open() has weight 1
+  // and no check, so call replace(persisted config) before other changes.
+  // One LbTable per loaded data plane: it mirrors the maps it writes.
   static Result<LbTable> open(const dataplane::Dataplane& plane);
 
   LbTable(LbTable&&) noexcept;
