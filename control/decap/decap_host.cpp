@@ -332,6 +332,9 @@ Result<AttachReport> attach(const AttachRequest& request) {
     if (auto detached = dataplane::detach_program(**running); !detached) return undo(detached.error());
   }
   auto attached = dataplane::attach_xdp(bpf_program__fd(skel->progs.sluice_decap), request.ifname, request.mode);
+  if (!attached && attached.error().errnum == EBUSY)
+    return undo(maps::Error(EBUSY, attached.error().message + ": another XDP program holds " + request.ifname +
+                                       " (xdp-loader status shows it); it is left alone"));
   if (!attached) return undo(attached.error());
   return AttachReport{false, *attached, std::move(*wanted)};
 }

@@ -352,3 +352,29 @@ TEST(DecapCommandTest, RefusesBadArgumentsNamingFieldAndValue) {
 
 }  // namespace
 }  // namespace sluice::test
+
+namespace sluice::test {
+namespace {
+
+// Another XDP program on the interface: attach is refused with a reason,
+// nothing is pinned, and neither attach nor detach touches that program.
+TEST(DecapCommandTest, LeavesAnotherXdpProgramAlone) {
+  SLUICE_REQUIRE_NETNS();
+  SLUICE_REQUIRE_BPFFS();
+  TwoHostLab lab;
+  const Netns& backend = lab.box;
+  auto foreign = backend.exec("ip link set dev " + lab.box_if + " xdpgeneric obj " + SLUICE_EMPTY_BPF_OBJ + " sec xdp");
+  ASSERT_EQ(foreign.exit_code, 0) << foreign.output;
+  auto attach = run_command(decap_command(backend, "attach " + lab.box_if + " --mode skb"));
+  EXPECT_NE(attach.exit_code, 0);
+  EXPECT_NE(attach.output.find("another XDP program holds " + lab.box_if), std::string::npos) << attach.output;
+  EXPECT_FALSE(std::filesystem::exists(std::string(decap::default_pin_root) + "/" + lab.box_if));
+  auto detach = run_command(decap_command(backend, "detach " + lab.box_if));
+  EXPECT_EQ(detach.exit_code, 0) << detach.output;
+  EXPECT_NE(detach.output.find("was not attached"), std::string::npos) << detach.output;
+  auto link = backend.exec("ip link show " + lab.box_if);
+  EXPECT_NE(link.output.find("xdpgeneric"), std::string::npos) << "the other program is gone: " << link.output;
+}
+
+}  // namespace
+}  // namespace sluice::test
