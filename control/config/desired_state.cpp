@@ -621,11 +621,11 @@ DesiredState parse_document(Walker& w, const YAML::Node& root) {
     else if (key == "filter") state.filter = parse_filter_section(w, value);
     else if (key == "prefix_lists") state.prefix_lists = parse_prefix_lists(w, value);
     else if (key == "rules") state.rules = parse_rules(w, value);
-    else if (key == "lb") state.lb = [&] {  // lb_config.cpp
-        auto section = parse_lb_section(value);
-        if (!section) throw Failure{section.error()};
-        return std::move(*section);
-      }();
+    else if (key == "lb") {
+      auto section = parse_lb_section(value);  // lb_config.cpp
+      if (!section) throw Failure{section.error()};
+      state.lb = std::move(*section);
+    }
     else state.limits = parse_limits(w, value);
   }
   if (legacy_policy) migrate_legacy_policy(state, *legacy_policy, root);

@@ -46,7 +46,7 @@ void add_lb_metrics(metrics::Exposition& out, const LbOps& lb) {
   out.add("sluice_lb_backend_table_share", "Share of its VIP's Maglev table a backend holds (0..1).", MetricType::Gauge,
           be_share);
   std::vector<Sample> fill, capacity;
-  if (auto conns = table.conn_fill(); conns) {
+  if (auto conns = lb.conn_fill(); conns) {
     fill = {sample({{"family", "ipv4"}}, conns->v4), sample({{"family", "ipv6"}}, conns->v6)};
     capacity = {sample({{"family", "ipv4"}}, conns->v4_capacity), sample({{"family", "ipv6"}}, conns->v6_capacity)};
   }

@@ -117,14 +117,34 @@ const lb::LbConfig& lb_of(const config::DesiredState& state) {
 
 std::string vip_rule_owner(const lb::VipKey& key) { return "vip " + lb::to_string(key); }
 
-config::RuleSpec vip_pass_rule(const lb::VipKey& key, std::uint32_t index) {
-  config::RuleSpec rule;
-  rule.priority = vip_rule_priority_base + index;
-  rule.dst = lb::to_string(key.address) + (key.address.family == 4 ? "/32" : "/128");
-  rule.proto = static_cast<std::uint8_t>(key.protocol);
-  if (key.port != 0) rule.dport = filter::PortRange{key.port, key.port};
-  rule.action = filter::Action::Pass;
-  return rule;
+std::vector<config::RuleSpec> vip_pass_rules(const std::vector<lb::Vip>& vips) {
+  // FNV-1a over the key's bytes: the same on every run and host.
+  constexpr std::uint32_t fnv_offset = 2166136261u, fnv_prime = 16777619u;
+  auto hash = [&](const lb::VipKey& key) {
+    std::uint32_t h = fnv_offset;
+    auto mix = [&](std::uint8_t byte) { h = (h ^ byte) * fnv_prime; };
+    for (std::size_t i = 0; i < (key.address.family == 4 ? 4u : 16u); ++i) mix(key.address.bytes[i]);
+    mix(static_cast<std::uint8_t>(key.port >> 8));
+    mix(static_cast<std::uint8_t>(key.port & 0xff));
+    mix(static_cast<std::uint8_t>(key.protocol));
+    return h % vip_rule_priorities;
+  };
+  std::vector<bool> taken(vip_rule_priorities);
+  std::vector<config::RuleSpec> out;
+  for (const auto& vip : vips) {
+    std::uint32_t slot = hash(vip.key);
+    while (taken[slot]) slot = (slot + 1) % vip_rule_priorities;  // at most SLUICE_LB_MAX_VIPS are taken
+    taken[slot] = true;
+    config::RuleSpec rule;
+    rule.priority = vip_rule_priority_base + slot;
+    const auto& key = vip.key;
+    rule.dst = lb::to_string(key.address) + (key.address.family == 4 ? "/32" : "/128");
+    rule.proto = static_cast<std::uint8_t>(key.protocol);
+    if (key.port != 0) rule.dport = filter::PortRange{key.port, key.port};
+    rule.action = filter::Action::Pass;
+    out.push_back(std::move(rule));
+  }
+  return out;
 }
 
 LbOps::LbOps(lb::LbTable& table, StateOps& state) : table_(table), state_(state) {}
@@ -151,9 +171,7 @@ protocol::ArgsResult<void> LbOps::check(std::string_view op, const config::Desir
   }
   // The VIPs' rules as the operator's are converted (no interface, no class: cannot fail on names).
   config::DesiredState rules_only;
-  rules_only.rules.emplace();
-  for (std::size_t i = 0; i < config.vips.size(); ++i)
-    rules_only.rules->push_back(vip_pass_rule(config.vips[i].key, static_cast<std::uint32_t>(i)));
+  rules_only.rules = vip_pass_rules(config.vips);
   auto converted = config::to_filter_rule_set(rules_only, [](const std::string&) { return std::nullopt; });
   if (!converted) return ProtocolError{ErrorCode::BadArgs, std::string(op) + ": lb: " + converted.error().to_string()};
   set.rules.insert(set.rules.end(), converted->rules.begin(), converted->rules.end());
@@ -187,9 +205,20 @@ void LbOps::add_baseline(config::DesiredState& baseline) const {
 std::vector<std::pair<config::RuleSpec, std::string>> LbOps::owned_rules(const config::DesiredState& state) const {
   std::vector<std::pair<config::RuleSpec, std::string>> out;
   const auto& vips = lb_of(state).vips;
-  for (std::size_t i = 0; i < vips.size(); ++i)
-    out.emplace_back(vip_pass_rule(vips[i].key, static_cast<std::uint32_t>(i)), vip_rule_owner(vips[i].key));
+  auto rules = vip_pass_rules(vips);
+  for (std::size_t i = 0; i < vips.size(); ++i) out.emplace_back(std::move(rules[i]), vip_rule_owner(vips[i].key));
+  // In evaluation order, as rule.list shows the operator's.
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.first.priority < b.first.priority; });
   return out;
+}
+
+Result<lb::ConnTableFill> LbOps::conn_fill() const {
+  const auto now = std::chrono::steady_clock::now();
+  if (last_fill_ && now - last_fill_->first < conn_count_interval) return last_fill_->second;
+  auto fill = table_.conn_fill();
+  if (!fill) return fill.error();
+  last_fill_.emplace(now, *fill);
+  return *fill;
 }
 
 // ---- health ----
@@ -477,7 +506,7 @@ OpResult LbOps::lb_show(const json::object& object) const {
   json::object out{{"settings", settings_to_json(table_.config().settings)},
                    {"vips", table_.config().vips.size()},
                    {"stage_enabled", table_.has_vips()}};
-  if (auto fill = table_.conn_fill(); fill) {
+  if (auto fill = conn_fill(); fill) {
     out["conns"] = json::object{{"v4", fill->v4},
                                 {"v6", fill->v6},
                                 {"v4_capacity", fill->v4_capacity},

@@ -18,6 +18,7 @@
 //    they are derived from the VIPs, never persisted as rules.
 //  - health: the checker's reports go to LbTable::set_health, the event
 //    stream and the metrics.
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -31,14 +32,18 @@
 
 namespace sluice::daemon {
 
-// Operator rules must stay below this (checked while a VIP exists): VIP i's pass rule has priority base + i.
+// Operator rules must stay below this (checked while a VIP exists); the
+// VIPs' pass rules take priorities in [base, base + vip_rule_priorities).
 inline constexpr std::uint32_t vip_rule_priority_base = 0xFFFF0000u;
-static_assert(SLUICE_LB_MAX_VIPS <= 0xFFFFFFFFu - vip_rule_priority_base, "every VIP's rule has a priority");
+inline constexpr std::uint32_t vip_rule_priorities = 0x10000u;
+static_assert(SLUICE_LB_MAX_VIPS <= vip_rule_priorities, "every VIP's rule has a priority");
 
 // The owner text of a VIP's rule in rule.list: "vip 198.18.0.10:80/tcp".
 std::string vip_rule_owner(const lb::VipKey& key);
-// The pass rule a VIP contributes (priority base + index).
-config::RuleSpec vip_pass_rule(const lb::VipKey& key, std::uint32_t index);
+// The pass rule of each VIP, in `vips` order. A rule's priority comes from a
+// hash of its VIP's key (the next free one on a collision), so it stays
+// when other VIPs come and go and the rule's hit counter stays its own.
+std::vector<config::RuleSpec> vip_pass_rules(const std::vector<lb::Vip>& vips);
 
 // Health transitions, for /metrics.
 struct LbHealthStats {
@@ -62,6 +67,10 @@ class LbOps final : public StatePart {
   // exists is ignored (the checker follows changes asynchronously).
   void report_health(const lb::VipKey& vip, const lb::Address& backend, lb::Health health);
   const LbHealthStats& health_stats() const noexcept { return health_stats_; }
+  // The connection tables' fill: a whole walk of both, so done at most once
+  // per conn_count_interval (lb.show and /metrics share the last count).
+  static constexpr std::chrono::seconds conn_count_interval{5};
+  Result<lb::ConnTableFill> conn_fill() const;
   const lb::LbTable& table() const noexcept { return table_; }
 
   // StatePart
@@ -93,6 +102,7 @@ class LbOps final : public StatePart {
   EventHub* events_ = nullptr;
   std::function<void(const lb::LbConfig&)> on_change_;
   LbHealthStats health_stats_;
+  mutable std::optional<std::pair<std::chrono::steady_clock::time_point, lb::ConnTableFill>> last_fill_;
 };
 
 }  // namespace sluice::daemon

@@ -75,7 +75,8 @@ struct HealthChecker::Probe {
     auto connected = co_await (socket.async_connect(target, use_tuple) || deadline.async_wait(use_tuple));
     if (connected.index() != 0 || std::get<0>(std::get<0>(connected))) co_return false;
     if (check.kind == HealthCheck::Kind::Tcp) co_return true;
-    const std::string request = "GET " + check.http_path + " HTTP/1.0\r\nHost: " + to_string(backend) +
+    const std::string host = backend.family == 6 ? "[" + to_string(backend) + "]" : to_string(backend);
+    const std::string request = "GET " + check.http_path + " HTTP/1.0\r\nHost: " + host +
                                 "\r\nUser-Agent: sluiced-health\r\nConnection: close\r\n\r\n";
     auto written = co_await (asio::async_write(socket, asio::buffer(request), use_tuple) || deadline.async_wait(use_tuple));
     if (written.index() != 0 || std::get<0>(std::get<0>(written))) co_return false;

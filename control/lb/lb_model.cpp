@@ -177,12 +177,14 @@ Result<VipKey> parse_vip_key(std::string_view text) {
     }
   } else {
     const std::size_t colon = host_port.find(':');
-    if (colon != std::string_view::npos && host_port.find(':', colon + 1) == std::string_view::npos) {
+    // "2001:db8::10:443/tcp" could be a port or the address's last group: IPv6 goes in brackets.
+    if (colon != std::string_view::npos && host_port.find(':', colon + 1) != std::string_view::npos)
+      return invalid(what + ": an IPv6 address goes in brackets ([2001:db8::10]:443/tcp, [2001:db8::10]/tcp)");
+    if (colon != std::string_view::npos) {
       host = host_port.substr(0, colon);  // IPv4:PORT
       port_text = host_port.substr(colon + 1);
       has_port = true;
     }
-    // More than one ':' is a bare IPv6 address: a port-less VIP ("2001:db8::10/tcp").
   }
   auto address = parse_address(host);
   if (!address) return invalid(what + ": " + address.error().message);

@@ -41,7 +41,8 @@ struct VipKey {
   bool operator==(const VipKey&) const = default;
   auto operator<=>(const VipKey&) const = default;
 };
-// "198.18.0.10:80/tcp", "[2001:db8::10]:443/tcp", "198.18.0.10/udp" (port-less)
+// "198.18.0.10:80/tcp", "[2001:db8::10]:443/tcp", "198.18.0.10/udp" (port-less),
+// "[2001:db8::10]/udp"; a bare IPv6 address is refused (is its last group a port?).
 Result<VipKey> parse_vip_key(std::string_view text);
 std::string to_string(const VipKey& key);
 

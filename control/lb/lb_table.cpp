@@ -376,8 +376,10 @@ Result<LbTable> LbTable::open(const dataplane::Dataplane& plane) {
       state->orphan_tables.insert(vip_id);
       continue;
     }
+    // A table that does not read back (size out of range) is not trusted: the
+    // next change rebuilds it (the data plane drops on it meanwhile, CORRUPT_TABLE).
     auto table = read_table(std::move(**inner), vip_id);
-    if (!table) return table.error();
+    if (!table) continue;
     for (Vip& vip : state->config.vips)
       if (state->runtime[vip.key].vip_id == vip_id) vip.table_size = table->first;
     table_entries[vip_id] = std::move(table->second);

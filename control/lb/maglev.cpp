@@ -72,7 +72,6 @@ Result<std::vector<std::uint32_t>> build_maglev(std::span<const MaglevBackend> b
     return identity_of(backends[a].address) < identity_of(backends[b].address);
   });
   std::uint64_t total_weight = 0;
-  std::uint32_t max_weight = 0;
   for (std::size_t k = 0; k < count; ++k) {
     const MaglevBackend& backend = backends[order[k]];
     if (backend.weight == 0 || backend.weight > SLUICE_LB_WEIGHT_MAX)
@@ -81,7 +80,6 @@ Result<std::vector<std::uint32_t>> build_maglev(std::span<const MaglevBackend> b
     if (k > 0 && backends[order[k - 1]].address == backend.address)
       return maglev_error("backend " + to_string(backend.address) + ": listed twice");
     total_weight += backend.weight;
-    max_weight = std::max(max_weight, backend.weight);
   }
 
   // Quotas: largest remainder, ties to the canonical order. Sum is exactly N.
@@ -110,8 +108,7 @@ Result<std::vector<std::uint32_t>> build_maglev(std::span<const MaglevBackend> b
   }
 
   std::vector<std::uint32_t> table(table_size, kEmpty);
-  std::vector<std::uint32_t> held(count, 0), credit(count, 0);
-  std::uint32_t filled = 0;
+  std::vector<std::uint32_t> held(count, 0);
   auto take_next = [&](std::size_t k) {
     while (table[position[k]] != kEmpty) {
       position[k] += skip[k];
@@ -119,19 +116,26 @@ Result<std::vector<std::uint32_t>> build_maglev(std::span<const MaglevBackend> b
     }
     table[position[k]] = order[k];
     ++held[k];
-    ++filled;
   };
-  // Each round a backend of weight w earns w credits and takes a turn per
-  // max_weight credits: weight-proportional turns, the heaviest one per round.
-  while (filled < table_size) {
-    for (std::size_t k = 0; k < count && filled < table_size; ++k) {
-      if (held[k] == quota[k]) continue;
-      credit[k] += backends[order[k]].weight;
-      while (credit[k] >= max_weight && held[k] < quota[k] && filled < table_size) {
-        credit[k] -= max_weight;
-        take_next(k);
-      }
-    }
+  // Turns in proportion to weight: backend k's j-th turn comes at virtual
+  // time j / w_k; turns run in time order, ties in canonical order. Times
+  // are compared exactly in integers (j <= N, w <= SLUICE_LB_WEIGHT_MAX:
+  // the products fit 64 bits), so every host takes the same turns.
+  auto later = [&](std::uint32_t a, std::uint32_t b) {
+    const std::uint64_t time_a = std::uint64_t{held[a] + 1} * backends[order[b]].weight;
+    const std::uint64_t time_b = std::uint64_t{held[b] + 1} * backends[order[a]].weight;
+    return time_a != time_b ? time_a > time_b : a > b;
+  };
+  std::vector<std::uint32_t> turns;  // a min-heap of backends by their next turn
+  for (std::uint32_t k = 0; k < count; ++k)
+    if (quota[k] > 0) turns.push_back(k);
+  std::make_heap(turns.begin(), turns.end(), later);
+  for (std::uint32_t filled = 0; filled < table_size; ++filled) {
+    std::pop_heap(turns.begin(), turns.end(), later);
+    const std::uint32_t k = turns.back();
+    take_next(k);
+    if (held[k] == quota[k]) turns.pop_back();
+    else std::push_heap(turns.begin(), turns.end(), later);
   }
   return table;
 }

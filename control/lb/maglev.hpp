@@ -10,10 +10,11 @@
 //
 // Weights: each backend's number of entries is fixed first by largest-
 // remainder apportionment of N over the weights (so it is within one entry of
-// N * w / W), and the fill gives backends turns in proportion to their
-// weights (a backend of weight w takes w turns for every wmax rounds), each
-// turn taking the next free position of its permutation, until it holds its
-// quota. Turns in proportion keep the Maglev property that a backend's first
+// N * w / W). The fill then gives backends turns in proportion to their
+// weights (turn j of a backend of weight w comes at virtual time j / w, ties
+// in address order), each turn taking the next free position of its
+// permutation, until it holds its quota: O(N log B). Turns in proportion keep
+// the Maglev property that a backend's first
 // preferences are its own, which is what keeps disruption near 1/N when the
 // set changes.
 #include <cstdint>

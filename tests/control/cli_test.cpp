@@ -280,7 +280,8 @@ TEST_F(CliTest, UsageErrorsSendNothing) {
       {{"capture"}, "--write is required"},
       {{"apply"}, "--file is required"},
       {{"apply", "-f", "/nonexistent/sluice.yaml"}, "cannot read /nonexistent/sluice.yaml"},
-      {{"vip", "add"}, "unknown command 'vip'"},
+      {{"nat", "add"}, "unknown command 'nat'"},
+      {{"vip", "add"}, "VIP is required"},  // lb_cli_test.cpp has the rest of vip/backend/lb
       {{"status", "now"}, "unexpected argument 'now'"},
       {{"detach", "eth0", "eth1"}, "unexpected argument 'eth1'"},
   };

@@ -263,9 +263,9 @@ TEST(DaemonE2E, HostileClientsGetErrorsAndTheConnectionCarriesOn) {
   ASSERT_TRUE(line);
   EXPECT_EQ(error_code(std::get<protocol::Reply>(protocol::parse_reply(*line))), "too_large");
 
-  auto unknown = client.call("vip.add", {{"vip", "10.0.0.1"}});
+  auto unknown = client.call("nat.add", {{"vip", "10.0.0.1"}});  // vip.add exists now (lb)
   EXPECT_EQ(error_code(unknown), "unknown_op");
-  EXPECT_NE(unknown.error->message.find("vip.add"), std::string::npos);
+  EXPECT_NE(unknown.error->message.find("nat.add"), std::string::npos);
   auto bad_args = client.call("detach", {{"iface", 42}});
   EXPECT_EQ(error_code(bad_args), "bad_args");
   EXPECT_NE(bad_args.error->message.find("iface"), std::string::npos);

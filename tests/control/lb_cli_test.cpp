@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "ops.hpp"
 #include "sluicectl.hpp"
 
 namespace sluice::cli {
@@ -166,6 +167,33 @@ TEST_F(LbCliTest, HostileReplyIsUnavailable) {
   const Outcome r = run_cli({"vip", "list"});
   EXPECT_EQ(r.code, kExitUnavailable);
   EXPECT_NE(r.err.find("unexpected reply"), std::string::npos) << r.err;
+}
+
+TEST_F(LbCliTest, EventsShowHealthChangesAndCaptureSkipsThem) {
+  reply(R"({"id":1,"ok":true,"event":{"type":"lb_health","time_ns":1,"vip":"198.18.0.10:80/tcp",)"
+        R"("backend":"198.18.1.1","health":"down"}})");
+  reply(R"({"id":1,"ok":true,"result":{"events":1,"dropped":0}})");
+  const Outcome r = run_cli({"events", "-c", "1"});
+  EXPECT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_NE(r.out.find("lb health: backend 198.18.1.1 of 198.18.0.10:80/tcp is down\n"), std::string::npos) << r.out;
+}
+
+// The protocol's table: lb changes need what filter changes need (root or
+// the admin group); the lists are read-only like rule.list.
+TEST(LbOpsAccess, ChangesNeedTheFilterChangesAccess) {
+  const auto* rule_add = protocol::find_op("rule.add");
+  ASSERT_TRUE(rule_add);
+  for (const char* op : {"vip.add", "vip.del", "backend.add", "backend.set", "backend.drain", "backend.del", "lb.set"}) {
+    const auto* info = protocol::find_op(op);
+    ASSERT_TRUE(info) << op;
+    EXPECT_EQ(info->access, rule_add->access) << op;
+    EXPECT_FALSE(info->streaming);
+  }
+  for (const char* op : {"vip.list", "backend.list", "lb.show"}) {
+    const auto* info = protocol::find_op(op);
+    ASSERT_TRUE(info) << op;
+    EXPECT_EQ(info->access, protocol::Access::ReadOnly) << op;
+  }
 }
 
 }  // namespace

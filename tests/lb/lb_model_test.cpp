@@ -49,8 +49,7 @@ TEST(LbModel, ParsesVipKeys) {
   for (const Case& c : {Case{"198.18.0.10:80/tcp", 4, 80, Protocol::Tcp, "198.18.0.10:80/tcp"},
                         Case{"198.18.0.10/udp", 4, 0, Protocol::Udp, "198.18.0.10/udp"},
                         Case{"[2001:db8::10]:443/tcp", 6, 443, Protocol::Tcp, "[2001:db8::10]:443/tcp"},
-                        Case{"[2001:db8::10]/udp", 6, 0, Protocol::Udp, "[2001:db8::10]/udp"},
-                        Case{"2001:db8::10/udp", 6, 0, Protocol::Udp, "[2001:db8::10]/udp"}}) {
+                        Case{"[2001:db8::10]/udp", 6, 0, Protocol::Udp, "[2001:db8::10]/udp"}}) {
     SCOPED_TRACE(c.text);
     auto key = parse_vip_key(c.text);
     ASSERT_TRUE(key) << key.error().message;
@@ -72,6 +71,8 @@ TEST(LbModel, ParsesVipKeys) {
   EXPECT_MENTIONS(error_of(parse_vip_key("[198.18.0.10]:80/tcp")), "brackets");
   EXPECT_MENTIONS(error_of(parse_vip_key("[2001:db8::10]443/tcp")), "':PORT'");
   EXPECT_MENTIONS(error_of(parse_vip_key("/tcp")), "address ''");
+  // Port or last group? Refused rather than guessed.
+  EXPECT_MENTIONS(error_of(parse_vip_key("2001:db8::10:443/tcp")), "'2001:db8::10:443/tcp': an IPv6 address goes in brackets");
 }
 
 TEST(LbModel, ParsesHealthChecks) {

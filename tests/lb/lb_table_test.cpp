@@ -498,13 +498,24 @@ TEST_F(LbTableTest, CrashLeftoversAreFreedByTheNextChange) {
   std::uint32_t size_slot = 0, size = kSmallTable;
   ASSERT_EQ(bpf_map_update_elem(stray_table.fd(), &size_slot, &size, BPF_ANY), 0);
 
+  // And a VIP whose table does not read back (size entry not prime): rebuilt, not trusted.
+  Vip other = vip("198.18.0.11:80/tcp", {backend("198.18.1.2")});
+  ASSERT_TRUE(table_->add_vip(other));
+  auto corrupt = MapFd::create(BPF_MAP_TYPE_ARRAY, "corrupt", 4, 4, 1 + kSmallTable, BPF_F_INNER_MAP).value();
+  std::uint32_t bad_size = kSmallTable - 1;
+  ASSERT_EQ(bpf_map_update_elem(corrupt.fd(), &size_slot, &bad_size, BPF_ANY), 0);
+  const std::uint32_t other_id = vip_entry(other.key).vip_id, corrupt_fd = static_cast<std::uint32_t>(corrupt.fd());
+  ASSERT_EQ(bpf_map_update_elem(outer.fd(), &other_id, &corrupt_fd, BPF_ANY), 0);
+  const LbConfig persisted = table_->config();
+
   load();
-  ASSERT_TRUE(table_->replace(table_->config()));
+  ASSERT_TRUE(table_->replace(persisted));
   const Raw now = raw();
   EXPECT_EQ(now.backends[100].state, SLUICE_LB_BACKEND_FREE);
   EXPECT_EQ(now.backends[100].epoch, 7u);
   EXPECT_FALSE(now.inner_ids.contains(stray_id));
-  EXPECT_EQ(now.tables.size(), 1u);
+  EXPECT_EQ(now.tables.size(), 2u);
+  EXPECT_EQ(now.tables.at(other_id), expected_table({{other.backends[0], 2}}, kSmallTable));
 }
 
 // Counters are summed over every possible CPU; conntrack fill counts entries.
