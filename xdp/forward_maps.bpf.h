@@ -35,22 +35,24 @@ struct {
  * template has the real size (65,536 rows of 256 entries) and no
  * BPF_F_INNER_MAP, so every inner tbl24 has that size and the verifier
  * inlines its lookups; tbl8 may be sized to the route set (BPF_F_INNER_MAP,
- * a helper call, taken only for /24s holding longer prefixes).
+ * a helper call, taken only for /24s holding longer prefixes). Sizes, not
+ * BTF types: user space creates the inner tables without BTF, and an object
+ * that names the row only here would carry it as a bare forward declaration.
  */
 struct sluice_fwd_tbl24 {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, SLUICE_DIR24_8_TBL24_ROWS);
 	__uint(map_flags, BPF_F_MMAPABLE);
-	__type(key, __u32);
-	__type(value, struct sluice_dir24_8_row);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(struct sluice_dir24_8_row));
 };
 
 struct sluice_fwd_tbl8 {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
 	__uint(map_flags, BPF_F_MMAPABLE | BPF_F_INNER_MAP);
-	__type(key, __u32);
-	__type(value, struct sluice_dir24_8_row);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(struct sluice_dir24_8_row));
 };
 
 struct {
