@@ -805,7 +805,7 @@ struct sluice_fwd_group {
 };
 
 /* fwd_settings[0] */
-#define SLUICE_FWD_SETTINGS_VERSION 1u /* 0: never written: built-in defaults (no-route pass, no cpumap, no ICMP) */
+#define SLUICE_FWD_SETTINGS_VERSION 1u /* 0: never written (no RouteTable yet): the stage hands every packet on untouched */
 struct sluice_fwd_settings {
 	__u32 version;
 	__u32 no_route_verdict;   /* SLUICE_VERDICT_PASS or SLUICE_VERDICT_DROP */

@@ -2,6 +2,7 @@
 /*
  * The forward stage: a router. Per packet, from what struct sluice_pkt says
  * (after lb's FORWARD egress: the outer header it prepended):
+ *   0. never configured (fwd_settings unwritten): handed on untouched;
  *   1. not routable here (multicast, broadcast, link-local, loopback,
  *      VLAN-tagged, IPv4 options, IPv6 hop-by-hop): left to the kernel
  *      through the pipeline end, note SLUICE_REASON_FWD_NOT_ROUTABLE;
@@ -30,21 +31,18 @@
 #include "forward_rewrite.h"
 #include "forward_icmp.h"
 
-/* Used until user space writes fwd_settings: no route passes, local traffic passes, no ICMP answers. */
-const volatile struct sluice_fwd_settings sluice_fwd_default_settings = {
-	.version = SLUICE_FWD_SETTINGS_VERSION,
-	.no_route_verdict = SLUICE_VERDICT_PASS,
-	.cpu_count = 0,
-	.icmp_rate = 0,
-};
-
+/*
+ * The settings, or NULL while user space never wrote them: the stage then
+ * hands every packet on untouched, as the pass-through did before routing
+ * existed, so a box that does not route keeps its pipeline-end verdicts.
+ */
 static __always_inline const struct sluice_fwd_settings *fwd_settings_get(void)
 {
 	__u32 slot = 0;
 	const struct sluice_fwd_settings *s = bpf_map_lookup_elem(&fwd_settings, &slot);
 
 	if (!s || s->version != SLUICE_FWD_SETTINGS_VERSION)
-		return (const struct sluice_fwd_settings *)&sluice_fwd_default_settings;
+		return NULL;
 	return s;
 }
 
@@ -138,11 +136,15 @@ static __always_inline int stage_forward(struct xdp_md *ctx)
 
 	if (!pkt)
 		return pipeline_finish(ctx, SLUICE_VERDICT_ABORTED, SLUICE_REASON_NO_SCRATCH);
+	const struct sluice_fwd_settings *s = fwd_settings_get();
+	if (!s)
+		return pipeline_next(ctx, cfg, pkt, SLUICE_STAGE_FORWARD);
 	if (!fwd_routable(ctx, pkt)) {
-		pkt->note = SLUICE_REASON_FWD_NOT_ROUTABLE;
+		/* an earlier stage's note (the filter's "passed by rule") says more: keep it */
+		if (pkt->note == SLUICE_REASON_PIPELINE_END)
+			pkt->note = SLUICE_REASON_FWD_NOT_ROUTABLE;
 		return pipeline_next(ctx, cfg, pkt, SLUICE_STAGE_FORWARD);
 	}
-	const struct sluice_fwd_settings *s = fwd_settings_get();
 	const __u32 route = fwd_lookup(pkt);
 	if (route == SLUICE_FWD_NO_ROUTE)
 		return pipeline_finish_policy(ctx, s->no_route_verdict, SLUICE_REASON_FWD_NO_ROUTE);

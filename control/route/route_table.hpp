@@ -33,7 +33,7 @@ using Mac = std::array<std::uint8_t, 6>;
 struct NextHopSpec {
   std::string interface;       // egress interface name, in this process's network namespace
   Mac dst_mac{};               // the neighbour's MAC (unicast)
-  std::optional<Mac> src_mac;  // default: the egress interface's own MAC
+  std::optional<Mac> src_mac = std::nullopt;  // default: the egress interface's own MAC
 };
 
 struct GroupMember {
@@ -85,8 +85,8 @@ struct CpumapSettings {
 struct IcmpSettings {
   std::uint32_t rate_per_sec = SLUICE_FWD_ICMP_RATE_DEFAULT;  // per CPU; 0: never answer
   std::uint32_t burst = SLUICE_FWD_ICMP_BURST_DEFAULT;
-  std::optional<std::array<std::uint8_t, 4>> source_v4;   // no source: no ICMP answer
-  std::optional<std::array<std::uint8_t, 16>> source_v6;  // no source: no ICMPv6 answer
+  std::optional<std::array<std::uint8_t, 4>> source_v4 = std::nullopt;   // no source: no ICMP answer
+  std::optional<std::array<std::uint8_t, 16>> source_v6 = std::nullopt;  // no source: no ICMPv6 answer
 };
 inline constexpr std::uint32_t kIcmpRateMax = 1000000;
 

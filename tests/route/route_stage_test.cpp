@@ -445,5 +445,26 @@ TEST_F(ForwardStage, AnEmptyDevmapSlotIsARedirectFailure) {
   EXPECT_EQ(packets(SLUICE_VERDICT_DROP, SLUICE_REASON_FWD_REDIRECT_FAILED), before + 1);
 }
 
+// Before anyone configured routing (fwd_settings never written, as on every
+// box running the filter alone), the stage hands packets on untouched: the
+// pipeline end's verdict and the filter's note are what they were before the
+// stage existed.
+TEST_F(ForwardStage, AnUnconfiguredStageLeavesThePipelineEndAlone) {
+  add_hops(1);
+  ASSERT_OK(table_->add_route(prefix("0.0.0.0/0"), RouteTarget::next_hop("hop1")));
+  std::uint32_t zero = 0;
+  const sluice_fwd_settings never_written{};
+  ASSERT_EQ(bpf_map_update_elem(map_fd("fwd_settings"), &zero, &never_written, BPF_ANY), 0);
+  const auto passed = packets(SLUICE_VERDICT_PASS, SLUICE_REASON_PIPELINE_END);
+  EXPECT_EQ(run(udp4("198.18.0.1", "198.18.1.5")).verdict, XDP_PASS) << "not routed while unconfigured";
+  EXPECT_EQ(packets(SLUICE_VERDICT_PASS, SLUICE_REASON_PIPELINE_END), passed + 1);
+  auto config = dataplane::default_config();
+  config.end_verdict = SLUICE_VERDICT_DROP;
+  ASSERT_OK(plane_->set_config(config));
+  const auto dropped = packets(SLUICE_VERDICT_DROP, SLUICE_REASON_PIPELINE_END);
+  EXPECT_EQ(run(udp4("198.18.0.1", "198.18.1.5")).verdict, XDP_DROP);
+  EXPECT_EQ(packets(SLUICE_VERDICT_DROP, SLUICE_REASON_PIPELINE_END), dropped + 1);
+}
+
 }  // namespace
 }  // namespace sluice::test
