@@ -770,7 +770,11 @@ enum sluice_fwd_kind {
 #define SLUICE_FWD_WEIGHT_MAX 256
 #define SLUICE_FWD_CPUMAP_QSIZE_DEFAULT 2048
 #define SLUICE_FWD_CPUMAP_QSIZE_MAX 16384   /* the kernel's cpumap limit */
-/* DIR-24-8 for IPv4 from this many IPv4 routes on (bench/forward_bench: the trie's cost grows with it). */
+/*
+ * DIR-24-8 for IPv4 from this many IPv4 routes on. bench/forward_bench: the
+ * trie costs ~20 ns more per packet than DIR-24-8 at 1 route, ~60 ns at
+ * 1,000, ~80 ns at 10,000; DIR-24-8 costs 64 MiB of tbl24 at any size.
+ */
 #define SLUICE_FWD_DIR_ROUTES_DEFAULT 4096u
 /* ICMP error quote: original IP header and as much after it as fits (RFC 792 asks for header + 8 bytes). */
 #define SLUICE_FWD_ICMP_QUOTE_MAX 128
