@@ -442,15 +442,22 @@ struct RouteTable::State {
     if (!keys6) return keys6.error();
     for (const auto& k : *keys6)
       if (auto gone = routes_v6.erase(k); !gone) return gone.error();
-    const std::uint32_t slot = 0;
-    bpf_map_delete_elem(dir_tbl24_slot.fd(), &slot);
-    bpf_map_delete_elem(dir_tbl8_slot.fd(), &slot);
+    // An absent element (ENOENT) is what clearing wants; anything else is an error.
+    auto erase = [](const MapFd& map, std::uint32_t key) -> Result<void> {
+      if (bpf_map_delete_elem(map.fd(), &key) && errno != ENOENT)
+        return maps::make_error("clear slot " + std::to_string(key) + " of", map.name(), errno);
+      return {};
+    };
+    if (auto gone = erase(dir_tbl24_slot, 0); !gone) return gone;
+    if (auto gone = erase(dir_tbl8_slot, 0); !gone) return gone;
     for (std::uint32_t id = 0; id < SLUICE_FWD_MAX_NEXTHOPS; ++id)
       if (auto cleared = nexthops.update(id, sluice_fwd_nexthop{}); !cleared) return cleared;
     for (std::uint32_t id = 0; id < SLUICE_FWD_MAX_GROUPS; ++id)
       if (auto cleared = groups.update(id, sluice_fwd_group{}); !cleared) return cleared;
-    for (std::uint32_t port = 0; port < SLUICE_FWD_MAX_PORTS; ++port) bpf_map_delete_elem(ports.fd(), &port);
-    for (std::uint32_t cpu = 0; cpu < SLUICE_FWD_MAX_CPUS; ++cpu) bpf_map_delete_elem(cpus.fd(), &cpu);
+    for (std::uint32_t port = 0; port < SLUICE_FWD_MAX_PORTS; ++port)
+      if (auto gone = erase(ports, port); !gone) return gone;
+    for (std::uint32_t cpu = 0; cpu < SLUICE_FWD_MAX_CPUS; ++cpu)
+      if (auto gone = erase(cpus, cpu); !gone) return gone;
     return {};
   }
 };
