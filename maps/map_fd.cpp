@@ -349,7 +349,11 @@ Result<bool> reuse_pinned(const struct bpf_object* object, struct bpf_map* map, 
     return mismatch("value_size", pinned->value_size(), bpf_map__value_size(map));
   if (pinned->max_entries() != bpf_map__max_entries(map))
     return mismatch("max_entries", pinned->max_entries(), bpf_map__max_entries(map));
-  if (pinned->map_flags() != bpf_map__map_flags(map))
+  // The kernel adds BPF_F_RDONLY_PROG to every devmap itself (programs may only redirect through it).
+  std::uint32_t pinned_flags = pinned->map_flags();
+  if (pinned->type() == BPF_MAP_TYPE_DEVMAP || pinned->type() == BPF_MAP_TYPE_DEVMAP_HASH)
+    pinned_flags &= ~(BPF_F_RDONLY_PROG & ~bpf_map__map_flags(map));
+  if (pinned_flags != bpf_map__map_flags(map))
     return make_error_because(
         operation, path, "map_flags " + hex(pinned->map_flags()) + " pinned, " + hex(bpf_map__map_flags(map)) + " expected",
         EINVAL);
