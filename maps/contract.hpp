@@ -114,6 +114,35 @@ static_assert(SLUICE_REASON_LB_LAST < SLUICE_REASON_FIRST_FORWARD);
 static_assert(SLUICE_LB_MAX_BACKENDS <= 65536, "backend ids fit the Maglev entries with room to spare");
 // ---- end lb ----
 
+// ---- forward stage ----
+static_assert(SLUICE_REASON_FWD_LAST < SLUICE_REASON_MAX);
+static_assert(sizeof(sluice_fwd_nexthop) == 24);
+static_assert(offsetof(sluice_fwd_nexthop, src_mac) == 8);
+static_assert(offsetof(sluice_fwd_nexthop, dst_mac) == 14);
+static_assert(sizeof(sluice_fwd_group_member) == 4);
+static_assert(sizeof(sluice_fwd_group) == 8 + 4 * SLUICE_FWD_GROUP_MAX_MEMBERS + 2 * SLUICE_FWD_GROUP_BUCKETS);
+static_assert(sizeof(sluice_fwd_group) % 8 == 0);
+static_assert(offsetof(sluice_fwd_group, bucket) == 72);
+static_assert(sizeof(sluice_fwd_settings) == 40 + 4 * SLUICE_FWD_MAX_CPUS);
+static_assert(sizeof(sluice_fwd_settings) % 8 == 0);
+static_assert(offsetof(sluice_fwd_settings, cpus) == 40);
+static_assert(sizeof(sluice_fwd_icmp_bucket) == 16);
+// The buckets are indexed by hash & (BUCKETS - 1); every member gets at least one.
+static_assert((SLUICE_FWD_GROUP_BUCKETS & (SLUICE_FWD_GROUP_BUCKETS - 1)) == 0);
+static_assert(SLUICE_FWD_GROUP_BUCKETS >= SLUICE_FWD_GROUP_MAX_MEMBERS);
+// Ids fit their fields of the route value and of a group bucket (u16).
+static_assert(SLUICE_FWD_MAX_NEXTHOPS - 1 <= SLUICE_FWD_TARGET_MASK && SLUICE_FWD_MAX_NEXTHOPS <= 65536);
+static_assert(SLUICE_FWD_MAX_GROUPS - 1 <= SLUICE_FWD_TARGET_MASK);
+static_assert(SLUICE_FWD_ROUTE_COUNTERS - 1 <= SLUICE_FWD_SLOT_MASK);
+// A route value is a DIR-24-8 value: never 0 (kind != 0), never the group flag.
+static_assert(SLUICE_FWD_ROUTE_VALUE(SLUICE_FWD_KIND_LOCAL, SLUICE_FWD_TARGET_MASK, SLUICE_FWD_SLOT_MASK) <=
+              SLUICE_DIR24_8_VALUE_MAX);
+static_assert((SLUICE_FWD_ROUTE_RESERVED_BITS & SLUICE_DIR24_8_GROUP_FLAG) != 0);
+static_assert(SLUICE_FWD_ROUTE_KIND(SLUICE_FWD_ROUTE_VALUE(SLUICE_FWD_KIND_GROUP, 7, 9)) == SLUICE_FWD_KIND_GROUP);
+static_assert(SLUICE_FWD_ROUTE_TARGET(SLUICE_FWD_ROUTE_VALUE(SLUICE_FWD_KIND_GROUP, 7, 9)) == 7);
+static_assert(SLUICE_FWD_ROUTE_SLOT(SLUICE_FWD_ROUTE_VALUE(SLUICE_FWD_KIND_GROUP, 7, 9)) == 9);
+// ---- end forward ----
+
 constexpr unsigned counter_index(unsigned verdict, unsigned reason) {
   return verdict * SLUICE_REASON_MAX + reason;
 }

@@ -709,6 +709,134 @@ enum sluice_lb_event_slot {
 };
 /* ---- end lb ---- */
 
+/* ---- forward stage (xdp/stage_forward.h, xdp/forward_*.h; control/route/) ---- */
+/*
+ * A router in XDP. The destination (of the outer header, when lb hands an
+ * encapsulated packet over: the stage reads struct sluice_pkt only) is looked
+ * up in LPM tries, fwd_routes_v4 / fwd_routes_v6, the source of truth. IPv4
+ * may instead read a DIR-24-8 copy of fwd_routes_v4 that user space creates
+ * only when the route count makes it pay (SLUICE_FWD_DIR_ROUTES_DEFAULT) and
+ * plugs into the one-slot array-of-maps fwd_dir4_tbl24 / fwd_dir4_tbl8: an
+ * idle box carries no 64 MiB tbl24. An empty slot (either) means "read the
+ * trie", which is always right, so plugging and unplugging need no flip.
+ */
+#define SLUICE_REASON_FWD_ROUTED          (SLUICE_REASON_FIRST_FORWARD + 0) /* TTL decremented, MACs rewritten, redirected to the egress port */
+#define SLUICE_REASON_FWD_NO_ROUTE        (SLUICE_REASON_FIRST_FORWARD + 1) /* no prefix covers the destination: no_route_verdict */
+#define SLUICE_REASON_FWD_TTL_EXCEEDED    (SLUICE_REASON_FIRST_FORWARD + 2) /* TX: ICMP time exceeded sent back; DROP: not answered (rate, no source, error about an error) */
+#define SLUICE_REASON_FWD_REDIRECT_FAILED (SLUICE_REASON_FIRST_FORWARD + 3) /* the next hop's devmap slot is empty: drop */
+#define SLUICE_REASON_FWD_TO_STACK        (SLUICE_REASON_FIRST_FORWARD + 4) /* local or "to stack" prefix: REDIRECT into the cpumap, or PASS */
+#define SLUICE_REASON_FWD_NOT_ROUTABLE    (SLUICE_REASON_FIRST_FORWARD + 5) /* note only: multicast, broadcast, link-local, loopback, VLAN-tagged: left to the kernel */
+#define SLUICE_REASON_FWD_LAST            SLUICE_REASON_FWD_NOT_ROUTABLE
+
+/*
+ * A route value (trie value and DIR-24-8 entry alike, one u32; never 0 and
+ * never with bit 31, the DIR-24-8 group flag):
+ *   bits 28..29 kind (enum sluice_fwd_kind, never 0),
+ *   bits 14..27 target: next-hop id (NEXTHOP) or group id (GROUP), 0 for LOCAL,
+ *   bits  0..13 counter slot in fwd_route_counters (0: the route is not
+ *               counted on its own; its next hop still is).
+ */
+enum sluice_fwd_kind {
+	SLUICE_FWD_KIND_NONE = 0,    /* never stored */
+	SLUICE_FWD_KIND_NEXTHOP = 1,
+	SLUICE_FWD_KIND_GROUP = 2,
+	SLUICE_FWD_KIND_LOCAL = 3,   /* to the local stack (cpumap or XDP_PASS) */
+};
+#define SLUICE_FWD_SLOT_BITS 14
+#define SLUICE_FWD_TARGET_BITS 14
+#define SLUICE_FWD_TARGET_SHIFT SLUICE_FWD_SLOT_BITS
+#define SLUICE_FWD_KIND_SHIFT (SLUICE_FWD_SLOT_BITS + SLUICE_FWD_TARGET_BITS)
+#define SLUICE_FWD_SLOT_MASK ((1u << SLUICE_FWD_SLOT_BITS) - 1)
+#define SLUICE_FWD_TARGET_MASK ((1u << SLUICE_FWD_TARGET_BITS) - 1)
+#define SLUICE_FWD_KIND_MASK 0x3u
+#define SLUICE_FWD_ROUTE_VALUE(kind, target, slot)                            \
+	(((__u32)(kind) << SLUICE_FWD_KIND_SHIFT) | ((__u32)(target) << SLUICE_FWD_TARGET_SHIFT) | (__u32)(slot))
+#define SLUICE_FWD_ROUTE_KIND(value) (((value) >> SLUICE_FWD_KIND_SHIFT) & SLUICE_FWD_KIND_MASK)
+#define SLUICE_FWD_ROUTE_TARGET(value) (((value) >> SLUICE_FWD_TARGET_SHIFT) & SLUICE_FWD_TARGET_MASK)
+#define SLUICE_FWD_ROUTE_SLOT(value) ((value) & SLUICE_FWD_SLOT_MASK)
+/* Bits a valid value never has (bit 30 and 31): the data plane fails closed on them. */
+#define SLUICE_FWD_ROUTE_RESERVED_BITS (~((SLUICE_FWD_KIND_MASK << SLUICE_FWD_KIND_SHIFT) | \
+	(SLUICE_FWD_TARGET_MASK << SLUICE_FWD_TARGET_SHIFT) | SLUICE_FWD_SLOT_MASK))
+
+#define SLUICE_FWD_MAX_V4_ROUTES (1u << 20)
+#define SLUICE_FWD_MAX_V6_ROUTES (1u << 18)
+#define SLUICE_FWD_MAX_NEXTHOPS 4096        /* ids 1..4095; 0 is "none" */
+#define SLUICE_FWD_MAX_GROUPS 1024          /* ids 1..1023 */
+#define SLUICE_FWD_ROUTE_COUNTERS 4096      /* slots 1..4095: the first routes added get one */
+#define SLUICE_FWD_MAX_PORTS 256            /* devmap slots: egress interfaces */
+#define SLUICE_FWD_MAX_CPUS 128             /* cpumap entries (key = CPU number) */
+#define SLUICE_FWD_GROUP_MAX_MEMBERS 16
+#define SLUICE_FWD_GROUP_BUCKETS 256        /* power of two: hash & (BUCKETS - 1) */
+#define SLUICE_FWD_WEIGHT_MAX 256
+#define SLUICE_FWD_CPUMAP_QSIZE_DEFAULT 2048
+#define SLUICE_FWD_CPUMAP_QSIZE_MAX 16384   /* the kernel's cpumap limit */
+/*
+ * DIR-24-8 for IPv4 from this many IPv4 routes on. bench/forward_bench: the
+ * trie costs ~20 ns more per packet than DIR-24-8 at 1 route, ~60 ns at
+ * 1,000, ~80 ns at 10,000; DIR-24-8 costs 64 MiB of tbl24 at any size.
+ */
+#define SLUICE_FWD_DIR_ROUTES_DEFAULT 4096u
+/* ICMP error quote: original IP header and as much after it as fits (RFC 792 asks for header + 8 bytes). */
+#define SLUICE_FWD_ICMP_QUOTE_MAX 128
+/* Built-in ICMP time-exceeded budget per CPU, until user space sets one. */
+#define SLUICE_FWD_ICMP_RATE_DEFAULT 100    /* per second */
+#define SLUICE_FWD_ICMP_BURST_DEFAULT 50
+
+/* fwd_nexthops[id]: ifindex 0 = free slot (a route naming it is corrupt state). */
+struct sluice_fwd_nexthop {
+	__u32 ifindex;       /* egress interface */
+	__u32 port;          /* its slot in fwd_ports (devmap), < SLUICE_FWD_MAX_PORTS */
+	__u8 src_mac[6];     /* the egress interface's MAC */
+	__u8 dst_mac[6];     /* the next hop's (neighbour's) MAC */
+	__u32 pad;
+};
+
+/*
+ * fwd_groups[id]: ECMP. The flow hash picks bucket[hash & (BUCKETS - 1)], a
+ * next-hop id; user space spreads the buckets over the members in
+ * proportion to their weights. members[] is the operator's view (listing).
+ */
+struct sluice_fwd_group_member {
+	__u16 nexthop;
+	__u16 weight;        /* 1..SLUICE_FWD_WEIGHT_MAX */
+};
+
+struct sluice_fwd_group {
+	__u32 member_count;  /* 1..SLUICE_FWD_GROUP_MAX_MEMBERS; 0 = free slot */
+	__u32 pad;
+	struct sluice_fwd_group_member members[SLUICE_FWD_GROUP_MAX_MEMBERS];
+	__u16 bucket[SLUICE_FWD_GROUP_BUCKETS];
+};
+
+/* fwd_settings[0] */
+#define SLUICE_FWD_SETTINGS_VERSION 1u /* 0: never written (no RouteTable yet): the stage hands every packet on untouched */
+struct sluice_fwd_settings {
+	__u32 version;
+	__u32 no_route_verdict;   /* SLUICE_VERDICT_PASS or SLUICE_VERDICT_DROP */
+	__u32 cpu_count;          /* 0: cpumap off, local traffic XDP_PASS; else cpus[0..cpu_count) */
+	__u32 icmp_rate;          /* time-exceeded answers per second per CPU; 0: never answer */
+	__u32 icmp_burst;         /* bucket depth per CPU */
+	__u32 icmp_src_v4;        /* network order: source of ICMP time exceeded; 0: no answer */
+	__u32 icmp_src_v6[4];     /* all zero: no ICMPv6 answer */
+	__u32 cpus[SLUICE_FWD_MAX_CPUS]; /* cpumap keys, each < SLUICE_FWD_MAX_CPUS */
+};
+
+/* Per-CPU ICMP answer bucket: fwd_icmp_bucket[0]. */
+struct sluice_fwd_icmp_bucket {
+	__u64 last_ns;
+	__u64 tokens;        /* nano-tokens: answers * 1e9 */
+};
+
+/* Per-CPU event counters of the forward stage: fwd_event_counters[slot] (packets = events). */
+enum sluice_fwd_event_slot {
+	SLUICE_FWD_EVENT_ICMP_RATE_LIMITED = 0, /* a time-exceeded answer the bucket refused */
+	SLUICE_FWD_EVENT_ICMP_NO_SOURCE = 1,    /* no ICMP source address configured */
+	SLUICE_FWD_EVENT_ICMP_SUPPRESSED = 2,   /* about an ICMP error or a non-first fragment: never answered */
+	SLUICE_FWD_EVENT_CPUMAP_FALLBACK = 3,   /* cpumap slot empty: passed instead */
+	SLUICE_FWD_EVENT_SLOTS = 4,
+};
+/* ---- end forward ---- */
+
 /* ---- map sizes ---- */
 #define SLUICE_DROP_EVENTS_BYTES (256 * 1024)
 

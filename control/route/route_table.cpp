@@ -1,0 +1,803 @@
+#include "route_table.hpp"
+
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <set>
+
+#include "dir24_8.hpp"
+#include "sluice.skel.h"
+
+namespace sluice::route {
+namespace {
+
+using maps::ArrayMap;
+using maps::LpmTrie;
+using maps::MapFd;
+using maps::PerCpuArrayMap;
+
+constexpr const char* kObject = "forward";
+
+Error refuse(std::string_view operation, std::string_view reason, int errnum = EINVAL) {
+  return maps::make_error_because(operation, kObject, reason, errnum);
+}
+
+template <class Handle>
+Result<Handle> handle_of(const bpf_map* map) {
+  auto fd = MapFd::from_skeleton(map);
+  if (!fd) return fd.error();
+  return Handle::from(std::move(*fd));
+}
+
+std::string mac_text(const Mac& mac) {
+  char text[18];
+  std::snprintf(text, sizeof(text), "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
+  return text;
+}
+
+bool unicast_mac(const Mac& mac) {
+  const bool zero = std::all_of(mac.begin(), mac.end(), [](std::uint8_t b) { return b == 0; });
+  return !zero && (mac[0] & 1) == 0;
+}
+
+// The MAC of an interface of this network namespace.
+Result<Mac> interface_mac(const std::string& name) {
+  const int sock = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (sock < 0) return maps::make_error("open socket for", name, errno);
+  ifreq request{};
+  std::strncpy(request.ifr_name, name.c_str(), IFNAMSIZ - 1);
+  const int rc = ::ioctl(sock, SIOCGIFHWADDR, &request);
+  const int err = errno;
+  ::close(sock);
+  if (rc < 0) return maps::make_error("read the MAC of interface", name, err);
+  Mac mac{};
+  std::memcpy(mac.data(), request.ifr_hwaddr.sa_data, mac.size());
+  return mac;
+}
+
+template <class K>
+struct KeyLess {
+  bool operator()(const K& a, const K& b) const { return std::memcmp(&a, &b, sizeof(K)) < 0; }
+};
+
+// A prefix must be canonical: length in range, no host bits (maps::parse_prefix makes such keys).
+template <class K>
+bool canonical(const K& key) {
+  constexpr unsigned bits = sizeof(key.addr) * 8;
+  if (key.prefixlen > bits) return false;
+  for (unsigned bit = key.prefixlen; bit < bits; ++bit)
+    if (key.addr[bit / 8] & (0x80u >> (bit % 8))) return false;
+  return true;
+}
+
+// Buckets of a group in proportion to the weights (largest remainder), every member at least one.
+std::array<std::uint16_t, SLUICE_FWD_GROUP_BUCKETS> spread_buckets(const std::vector<std::pair<std::uint16_t, std::uint32_t>>& members) {
+  const std::size_t n = members.size();
+  std::uint64_t total = 0;
+  for (const auto& m : members) total += m.second;
+  std::vector<std::uint32_t> share(n, 1);  // one each first
+  const std::uint32_t spare = SLUICE_FWD_GROUP_BUCKETS - static_cast<std::uint32_t>(n);
+  std::vector<std::pair<std::uint64_t, std::size_t>> remainders;
+  std::uint32_t given = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::uint64_t exact = std::uint64_t{spare} * members[i].second;
+    share[i] += static_cast<std::uint32_t>(exact / total);
+    given += static_cast<std::uint32_t>(exact / total);
+    remainders.push_back({exact % total, i});
+  }
+  std::stable_sort(remainders.begin(), remainders.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  for (std::size_t k = 0; given < spare; ++k, ++given) ++share[remainders[k % n].second];
+  // Interleave (bucket b goes to the member whose quota is least used) so neighbouring hashes spread too.
+  std::array<std::uint16_t, SLUICE_FWD_GROUP_BUCKETS> buckets{};
+  std::vector<std::uint32_t> used(n, 0);
+  for (std::uint32_t b = 0; b < SLUICE_FWD_GROUP_BUCKETS; ++b) {
+    std::size_t best = n;
+    for (std::size_t i = 0; i < n; ++i) {
+      if (used[i] >= share[i]) continue;
+      if (best == n || std::uint64_t{used[i]} * share[best] < std::uint64_t{used[best]} * share[i]) best = i;
+    }
+    ++used[best];
+    buckets[b] = members[best].first;
+  }
+  return buckets;
+}
+
+class IdPool {
+ public:
+  explicit IdPool(std::uint32_t limit) : limit_(limit) {}
+  std::optional<std::uint32_t> take() {
+    if (!free_.empty()) {
+      const std::uint32_t id = *free_.begin();
+      free_.erase(free_.begin());
+      return id;
+    }
+    if (next_ >= limit_) return std::nullopt;
+    return next_++;
+  }
+  void give(std::uint32_t id) { free_.insert(id); }
+
+ private:
+  std::uint32_t limit_;
+  std::uint32_t next_ = 1;  // 0 is "none" everywhere
+  std::set<std::uint32_t> free_;
+};
+
+}  // namespace
+
+struct RouteTable::State {
+  struct NextHop {
+    NextHopSpec spec;
+    std::uint32_t id = 0;
+    std::uint32_t ifindex = 0;
+    std::uint32_t port = 0;
+    std::size_t users = 0;
+  };
+  struct Group {
+    std::vector<GroupMember> members;
+    std::uint32_t id = 0;
+    std::size_t users = 0;
+  };
+  struct Route {
+    RouteTarget target;
+    std::uint32_t slot = 0;  // route counter, 0: none
+    std::uint32_t value = 0;
+  };
+  struct Port {
+    std::uint32_t slot = 0;
+    std::size_t users = 0;
+  };
+
+  RouteTableOptions options;
+  LpmTrie<sluice_lpm_v4_key, std::uint32_t> routes_v4;
+  LpmTrie<sluice_lpm_v6_key, std::uint32_t> routes_v6;
+  ArrayMap<sluice_fwd_nexthop> nexthops;
+  ArrayMap<sluice_fwd_group> groups;
+  ArrayMap<sluice_fwd_settings> settings_map;
+  PerCpuArrayMap<sluice_counter> route_counters;
+  PerCpuArrayMap<sluice_counter> nexthop_counters;
+  PerCpuArrayMap<sluice_counter> event_counters;
+  MapFd ports;
+  MapFd cpus;
+  MapFd dir_tbl24_slot;
+  MapFd dir_tbl8_slot;
+  std::optional<maps::Dir24_8> dir{};
+
+  sluice_fwd_settings settings{};
+  std::map<std::string, NextHop> next_hops{};
+  std::map<std::string, Group> group_table{};
+  std::map<sluice_lpm_v4_key, Route, KeyLess<sluice_lpm_v4_key>> v4{};
+  std::map<sluice_lpm_v6_key, Route, KeyLess<sluice_lpm_v6_key>> v6{};
+  std::map<std::uint32_t, Port> port_of_ifindex{};
+  IdPool nexthop_ids{SLUICE_FWD_MAX_NEXTHOPS};
+  IdPool group_ids{SLUICE_FWD_MAX_GROUPS};
+  IdPool counter_slots{SLUICE_FWD_ROUTE_COUNTERS};
+  std::set<std::uint32_t> free_ports{};  // devmap slots
+  std::vector<std::uint32_t> cpumap_entries{};  // CPUs with a cpumap entry now
+
+  Result<void> write_settings() { return settings_map.update(0, settings); }
+
+  // ---- DIR-24-8 copy of the IPv4 routes ----
+  std::vector<maps::Dir24_8Entry> dir_entries() const {
+    std::vector<maps::Dir24_8Entry> entries;
+    entries.reserve(v4.size());
+    for (const auto& [key, route] : v4) entries.push_back({key, route.value});
+    return entries;
+  }
+  // One tbl8 group per /24 that holds prefixes longer than /24, with room to grow.
+  std::uint32_t tbl8_groups_wanted() const {
+    std::set<std::uint32_t> blocks;
+    for (const auto& [key, route] : v4) {
+      if (key.prefixlen <= 24) continue;
+      std::uint32_t addr;
+      std::memcpy(&addr, key.addr, sizeof(addr));
+      blocks.insert(ntohl(addr) >> 8);
+    }
+    const auto used = static_cast<std::uint32_t>(blocks.size());
+    return used + std::max<std::uint32_t>(256, used / 2);
+  }
+
+  Result<void> unplug_dir() {
+    if (!dir) return {};
+    const std::uint32_t slot = 0;
+    // tbl24 first: a packet that finds only tbl8 plugged reads the trie.
+    if (bpf_map_delete_elem(dir_tbl24_slot.fd(), &slot) && errno != ENOENT)
+      return maps::make_error("unplug DIR-24-8 tbl24 from", dir_tbl24_slot.name(), errno);
+    if (bpf_map_delete_elem(dir_tbl8_slot.fd(), &slot) && errno != ENOENT)
+      return maps::make_error("unplug DIR-24-8 tbl8 from", dir_tbl8_slot.name(), errno);
+    dir.reset();  // the kernel frees the tables once in-flight packets are done (RCU)
+    return {};
+  }
+
+  Result<void> plug_dir() {
+    auto tbl24 = MapFd::create(BPF_MAP_TYPE_ARRAY, "fwd_dir4_t24", sizeof(std::uint32_t), sizeof(sluice_dir24_8_row),
+                               SLUICE_DIR24_8_TBL24_ROWS, BPF_F_MMAPABLE);
+    if (!tbl24) return tbl24.error();
+    auto tbl8 = MapFd::create(BPF_MAP_TYPE_ARRAY, "fwd_dir4_t8", sizeof(std::uint32_t), sizeof(sluice_dir24_8_row),
+                              tbl8_groups_wanted(), BPF_F_MMAPABLE | BPF_F_INNER_MAP);
+    if (!tbl8) return tbl8.error();
+    auto table = maps::Dir24_8::from(std::move(*tbl24), std::move(*tbl8));
+    if (!table) return table.error();
+    const auto entries = dir_entries();
+    if (auto filled = table->assign(entries); !filled) return filled.error();
+    const std::uint32_t slot = 0;
+    // tbl8 first, so no packet sees a tbl24 without its groups.
+    std::uint32_t fd8 = static_cast<std::uint32_t>(table->tbl8().fd());
+    if (bpf_map_update_elem(dir_tbl8_slot.fd(), &slot, &fd8, BPF_ANY))
+      return maps::make_error("plug DIR-24-8 tbl8 into", dir_tbl8_slot.name(), errno);
+    std::uint32_t fd24 = static_cast<std::uint32_t>(table->tbl24().fd());
+    if (bpf_map_update_elem(dir_tbl24_slot.fd(), &slot, &fd24, BPF_ANY)) {
+      const int err = errno;
+      bpf_map_delete_elem(dir_tbl8_slot.fd(), &slot);  // nothing reads a lone tbl8
+      return maps::make_error("plug DIR-24-8 tbl24 into", dir_tbl24_slot.name(), err);
+    }
+    dir = std::move(*table);
+    return {};
+  }
+
+  // After the v4 trie changed: the copy follows it, or comes or goes with the route count.
+  // A copy that cannot follow (tbl8 full) is rebuilt bigger; packets read the trie meanwhile.
+  Result<void> sync_dir(const sluice_lpm_v4_key& key, const Route* route) {
+    if (dir) {
+      if (v4.size() * 2 < options.dir_threshold) return unplug_dir();
+      Result<void> followed;
+      if (route) {
+        followed = dir->insert(key, route->value);
+      } else if (auto erased = dir->erase(key); !erased) {
+        followed = erased.error();
+      }
+      if (followed) return {};
+      if (auto gone = unplug_dir(); !gone) return gone;
+      return plug_dir();
+    }
+    if (v4.size() >= options.dir_threshold && options.dir_threshold > 0) return plug_dir();
+    return {};
+  }
+
+  // The route change itself is done (the trie is what packets read when the
+  // copy is missing): a copy that could not follow is reported, not undone.
+  std::string dir_error{};
+  Result<void> note_dir(Result<void> synced) {
+    dir_error = synced ? std::string() : synced.error().message;
+    return {};
+  }
+
+  // ---- counters ----
+  Result<sluice_counter> summed(const PerCpuArrayMap<sluice_counter>& map, std::uint32_t slot) const {
+    auto values = map.lookup(slot);
+    if (!values) return values.error();
+    sluice_counter total{};
+    if (*values)
+      for (const auto& v : **values) {
+        total.packets += v.packets;
+        total.bytes += v.bytes;
+      }
+    return total;
+  }
+  Result<void> zero(PerCpuArrayMap<sluice_counter>& map, std::uint32_t slot) {
+    return map.update_all_cpus(slot, sluice_counter{});
+  }
+
+  // ---- validation ----
+  Result<std::uint32_t> target_value(const RouteTarget& target, std::uint32_t slot, std::string_view operation) const {
+    switch (target.kind) {
+      case RouteTarget::Kind::ToStack:
+        return SLUICE_FWD_ROUTE_VALUE(SLUICE_FWD_KIND_LOCAL, 0, slot);
+      case RouteTarget::Kind::NextHop: {
+        auto it = next_hops.find(target.name);
+        if (it == next_hops.end()) return refuse(operation, "next hop '" + target.name + "' does not exist", ENOENT);
+        return SLUICE_FWD_ROUTE_VALUE(SLUICE_FWD_KIND_NEXTHOP, it->second.id, slot);
+      }
+      case RouteTarget::Kind::Group: {
+        auto it = group_table.find(target.name);
+        if (it == group_table.end()) return refuse(operation, "group '" + target.name + "' does not exist", ENOENT);
+        return SLUICE_FWD_ROUTE_VALUE(SLUICE_FWD_KIND_GROUP, it->second.id, slot);
+      }
+    }
+    return refuse(operation, "unknown route target kind");
+  }
+  void use(const RouteTarget& target, int delta) {
+    if (target.kind == RouteTarget::Kind::NextHop) next_hops[target.name].users += delta;
+    if (target.kind == RouteTarget::Kind::Group) group_table[target.name].users += delta;
+  }
+
+  struct ResolvedHop {
+    std::uint32_t ifindex;
+    Mac src;
+  };
+  Result<ResolvedHop> resolve(const std::string& name, const NextHopSpec& spec, std::string_view operation) const {
+    if (name.empty()) return refuse(operation, "next hop name is empty");
+    const unsigned ifindex = ::if_nametoindex(spec.interface.c_str());
+    if (spec.interface.empty() || ifindex == 0)
+      return refuse(operation, "next hop '" + name + "': interface '" + spec.interface + "' does not exist", ENODEV);
+    if (!unicast_mac(spec.dst_mac))
+      return refuse(operation, "next hop '" + name + "': dst_mac " + mac_text(spec.dst_mac) + " is not a unicast MAC");
+    Mac src{};
+    if (spec.src_mac) {
+      src = *spec.src_mac;
+    } else {
+      auto own = interface_mac(spec.interface);
+      if (!own) return own.error();
+      src = *own;
+    }
+    if (!unicast_mac(src))
+      return refuse(operation, "next hop '" + name + "': src_mac " + mac_text(src) + " is not a unicast MAC");
+    return ResolvedHop{ifindex, src};
+  }
+
+  // The devmap slot of an egress interface, created on first use.
+  Result<std::uint32_t> port_for(std::uint32_t ifindex) {
+    if (auto it = port_of_ifindex.find(ifindex); it != port_of_ifindex.end()) return it->second.slot;
+    if (free_ports.empty()) return refuse("add next hop", "every one of the " + std::to_string(SLUICE_FWD_MAX_PORTS) +
+                                                               " egress port slots is in use", ENOSPC);
+    const std::uint32_t slot = *free_ports.begin();
+    bpf_devmap_val value{};
+    value.ifindex = ifindex;
+    if (bpf_map_update_elem(ports.fd(), &slot, &value, BPF_ANY))
+      return maps::make_error("add egress interface " + std::to_string(ifindex) + " to", ports.name(), errno);
+    free_ports.erase(slot);
+    port_of_ifindex[ifindex] = Port{slot, 0};
+    return slot;
+  }
+  void release_port(std::uint32_t ifindex) {
+    auto it = port_of_ifindex.find(ifindex);
+    if (it == port_of_ifindex.end() || it->second.users > 0) return;
+    const std::uint32_t slot = it->second.slot;
+    bpf_map_delete_elem(ports.fd(), &slot);  // a stale slot is unreferenced: harmless if this fails
+    free_ports.insert(slot);
+    port_of_ifindex.erase(it);
+  }
+
+  Result<sluice_fwd_group> group_value(const std::vector<GroupMember>& members, std::string_view operation) const {
+    if (members.empty()) return refuse(operation, "a group needs at least one next hop");
+    if (members.size() > SLUICE_FWD_GROUP_MAX_MEMBERS)
+      return refuse(operation, std::to_string(members.size()) + " next hops, at most " +
+                                   std::to_string(SLUICE_FWD_GROUP_MAX_MEMBERS) + " per group");
+    sluice_fwd_group value{};
+    std::vector<std::pair<std::uint16_t, std::uint32_t>> ids;
+    std::set<std::string> seen;
+    for (const auto& m : members) {
+      auto it = next_hops.find(m.next_hop);
+      if (it == next_hops.end()) return refuse(operation, "next hop '" + m.next_hop + "' does not exist", ENOENT);
+      if (!seen.insert(m.next_hop).second) return refuse(operation, "next hop '" + m.next_hop + "' listed twice");
+      if (m.weight == 0 || m.weight > SLUICE_FWD_WEIGHT_MAX)
+        return refuse(operation, "weight " + std::to_string(m.weight) + " of next hop '" + m.next_hop +
+                                     "' is outside 1.." + std::to_string(SLUICE_FWD_WEIGHT_MAX));
+      value.members[ids.size()] = {static_cast<std::uint16_t>(it->second.id), static_cast<std::uint16_t>(m.weight)};
+      ids.push_back({static_cast<std::uint16_t>(it->second.id), m.weight});
+    }
+    value.member_count = static_cast<std::uint32_t>(ids.size());
+    const auto buckets = spread_buckets(ids);
+    std::copy(buckets.begin(), buckets.end(), value.bucket);
+    return value;
+  }
+
+  template <class K, class Trie, class Table>
+  Result<void> put_route(Trie& trie, Table& table, const K& key, const RouteTarget& target, bool may_exist,
+                         std::string_view operation) {
+    if (!canonical(key)) return refuse(operation, "bad prefix " + maps::to_string(key) + ": host bits set or length out of range");
+    auto existing = table.find(key);
+    if (existing != table.end() && !may_exist)
+      return refuse(operation, "route " + maps::to_string(key) + " exists", EEXIST);
+    std::uint32_t slot = existing != table.end() ? existing->second.slot : 0;
+    bool fresh_slot = false;
+    if (existing == table.end()) {
+      if (auto taken = counter_slots.take()) {
+        slot = *taken;
+        fresh_slot = true;
+      }
+    }
+    auto value = target_value(target, slot, operation);
+    if (!value) {
+      if (fresh_slot) counter_slots.give(slot);
+      return value.error();
+    }
+    if (fresh_slot) {
+      if (auto zeroed = zero(route_counters, slot); !zeroed) {
+        counter_slots.give(slot);
+        return zeroed;
+      }
+    }
+    if (auto written = trie.update(key, *value); !written) {
+      if (fresh_slot) counter_slots.give(slot);
+      return written;
+    }
+    if (existing != table.end()) {
+      use(existing->second.target, -1);
+      existing->second.target = target;
+      existing->second.value = *value;
+    } else {
+      table[key] = Route{target, slot, *value};
+    }
+    use(target, +1);
+    return {};
+  }
+
+  template <class K, class Trie, class Table>
+  Result<void> drop_route(Trie& trie, Table& table, const K& key) {
+    auto it = table.find(key);
+    if (it == table.end()) return refuse("remove route", "route " + maps::to_string(key) + " does not exist", ENOENT);
+    auto erased = trie.erase(key);
+    if (!erased) return erased.error();
+    use(it->second.target, -1);
+    if (it->second.slot) counter_slots.give(it->second.slot);
+    table.erase(it);
+    return {};
+  }
+
+  // Empties whatever an earlier owner left in the maps.
+  Result<void> clear() {
+    auto keys4 = routes_v4.keys();
+    if (!keys4) return keys4.error();
+    for (const auto& k : *keys4)
+      if (auto gone = routes_v4.erase(k); !gone) return gone.error();
+    auto keys6 = routes_v6.keys();
+    if (!keys6) return keys6.error();
+    for (const auto& k : *keys6)
+      if (auto gone = routes_v6.erase(k); !gone) return gone.error();
+    // An absent element (ENOENT) is what clearing wants; anything else is an error.
+    auto erase = [](const MapFd& map, std::uint32_t key) -> Result<void> {
+      if (bpf_map_delete_elem(map.fd(), &key) && errno != ENOENT)
+        return maps::make_error("clear slot " + std::to_string(key) + " of", map.name(), errno);
+      return {};
+    };
+    if (auto gone = erase(dir_tbl24_slot, 0); !gone) return gone;
+    if (auto gone = erase(dir_tbl8_slot, 0); !gone) return gone;
+    for (std::uint32_t id = 0; id < SLUICE_FWD_MAX_NEXTHOPS; ++id)
+      if (auto cleared = nexthops.update(id, sluice_fwd_nexthop{}); !cleared) return cleared;
+    for (std::uint32_t id = 0; id < SLUICE_FWD_MAX_GROUPS; ++id)
+      if (auto cleared = groups.update(id, sluice_fwd_group{}); !cleared) return cleared;
+    for (std::uint32_t port = 0; port < SLUICE_FWD_MAX_PORTS; ++port)
+      if (auto gone = erase(ports, port); !gone) return gone;
+    for (std::uint32_t cpu = 0; cpu < SLUICE_FWD_MAX_CPUS; ++cpu)
+      if (auto gone = erase(cpus, cpu); !gone) return gone;
+    return {};
+  }
+};
+
+RouteTable::RouteTable(std::unique_ptr<State> state) : state_(std::move(state)) {}
+RouteTable::RouteTable(RouteTable&&) noexcept = default;
+RouteTable& RouteTable::operator=(RouteTable&&) noexcept = default;
+RouteTable::~RouteTable() = default;
+
+Result<RouteTable> RouteTable::open(const dataplane::Dataplane& plane, RouteTableOptions options) {
+  const auto& m = plane.skeleton()->maps;
+  auto v4 = handle_of<LpmTrie<sluice_lpm_v4_key, std::uint32_t>>(m.fwd_routes_v4);
+  if (!v4) return v4.error();
+  auto v6 = handle_of<LpmTrie<sluice_lpm_v6_key, std::uint32_t>>(m.fwd_routes_v6);
+  if (!v6) return v6.error();
+  auto nexthops = handle_of<ArrayMap<sluice_fwd_nexthop>>(m.fwd_nexthops);
+  if (!nexthops) return nexthops.error();
+  auto groups = handle_of<ArrayMap<sluice_fwd_group>>(m.fwd_groups);
+  if (!groups) return groups.error();
+  auto settings = handle_of<ArrayMap<sluice_fwd_settings>>(m.fwd_settings);
+  if (!settings) return settings.error();
+  auto route_counters = handle_of<PerCpuArrayMap<sluice_counter>>(m.fwd_route_counters);
+  if (!route_counters) return route_counters.error();
+  auto nexthop_counters = handle_of<PerCpuArrayMap<sluice_counter>>(m.fwd_nexthop_counters);
+  if (!nexthop_counters) return nexthop_counters.error();
+  auto event_counters = handle_of<PerCpuArrayMap<sluice_counter>>(m.fwd_event_counters);
+  if (!event_counters) return event_counters.error();
+  auto ports = MapFd::from_skeleton(m.fwd_ports);
+  if (!ports) return ports.error();
+  auto cpus = MapFd::from_skeleton(m.fwd_cpus);
+  if (!cpus) return cpus.error();
+  auto t24 = MapFd::from_skeleton(m.fwd_dir4_tbl24);
+  if (!t24) return t24.error();
+  auto t8 = MapFd::from_skeleton(m.fwd_dir4_tbl8);
+  if (!t8) return t8.error();
+
+  auto state = std::unique_ptr<State>(new State{
+      .options = options,
+      .routes_v4 = std::move(*v4),
+      .routes_v6 = std::move(*v6),
+      .nexthops = std::move(*nexthops),
+      .groups = std::move(*groups),
+      .settings_map = std::move(*settings),
+      .route_counters = std::move(*route_counters),
+      .nexthop_counters = std::move(*nexthop_counters),
+      .event_counters = std::move(*event_counters),
+      .ports = std::move(*ports),
+      .cpus = std::move(*cpus),
+      .dir_tbl24_slot = std::move(*t24),
+      .dir_tbl8_slot = std::move(*t8),
+  });
+  for (std::uint32_t port = 0; port < SLUICE_FWD_MAX_PORTS; ++port) state->free_ports.insert(port);
+  if (auto cleared = state->clear(); !cleared) return cleared.error();
+  state->settings = sluice_fwd_settings{};
+  state->settings.version = SLUICE_FWD_SETTINGS_VERSION;
+  state->settings.no_route_verdict = SLUICE_VERDICT_PASS;
+  state->settings.icmp_rate = SLUICE_FWD_ICMP_RATE_DEFAULT;
+  state->settings.icmp_burst = SLUICE_FWD_ICMP_BURST_DEFAULT;
+  if (auto written = state->write_settings(); !written) return written.error();
+  return RouteTable(std::move(state));
+}
+
+// ---- next hops ----
+Result<void> RouteTable::add_next_hop(const std::string& name, const NextHopSpec& spec) {
+  auto& s = *state_;
+  constexpr std::string_view op = "add next hop";
+  if (s.next_hops.count(name)) return refuse(op, "next hop '" + name + "' exists", EEXIST);
+  auto hop = s.resolve(name, spec, op);
+  if (!hop) return hop.error();
+  auto id = s.nexthop_ids.take();
+  if (!id) return refuse(op, "every next-hop id is in use", ENOSPC);
+  auto port = s.port_for(hop->ifindex);
+  if (!port) {
+    s.nexthop_ids.give(*id);
+    return port.error();
+  }
+  sluice_fwd_nexthop value{};
+  value.ifindex = hop->ifindex;
+  value.port = *port;
+  std::memcpy(value.src_mac, hop->src.data(), 6);
+  std::memcpy(value.dst_mac, spec.dst_mac.data(), 6);
+  Result<void> written = s.zero(s.nexthop_counters, *id);
+  if (written) written = s.nexthops.update(*id, value);
+  if (!written) {
+    s.nexthop_ids.give(*id);
+    s.release_port(hop->ifindex);
+    return written;
+  }
+  NextHopSpec stored = spec;
+  stored.src_mac = hop->src;
+  s.port_of_ifindex[hop->ifindex].users++;
+  s.next_hops[name] = State::NextHop{stored, *id, hop->ifindex, *port, 0};
+  return {};
+}
+
+Result<void> RouteTable::replace_next_hop(const std::string& name, const NextHopSpec& spec) {
+  auto& s = *state_;
+  constexpr std::string_view op = "replace next hop";
+  auto it = s.next_hops.find(name);
+  if (it == s.next_hops.end()) return refuse(op, "next hop '" + name + "' does not exist", ENOENT);
+  auto hop = s.resolve(name, spec, op);
+  if (!hop) return hop.error();
+  auto port = s.port_for(hop->ifindex);
+  if (!port) return port.error();
+  sluice_fwd_nexthop value{};
+  value.ifindex = hop->ifindex;
+  value.port = *port;
+  std::memcpy(value.src_mac, hop->src.data(), 6);
+  std::memcpy(value.dst_mac, spec.dst_mac.data(), 6);
+  // One array element: a packet reads the old or the new next hop.
+  if (auto written = s.nexthops.update(it->second.id, value); !written) {
+    s.release_port(hop->ifindex);
+    return written;
+  }
+  const std::uint32_t old_ifindex = it->second.ifindex;
+  s.port_of_ifindex[hop->ifindex].users++;
+  s.port_of_ifindex[old_ifindex].users--;
+  s.release_port(old_ifindex);
+  it->second.spec = spec;
+  it->second.spec.src_mac = hop->src;
+  it->second.ifindex = hop->ifindex;
+  it->second.port = *port;
+  return {};
+}
+
+Result<void> RouteTable::remove_next_hop(const std::string& name) {
+  auto& s = *state_;
+  auto it = s.next_hops.find(name);
+  if (it == s.next_hops.end()) return refuse("remove next hop", "next hop '" + name + "' does not exist", ENOENT);
+  if (it->second.users > 0)
+    return refuse("remove next hop", "next hop '" + name + "' is used by " + std::to_string(it->second.users) +
+                                         " route(s) or group(s)", EBUSY);
+  if (auto cleared = s.nexthops.update(it->second.id, sluice_fwd_nexthop{}); !cleared) return cleared;
+  s.nexthop_ids.give(it->second.id);
+  const std::uint32_t ifindex = it->second.ifindex;
+  s.next_hops.erase(it);
+  s.port_of_ifindex[ifindex].users--;
+  s.release_port(ifindex);
+  return {};
+}
+
+Result<std::vector<NextHopInfo>> RouteTable::list_next_hops() const {
+  std::vector<NextHopInfo> out;
+  for (const auto& [name, hop] : state_->next_hops) {
+    auto counter = state_->summed(state_->nexthop_counters, hop.id);
+    if (!counter) return counter.error();
+    out.push_back({name, hop.spec, hop.id, hop.ifindex, hop.users, *counter});
+  }
+  return out;
+}
+
+// ---- groups ----
+Result<void> RouteTable::add_group(const std::string& name, const std::vector<GroupMember>& members) {
+  auto& s = *state_;
+  constexpr std::string_view op = "add group";
+  if (name.empty()) return refuse(op, "group name is empty");
+  if (s.group_table.count(name)) return refuse(op, "group '" + name + "' exists", EEXIST);
+  auto value = s.group_value(members, op);
+  if (!value) return value.error();
+  auto id = s.group_ids.take();
+  if (!id) return refuse(op, "every group id is in use", ENOSPC);
+  if (auto written = s.groups.update(*id, *value); !written) {
+    s.group_ids.give(*id);
+    return written;
+  }
+  for (const auto& m : members) s.next_hops[m.next_hop].users++;
+  s.group_table[name] = State::Group{members, *id, 0};
+  return {};
+}
+
+Result<void> RouteTable::replace_group(const std::string& name, const std::vector<GroupMember>& members) {
+  auto& s = *state_;
+  constexpr std::string_view op = "replace group";
+  auto it = s.group_table.find(name);
+  if (it == s.group_table.end()) return refuse(op, "group '" + name + "' does not exist", ENOENT);
+  auto value = s.group_value(members, op);
+  if (!value) return value.error();
+  if (auto written = s.groups.update(it->second.id, *value); !written) return written;
+  for (const auto& m : it->second.members) s.next_hops[m.next_hop].users--;
+  for (const auto& m : members) s.next_hops[m.next_hop].users++;
+  it->second.members = members;
+  return {};
+}
+
+Result<void> RouteTable::remove_group(const std::string& name) {
+  auto& s = *state_;
+  auto it = s.group_table.find(name);
+  if (it == s.group_table.end()) return refuse("remove group", "group '" + name + "' does not exist", ENOENT);
+  if (it->second.users > 0)
+    return refuse("remove group", "group '" + name + "' is used by " + std::to_string(it->second.users) + " route(s)",
+                  EBUSY);
+  if (auto cleared = s.groups.update(it->second.id, sluice_fwd_group{}); !cleared) return cleared;
+  s.group_ids.give(it->second.id);
+  for (const auto& m : it->second.members) s.next_hops[m.next_hop].users--;
+  s.group_table.erase(it);
+  return {};
+}
+
+std::vector<GroupInfo> RouteTable::list_groups() const {
+  std::vector<GroupInfo> out;
+  for (const auto& [name, group] : state_->group_table) out.push_back({name, group.members, group.id, group.users});
+  return out;
+}
+
+// ---- routes ----
+Result<void> RouteTable::add_route(const Prefix& prefix, const RouteTarget& target) {
+  auto& s = *state_;
+  if (const auto* key = std::get_if<sluice_lpm_v4_key>(&prefix)) {
+    if (auto put = s.put_route(s.routes_v4, s.v4, *key, target, false, "add route"); !put) return put;
+    return s.note_dir(s.sync_dir(*key, &s.v4.at(*key)));
+  }
+  return s.put_route(s.routes_v6, s.v6, std::get<sluice_lpm_v6_key>(prefix), target, false, "add route");
+}
+
+Result<void> RouteTable::replace_route(const Prefix& prefix, const RouteTarget& target) {
+  auto& s = *state_;
+  if (const auto* key = std::get_if<sluice_lpm_v4_key>(&prefix)) {
+    if (auto put = s.put_route(s.routes_v4, s.v4, *key, target, true, "replace route"); !put) return put;
+    return s.note_dir(s.sync_dir(*key, &s.v4.at(*key)));
+  }
+  return s.put_route(s.routes_v6, s.v6, std::get<sluice_lpm_v6_key>(prefix), target, true, "replace route");
+}
+
+Result<void> RouteTable::remove_route(const Prefix& prefix) {
+  auto& s = *state_;
+  if (const auto* key = std::get_if<sluice_lpm_v4_key>(&prefix)) {
+    if (auto gone = s.drop_route(s.routes_v4, s.v4, *key); !gone) return gone;
+    return s.note_dir(s.sync_dir(*key, nullptr));
+  }
+  return s.drop_route(s.routes_v6, s.v6, std::get<sluice_lpm_v6_key>(prefix));
+}
+
+Result<std::vector<RouteInfo>> RouteTable::list_routes() const {
+  std::vector<RouteInfo> out;
+  auto add = [&](const Prefix& prefix, const State::Route& route) -> Result<void> {
+    RouteInfo info{prefix, route.target, std::nullopt};
+    if (route.slot) {
+      auto counter = state_->summed(state_->route_counters, route.slot);
+      if (!counter) return counter.error();
+      info.counter = *counter;
+    }
+    out.push_back(std::move(info));
+    return {};
+  };
+  for (const auto& [key, route] : state_->v4)
+    if (auto added = add(key, route); !added) return added.error();
+  for (const auto& [key, route] : state_->v6)
+    if (auto added = add(key, route); !added) return added.error();
+  return out;
+}
+
+std::size_t RouteTable::route_count() const noexcept { return state_->v4.size() + state_->v6.size(); }
+
+// ---- settings ----
+Result<void> RouteTable::set_no_route_verdict(sluice_verdict verdict) {
+  if (verdict != SLUICE_VERDICT_PASS && verdict != SLUICE_VERDICT_DROP)
+    return refuse("set no-route verdict", "verdict " + std::to_string(verdict) + " is neither pass nor drop");
+  auto next = state_->settings;
+  next.no_route_verdict = verdict;
+  if (auto written = state_->settings_map.update(0, next); !written) return written;
+  state_->settings = next;
+  return {};
+}
+
+Result<void> RouteTable::set_cpumap(const CpumapSettings& cpumap) {
+  auto& s = *state_;
+  constexpr std::string_view op = "set cpumap";
+  const int possible_count = libbpf_num_possible_cpus();
+  if (possible_count <= 0) return maps::make_error("count possible CPUs for", "cpumap", -possible_count);
+  const auto* possible = &possible_count;
+  if (cpumap.cpus.size() > SLUICE_FWD_MAX_CPUS)
+    return refuse(op, std::to_string(cpumap.cpus.size()) + " CPUs, at most " + std::to_string(SLUICE_FWD_MAX_CPUS));
+  if (cpumap.queue_size == 0 || cpumap.queue_size > SLUICE_FWD_CPUMAP_QSIZE_MAX)
+    return refuse(op, "queue size " + std::to_string(cpumap.queue_size) + " is outside 1.." +
+                          std::to_string(SLUICE_FWD_CPUMAP_QSIZE_MAX));
+  std::set<std::uint32_t> seen;
+  for (std::uint32_t cpu : cpumap.cpus) {
+    if (cpu >= static_cast<std::uint32_t>(*possible) || cpu >= SLUICE_FWD_MAX_CPUS)
+      return refuse(op, "CPU " + std::to_string(cpu) + " does not exist (possible CPUs: 0.." +
+                            std::to_string(*possible - 1) + ")", ENODEV);
+    if (!seen.insert(cpu).second) return refuse(op, "CPU " + std::to_string(cpu) + " listed twice");
+  }
+  // Entries first, then the settings that make packets use them; stale entries last.
+  for (std::uint32_t cpu : cpumap.cpus) {
+    bpf_cpumap_val value{};
+    value.qsize = cpumap.queue_size;
+    if (bpf_map_update_elem(s.cpus.fd(), &cpu, &value, BPF_ANY)) {
+      const int err = errno;
+      for (std::uint32_t added : cpumap.cpus) {
+        if (added == cpu) break;
+        if (std::find(s.cpumap_entries.begin(), s.cpumap_entries.end(), added) == s.cpumap_entries.end())
+          bpf_map_delete_elem(s.cpus.fd(), &added);
+      }
+      return maps::make_error("add CPU " + std::to_string(cpu) + " to", s.cpus.name(), err);
+    }
+  }
+  auto next = s.settings;
+  next.cpu_count = static_cast<std::uint32_t>(cpumap.cpus.size());
+  std::fill(std::begin(next.cpus), std::end(next.cpus), 0u);
+  std::copy(cpumap.cpus.begin(), cpumap.cpus.end(), next.cpus);
+  if (auto written = s.settings_map.update(0, next); !written) return written;
+  s.settings = next;
+  for (std::uint32_t cpu : s.cpumap_entries)
+    if (!seen.count(cpu)) bpf_map_delete_elem(s.cpus.fd(), &cpu);  // unused by packets now: harmless if it stays
+  s.cpumap_entries = cpumap.cpus;
+  return {};
+}
+
+Result<void> RouteTable::set_icmp(const IcmpSettings& icmp) {
+  constexpr std::string_view op = "set icmp";
+  if (icmp.rate_per_sec > kIcmpRateMax)
+    return refuse(op, "rate " + std::to_string(icmp.rate_per_sec) + " is above " + std::to_string(kIcmpRateMax));
+  if (icmp.burst > kIcmpRateMax)
+    return refuse(op, "burst " + std::to_string(icmp.burst) + " is above " + std::to_string(kIcmpRateMax));
+  if (icmp.rate_per_sec > 0 && icmp.burst == 0) return refuse(op, "burst 0 with a rate: no answer could ever go");
+  auto next = state_->settings;
+  next.icmp_rate = icmp.rate_per_sec;
+  next.icmp_burst = icmp.burst;
+  next.icmp_src_v4 = 0;
+  std::fill(std::begin(next.icmp_src_v6), std::end(next.icmp_src_v6), 0u);
+  if (icmp.source_v4) std::memcpy(&next.icmp_src_v4, icmp.source_v4->data(), 4);
+  if (icmp.source_v6) std::memcpy(next.icmp_src_v6, icmp.source_v6->data(), 16);
+  if (auto written = state_->settings_map.update(0, next); !written) return written;
+  state_->settings = next;
+  return {};
+}
+
+const sluice_fwd_settings& RouteTable::settings() const noexcept { return state_->settings; }
+
+bool RouteTable::dir24_8_active() const noexcept { return state_->dir.has_value(); }
+const std::string& RouteTable::dir24_8_error() const noexcept { return state_->dir_error; }
+
+Result<std::vector<sluice_counter>> RouteTable::event_counters() const {
+  std::vector<sluice_counter> out;
+  for (std::uint32_t slot = 0; slot < SLUICE_FWD_EVENT_SLOTS; ++slot) {
+    auto counter = state_->summed(state_->event_counters, slot);
+    if (!counter) return counter.error();
+    out.push_back(*counter);
+  }
+  return out;
+}
+
+}  // namespace sluice::route
