@@ -689,6 +689,7 @@ struct sluice_lb_settings {
 	__u8 src_mac[6];         /* its source MAC; all zero: the ingress frame's destination MAC */
 	__u16 mtu;               /* egress MTU (L3); 0: no check */
 	__u16 pad;
+	__u32 reserved;          /* zero; makes the value a multiple of 8 (56 bytes, as contract.hpp asserts) */
 };
 
 /* Per-CPU, lb_vip_counters[vip_id] and lb_backend_counters[backend_id]. */
