@@ -427,11 +427,42 @@ OpResult StateOps::change(std::string_view op, const config::DesiredState& next)
   return json::value(json::object{});
 }
 
-Result<void> StateOps::commit_prefix_lists() {
-  config::DesiredState next = store_.live();
-  next.prefix_lists = prefix_lists_for(next.prefix_lists.value_or(config::PrefixLists{}), table_.list_prefixes(),
-                                       next.limits.value_or(std::vector<config::LimitSpec>{}));
-  return store_.commit(std::move(next));
+Result<void> StateOps::commit_prefix_changes(const std::vector<filter::PrefixEntry>& set,
+                                             const std::vector<maps::Prefix>& removed) {
+  static const std::vector<config::LimitSpec> no_limits;
+  const auto& limits = store_.live().limits ? *store_.live().limits : no_limits;
+  std::vector<PrefixChange> changes;
+  changes.reserve(set.size() + removed.size());
+  for (const auto& prefix : removed) changes.push_back({canonical_prefix_key(prefix), std::nullopt});
+  for (const auto& entry : set) {
+    std::string key = canonical_prefix_key(entry.prefix);
+    // As prefix_lists_for: an entry still meaning what it was written as keeps its spelling and list.
+    if (auto old = store_.find_prefix(key)) {
+      const filter::Action action = old->spec.action.value_or(old->allow ? filter::Action::Pass : filter::Action::Drop);
+      if (action == entry.action &&
+          (action != filter::Action::RateLimit ||
+           (old->spec.rate_class && entry.rate_class < limits.size() && *old->spec.rate_class == limits[entry.rate_class].class_name)))
+        continue;
+    }
+    ListedPrefix listed;
+    listed.spec.prefix = key;
+    switch (entry.action) {
+      case filter::Action::Drop: break;
+      case filter::Action::Pass: listed.allow = true; break;
+      case filter::Action::RateLimit:
+        listed.spec.action = filter::Action::RateLimit;
+        listed.spec.rate_class = entry.rate_class < limits.size() ? limits[entry.rate_class].class_name
+                                                                  : std::to_string(entry.rate_class);
+        break;
+      case filter::Action::PassTrack:
+        listed.allow = true;
+        listed.spec.action = filter::Action::PassTrack;
+        break;
+    }
+    changes.push_back({std::move(key), std::move(listed)});
+  }
+  if (changes.empty()) return {};
+  return store_.commit_prefix_changes(changes);
 }
 
 std::optional<std::uint32_t> StateOps::class_id(const json::value& name_or_id) const {

@@ -8,7 +8,7 @@ namespace {
 
 namespace json = boost::json;
 
-constexpr std::array<OpInfo, 22> op_table{{
+constexpr std::array<OpInfo, 26> op_table{{
     {"status", Access::ReadOnly, false},
     {"attach", Access::ChangesState, false},
     {"detach", Access::ChangesState, false},
@@ -31,6 +31,11 @@ constexpr std::array<OpInfo, 22> op_table{{
     {"config.show", Access::ReadOnly, false},
     {"limit.del", Access::ChangesState, false},
     {"filter.policy", Access::ChangesState, false},
+    // A streamed block load (sluicectl block load FILE): begin, chunks, commit or abort.
+    {"block.load.begin", Access::ChangesState, false},
+    {"block.load.chunk", Access::ChangesState, false},
+    {"block.load.commit", Access::ChangesState, false},
+    {"block.load.abort", Access::ChangesState, false},
 }};
 
 ArgsResult<std::string> iface_arg(std::string_view op, const json::object& object) {
