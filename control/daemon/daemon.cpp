@@ -312,6 +312,8 @@ int run(const DaemonOptions& options) {
   spdlog::info("sluiced {} serving {} (pins {}, state {}, metrics {}, blocklist tbl8 groups {})", version(),
                options.socket_path, options.pin_dir, options.state_dir,
                metrics_server ? options.metrics_address : std::string("off"), options.blocklist_tbl8_groups);
+  // The prefix-list index of the desired state, built once the socket serves (O(lists), ~1 s at a million).
+  asio::post(io, [&store] { store.warm_index(); });
   io.run();
   spdlog::info("sluiced stopped");
   return exit_ok;

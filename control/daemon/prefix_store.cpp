@@ -95,8 +95,20 @@ std::optional<ListedPrefix> PrefixListIndex::find(const config::PrefixLists& lis
 }
 
 PrefixChange PrefixListIndex::apply(config::PrefixLists& lists, const PrefixChange& change) {
-  PrefixChange inverse{change.prefix, find(lists, change.prefix)};
-  if (auto at = where_.find(change.prefix); at != where_.end()) {
+  auto at = where_.find(change.prefix);
+  PrefixChange inverse{change.prefix, std::nullopt};
+  if (at != where_.end()) {
+    auto& list = at->second.first ? lists.allow : lists.block;
+    inverse.now = ListedPrefix{at->second.first, list[at->second.second]};
+    if (change.now && change.now->allow == at->second.first) {
+      // Same list: rewritten in place (one lookup: a block load of a million listed prefixes).
+      digest_ -= entry_hash(*inverse.now);
+      list[at->second.second] = change.now->spec;
+      digest_ += entry_hash(*change.now);
+      return inverse;
+    }
+  }
+  if (at != where_.end()) {
     auto& list = at->second.first ? lists.allow : lists.block;
     const std::size_t hole = at->second.second;
     digest_ -= entry_hash({at->second.first, list[hole]});

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <filesystem>
 #include <map>
+#include <unordered_map>
 
 #include "names.hpp"
 #include "spdlog/spdlog.h"
@@ -155,8 +156,9 @@ config::PrefixLists prefix_lists_for(const config::PrefixLists& old, const std::
   auto class_name = [&](std::uint32_t id) {
     return id < limits.size() ? limits[id].class_name : std::to_string(id);  // validation keeps ids in range
   };
-  // What each table entry means, keyed by canonical prefix.
-  std::map<std::string, const filter::PrefixEntry*> wanted;
+  // What each table entry means, keyed by canonical prefix (hashed: a start with a million prefixes runs this).
+  std::unordered_map<std::string, const filter::PrefixEntry*> wanted;
+  wanted.reserve(entries.size());
   for (const auto& entry : entries) wanted.emplace(canonical_prefix_key(entry.prefix), &entry);
   auto same_meaning = [&](const config::PrefixEntry& spec, filter::Action list_action, const filter::PrefixEntry& entry) {
     const filter::Action action = spec.action.value_or(list_action);
@@ -165,7 +167,7 @@ config::PrefixLists prefix_lists_for(const config::PrefixLists& old, const std::
     return spec.rate_class && *spec.rate_class == class_name(entry.rate_class);
   };
   config::PrefixLists out;
-  std::map<std::string, bool> placed;
+  std::unordered_map<std::string, bool> placed;
   for (auto [list, into, action] : {std::tuple{&old.block, &out.block, filter::Action::Drop},
                                     std::tuple{&old.allow, &out.allow, filter::Action::Pass}}) {
     for (const auto& spec : *list) {

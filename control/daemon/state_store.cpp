@@ -164,8 +164,15 @@ void StateStore::remove_other_generations() const {
   }
 }
 
+void StateStore::ensure_index() const {
+  if (!index_stale_) return;
+  index_.rebuild(live_.prefix_lists.value_or(config::PrefixLists{}));
+  index_stale_ = false;
+}
+
 std::optional<ListedPrefix> StateStore::find_prefix(const std::string& prefix) const {
   if (!live_.prefix_lists) return std::nullopt;
+  ensure_index();
   return index_.find(*live_.prefix_lists, prefix);
 }
 
@@ -200,8 +207,9 @@ Result<void> StateStore::write_state(const config::DesiredState& state) {
 Result<void> StateStore::commit_prefix_changes(const std::vector<PrefixChange>& changes) {
   if (!live_.prefix_lists) {
     live_.prefix_lists.emplace();
-    index_.rebuild(*live_.prefix_lists);
+    index_stale_ = true;
   }
+  ensure_index();
   // A bulk change (a block load) would be a journal record bigger than a snapshot: compact right away.
   constexpr std::size_t shortest_record_line = 12;  // "- 0.0.0.0/0\n"
   const bool bulk = changes.size() * shortest_record_line > kJournalCompactBytes;
@@ -264,9 +272,9 @@ Result<void> StateStore::commit(config::DesiredState next) {
   if (!state_dir_.empty()) {
     if (auto written = write_state(next); !written) return written;
   }
-  const bool lists_changed = !(next.prefix_lists == live_.prefix_lists);
+  const bool lists_changed = index_stale_ || !(next.prefix_lists == live_.prefix_lists);
   live_ = std::move(next);
-  if (lists_changed) index_.rebuild(live_.prefix_lists.value_or(config::PrefixLists{}));
+  if (lists_changed) index_stale_ = true;
   return {};
 }
 

@@ -64,6 +64,8 @@ class StateStore {
   Result<void> commit_prefix_changes(const std::vector<PrefixChange>& changes);
   // How `prefix` is listed in live(), O(1).
   std::optional<ListedPrefix> find_prefix(const std::string& prefix) const;
+  // Builds the index find_prefix uses now rather than at the first block.* (the daemon posts it after start).
+  void warm_index() const { ensure_index(); }
   // Fault injection (tests, sluiced --fault-kill-before journal / journal-synced):
   // called with "journal" before a record is appended, "journal-synced" after its fsync.
   void set_journal_hook(std::function<void(std::string_view)> hook) { journal_hook_ = std::move(hook); }
@@ -73,7 +75,7 @@ class StateStore {
   // plane already runs it and the file could not be written.
   void adopt(config::DesiredState state) {
     live_ = std::move(state);
-    index_.rebuild(live_.prefix_lists.value_or(config::PrefixLists{}));
+    index_stale_ = true;
   }
 
   // Start-up, with the state dir locked: removes the temp files of a commit
@@ -93,7 +95,11 @@ class StateStore {
   std::function<void()> before_rename_;
   std::function<void(std::string_view)> journal_hook_;
   config::DesiredState live_;
-  PrefixListIndex index_;  // over live_.prefix_lists
+  // Over live_.prefix_lists; rebuilt when first needed after a whole commit
+  // (a start with a million prefixes does not wait for it; the first block.* does, once).
+  mutable PrefixListIndex index_;
+  mutable bool index_stale_ = true;
+  void ensure_index() const;
   std::optional<std::uint64_t> generation_;  // of the prefix files on disk; none: not written yet
   std::uint64_t persisted_digest_ = 0;       // PrefixListIndex digest of what they hold
   std::size_t journal_bytes_ = 0;

@@ -16,6 +16,7 @@
 #include "decimal.hpp"
 #include "dir24_8.hpp"
 #include "sluice.skel.h"
+#include "utf8.hpp"
 
 namespace sluice::filter {
 namespace {
@@ -192,29 +193,6 @@ std::string quoted_start(std::string_view text) {
   return out + (text.size() > shown ? "'..." : "'");
 }
 
-// Where the first byte that is not well-formed UTF-8 is; nullopt: all is.
-std::optional<std::size_t> invalid_utf8_at(std::string_view text) {
-  const auto* s = reinterpret_cast<const unsigned char*>(text.data());
-  const std::size_t n = text.size();
-  for (std::size_t i = 0; i < n;) {
-    const unsigned char c = s[i];
-    std::size_t len = 0;
-    std::uint32_t min = 0, cp = 0;
-    if (c < 0x80) { ++i; continue; }
-    if ((c & 0xe0) == 0xc0) len = 2, min = 0x80, cp = c & 0x1f;
-    else if ((c & 0xf0) == 0xe0) len = 3, min = 0x800, cp = c & 0x0f;
-    else if ((c & 0xf8) == 0xf0) len = 4, min = 0x10000, cp = c & 0x07;
-    else return i;
-    if (i + len > n) return i;
-    for (std::size_t k = 1; k < len; ++k) {
-      if ((s[i + k] & 0xc0) != 0x80) return i;
-      cp = cp << 6 | (s[i + k] & 0x3f);
-    }
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return i;  // overlong, out of range, surrogate
-    i += len;
-  }
-  return std::nullopt;
-}
 }  // namespace
 
 Result<std::optional<PrefixEntry>> parse_prefix_line(std::string_view line, Action default_action,
@@ -812,9 +790,14 @@ Result<std::vector<PrefixEntry>> FilterTable::remove_prefixes(std::span<const Pr
 Result<std::size_t> FilterTable::load_prefixes(std::vector<PrefixEntry> entries) {
   for (const PrefixEntry& entry : entries)
     if (auto valid = validate(entry, current_.rate_classes); !valid) return valid.error();
+  // Where each entry is listed now (npos: new), one index lookup per entry.
+  constexpr std::size_t unlisted = std::numeric_limits<std::size_t>::max();
+  std::vector<std::size_t> listed_at(entries.size(), unlisted);
   std::size_t fresh = 0, new_v4 = 0, new_v6 = 0;
-  for (const PrefixEntry& entry : entries)
-    if (!index_.contains(prefix_key(entry.prefix))) ++fresh, ++(entry.prefix.index() == 0 ? new_v4 : new_v6);
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    if (auto at = index_.find(prefix_key(entries[i].prefix)); at != index_.end()) listed_at[i] = at->second;
+    else ++fresh, ++(entries[i].prefix.index() == 0 ? new_v4 : new_v6);
+  }
   if (v4_count_ + new_v4 > SLUICE_FILTER_MAX_V4_PREFIXES || v6_count_ + new_v6 > SLUICE_FILTER_MAX_V6_PREFIXES)
     return table_error("load prefixes", "the lists would hold " + std::to_string(v4_count_ + new_v4) + " IPv4 / " +
                                             std::to_string(v6_count_ + new_v6) + " IPv6 prefixes; at most " +
@@ -825,15 +808,25 @@ Result<std::size_t> FilterTable::load_prefixes(std::vector<PrefixEntry> entries)
   // the prefixes are distinct by the index (listed ones are overwritten in place).
   RuleSet next = current_;
   {
-    std::unordered_map<PrefixKey, std::size_t, PrefixKeyHash> seen;
-    seen.reserve(entries.size());
-    for (const PrefixEntry& entry : entries) {
-      const PrefixKey key = prefix_key(entry.prefix);
-      if (!seen.emplace(key, 0).second)
-        return table_error("load prefixes", "prefix " + maps::to_string(entry.prefix) + " is given twice");
-      if (auto at = index_.find(key); at != index_.end()) next.prefixes[at->second] = entry;
-      else next.prefixes.push_back(entry);
+    // Distinct: a listed prefix given twice would be written twice into the
+    // same slot, a new one twice appended twice. Marks in the copy's slots
+    // catch the first; a sort of the new ones the second.
+    std::vector<bool> rewritten(next.prefixes.size());
+    std::vector<PrefixKey> appended;
+    for (std::size_t i = 0; i < entries.size(); ++i) {
+      if (listed_at[i] == unlisted) {
+        appended.push_back(prefix_key(entries[i].prefix));
+        next.prefixes.push_back(entries[i]);
+        continue;
+      }
+      if (rewritten[listed_at[i]])
+        return table_error("load prefixes", "prefix " + maps::to_string(entries[i].prefix) + " is given twice");
+      rewritten[listed_at[i]] = true;
+      next.prefixes[listed_at[i]] = entries[i];
     }
+    std::sort(appended.begin(), appended.end(), [](const PrefixKey& a, const PrefixKey& b) { return a.bytes < b.bytes; });
+    if (auto twice = std::adjacent_find(appended.begin(), appended.end()); twice != appended.end())
+      return table_error("load prefixes", "a prefix is given twice");
   }
   if (auto done = replace_validated(next); !done) return done.error();
   return fresh;
