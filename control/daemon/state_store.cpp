@@ -177,8 +177,16 @@ std::optional<ListedPrefix> StateStore::find_prefix(const std::string& prefix) c
 }
 
 Result<void> StateStore::write_state(const config::DesiredState& state) {
-  static const config::PrefixLists no_lists;
-  const config::PrefixLists& lists = state.prefix_lists ? *state.prefix_lists : no_lists;
+  if (!state.prefix_lists) {
+    // No prefix-list section (a partial state): none on disk either, so it reads back without one.
+    if (auto written = write_file_atomically(path(), config::to_yaml(state), state_file_mode, before_rename_); !written)
+      return written;
+    generation_.reset();
+    journal_bytes_ = 0;
+    remove_other_generations();
+    return {};
+  }
+  const config::PrefixLists& lists = *state.prefix_lists;
   const std::uint64_t digest = PrefixListIndex::digest_of(lists);
   const bool new_generation = !generation_ || digest != persisted_digest_;
   const std::uint64_t generation = new_generation ? generation_.value_or(0) + 1 : *generation_;
