@@ -139,6 +139,8 @@ int run(const DaemonOptions& options) {
   if (options.fault_kill_before) {
     for (std::string_view step : fault_kill_steps)
       if (step == *options.fault_kill_before) kill_before = step;
+    for (std::string_view step : fault_kill_journal_steps)
+      if (step == *options.fault_kill_before) kill_before = step;
     if (!kill_before)
       return spdlog::error("--fault-kill-before '{}': expected filter-set, filter-settings, config, interfaces, persist, "
                            "rename, journal or journal-synced",
