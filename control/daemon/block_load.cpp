@@ -206,7 +206,7 @@ OpResult BlockLoads::commit(const json::object& object) {
   const filter::RuleSet before = table_.rule_set();
   auto loaded = table_.load_prefixes(entries);
   if (!loaded) {
-    const bool full = loaded.error().errnum == ENOSPC;
+    const bool full = loaded.error().errnum == E2BIG;  // past capacity: bad input; ENOSPC (tbl8 groups): failed
     return ProtocolError{full ? ErrorCode::BadArgs : ErrorCode::Failed,
                          std::string(reply_op) + ": " + source + ": " + loaded.error().message + "; nothing changed"};
   }

@@ -668,7 +668,7 @@ Result<FilterTable::Replaced> FilterTable::add_prefixes(std::span<const PrefixEn
                                            std::to_string(v6_count_ + new_v6) + " IPv6 prefixes; at most " +
                                            std::to_string(SLUICE_FILTER_MAX_V4_PREFIXES) + " / " +
                                            std::to_string(SLUICE_FILTER_MAX_V6_PREFIXES),
-                       ENOSPC);
+                       E2BIG);
 
   Mirror& live = *mirror_[live_];
   V4Prefixes v4, v4_before;  // v4_before: what the changed v4 entries were, to undo
@@ -803,7 +803,7 @@ Result<std::size_t> FilterTable::load_prefixes(std::vector<PrefixEntry> entries)
                                             std::to_string(v6_count_ + new_v6) + " IPv6 prefixes; at most " +
                                             std::to_string(SLUICE_FILTER_MAX_V4_PREFIXES) + " / " +
                                             std::to_string(SLUICE_FILTER_MAX_V6_PREFIXES),
-                       ENOSPC);
+                       E2BIG);
   // The rest of the set is unchanged and was validated when it went live;
   // the prefixes are distinct by the index (listed ones are overwritten in place).
   RuleSet next = current_;
@@ -890,7 +890,7 @@ Result<std::size_t> FilterTable::load_prefix_lines(std::string_view content, Act
   // Into the idle generation, made live by one flip: no packet sees part of the file.
   const std::size_t count = loaded.size();
   if (auto done = load_prefixes(std::move(loaded)); !done)
-    return done.error().errnum == ENOSPC ? refuse_at(0, done.error().message) : done.error();
+    return done.error().errnum == E2BIG ? refuse_at(0, done.error().message) : done.error();
   return count;
 }
 

@@ -90,7 +90,8 @@ class FilterTable {
   // A whole batch (block load): merged into a copy of the live set, written
   // into the idle generation and made live by the one flip, so no packet
   // sees part of it. Entries must be distinct; already listed ones take the
-  // new action. Returns how many were new.
+  // new action. Returns how many were new. E2BIG: past the lists' capacity
+  // (nothing written); ENOSPC: out of DIR-24-8 tbl8 groups (undone).
   Result<std::size_t> load_prefixes(std::vector<PrefixEntry> entries);
   std::optional<PrefixEntry> find_prefix(const Prefix& prefix) const;
   std::size_t prefix_count(int family) const noexcept { return family == 4 ? v4_count_ : v6_count_; }
