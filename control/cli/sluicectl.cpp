@@ -3,12 +3,14 @@
 #include <net/if.h>
 #include <netinet/in.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
 #include <array>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <iterator>
@@ -28,6 +30,7 @@
 #include "prefix.hpp"
 #include "ops.hpp"
 #include "protocol.hpp"
+#include "utf8.hpp"
 #include "xdp_attachment.hpp"
 
 namespace sluice::cli {
@@ -508,6 +511,13 @@ class Context {
     }
     env_.err << "sluicectl: " << failure.transport->message << '\n';
     return kExitUnavailable;
+  }
+
+  // One request, its result or the failure, nothing printed (multi-request commands: block load).
+  CallResult<json::value> raw_call(std::string_view op, const json::object& args) {
+    Session* session = connect();
+    if (!session) return CallFailure{std::nullopt, TransportError("cannot reach sluiced")};
+    return session->call(op, args, timeout());
   }
 
   int usage(const std::string& message) {
@@ -1095,6 +1105,125 @@ void add_apply(CLI::App& app, Commands& c) {
 
 // ---- the filter: prefix lists, ordered rules, rate classes, tracked flows ----
 
+// A prefix file of any size, streamed to sluiced in one load: begin,
+// chunks of whole lines, commit; the daemon parses and checks every line
+// and makes the whole file live at commit or nothing of it. Lines a JSON
+// request cannot carry (invalid UTF-8) or that are over the line limit are
+// refused here with FILE:LINE, and the load aborted. A progress line is
+// drawn on a terminal only.
+constexpr std::size_t kLoadChunkBytes = 128 * 1024;  // even all escaped (\u00XX) it fits one request
+constexpr std::size_t kLoadReadBytes = 64 * 1024;
+constexpr std::size_t kLoadLineBytes = 4096;  // as filter::kMaxPrefixFileLineBytes
+
+int stream_block_load(Context& ctx, const std::string& path, const std::optional<std::string>& action) {
+  const std::string source = path == "-" ? "standard input" : path;
+  std::ifstream file;
+  std::istream* in = &ctx.env().in;
+  std::optional<std::uintmax_t> total;
+  if (path != "-") {
+    file.open(path, std::ios::binary);
+    if (!file) return ctx.usage("cannot read " + path + ": " + std::strerror(errno));
+    std::error_code size_error;
+    if (const auto size = std::filesystem::file_size(path, size_error); !size_error) total = size;
+    in = &file;
+  }
+  const bool show_progress = ::isatty(STDOUT_FILENO) == 1 && !ctx.options().json;
+  json::object begin_args{{"source", source}};
+  if (action) begin_args["action"] = *action;
+  auto begun = ctx.raw_call("block.load.begin", begin_args);
+  if (!begun) return ctx.report("block.load.begin", begun.error());
+  const auto id = begun->is_object() ? uint_field(begun->as_object(), "load") : std::nullopt;
+  if (!id) return ctx.report("block.load.begin", CallFailure{std::nullopt, TransportError("no load id in the reply")});
+  auto give_up = [&](int code) {
+    if (show_progress) ctx.env().out << "\r\033[K" << std::flush;
+    (void)ctx.raw_call("block.load.abort", {{"load", *id}});  // nothing was committed either way
+    return code;
+  };
+  std::uintmax_t sent = 0;
+  std::size_t line = 0;
+  std::string pending, buffer(kLoadReadBytes, '\0');
+  auto send = [&]() -> std::optional<int> {
+    auto done = ctx.raw_call("block.load.chunk", {{"load", *id}, {"data", pending}});
+    if (!done) {
+      if (show_progress) ctx.env().out << "\r\033[K" << std::flush;
+      return ctx.report("block.load.chunk", done.error());  // the daemon ended the load: FILE:LINE: reason
+    }
+    sent += pending.size();
+    pending.clear();
+    if (show_progress) {
+      ctx.env().out << "\rloading " << source << ": " << line << " lines";
+      if (total && *total) ctx.env().out << " (" << sent * 100 / *total << "%)";
+      ctx.env().out << std::flush;
+    }
+    return std::nullopt;
+  };
+  std::string carry;  // a line whose newline has not been read yet
+  auto check_line = [&](std::string_view text) -> std::optional<std::string> {
+    ++line;
+    const std::string where = source + ":" + std::to_string(line) + ": ";
+    if (text.size() > kLoadLineBytes)
+      return where + "a line of " + std::to_string(text.size()) + " bytes, over the " + std::to_string(kLoadLineBytes) + "-byte limit";
+    if (auto bad = filter::invalid_utf8_at(text)) {
+      std::ostringstream hex;
+      hex << "invalid UTF-8 at byte " << *bad + 1 << ": '";
+      for (std::size_t i = 0; i < text.size() && i < 40; ++i) {
+        const auto byte = static_cast<unsigned char>(text[i]);
+        if (byte >= 0x20 && byte < 0x7f) hex << text[i];
+        else hex << "\\x" << "0123456789abcdef"[byte >> 4] << "0123456789abcdef"[byte & 15];
+      }
+      hex << (text.size() > 40 ? "'..." : "'");
+      return where + hex.str();
+    }
+    return std::nullopt;
+  };
+  for (;;) {
+    in->read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
+    const auto got = static_cast<std::size_t>(in->gcount());
+    if (in->bad()) return give_up(ctx.usage("cannot read " + source));
+    std::string_view data(buffer.data(), got);
+    while (!data.empty()) {
+      const std::size_t end = data.find('\n');
+      if (end == std::string_view::npos) {
+        carry.append(data);
+        if (carry.size() > kLoadLineBytes) {
+          if (auto problem = check_line(carry)) return give_up(ctx.usage(*problem));
+        }
+        break;
+      }
+      std::string_view text = data.substr(0, end);
+      if (!carry.empty()) {
+        carry.append(text);
+        text = carry;
+      }
+      if (auto problem = check_line(text)) return give_up(ctx.usage(*problem));
+      pending.append(text);
+      pending += '\n';
+      carry.clear();
+      data.remove_prefix(end + 1);
+      if (pending.size() >= kLoadChunkBytes)
+        if (auto failed = send()) return *failed;
+    }
+    if (got < buffer.size()) break;
+  }
+  if (!carry.empty()) {
+    // Sent without a newline: the daemon refuses a cut-off last line at commit, naming it.
+    if (auto problem = check_line(carry)) return give_up(ctx.usage(*problem));
+    pending.append(carry);
+  }
+  if (!pending.empty())
+    if (auto failed = send()) return *failed;
+  auto committed = ctx.raw_call("block.load.commit", {{"load", *id}});
+  if (show_progress) ctx.env().out << "\r\033[K" << std::flush;
+  if (!committed) return ctx.report("block.load.commit", committed.error());
+  if (ctx.options().json) {
+    ctx.env().out << json::serialize(*committed) << '\n';
+    return kExitOk;
+  }
+  const auto loaded = committed->is_object() ? uint_field(committed->as_object(), "loaded") : std::nullopt;
+  ctx.env().out << "loaded " << plural(loaded.value_or(0), "prefix", "prefixes") << " from " << source << '\n';
+  return kExitOk;
+}
+
 void add_block(CLI::App& app, Commands& c) {
   auto* block = app.add_subcommand("block", "Source prefix lists: drop, pass or rate-limit whole prefixes");
   block->require_subcommand(1);
@@ -1143,27 +1272,7 @@ void add_block(CLI::App& app, Commands& c) {
   load->add_option("--action", c.filter_action, "Action of lines that name none: drop (default) or pass")
       ->check(CLI::IsMember({"drop", "pass"}));
   load->callback([&c] {
-    c.action = [&c](Context& ctx) {
-      // The file travels inside one request: it must fit the daemon's
-      // request limit, JSON escaping included.
-      const std::string split_hint = "; split it into smaller files (e.g. split -l 20000 " + c.block_file +
-                                     " part-) and load each: block load adds to the list";
-      const std::string limit_text = " the daemon's request limit of " + std::to_string(protocol::max_request_bytes) + " bytes";
-      std::string problem;
-      auto content = read_text(ctx.env(), c.block_file, problem, protocol::max_request_bytes,
-                               ", above" + limit_text + split_hint);
-      if (!content) return ctx.usage(problem);
-      json::object args{{"content", std::move(*content)}};
-      if (c.filter_action) args["action"] = *c.filter_action;
-      if (const auto bytes = Session::request_line(1, "block.load", args).size(); bytes > protocol::max_request_bytes)
-        return ctx.usage(c.block_file + ": the request carrying it would be " + std::to_string(bytes) +
-                         " bytes (JSON escaping included), above" + limit_text + split_hint);
-      return ctx.call("block.load", args, [&](const json::value& r) {
-        const json::object& loaded = as_object(r, "block.load result");
-        ctx.env().out << "loaded " << plural(uint_field(loaded, "loaded").value_or(0), "prefix", "prefixes") << " from "
-                      << (c.block_file == "-" ? "standard input" : c.block_file) << '\n';
-      });
-    };
+    c.action = [&c](Context& ctx) { return stream_block_load(ctx, c.block_file, c.filter_action); };
   });
 
   auto* list = block->add_subcommand("list", "Show the prefix lists: prefix and action");

@@ -15,6 +15,7 @@
 #include <charconv>
 #include <filesystem>
 
+#include "block_load.hpp"
 #include "daemon_metrics.hpp"
 #include "dataplane.hpp"
 #include "event_hub.hpp"
@@ -141,9 +142,11 @@ int run(const DaemonOptions& options) {
   if (options.fault_kill_before) {
     for (std::string_view step : fault_kill_steps)
       if (step == *options.fault_kill_before) kill_before = step;
+    for (std::string_view step : fault_kill_journal_steps)
+      if (step == *options.fault_kill_before) kill_before = step;
     if (!kill_before)
-      return spdlog::error("--fault-kill-before '{}': expected filter-set, filter-settings, config, interfaces, persist "
-                           "or rename",
+      return spdlog::error("--fault-kill-before '{}': expected filter-set, filter-settings, config, interfaces, persist, "
+                           "rename, journal or journal-synced",
                            *options.fault_kill_before),
              exit_usage;
   }
@@ -233,6 +236,10 @@ int run(const DaemonOptions& options) {
                  *kill_before);
     if (*kill_before == "rename") {
       store.set_before_rename([] { ::raise(SIGKILL); });
+    } else if (*kill_before == "journal" || *kill_before == "journal-synced") {
+      store.set_journal_hook([at = *kill_before](std::string_view point) {
+        if (point == at) ::raise(SIGKILL);
+      });
     } else {
       using enum ChangeStep;
       const ChangeStep at = *kill_before == "filter-set"        ? FilterSet
@@ -264,6 +271,8 @@ int run(const DaemonOptions& options) {
   register_filter_ops(ops, *filter_table, state_ops);
   lb_ops.register_ops(ops);
   state_ops.register_ops(ops);
+  BlockLoads block_loads(*filter_table, state_ops);
+  block_loads.register_ops(ops);
   ControlServer server(io, {options.socket_path, socket_gid, Authorizer(admin_gid), options.control_limits}, ops, events);
   std::unique_ptr<metrics::HttpServer> metrics_server;
   asio::signal_set signals(io, SIGTERM, SIGINT);
@@ -279,6 +288,7 @@ int run(const DaemonOptions& options) {
   ops.add("status", no_args_op("status", [&]() -> OpResult {
             auto status = service.status();
             if (status && status->is_object()) state_ops.add_restore_state(status->as_object());
+            if (status && status->is_object()) block_loads.add_status(status->as_object());
             return status;
           }));
   ops.add("config.get", no_args_op("config.get", [&] { return service.config_get(); }));
@@ -323,6 +333,8 @@ int run(const DaemonOptions& options) {
   spdlog::info("sluiced {} serving {} (pins {}, state {}, metrics {}, blocklist tbl8 groups {})", version(),
                options.socket_path, options.pin_dir, options.state_dir,
                metrics_server ? options.metrics_address : std::string("off"), options.blocklist_tbl8_groups);
+  // The prefix-list index of the desired state, built once the socket serves (O(lists), ~1 s at a million).
+  asio::post(io, [&store] { store.warm_index(); });
   io.run();
   spdlog::info("sluiced stopped");
   return exit_ok;

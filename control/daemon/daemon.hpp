@@ -36,6 +36,9 @@ struct DaemonOptions {
 // The step names --fault-kill-before takes, in the order a change runs them.
 inline constexpr std::string_view fault_kill_steps[] = {"filter-set", "filter-settings", "config",
                                                          "interfaces", "persist",         "rename"};
+// The points of a block.add/block.del --fault-kill-before also takes: after
+// the maps, before the journal record; after its fsync, before the reply.
+inline constexpr std::string_view fault_kill_journal_steps[] = {"journal", "journal-synced"};
 
 // --blocklist-tbl8-groups N: a whole number 1..SLUICE_DIR24_8_TBL8_GROUPS_MAX;
 // an error naming the option and the value otherwise.

@@ -132,7 +132,7 @@ void add_filter_metrics(metrics::Exposition& out, const filter::FilterTable& tab
   for (const char* family : {"ipv4", "ipv6"})
     for (auto action : {filter::Action::Drop, filter::Action::Pass, filter::Action::RateLimit})
       prefixes[{family, std::string(filter::to_string(action))}] = 0;
-  for (const auto& entry : table.list_prefixes())
+  for (const auto& entry : table.prefixes())
     ++prefixes[{filter::family_of(entry.prefix) == 4 ? "ipv4" : "ipv6", std::string(filter::to_string(entry.action))}];
   std::vector<Sample> prefix_samples;
   for (const auto& [key, count] : prefixes)

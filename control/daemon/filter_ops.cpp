@@ -1,6 +1,8 @@
 #include "filter_ops.hpp"
 
 #include <map>
+#include <tuple>
+#include <unordered_map>
 
 #include "spdlog/spdlog.h"
 
@@ -72,38 +74,6 @@ json::object prefix_to_json(const filter::PrefixEntry& entry) {
   return out;
 }
 
-std::optional<filter::PrefixEntry> find_entry(const std::vector<filter::PrefixEntry>& entries, const maps::Prefix& prefix) {
-  for (const auto& entry : entries)
-    if (filter::same_prefix(entry.prefix, prefix)) return entry;
-  return std::nullopt;
-}
-
-// Puts the table's prefix lists back to `before` (entries added since are
-// removed, changed or removed ones written again). Used when a request fails
-// half way or its state cannot be persisted. Returns what could not be put
-// back ("" when everything was).
-std::string restore_prefixes(filter::FilterTable& table, const std::vector<filter::PrefixEntry>& before,
-                             std::string_view op) {
-  std::string undo_errors;
-  auto note = [&](const maps::Error& error) {
-    spdlog::error("{} rollback: {}", op, error.message);
-    undo_errors += (undo_errors.empty() ? "" : "; ") + error.message;
-  };
-  std::map<std::string, filter::PrefixEntry> was;
-  for (const auto& entry : before) was.emplace(maps::to_string(entry.prefix), entry);
-  std::map<std::string, filter::PrefixEntry> now;
-  for (const auto& entry : table.list_prefixes()) now.emplace(maps::to_string(entry.prefix), entry);
-  for (const auto& [key, entry] : now)
-    if (!was.contains(key))
-      if (auto undone = table.remove_prefix(entry.prefix); !undone) note(undone.error());
-  for (const auto& [key, entry] : was) {
-    auto it = now.find(key);
-    if (it != now.end() && it->second == entry) continue;
-    if (auto undone = table.add_prefix(entry); !undone) note(undone.error());
-  }
-  return undo_errors;
-}
-
 // The reply of a failed block.* op after its undo: "rolled back" only when it was.
 OpResult failed_after_undo(StateOps& state, std::string_view op, const std::string& what, const std::string& undo_errors) {
   if (undo_errors.empty()) return ProtocolError{ErrorCode::Failed, std::string(op) + ": " + what + "; rolled back"};
@@ -114,13 +84,9 @@ OpResult failed_after_undo(StateOps& state, std::string_view op, const std::stri
   return ProtocolError{ErrorCode::Failed, message};
 }
 
-// The table changed; the desired state follows, or the table goes back.
-OpResult persist_or_undo(filter::FilterTable& table, StateOps& state, const std::vector<filter::PrefixEntry>& before,
-                         std::string_view op, json::object result) {
-  if (auto committed = state.commit_prefix_lists(); !committed) {
-    return failed_after_undo(state, op, committed.error().message, restore_prefixes(table, before, op));
-  }
-  return json::value(std::move(result));
+std::string undo_message(const maps::Error& undo, std::string_view op) {
+  spdlog::error("{} rollback: {}", op, undo.message);
+  return undo.message;
 }
 
 }  // namespace
@@ -144,6 +110,8 @@ void register_filter_ops(OpRegistry& ops, filter::FilterTable& table, StateOps& 
                               return json::value(json::object{{"default_policy", config::policy_name(*policy)}});
                             },
                             nullptr});
+  // O(request): checked against the table's index, written element by
+  // element into the live generation, persisted as one journal record.
   ops.add("block.add", {[&table, &state](const json::object& args) -> OpResult {
                           constexpr std::string_view op = "block.add";
                           if (auto keys = protocol::args::only_keys(op, args, {"prefixes", "action", "rate_class"}); !keys)
@@ -153,22 +121,47 @@ void register_filter_ops(OpRegistry& ops, filter::FilterTable& table, StateOps& 
                           auto action = action_arg(op, args, state);
                           if (!action) return action.error();
                           // Validate every entry before writing any.
-                          const auto before = table.list_prefixes();
                           std::vector<filter::PrefixEntry> entries;
-                          for (const auto& prefix : *prefixes) {
-                            filter::PrefixEntry entry{prefix, action->action, action->rate_class};
+                          std::unordered_map<filter::PrefixKey, std::size_t, filter::PrefixKeyHash> index_of;
+                          std::size_t new_v4 = 0, new_v6 = 0;
+                          for (std::size_t i = 0; i < prefixes->size(); ++i) {
+                            filter::PrefixEntry entry{(*prefixes)[i], action->action, action->rate_class};
                             if (auto valid = filter::validate(entry, table.rule_set().rate_classes); !valid)
                               return ProtocolError{ErrorCode::BadArgs, "block.add: " + valid.error().message};
+                            if (auto [seen, fresh] = index_of.try_emplace(filter::prefix_key(entry.prefix), i); !fresh)
+                              return protocol::args::bad(op, "prefixes[" + std::to_string(i) + "]",
+                                                         maps::to_string(entry.prefix) + " is also prefixes[" +
+                                                             std::to_string(seen->second) + "]");
+                            if (!table.find_prefix(entry.prefix)) ++(entry.prefix.index() == 0 ? new_v4 : new_v6);
                             entries.push_back(entry);
                           }
-                          for (std::size_t i = 0; i < entries.size(); ++i) {
-                            if (auto added = table.add_prefix(entries[i]); !added) {
-                              // Roll back what this request wrote: earlier entries return to their old state.
-                              return failed_after_undo(state, op, added.error().message,
-                                                       restore_prefixes(table, before, op));
+                          for (auto [family, fresh, capacity] : {std::tuple{4, new_v4, std::size_t{SLUICE_FILTER_MAX_V4_PREFIXES}},
+                                                                 std::tuple{6, new_v6, std::size_t{SLUICE_FILTER_MAX_V6_PREFIXES}}})
+                            if (table.prefix_count(family) + fresh > capacity)
+                              return protocol::args::bad(op, "prefixes", "the IPv" + std::to_string(family) + " list would hold " +
+                                                                             std::to_string(table.prefix_count(family) + fresh) +
+                                                                             " prefixes, over its capacity of " + std::to_string(capacity));
+                          auto replaced = table.add_prefixes(entries);
+                          if (!replaced) return ProtocolError{ErrorCode::Failed, std::string(op) + ": " + replaced.error().message};
+                          if (auto persisted = state.commit_prefix_changes(entries, {}); !persisted) {
+                            // Back to what was: new entries go, replaced ones return.
+                            std::vector<maps::Prefix> added;
+                            std::vector<filter::PrefixEntry> previous;
+                            for (std::size_t i = 0; i < entries.size(); ++i) {
+                              if ((*replaced)[i]) previous.push_back(*(*replaced)[i]);
+                              else added.push_back(entries[i].prefix);
                             }
+                            std::string undo_errors;
+                            if (!added.empty())
+                              if (auto gone = table.remove_prefixes(added); !gone) undo_errors = undo_message(gone.error(), op);
+                            if (!previous.empty())
+                              if (auto back = table.add_prefixes(previous); !back) {
+                                const std::string more = undo_message(back.error(), op);
+                                undo_errors += (undo_errors.empty() ? "" : "; ") + more;
+                              }
+                            return failed_after_undo(state, op, "persist: " + persisted.error().message, undo_errors);
                           }
-                          return persist_or_undo(table, state, before, op, json::object{{"added", entries.size()}});
+                          return json::value(json::object{{"added", entries.size()}});
                         },
                         nullptr});
   ops.add("block.del", {[&table, &state](const json::object& args) -> OpResult {
@@ -176,50 +169,31 @@ void register_filter_ops(OpRegistry& ops, filter::FilterTable& table, StateOps& 
                           if (auto keys = protocol::args::only_keys(op, args, {"prefixes"}); !keys) return keys.error();
                           auto prefixes = prefixes_arg(op, args);
                           if (!prefixes) return prefixes.error();
-                          const auto before = table.list_prefixes();
-                          std::vector<filter::PrefixEntry> removing;
-                          for (const auto& prefix : *prefixes) {
-                            auto entry = find_entry(before, prefix);
-                            if (!entry)
+                          std::unordered_map<filter::PrefixKey, std::size_t, filter::PrefixKeyHash> index_of;
+                          for (std::size_t i = 0; i < prefixes->size(); ++i) {
+                            const auto& prefix = (*prefixes)[i];
+                            if (!table.find_prefix(prefix))
                               return ProtocolError{ErrorCode::BadArgs,
                                                    "block.del: prefixes: " + maps::to_string(prefix) + " is not listed"};
-                            removing.push_back(*entry);
+                            if (auto [seen, fresh] = index_of.try_emplace(filter::prefix_key(prefix), i); !fresh)
+                              return protocol::args::bad(op, "prefixes[" + std::to_string(i) + "]",
+                                                         maps::to_string(prefix) + " is also prefixes[" + std::to_string(seen->second) + "]");
                           }
-                          for (std::size_t i = 0; i < removing.size(); ++i) {
-                            if (auto removed = table.remove_prefix(removing[i].prefix); !removed) {
-                              return failed_after_undo(state, op, removed.error().message,
-                                                       restore_prefixes(table, before, op));
-                            }
+                          auto removed = table.remove_prefixes(*prefixes);
+                          if (!removed) return ProtocolError{ErrorCode::Failed, std::string(op) + ": " + removed.error().message};
+                          if (auto persisted = state.commit_prefix_changes({}, *prefixes); !persisted) {
+                            std::string undo_errors;
+                            if (auto back = table.add_prefixes(*removed); !back) undo_errors = undo_message(back.error(), op);
+                            return failed_after_undo(state, op, "persist: " + persisted.error().message, undo_errors);
                           }
-                          return persist_or_undo(table, state, before, op, json::object{{"removed", removing.size()}});
+                          return json::value(json::object{{"removed", removed->size()}});
                         },
                         nullptr});
   ops.add("block.list", {[&table](const json::object& args) -> OpResult {
                            if (auto none = protocol::parse_no_args("block.list", args); !none) return none.error();
                            json::array list;
-                           for (const auto& entry : table.list_prefixes()) list.push_back(prefix_to_json(entry));
+                           for (const auto& entry : table.prefixes()) list.push_back(prefix_to_json(entry));
                            return json::value(json::object{{"prefixes", std::move(list)}});
-                         },
-                         nullptr});
-  ops.add("block.load", {[&table, &state](const json::object& args) -> OpResult {
-                           constexpr std::string_view op = "block.load";
-                           if (auto keys = protocol::args::only_keys(op, args, {"content", "action", "rate_class"}); !keys)
-                             return keys.error();
-                           auto content = protocol::args::required_string(op, args, "content", protocol::max_request_bytes);
-                           if (!content) return content.error();
-                           auto action = action_arg(op, args, state);
-                           if (!action) return action.error();
-                           if (action->action == filter::Action::RateLimit)
-                             return protocol::args::bad(op, "action", "rate-limit needs a class per line in the content");
-                           const auto before = table.list_prefixes();
-                           auto loaded = table.load_prefix_text(*content, action->action);
-                           if (!loaded) {
-                             // A bad line is refused before anything is written ("line N: reason"): bad input.
-                             const bool input = loaded.error().errnum == EINVAL;
-                             return ProtocolError{input ? ErrorCode::BadArgs : ErrorCode::Failed,
-                                                  std::string(op) + (input ? ": content: " : ": ") + loaded.error().message};
-                           }
-                           return persist_or_undo(table, state, before, op, json::object{{"loaded", *loaded}});
                          },
                          nullptr});
 }

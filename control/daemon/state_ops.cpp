@@ -7,6 +7,7 @@
 #include <cstring>
 #include <filesystem>
 #include <map>
+#include <unordered_map>
 
 #include "names.hpp"
 #include "spdlog/spdlog.h"
@@ -155,8 +156,9 @@ config::PrefixLists prefix_lists_for(const config::PrefixLists& old, const std::
   auto class_name = [&](std::uint32_t id) {
     return id < limits.size() ? limits[id].class_name : std::to_string(id);  // validation keeps ids in range
   };
-  // What each table entry means, keyed by canonical prefix.
-  std::map<std::string, const filter::PrefixEntry*> wanted;
+  // What each table entry means, keyed by canonical prefix (hashed: a start with a million prefixes runs this).
+  std::unordered_map<std::string, const filter::PrefixEntry*> wanted;
+  wanted.reserve(entries.size());
   for (const auto& entry : entries) wanted.emplace(canonical_prefix_key(entry.prefix), &entry);
   auto same_meaning = [&](const config::PrefixEntry& spec, filter::Action list_action, const filter::PrefixEntry& entry) {
     const filter::Action action = spec.action.value_or(list_action);
@@ -165,7 +167,7 @@ config::PrefixLists prefix_lists_for(const config::PrefixLists& old, const std::
     return spec.rate_class && *spec.rate_class == class_name(entry.rate_class);
   };
   config::PrefixLists out;
-  std::map<std::string, bool> placed;
+  std::unordered_map<std::string, bool> placed;
   for (auto [list, into, action] : {std::tuple{&old.block, &out.block, filter::Action::Drop},
                                     std::tuple{&old.allow, &out.allow, filter::Action::Pass}}) {
     for (const auto& spec : *list) {
@@ -447,11 +449,42 @@ OpResult StateOps::change(std::string_view op, const config::DesiredState& next)
   return json::value(json::object{});
 }
 
-Result<void> StateOps::commit_prefix_lists() {
-  config::DesiredState next = store_.live();
-  next.prefix_lists = prefix_lists_for(next.prefix_lists.value_or(config::PrefixLists{}), table_.list_prefixes(),
-                                       next.limits.value_or(std::vector<config::LimitSpec>{}));
-  return store_.commit(std::move(next));
+Result<void> StateOps::commit_prefix_changes(const std::vector<filter::PrefixEntry>& set,
+                                             const std::vector<maps::Prefix>& removed) {
+  static const std::vector<config::LimitSpec> no_limits;
+  const auto& limits = store_.live().limits ? *store_.live().limits : no_limits;
+  std::vector<PrefixChange> changes;
+  changes.reserve(set.size() + removed.size());
+  for (const auto& prefix : removed) changes.push_back({canonical_prefix_key(prefix), std::nullopt});
+  for (const auto& entry : set) {
+    std::string key = canonical_prefix_key(entry.prefix);
+    // As prefix_lists_for: an entry still meaning what it was written as keeps its spelling and list.
+    if (auto old = store_.find_prefix(key)) {
+      const filter::Action action = old->spec.action.value_or(old->allow ? filter::Action::Pass : filter::Action::Drop);
+      if (action == entry.action &&
+          (action != filter::Action::RateLimit ||
+           (old->spec.rate_class && entry.rate_class < limits.size() && *old->spec.rate_class == limits[entry.rate_class].class_name)))
+        continue;
+    }
+    ListedPrefix listed;
+    listed.spec.prefix = key;
+    switch (entry.action) {
+      case filter::Action::Drop: break;
+      case filter::Action::Pass: listed.allow = true; break;
+      case filter::Action::RateLimit:
+        listed.spec.action = filter::Action::RateLimit;
+        listed.spec.rate_class = entry.rate_class < limits.size() ? limits[entry.rate_class].class_name
+                                                                  : std::to_string(entry.rate_class);
+        break;
+      case filter::Action::PassTrack:
+        listed.allow = true;
+        listed.spec.action = filter::Action::PassTrack;
+        break;
+    }
+    changes.push_back({std::move(key), std::move(listed)});
+  }
+  if (changes.empty()) return {};
+  return store_.commit_prefix_changes(changes);
 }
 
 std::optional<std::uint32_t> StateOps::class_id(const json::value& name_or_id) const {

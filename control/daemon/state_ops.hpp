@@ -82,9 +82,11 @@ class StateOps {
   OpResult change(std::string_view op, const config::DesiredState& next);
 
   // After a prefix-list op changed the table's lists directly: the desired
-  // state takes the table's lists and is persisted. Error: nothing
-  // persisted (the caller undoes its table change).
-  Result<void> commit_prefix_lists();
+  // state takes the entries `set` (as the table now lists them) and loses
+  // `removed`, persisted in O(request) (a journal record; a bulk change
+  // becomes a new snapshot). Error: nothing persisted (the caller undoes
+  // its table change).
+  Result<void> commit_prefix_changes(const std::vector<filter::PrefixEntry>& set, const std::vector<maps::Prefix>& removed);
   // The id a rate class has in the live state (its index in limits), by name or id.
   std::optional<std::uint32_t> class_id(const boost::json::value& name_or_id) const;
 
@@ -102,6 +104,7 @@ class StateOps {
   void set_undo_hook(StepHook hook) { undo_hook_ = std::move(hook); }
 
   const StateStore& store() const noexcept { return store_; }
+  StateStore& store() noexcept { return store_; }
   // The bounded reader of the connection tables, shared with /metrics so both see one count per interval.
   ConntrackView& conntrack() noexcept { return conntrack_; }
   // Why the start could not make the whole desired state live; empty when it did.

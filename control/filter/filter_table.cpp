@@ -16,6 +16,7 @@
 #include "decimal.hpp"
 #include "dir24_8.hpp"
 #include "sluice.skel.h"
+#include "utf8.hpp"
 
 namespace sluice::filter {
 namespace {
@@ -174,6 +175,64 @@ std::string trim(std::string_view text) {
 
 }  // namespace
 
+namespace {
+// The first bytes of a line for an error message, unprintable bytes as \xHH.
+std::string quoted_start(std::string_view text) {
+  constexpr std::size_t shown = 40;
+  std::string out = "'";
+  for (unsigned char c : text.substr(0, shown)) {
+    if (c >= 0x20 && c < 0x7f) {
+      out += static_cast<char>(c);
+    } else {
+      constexpr char digits[] = "0123456789abcdef";
+      out += "\\x";
+      out += digits[c >> 4];
+      out += digits[c & 15];
+    }
+  }
+  return out + (text.size() > shown ? "'..." : "'");
+}
+
+}  // namespace
+
+Result<std::optional<PrefixEntry>> parse_prefix_line(std::string_view line, Action default_action,
+                                                     const std::vector<RateClass>& classes) {
+  auto refuse = [](std::string reason) { return Error{EINVAL, std::move(reason)}; };
+  if (line.size() > kMaxPrefixFileLineBytes)
+    return refuse("a line of " + std::to_string(line.size()) + " bytes, over the " + std::to_string(kMaxPrefixFileLineBytes) +
+                  "-byte limit: " + quoted_start(line));
+  if (auto bad = invalid_utf8_at(line))
+    return refuse("invalid UTF-8 at byte " + std::to_string(*bad + 1) + ": " + quoted_start(line));
+  std::string text = trim(line.substr(0, line.find('#')));
+  if (text.empty()) return std::optional<PrefixEntry>{};
+  // Errors quote the line's words: a hostile long line is refused without being echoed.
+  if (text.size() > kMaxPrefixLineBytes)
+    return refuse(std::to_string(text.size()) + " characters before any comment; a prefix line has at most " +
+                  std::to_string(kMaxPrefixLineBytes));
+  std::istringstream words(text);
+  std::string cidr, action_word, class_word, extra;
+  words >> cidr >> action_word >> class_word >> extra;
+  if (!extra.empty()) return refuse("unexpected '" + extra + "' after the action");
+  auto prefix = maps::parse_prefix(cidr);
+  if (!prefix) return refuse(prefix.error().message);
+  PrefixEntry entry{*prefix, default_action, 0};
+  if (!action_word.empty()) {
+    auto action = parse_action(action_word);
+    if (!action) return refuse(action.error().message);
+    entry.action = *action;
+  }
+  if (entry.action == Action::RateLimit) {
+    // Decimal, as every integer (maps/decimal.hpp); validate() checks that the class exists.
+    const auto id = maps::parse_decimal(class_word, 0, std::numeric_limits<std::uint32_t>::max());
+    if (!id.value) return refuse("rate-limit needs a class number: " + id.problem);
+    entry.rate_class = static_cast<std::uint32_t>(*id.value);
+  } else if (!class_word.empty()) {
+    return refuse("unexpected '" + class_word + "' after action " + std::string(to_string(entry.action)));
+  }
+  if (auto valid = validate(entry, classes); !valid) return refuse(valid.error().message);
+  return std::optional<PrefixEntry>{entry};
+}
+
 struct FilterTable::Maps {
   ArrayMap<std::uint32_t> generation;
   ArrayMap<sluice_filter_settings> settings;
@@ -309,6 +368,7 @@ Result<FilterTable> FilterTable::open(const dataplane::Dataplane& plane) {
     table.current_.prefixes.push_back({cidr_of(k), static_cast<Action>(v.action), v.rate_class});
   for (const auto& [k, v] : live_mirror.prefix_v6)
     table.current_.prefixes.push_back({cidr_of(k), static_cast<Action>(v.action), v.rate_class});
+  table.rebuild_index();
   auto header = h.sets.lookup(table.live_);
   if (!header) return header.error();
   if (*header && (*header)->default_verdict == SLUICE_VERDICT_DROP) table.current_.default_policy = DefaultPolicy::Drop;
@@ -460,6 +520,10 @@ Result<void> FilterTable::write_generation(std::uint32_t gen, const CompiledSet&
 
 Result<void> FilterTable::replace(const RuleSet& set) {
   if (auto valid = validate(set); !valid) return valid;
+  return replace_validated(set);
+}
+
+Result<void> FilterTable::replace_validated(const RuleSet& set) {
   const CompiledSet compiled = compile(set);
   const std::uint32_t idle = live_ ^ 1;
   if (flipped_since_wait_) {
@@ -476,7 +540,47 @@ Result<void> FilterTable::replace(const RuleSet& set) {
   live_ = idle;
   flipped_since_wait_ = true;
   current_ = set;
+  rebuild_index();
   return {};
+}
+
+void FilterTable::rebuild_index() {
+  index_.clear();
+  index_.reserve(current_.prefixes.size());
+  v4_count_ = v6_count_ = 0;
+  for (std::size_t i = 0; i < current_.prefixes.size(); ++i) {
+    index_[prefix_key(current_.prefixes[i].prefix)] = i;
+    ++(current_.prefixes[i].prefix.index() == 0 ? v4_count_ : v6_count_);
+  }
+}
+
+void FilterTable::index_put(const PrefixEntry& entry) {
+  auto [at, fresh] = index_.try_emplace(prefix_key(entry.prefix), current_.prefixes.size());
+  if (!fresh) {
+    current_.prefixes[at->second] = entry;
+    return;
+  }
+  current_.prefixes.push_back(entry);
+  ++(entry.prefix.index() == 0 ? v4_count_ : v6_count_);
+}
+
+void FilterTable::index_erase(const Prefix& prefix) {
+  auto at = index_.find(prefix_key(prefix));
+  if (at == index_.end()) return;
+  const std::size_t hole = at->second;
+  index_.erase(at);
+  if (hole + 1 != current_.prefixes.size()) {
+    current_.prefixes[hole] = std::move(current_.prefixes.back());
+    index_[prefix_key(current_.prefixes[hole].prefix)] = hole;
+  }
+  current_.prefixes.pop_back();
+  --(prefix.index() == 0 ? v4_count_ : v6_count_);
+}
+
+std::optional<PrefixEntry> FilterTable::find_prefix(const Prefix& prefix) const {
+  auto at = index_.find(prefix_key(prefix));
+  if (at == index_.end()) return std::nullopt;
+  return current_.prefixes[at->second];
 }
 
 Result<void> FilterTable::carry_rule_counters(std::uint32_t gen, const RuleSet& next) {
@@ -506,74 +610,226 @@ Error FilterTable::rollback_failed(const Error& cause, std::string_view map, con
 }
 
 Result<void> FilterTable::add_prefix(const PrefixEntry& entry) {
-  RuleSet next = current_;
-  auto same = std::find_if(next.prefixes.begin(), next.prefixes.end(),
-                           [&](const PrefixEntry& e) { return same_prefix(e.prefix, entry.prefix); });
-  if (same != next.prefixes.end())
-    *same = entry;
-  else
-    next.prefixes.push_back(entry);
-  if (auto valid = validate(entry, current_.rate_classes); !valid) return valid;
-  if (auto valid = validate(next); !valid) return valid;
-  Mirror& live = *mirror_[live_];
-  const sluice_filter_verdict value = to_wire(entry);
-  if (const auto* v4 = std::get_if<sluice_lpm_v4_key>(&entry.prefix)) {
-    const auto key = to_filter_key(*v4, live_);
-    // What packets read first (ENOSPC changes nothing), then the trie; a trie error undoes the first.
-    maps::Dir24_8& dir = maps_->src_dir[live_];
-    const auto before = dir.find(*v4);
-    if (auto put = dir.insert(*v4, dir_value(value)); !put) return put;
-    if (auto ok = maps_->prefix_v4.update(key, value); !ok) {
-      if (before) {
-        if (auto undone = dir.insert(*v4, *before); !undone)
-          return rollback_failed(ok.error(), "fsrc4 DIR-24-8", undone.error());
-      } else if (auto undone = dir.erase(*v4); !undone) {
-        return rollback_failed(ok.error(), "fsrc4 DIR-24-8", undone.error());
-      }
-      return ok;
-    }
-    auto at = std::lower_bound(live.prefix_v4.begin(), live.prefix_v4.end(), key,
-                               [](const auto& e, const auto& k) { return key_less(e.first, k); });
-    if (at != live.prefix_v4.end() && key_equal(at->first, key)) at->second = value;
-    else live.prefix_v4.insert(at, {key, value});
-  } else {
-    const auto key = to_filter_key(std::get<sluice_lpm_v6_key>(entry.prefix), live_);
-    if (auto ok = maps_->prefix_v6.update(key, value); !ok) return ok;
-    auto at = std::lower_bound(live.prefix_v6.begin(), live.prefix_v6.end(), key,
-                               [](const auto& e, const auto& k) { return key_less(e.first, k); });
-    if (at != live.prefix_v6.end() && key_equal(at->first, key)) at->second = value;
-    else live.prefix_v6.insert(at, {key, value});
-  }
-  current_ = std::move(next);
+  auto added = add_prefixes(std::span<const PrefixEntry>(&entry, 1));
+  if (!added) return added.error();
   return {};
 }
 
 Result<void> FilterTable::remove_prefix(const Prefix& prefix) {
-  auto at = std::find_if(current_.prefixes.begin(), current_.prefixes.end(),
-                         [&](const PrefixEntry& e) { return same_prefix(e.prefix, prefix); });
-  if (at == current_.prefixes.end())
-    return table_error("remove prefix", "prefix " + maps::to_string(prefix) + " is not listed", ENOENT);
+  auto removed = remove_prefixes(std::span<const Prefix>(&prefix, 1));
+  if (!removed) return removed.error();
+  return {};
+}
+
+namespace {
+// Merges sorted `from` into sorted `into` in one pass; `from` wins on equal keys.
+template <class K, class V>
+void merge_sorted(std::vector<std::pair<K, V>>& into, const std::vector<std::pair<K, V>>& from) {
+  if (from.empty()) return;
+  std::vector<std::pair<K, V>> out;
+  out.reserve(into.size() + from.size());
+  std::size_t i = 0, j = 0;
+  while (i < into.size() || j < from.size()) {
+    if (j == from.size() || (i < into.size() && key_less(into[i].first, from[j].first))) out.push_back(into[i++]);
+    else if (i == into.size() || key_less(from[j].first, into[i].first)) out.push_back(from[j++]);
+    else out.push_back(from[j++]), ++i;
+  }
+  into = std::move(out);
+}
+// Removes sorted `keys` from sorted `into` in one pass.
+template <class K, class V>
+void erase_sorted(std::vector<std::pair<K, V>>& into, const std::vector<K>& keys) {
+  if (keys.empty()) return;
+  std::size_t j = 0;
+  std::erase_if(into, [&](const auto& e) {
+    while (j < keys.size() && key_less(keys[j], e.first)) ++j;
+    return j < keys.size() && key_equal(keys[j], e.first);
+  });
+}
+}  // namespace
+
+Result<FilterTable::Replaced> FilterTable::add_prefixes(std::span<const PrefixEntry> entries) {
+  // Checked against the index, nothing else: O(request).
+  Replaced replaced;
+  replaced.reserve(entries.size());
+  std::unordered_map<PrefixKey, std::size_t, PrefixKeyHash> in_request;
+  std::size_t new_v4 = 0, new_v6 = 0;
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    const PrefixEntry& entry = entries[i];
+    if (auto valid = validate(entry, current_.rate_classes); !valid) return valid.error();
+    if (auto [seen, fresh] = in_request.emplace(prefix_key(entry.prefix), i); !fresh)
+      return table_error("add prefixes", "prefix " + maps::to_string(entry.prefix) + " is given twice (entries " +
+                                             std::to_string(seen->second) + " and " + std::to_string(i) + ")");
+    replaced.push_back(find_prefix(entry.prefix));
+    if (!replaced.back()) ++(entry.prefix.index() == 0 ? new_v4 : new_v6);
+  }
+  if (v4_count_ + new_v4 > SLUICE_FILTER_MAX_V4_PREFIXES || v6_count_ + new_v6 > SLUICE_FILTER_MAX_V6_PREFIXES)
+    return table_error("add prefixes", "the lists would hold " + std::to_string(v4_count_ + new_v4) + " IPv4 / " +
+                                           std::to_string(v6_count_ + new_v6) + " IPv6 prefixes; at most " +
+                                           std::to_string(SLUICE_FILTER_MAX_V4_PREFIXES) + " / " +
+                                           std::to_string(SLUICE_FILTER_MAX_V6_PREFIXES),
+                       E2BIG);
+
   Mirror& live = *mirror_[live_];
-  if (const auto* v4 = std::get_if<sluice_lpm_v4_key>(&prefix)) {
-    const auto key = to_filter_key(*v4, live_);
-    // Erasing can need a tbl8 group (a /24 erased under longer prefixes): DIR-24-8 first, trie second.
-    maps::Dir24_8& dir = maps_->src_dir[live_];
-    const auto before = dir.find(*v4);
-    if (auto gone = dir.erase(*v4); !gone) return gone.error();
-    if (auto gone = maps_->prefix_v4.erase(key); !gone) {
-      if (before)
-        if (auto undone = dir.insert(*v4, *before); !undone)
-          return rollback_failed(gone.error(), "fsrc4 DIR-24-8", undone.error());
+  V4Prefixes v4, v4_before;  // v4_before: what the changed v4 entries were, to undo
+  std::vector<sluice_filter_v4_key> v4_new;
+  std::vector<std::optional<sluice_filter_verdict>> v4_prev;  // per v4 entry
+  std::vector<std::pair<sluice_filter_v6_key, sluice_filter_verdict>> v6, v6_before;
+  std::vector<sluice_filter_v6_key> v6_new;
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    const PrefixEntry& entry = entries[i];
+    if (const auto* k = std::get_if<sluice_lpm_v4_key>(&entry.prefix)) {
+      v4.emplace_back(to_filter_key(*k, live_), to_wire(entry));
+      v4_prev.push_back(replaced[i] ? std::optional(to_wire(*replaced[i])) : std::nullopt);
+      if (replaced[i]) v4_before.emplace_back(v4.back().first, to_wire(*replaced[i]));
+      else v4_new.push_back(v4.back().first);
+    } else {
+      v6.emplace_back(to_filter_key(std::get<sluice_lpm_v6_key>(entry.prefix), live_), to_wire(entry));
+      if (replaced[i]) v6_before.emplace_back(v6.back().first, to_wire(*replaced[i]));
+      else v6_new.push_back(v6.back().first);
+    }
+  }
+  // What packets read first (ENOSPC: out of tbl8 groups), then the tries; any failure undoes the request.
+  maps::Dir24_8& dir = maps_->src_dir[live_];
+  std::size_t dir_done = 0;
+  auto undo_dir = [&]() -> Result<void> {
+    for (std::size_t i = dir_done; i-- > 0;) {
+      const auto cidr = cidr_of(v4[i].first);
+      Result<void> undone{};
+      if (v4_prev[i]) undone = dir.insert(cidr, dir_value(*v4_prev[i]));
+      else if (auto gone = dir.erase(cidr); !gone) undone = gone.error();
+      if (!undone) return undone;
+    }
+    return {};
+  };
+  for (; dir_done < v4.size(); ++dir_done) {
+    if (auto put = dir.insert(cidr_of(v4[dir_done].first), dir_value(v4[dir_done].second)); !put) {
+      if (auto undone = undo_dir(); !undone) return rollback_failed(put.error(), "fsrc4 DIR-24-8", undone.error());
+      return put.error();
+    }
+  }
+  auto undo_tries = [&]() -> std::optional<Error> {
+    std::optional<Error> failed;
+    auto note = [&](Result<void> r) {
+      if (!r && !failed) failed = r.error();
+    };
+    note(erase_all(maps_->prefix_v4, v4_new));
+    note(write_all(maps_->prefix_v4, v4_before));
+    note(erase_all(maps_->prefix_v6, v6_new));
+    note(write_all(maps_->prefix_v6, v6_before));
+    if (auto undone = undo_dir(); !undone) note(undone);
+    return failed;
+  };
+  for (auto written : {write_all(maps_->prefix_v4, v4), write_all(maps_->prefix_v6, v6)}) {
+    if (written) continue;
+    if (auto undo_error = undo_tries()) return rollback_failed(written.error(), "the prefix tries", *undo_error);
+    return written.error();
+  }
+  sort_entries(v4);
+  sort_entries(v6);
+  merge_sorted(live.prefix_v4, v4);
+  merge_sorted(live.prefix_v6, v6);
+  for (const PrefixEntry& entry : entries) index_put(entry);
+  return replaced;
+}
+
+Result<std::vector<PrefixEntry>> FilterTable::remove_prefixes(std::span<const Prefix> prefixes) {
+  std::vector<PrefixEntry> removed;
+  removed.reserve(prefixes.size());
+  std::unordered_map<PrefixKey, std::size_t, PrefixKeyHash> in_request;
+  for (std::size_t i = 0; i < prefixes.size(); ++i) {
+    auto entry = find_prefix(prefixes[i]);
+    if (!entry) return table_error("remove prefix", "prefix " + maps::to_string(prefixes[i]) + " is not listed", ENOENT);
+    if (auto [seen, fresh] = in_request.emplace(prefix_key(prefixes[i]), i); !fresh)
+      return table_error("remove prefixes", "prefix " + maps::to_string(prefixes[i]) + " is given twice (entries " +
+                                                std::to_string(seen->second) + " and " + std::to_string(i) + ")");
+    removed.push_back(*entry);
+  }
+  Mirror& live = *mirror_[live_];
+  V4Prefixes v4;
+  std::vector<std::pair<sluice_filter_v6_key, sluice_filter_verdict>> v6;
+  for (const PrefixEntry& entry : removed) {
+    if (const auto* k = std::get_if<sluice_lpm_v4_key>(&entry.prefix)) v4.emplace_back(to_filter_key(*k, live_), to_wire(entry));
+    else v6.emplace_back(to_filter_key(std::get<sluice_lpm_v6_key>(entry.prefix), live_), to_wire(entry));
+  }
+  // Erasing can need a tbl8 group (a /24 erased under longer prefixes): DIR-24-8 first, tries second.
+  maps::Dir24_8& dir = maps_->src_dir[live_];
+  std::size_t dir_done = 0;
+  auto undo_dir = [&]() -> Result<void> {
+    for (std::size_t i = dir_done; i-- > 0;)
+      if (auto undone = dir.insert(cidr_of(v4[i].first), dir_value(v4[i].second)); !undone) return undone;
+    return {};
+  };
+  for (; dir_done < v4.size(); ++dir_done) {
+    if (auto gone = dir.erase(cidr_of(v4[dir_done].first)); !gone) {
+      if (auto undone = undo_dir(); !undone) return rollback_failed(gone.error(), "fsrc4 DIR-24-8", undone.error());
       return gone.error();
     }
-    std::erase_if(live.prefix_v4, [&](const auto& e) { return key_equal(e.first, key); });
-  } else {
-    const auto key = to_filter_key(std::get<sluice_lpm_v6_key>(prefix), live_);
-    if (auto gone = maps_->prefix_v6.erase(key); !gone) return gone.error();
-    std::erase_if(live.prefix_v6, [&](const auto& e) { return key_equal(e.first, key); });
   }
-  current_.prefixes.erase(at);
-  return {};
+  const auto v4_keys = keys_of<sluice_filter_v4_key>(v4);
+  const auto v6_keys = keys_of<sluice_filter_v6_key>(v6);
+  auto erased = erase_all(maps_->prefix_v4, v4_keys);
+  if (erased) erased = erase_all(maps_->prefix_v6, v6_keys);
+  if (!erased) {
+    std::optional<Error> failed;
+    for (auto undone : {write_all(maps_->prefix_v4, v4), write_all(maps_->prefix_v6, v6), undo_dir()})
+      if (!undone && !failed) failed = undone.error();
+    if (failed) return rollback_failed(erased.error(), "the prefix tries", *failed);
+    return erased.error();
+  }
+  auto sorted_v4 = v4_keys;
+  auto sorted_v6 = v6_keys;
+  sort_keys(sorted_v4);
+  sort_keys(sorted_v6);
+  erase_sorted(live.prefix_v4, sorted_v4);
+  erase_sorted(live.prefix_v6, sorted_v6);
+  for (const PrefixEntry& entry : removed) index_erase(entry.prefix);
+  return removed;
+}
+
+Result<std::size_t> FilterTable::load_prefixes(std::vector<PrefixEntry> entries) {
+  for (const PrefixEntry& entry : entries)
+    if (auto valid = validate(entry, current_.rate_classes); !valid) return valid.error();
+  // Where each entry is listed now (npos: new), one index lookup per entry.
+  constexpr std::size_t unlisted = std::numeric_limits<std::size_t>::max();
+  std::vector<std::size_t> listed_at(entries.size(), unlisted);
+  std::size_t fresh = 0, new_v4 = 0, new_v6 = 0;
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    if (auto at = index_.find(prefix_key(entries[i].prefix)); at != index_.end()) listed_at[i] = at->second;
+    else ++fresh, ++(entries[i].prefix.index() == 0 ? new_v4 : new_v6);
+  }
+  if (v4_count_ + new_v4 > SLUICE_FILTER_MAX_V4_PREFIXES || v6_count_ + new_v6 > SLUICE_FILTER_MAX_V6_PREFIXES)
+    return table_error("load prefixes", "the lists would hold " + std::to_string(v4_count_ + new_v4) + " IPv4 / " +
+                                            std::to_string(v6_count_ + new_v6) + " IPv6 prefixes; at most " +
+                                            std::to_string(SLUICE_FILTER_MAX_V4_PREFIXES) + " / " +
+                                            std::to_string(SLUICE_FILTER_MAX_V6_PREFIXES),
+                       E2BIG);
+  // The rest of the set is unchanged and was validated when it went live;
+  // the prefixes are distinct by the index (listed ones are overwritten in place).
+  RuleSet next = current_;
+  {
+    // Distinct: a listed prefix given twice would be written twice into the
+    // same slot, a new one twice appended twice. Marks in the copy's slots
+    // catch the first; a sort of the new ones the second.
+    std::vector<bool> rewritten(next.prefixes.size());
+    std::vector<PrefixKey> appended;
+    for (std::size_t i = 0; i < entries.size(); ++i) {
+      if (listed_at[i] == unlisted) {
+        appended.push_back(prefix_key(entries[i].prefix));
+        next.prefixes.push_back(entries[i]);
+        continue;
+      }
+      if (rewritten[listed_at[i]])
+        return table_error("load prefixes", "prefix " + maps::to_string(entries[i].prefix) + " is given twice");
+      rewritten[listed_at[i]] = true;
+      next.prefixes[listed_at[i]] = entries[i];
+    }
+    std::sort(appended.begin(), appended.end(), [](const PrefixKey& a, const PrefixKey& b) { return a.bytes < b.bytes; });
+    if (auto twice = std::adjacent_find(appended.begin(), appended.end()); twice != appended.end())
+      return table_error("load prefixes", "a prefix is given twice");
+  }
+  if (auto done = replace_validated(next); !done) return done.error();
+  return fresh;
 }
 
 Result<std::size_t> FilterTable::load_prefix_file(const std::filesystem::path& path, Action default_action) {
@@ -607,39 +863,15 @@ Result<std::size_t> FilterTable::load_prefix_lines(std::string_view content, Act
     const std::string_view line = content.substr(at, end - at);
     at = end + 1;
     ++number;
-    std::string text = trim(line.substr(0, line.find('#')));
-    if (text.empty()) continue;
-    // Errors quote the line's words: a hostile megabyte-long line is refused without being echoed.
-    if (text.size() > kMaxPrefixLineBytes)
-      return refuse(std::to_string(text.size()) + " characters before any comment; a prefix line has at most " +
-                    std::to_string(kMaxPrefixLineBytes));
-    std::istringstream words(text);
-    std::string cidr, action_word, class_word, extra;
-    words >> cidr >> action_word >> class_word >> extra;
-    if (!extra.empty()) return refuse("unexpected '" + extra + "' after the action");
-    auto prefix = maps::parse_prefix(cidr);
-    if (!prefix) return refuse(prefix.error().message);
-    PrefixEntry entry{*prefix, default_action, 0};
-    if (!action_word.empty()) {
-      auto action = parse_action(action_word);
-      if (!action) return refuse(action.error().message);
-      entry.action = *action;
-    }
-    if (entry.action == Action::RateLimit) {
-      // Decimal, as every integer (maps/decimal.hpp); validate() checks that the class exists.
-      const auto id = maps::parse_decimal(class_word, 0, std::numeric_limits<std::uint32_t>::max());
-      if (!id.value) return refuse("rate-limit needs a class number: " + id.problem);
-      entry.rate_class = static_cast<std::uint32_t>(*id.value);
-    } else if (!class_word.empty()) {
-      return refuse("unexpected '" + class_word + "' after action " + std::string(to_string(entry.action)));
-    }
-    if (auto valid = validate(entry, current_.rate_classes); !valid) return refuse(valid.error().message);
+    auto parsed = parse_prefix_line(line, default_action, current_.rate_classes);
+    if (!parsed) return refuse(parsed.error().message);
+    if (!*parsed) continue;
+    const PrefixEntry& entry = **parsed;
     loaded.push_back(entry);
     line_of.push_back(number);
   }
 
-  // Merged set: a listed prefix takes the file's action; the file itself must not repeat one.
-  RuleSet next = current_;
+  // A listed prefix takes the file's action; the file itself must not repeat one.
   {
     RuleSet file_only;
     file_only.prefixes = loaded;
@@ -655,71 +887,11 @@ Result<std::size_t> FilterTable::load_prefix_lines(std::string_view content, Act
       return refuse_at(0, valid.error().message);
     }
   }
-  std::vector<std::pair<sluice_filter_v4_key, sluice_filter_verdict>> v4;
-  std::vector<std::pair<sluice_filter_v6_key, sluice_filter_verdict>> v6;
-  for (const PrefixEntry& e : loaded) {
-    if (const auto* k = std::get_if<sluice_lpm_v4_key>(&e.prefix)) v4.emplace_back(to_filter_key(*k, live_), to_wire(e));
-    else v6.emplace_back(to_filter_key(std::get<sluice_lpm_v6_key>(e.prefix), live_), to_wire(e));
-  }
-  sort_entries(v4);
-  sort_entries(v6);
-  // Merge into the mirror and the set (sorted merge: a million entries stay fast).
-  Mirror& live = *mirror_[live_];
-  auto merged_v4 = live.prefix_v4;
-  auto merged_v6 = live.prefix_v6;
-  auto merge_into = [](auto& into, const auto& from) {
-    auto sorted = into;
-    into.clear();
-    std::size_t i = 0, j = 0;
-    while (i < sorted.size() || j < from.size()) {
-      if (j == from.size() || (i < sorted.size() && key_less(sorted[i].first, from[j].first))) into.push_back(sorted[i++]);
-      else if (i == sorted.size() || key_less(from[j].first, sorted[i].first)) into.push_back(from[j++]);
-      else into.push_back(from[j++]), ++i;
-    }
-  };
-  merge_into(merged_v4, v4);
-  merge_into(merged_v6, v6);
-  if (merged_v4.size() > SLUICE_FILTER_MAX_V4_PREFIXES || merged_v6.size() > SLUICE_FILTER_MAX_V6_PREFIXES)
-    return refuse_at(0, "the lists would hold " + std::to_string(merged_v4.size()) + " IPv4 / " +
-                            std::to_string(merged_v6.size()) + " IPv6 prefixes, more than allowed");
-  // What packets read first: out of tbl8 groups, nothing is changed.
-  // Every undo is tried even after one fails; the first failure is reported (rollback_failed).
-  std::optional<std::pair<std::string_view, Error>> undo_failed;
-  auto undo = [&](std::string_view map, Result<void> undone) {
-    if (!undone && !undo_failed) undo_failed.emplace(map, undone.error());
-  };
-  auto fail = [&](const Error& cause) -> Error {
-    return undo_failed ? rollback_failed(cause, undo_failed->first, undo_failed->second) : cause;
-  };
-  if (auto synced = sync_dir(live_, live.prefix_v4, merged_v4); !synced) {
-    undo("fsrc4 DIR-24-8", sync_dir(live_, merged_v4, live.prefix_v4));  // a pass cut short: back to what was live
-    return fail(synced.error());
-  }
-  if (auto ok = write_all(maps_->prefix_v4, v4); !ok) {
-    undo("fsrc4 DIR-24-8", sync_dir(live_, merged_v4, live.prefix_v4));
-    // roll back what may have been written: the live set is what it was before
-    std::vector<sluice_filter_v4_key> added;
-    for (const auto& e : v4)
-      if (!std::binary_search(live.prefix_v4.begin(), live.prefix_v4.end(), e,
-                              [](const auto& a, const auto& b) { return key_less(a.first, b.first); }))
-        added.push_back(e.first);
-    undo("filter_prefix_v4", erase_all(maps_->prefix_v4, added));
-    undo("filter_prefix_v4", sync_entries(maps_->prefix_v4, merged_v4, live.prefix_v4));
-    return fail(ok.error());
-  }
-  if (auto ok = write_all(maps_->prefix_v6, v6); !ok) {
-    undo("fsrc4 DIR-24-8", sync_dir(live_, merged_v4, live.prefix_v4));
-    undo("filter_prefix_v4", sync_entries(maps_->prefix_v4, merged_v4, live.prefix_v4));
-    undo("filter_prefix_v6", sync_entries(maps_->prefix_v6, merged_v6, live.prefix_v6));
-    return fail(ok.error());
-  }
-  live.prefix_v4 = std::move(merged_v4);
-  live.prefix_v6 = std::move(merged_v6);
-  next.prefixes.clear();
-  for (const auto& [k, v] : live.prefix_v4) next.prefixes.push_back({cidr_of(k), static_cast<Action>(v.action), v.rate_class});
-  for (const auto& [k, v] : live.prefix_v6) next.prefixes.push_back({cidr_of(k), static_cast<Action>(v.action), v.rate_class});
-  current_ = std::move(next);
-  return loaded.size();
+  // Into the idle generation, made live by one flip: no packet sees part of the file.
+  const std::size_t count = loaded.size();
+  if (auto done = load_prefixes(std::move(loaded)); !done)
+    return done.error().errnum == E2BIG ? refuse_at(0, done.error().message) : done.error();
+  return count;
 }
 
 Result<void> FilterTable::add_rule(const FilterRule& rule) {

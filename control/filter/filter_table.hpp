@@ -10,7 +10,9 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
+#include <unordered_map>
 #include <string_view>
 #include <vector>
 
@@ -18,6 +20,7 @@
 #include "filter_compile.hpp"
 #include "filter_rules.hpp"
 #include "maps.hpp"
+#include "prefix_index.hpp"
 
 namespace sluice::filter {
 
@@ -38,6 +41,16 @@ struct TrackedFlow {
   sluice_ct_key key{};
   sluice_ct_entry entry{};
 };
+
+// A prefix-file line is at most this long, comment included (a longer one
+// is refused, and quoted only in part).
+inline constexpr std::size_t kMaxPrefixFileLineBytes = 4096;
+// One line of a prefix file (without its newline): nullopt for a blank or
+// comment-only line. The error (EINVAL) is the reason alone, quoting the
+// offending value; callers add "<file>:<line>: ". Checks the line's length,
+// UTF-8, the prefix (host bits refused), the action and its rate class.
+Result<std::optional<PrefixEntry>> parse_prefix_line(std::string_view line, Action default_action,
+                                                     const std::vector<RateClass>& classes);
 
 class FilterTable {
  public:
@@ -62,8 +75,27 @@ class FilterTable {
   std::uint32_t rule_set_generation() const noexcept { return generation_count_; }
 
   // ---- prefix lists ----
+  // Single-prefix changes cost O(request): checked against an index of the
+  // listed prefixes (no copy or revalidation of the set), written to the
+  // live generation one element each, the sorted mirror merged in one pass.
+  // All or nothing: on error the request's writes are undone.
   Result<void> add_prefix(const PrefixEntry& entry);  // replaces the action of an existing prefix
   Result<void> remove_prefix(const Prefix& prefix);   // error if absent
+  // What an added entry replaced (nullopt: it was not listed), in request order.
+  using Replaced = std::vector<std::optional<PrefixEntry>>;
+  // Each entry listed once in the request; an entry already listed takes the new action.
+  Result<Replaced> add_prefixes(std::span<const PrefixEntry> entries);
+  // Each must be listed; returns the entries removed, in request order.
+  Result<std::vector<PrefixEntry>> remove_prefixes(std::span<const Prefix> prefixes);
+  // A whole batch (block load): merged into a copy of the live set, written
+  // into the idle generation and made live by the one flip, so no packet
+  // sees part of it. Entries must be distinct; already listed ones take the
+  // new action. Returns how many were new. E2BIG: past the lists' capacity
+  // (nothing written); ENOSPC: out of DIR-24-8 tbl8 groups (undone).
+  Result<std::size_t> load_prefixes(std::vector<PrefixEntry> entries);
+  std::optional<PrefixEntry> find_prefix(const Prefix& prefix) const;
+  std::size_t prefix_count(int family) const noexcept { return family == 4 ? v4_count_ : v6_count_; }
+  const std::vector<PrefixEntry>& prefixes() const noexcept { return current_.prefixes; }
   std::vector<PrefixEntry> list_prefixes() const { return current_.prefixes; }
   // One CIDR per line, optionally followed by an action ("drop", "pass",
   // "rate-limit <class>"; default `default_action`), '#' starts a comment.
@@ -112,6 +144,11 @@ class FilterTable {
   using V4Prefixes = std::vector<std::pair<sluice_filter_v4_key, sluice_filter_verdict>>;
   Result<void> sync_dir(std::uint32_t gen, const V4Prefixes& had, const V4Prefixes& want);
   Result<void> wait_for_readers();
+  // replace() after validation (load_prefixes validates its own way: the index keeps prefixes distinct).
+  Result<void> replace_validated(const RuleSet& set);
+  void rebuild_index();
+  void index_put(const PrefixEntry& entry);
+  void index_erase(const Prefix& prefix);
   // Before the flip: rules kept unchanged by `next` take their hit counters
   // from the live generation into generation `gen`.
   Result<void> carry_rule_counters(std::uint32_t gen, const RuleSet& next);
@@ -133,6 +170,9 @@ class FilterTable {
   // A generation's DIR-24-8 whose contents are unknown after a failed write: rebuilt whole next time.
   bool dir_unknown_[SLUICE_FILTER_GENERATIONS] = {};
   RuleSet current_;
+  // Where each listed prefix is in current_.prefixes (removal swaps the last entry into the hole).
+  std::unordered_map<PrefixKey, std::size_t, PrefixKeyHash> index_;
+  std::size_t v4_count_ = 0, v6_count_ = 0;
 };
 
 }  // namespace sluice::filter

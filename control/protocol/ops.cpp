@@ -8,7 +8,7 @@ namespace {
 
 namespace json = boost::json;
 
-constexpr std::array<OpInfo, 32> op_table{{
+constexpr std::array<OpInfo, 36> op_table{{
     {"status", Access::ReadOnly, false},
     {"attach", Access::ChangesState, false},
     {"detach", Access::ChangesState, false},
@@ -42,6 +42,11 @@ constexpr std::array<OpInfo, 32> op_table{{
     {"backend.list", Access::ReadOnly, false},
     {"lb.set", Access::ChangesState, false},
     {"lb.show", Access::ReadOnly, false},
+    // A streamed block load (sluicectl block load FILE): begin, chunks, commit or abort.
+    {"block.load.begin", Access::ChangesState, false},
+    {"block.load.chunk", Access::ChangesState, false},
+    {"block.load.commit", Access::ChangesState, false},
+    {"block.load.abort", Access::ChangesState, false},
 }};
 
 ArgsResult<std::string> iface_arg(std::string_view op, const json::object& object) {

@@ -183,16 +183,26 @@ TEST(CliEndToEnd, FilterCommandsOverTheSocket) {
     std::ofstream file(path);
     file << content;
   }
-  FakeDaemon daemon({{{R"({"id":1,"ok":true,"result":{"loaded":55000}})"}}});
+  // Streamed in chunks of whole lines over one connection: begin, chunks, commit.
+  const std::size_t chunks = content.size() / (128 * 1024) + 1;
+  std::vector<FakeDaemon::Step> script{{{R"({"id":1,"ok":true,"result":{"load":1}})"}}};
+  for (std::size_t i = 0; i < chunks; ++i)
+    script.push_back({{R"({"id":)" + std::to_string(i + 2) + R"(,"ok":true,"result":{"lines":1,"prefixes":1}})"}});
+  script.push_back({{R"({"id":)" + std::to_string(chunks + 2) + R"(,"ok":true,"result":{"loaded":55000}})"}});
+  FakeDaemon daemon(script);
   Outcome r = run_cli(daemon.path(), {"block", "load", path});
   std::filesystem::remove_all(dir);
   EXPECT_EQ(r.code, kExitOk) << r.err;
   EXPECT_EQ(r.out, "loaded 55000 prefixes from " + path + "\n");
   const auto requests = daemon.requests();
-  ASSERT_EQ(requests.size(), 1u);
-  auto request = boost::json::parse(requests[0]).as_object();
-  EXPECT_EQ(request.at("op"), "block.load");
-  EXPECT_EQ(request.at("args").at("content").as_string(), content);
+  ASSERT_EQ(requests.size(), chunks + 2);
+  std::string joined;
+  for (const auto& line : requests) {
+    auto request = boost::json::parse(line).as_object();
+    if (request.at("op") == "block.load.chunk") joined += request.at("args").at("data").as_string();
+  }
+  EXPECT_EQ(boost::json::parse(requests.back()).at("op"), "block.load.commit");
+  EXPECT_EQ(joined, content);
 
   FakeDaemon lists({{{R"({"id":1,"ok":true,"result":{"rules":[{"id":10,"priority":10,"proto":1,"action":"drop",)"
                       R"("packets":4,"bytes":336,"description":"icmp drop"}]}})"}}});

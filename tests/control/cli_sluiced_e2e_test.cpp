@@ -108,7 +108,7 @@ TEST(SluicectlE2E, FilterCommandsJudgeRealPings) {
   r = sluicectl({"block", "load", dir + "/bad.txt"});
   EXPECT_EQ(r.code, cli::kExitFailed) << joined(r);
   EXPECT_NE(r.err.find("not-a-prefix"), std::string::npos) << joined(r);
-  EXPECT_NE(r.err.find("sluicectl: block.load: content: line 2: bad prefix 'not-a-prefix'"), std::string::npos)
+  EXPECT_NE(r.err.find("sluicectl: block.load.chunk: " + dir + "/bad.txt:2: bad prefix 'not-a-prefix'"), std::string::npos)
       << "the line number of the operator's file, said once:\n" << joined(r);
   EXPECT_EQ(r.err.find("/.block-load"), std::string::npos) << "no daemon-private path:\n" << joined(r);
   EXPECT_EQ(sluicectl({"block", "list"}).out, "no prefixes listed\n");

@@ -663,58 +663,89 @@ TEST_F(CliTest, BlockListTable) {
   EXPECT_EQ(bad.err, "sluicectl: unexpected reply to block.list: prefix entry is a number, expected an object\n");
 }
 
-TEST_F(CliTest, BlockLoadSendsTheFileText) {
+TEST_F(CliTest, BlockLoadStreamsTheFileInOneLoad) {
   TempDir dir;
   const std::string path = dir.file("blocklist.txt");
   const std::string content = "# edge blocklist\n198.18.0.0/15\n2001:db8::/32 pass\n";
   std::ofstream(path) << content;
-  reply(R"({"id":1,"ok":true,"result":{"loaded":2}})");
+  reply(R"({"id":1,"ok":true,"result":{"load":7}})");
+  reply(R"({"id":2,"ok":true,"result":{"lines":3,"prefixes":2}})");
+  reply(R"({"id":3,"ok":true,"result":{"loaded":2,"new":2,"lines":3}})");
   Outcome r = run_cli({"block", "load", path});
   EXPECT_EQ(r.code, kExitOk) << r.err;
-  EXPECT_EQ(r.out, "loaded 2 prefixes from " + path + "\n");
-  reply(R"({"id":1,"ok":true,"result":{"loaded":2}})");
+  EXPECT_EQ(r.out, "loaded 2 prefixes from " + path + "\n") << "no progress line: stdout is not a terminal";
+  EXPECT_EQ(sent(), (std::vector<std::string>{
+                        R"({"id":1,"op":"block.load.begin","args":{"source":")" + path + R"("}})",
+                        R"({"id":2,"op":"block.load.chunk","args":{"load":7,"data":"# edge blocklist\n198.18.0.0/15\n2001:db8::/32 pass\n"}})",
+                        R"({"id":3,"op":"block.load.commit","args":{"load":7}})",
+                    }));
+  wire_->sent.clear();
+  reply(R"({"id":1,"ok":true,"result":{"load":8}})");
+  reply(R"({"id":2,"ok":true,"result":{"lines":3,"prefixes":2}})");
+  reply(R"({"id":3,"ok":true,"result":{"loaded":2,"new":0,"lines":3}})");
   r = run_cli({"block", "load", "-", "--action", "pass"}, content);
   EXPECT_EQ(r.code, kExitOk) << r.err;
   EXPECT_EQ(r.out, "loaded 2 prefixes from standard input\n");
-  EXPECT_EQ(sent(), (std::vector<std::string>{
-                        R"({"id":1,"op":"block.load","args":{"content":"# edge blocklist\n198.18.0.0/15\n2001:db8::/32 pass\n"}})",
-                        R"({"id":1,"op":"block.load","args":{"content":"# edge blocklist\n198.18.0.0/15\n2001:db8::/32 pass\n","action":"pass"}})",
-                    }));
+  ASSERT_EQ(sent().size(), 3u);
+  EXPECT_EQ(sent()[0], R"({"id":1,"op":"block.load.begin","args":{"source":"standard input","action":"pass"}})");
 }
 
 TEST_F(CliTest, BlockLoadRelaysTheDaemonsBadLine) {
   TempDir dir;
   const std::string path = dir.file("bad.txt");
   std::ofstream(path) << "198.18.0.0/15\nnot-a-prefix\n";
-  reply(R"({"id":1,"ok":false,"error":{"code":"bad_args","message":"block.load: content: line 2: bad prefix 'not-a-prefix'"}})");
+  reply(R"({"id":1,"ok":true,"result":{"load":1}})");
+  reply(R"({"id":2,"ok":false,"error":{"code":"bad_args","message":"block.load.chunk: )" + path +
+        R"(:2: bad prefix 'not-a-prefix'"}})");
   const Outcome r = run_cli({"block", "load", path});
   EXPECT_EQ(r.code, kExitFailed);
-  EXPECT_EQ(r.err, "sluicectl: block.load: content: line 2: bad prefix 'not-a-prefix' [bad_args]\n");
+  EXPECT_EQ(r.err, "sluicectl: block.load.chunk: " + path + ":2: bad prefix 'not-a-prefix' [bad_args]\n");
 }
 
-TEST_F(CliTest, BlockLoadRefusesWhatOneRequestCannotCarry) {
+TEST_F(CliTest, BlockLoadCutsAFileOfAnySizeIntoChunksOfWholeLines) {
   TempDir dir;
-  // Over the limit as a file.
   const std::string big = dir.file("big.txt");
-  {
-    std::ofstream file(big);
-    for (int i = 0; file.tellp() <= std::streamoff(protocol::max_request_bytes); ++i)
-      file << "198.18." << (i >> 8 & 0xff) << "." << (i & 0xff) << "/32\n";
+  std::string content;
+  for (int i = 0; content.size() <= 3 * protocol::max_request_bytes; ++i)
+    content += "198." + std::to_string(18 + (i >> 16 & 1)) + "." + std::to_string(i >> 8 & 0xff) + "." +
+               std::to_string(i & 0xff) + "/32\n";
+  std::ofstream(big) << content;
+  const std::size_t chunks = content.size() / (128 * 1024) + 1;
+  reply(R"({"id":1,"ok":true,"result":{"load":3}})");
+  for (std::size_t i = 0; i < chunks; ++i)
+    reply(R"({"id":)" + std::to_string(i + 2) + R"(,"ok":true,"result":{"lines":1,"prefixes":1}})");
+  reply(R"({"id":)" + std::to_string(chunks + 2) + R"(,"ok":true,"result":{"loaded":5,"new":5,"lines":5}})");
+  const Outcome r = run_cli({"block", "load", big});
+  EXPECT_EQ(r.code, kExitOk) << r.err;
+  std::string joined;
+  std::size_t data_requests = 0;
+  for (const auto& line : sent()) {
+    ASSERT_LE(line.size(), protocol::max_request_bytes);
+    const auto request = boost::json::parse(line).as_object();
+    if (request.at("op") != "block.load.chunk") continue;
+    const std::string data(request.at("args").at("data").as_string());
+    EXPECT_EQ(data.back(), '\n') << "a chunk ends at a line end";
+    joined += data;
+    ++data_requests;
   }
-  Outcome r = run_cli({"block", "load", big});
+  EXPECT_GT(data_requests, 3u);
+  EXPECT_EQ(joined, content) << "the chunks are the file, byte for byte";
+}
+
+TEST_F(CliTest, BlockLoadRefusesWhatJsonCannotCarryNamingTheLineAndAborts) {
+  TempDir dir;
+  const std::string path = dir.file("latin1.txt");
+  std::ofstream(path, std::ios::binary) << "198.18.0.0/15\n198.18.2.0/24 # caf\xe9\n";
+  reply(R"({"id":1,"ok":true,"result":{"load":4}})");
+  reply(R"({"id":2,"ok":true,"result":{"aborted":true}})");
+  const Outcome r = run_cli({"block", "load", path});
   EXPECT_EQ(r.code, kExitUsage);
-  EXPECT_EQ(r.err, "sluicectl: " + big + ": larger than 1048576 bytes, above the daemon's request limit of 1048576 "
-                   "bytes; split it into smaller files (e.g. split -l 20000 " + big +
-                   " part-) and load each: block load adds to the list\n");
-  // Under the limit as a file, over it once every newline is escaped as \n.
-  const std::string escaped = dir.file("escaped.txt");
-  std::ofstream(escaped) << std::string(600'000, '\n');
-  r = run_cli({"block", "load", escaped});
-  EXPECT_EQ(r.code, kExitUsage);
-  EXPECT_NE(r.err.find(escaped + ": the request carrying it would be 1200"), std::string::npos) << r.err;
-  EXPECT_NE(r.err.find("split it into smaller files"), std::string::npos) << r.err;
-  EXPECT_TRUE(sent().empty());
-  EXPECT_EQ(wire_->connects, 0);
+  EXPECT_EQ(r.err, "sluicectl: " + path + ":2: invalid UTF-8 at byte 20: '198.18.2.0/24 # caf\\xe9'\n");
+  EXPECT_EQ(sent(), (std::vector<std::string>{
+                        R"({"id":1,"op":"block.load.begin","args":{"source":")" + path + R"("}})",
+                        R"({"id":2,"op":"block.load.abort","args":{"load":4}})",
+                    }))
+      << "nothing of the file sent, the load aborted";
 }
 
 TEST_F(CliTest, RuleAddSendsEveryOptionAndPrintsTheId) {
