@@ -67,6 +67,12 @@ constexpr std::pair<sluice_reason, std::string_view> reason_names[] = {
     {static_cast<sluice_reason>(SLUICE_REASON_LB_FRAGMENT), "lb_fragment"},
     {static_cast<sluice_reason>(SLUICE_REASON_LB_FORWARD), "lb_forward"},
 #endif
+    {static_cast<sluice_reason>(SLUICE_REASON_FWD_ROUTED), "fwd_routed"},
+    {static_cast<sluice_reason>(SLUICE_REASON_FWD_NO_ROUTE), "fwd_no_route"},
+    {static_cast<sluice_reason>(SLUICE_REASON_FWD_TTL_EXCEEDED), "fwd_ttl_exceeded"},
+    {static_cast<sluice_reason>(SLUICE_REASON_FWD_REDIRECT_FAILED), "fwd_redirect_failed"},
+    {static_cast<sluice_reason>(SLUICE_REASON_FWD_TO_STACK), "fwd_to_stack"},
+    {static_cast<sluice_reason>(SLUICE_REASON_FWD_NOT_ROUTABLE), "fwd_not_routable"},
 };
 
 // Name of a reason value that has no constant of its own.
