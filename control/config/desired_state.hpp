@@ -150,6 +150,8 @@ struct FilterSection {
   bool operator==(const FilterSection&) const = default;
 };
 
+// A new section must also be copied by without_prefix_lists (control/daemon/state_store.cpp),
+// which writes state.yaml without the prefix lists.
 struct DesiredState {
   std::optional<std::vector<InterfaceSpec>> interfaces;
   std::optional<Defaults> defaults;

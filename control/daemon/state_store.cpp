@@ -38,6 +38,7 @@ config::DesiredState without_prefix_lists(const config::DesiredState& state) {
   out.filter = state.filter;
   out.rules = state.rules;
   out.limits = state.limits;
+  out.lb = state.lb;
   return out;
 }
 
