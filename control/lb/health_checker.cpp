@@ -132,6 +132,10 @@ void HealthChecker::reconcile(const LbConfig& config) {
   for (const auto& vip : config.vips)
     if (vip.check)
       for (const auto& backend : vip.backends) wanted.emplace(std::pair{vip.key, backend.address}, *vip.check);
+  // A backend whose check changed keeps the health it has until the new
+  // check's rise/fall says otherwise: a Down backend must not re-enter the
+  // table (and take new flows) just because the interval changed.
+  std::map<std::pair<VipKey, Address>, Health> carried;
   for (auto it = probes_.begin(); it != probes_.end();) {
     auto found = wanted.find(it->first);
     if (found != wanted.end() && found->second == it->second->check) {
@@ -141,15 +145,19 @@ void HealthChecker::reconcile(const LbConfig& config) {
     auto& probe = *it->second;
     probe.stopped = true;
     probe.pause.cancel();
-    // Its backend stays with a changed check (starting over) or without one: back to unchecked, in the table.
-    // Posted: reconcile runs inside a change of the table, which must not be re-entered.
-    if (probe.health != Health::Unchecked && report_)
+    if (found != wanted.end()) {
+      carried.emplace(it->first, probe.health);
+    } else if (probe.health != Health::Unchecked && report_) {
+      // Its check (or its backend) is gone: back to unchecked, in the table.
+      // Posted: reconcile runs inside a change of the table, which must not be re-entered.
       asio::post(io_, [report = report_, vip = probe.vip, backend = probe.backend] { report(vip, backend, Health::Unchecked); });
+    }
     it = probes_.erase(it);
   }
   for (const auto& [key, check] : wanted) {
     if (probes_.contains(key)) continue;
     auto probe = std::make_shared<Probe>(io_.get_executor(), key.first, key.second, check, report_);
+    if (auto kept = carried.find(key); kept != carried.end()) probe->health = kept->second;
     probes_.emplace(key, probe);
     asio::co_spawn(io_, run_probe(probe), asio::detached);
   }

@@ -371,6 +371,9 @@ Result<void> validate(const LbConfig& config) {
     const std::string where = "vips[" + std::to_string(i) + "] (" + to_string(vip.key) + "): ";
     if (auto valid = validate(vip); !valid) return invalid(where + valid.error().message);
     if (!keys.insert(vip.key).second) return invalid(where + "duplicate VIP");
+    if (vip.key.address.family == 6 && config.settings.mtu != 0 && config.settings.mtu < kMtuMinIpv6Vip)
+      return invalid(where + "settings.mtu " + std::to_string(config.settings.mtu) + ": an IPv6 VIP needs 0 or at least " +
+                     std::to_string(kMtuMinIpv6Vip) + " (its packet-too-big answer may not announce less than 1280)");
     slots += vip.backends.size();
     entries += vip.table_size;
     if (slots > kBackendSlots)

@@ -105,6 +105,10 @@ inline constexpr std::uint32_t kCheckCountMax = 100;      // rise and fall: 1..t
 inline constexpr std::size_t kCheckPathMax = 1024;        // bytes of an HTTP path
 inline constexpr std::uint16_t kMtuMin = 576;             // mtu: 0 (no check) or kMtuMin..kMtuMax
 inline constexpr std::uint16_t kMtuMax = 9216;
+// With an IPv6 VIP: the packet-too-big answer announces mtu - 40, and IPv6
+// hosts ignore an MTU below 1280 (RFC 8200), so a smaller one would be
+// answered forever and never delivered.
+inline constexpr std::uint16_t kMtuMinIpv6Vip = 1280 + 40;
 inline constexpr std::uint32_t kConnTimeoutMaxS = 86'400;  // conn_timeout_s: 1..this
 // Maglev entries of all VIPs together (kernel memory, 4 bytes each): every
 // VIP at the default size fits; bigger tables trade against VIP count.

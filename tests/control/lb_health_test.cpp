@@ -186,6 +186,31 @@ TEST_F(HealthLab, HttpCheckFollowsTheStatusCode) {
   EXPECT_TRUE(checker_->status().empty());
 }
 
+// A Down backend whose check is edited (here its interval) stays Down: it
+// must not re-enter the table for new flows before the new check's rise.
+TEST_F(HealthLab, ChangedCheckKeepsADownBackendDown) {
+  lab_.emplace();
+  Server server(io_, lab_->client, false);
+  test::EnterNetns in_box(lab_->box);
+  make_checker();
+  checker_->reconcile(config(HealthCheck::Kind::Tcp));  // nothing listens: refused
+  ASSERT_TRUE(run_until([&] { return !reports_.empty(); }));
+  ASSERT_EQ(reports_[0].health, Health::Down);
+
+  LbConfig edited = config(HealthCheck::Kind::Tcp);
+  edited.vips[0].check->interval_ms = interval_ms + 50;
+  checker_->reconcile(edited);
+  io_.run_for(std::chrono::milliseconds(4 * (interval_ms + 50)));
+  EXPECT_EQ(reports_.size(), 1u) << "no transition reported: it was Down and still fails";
+  ASSERT_EQ(checker_->status().size(), 1u);
+  EXPECT_EQ(checker_->status()[0].health, Health::Down);
+
+  server.start();
+  ASSERT_TRUE(run_until([&] { return reports_.size() >= 2; }));
+  EXPECT_EQ(reports_[1].health, Health::Up);
+  checker_->stop();
+}
+
 TEST_F(HealthLab, SilentBackendFailsAtTheTimeout) {
   lab_.emplace();
   test::EnterNetns in_box(lab_->box);

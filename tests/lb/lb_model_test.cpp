@@ -263,5 +263,22 @@ TEST(LbModel, ConfigErrorsNameTheVip) {
   EXPECT_MENTIONS(message, "5000 backends over all VIPs");
 }
 
+// A packet-too-big answer announcing less than 1280 is ignored by IPv6
+// hosts: such a flow would be answered forever and never delivered.
+TEST(LbModel, Ipv6VipRefusesAnMtuBelowWhatIpv6Accepts) {
+  LbConfig config;
+  config.vips.push_back(vip_with({"2001:db8::1"}, "[2001:db8::10]:443/tcp"));
+  config.settings.mtu = 1300;
+  EXPECT_MENTIONS(error_of(validate(config)), "vips[0] ([2001:db8::10]:443/tcp): settings.mtu 1300: an IPv6 VIP needs 0 or at least 1320");
+  config.settings.mtu = 1320;
+  EXPECT_TRUE(validate(config));
+  config.settings.mtu = 0;
+  EXPECT_TRUE(validate(config));
+  // An IPv4 VIP may use the smaller MTU (its answer is ICMPv4, minimum 68).
+  config.vips[0] = vip_with({"198.18.1.1"});
+  config.settings.mtu = 1300;
+  EXPECT_TRUE(validate(config));
+}
+
 }  // namespace
 }  // namespace sluice::lb
