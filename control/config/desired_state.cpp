@@ -20,9 +20,22 @@
 #include "names.hpp"
 #include "prefix.hpp"
 #include "value_rules.hpp"
+#include "yaml_walk.hpp"
 
 namespace sluice::config {
 namespace {
+
+// The shared walk (yaml_walk.hpp).
+using yaml_walk::boolean;
+using yaml_walk::column_of;
+using yaml_walk::fail;
+using yaml_walk::Failure;
+using yaml_walk::join;
+using yaml_walk::kind_name;
+using yaml_walk::line_of;
+using yaml_walk::number;
+using yaml_walk::quoted;
+using yaml_walk::Walker;
 
 // ---- vocabulary tables: one spelling of each value, used both ways ----
 
@@ -51,62 +64,7 @@ constexpr std::array<sluice_stage, SLUICE_STAGE_COUNT> kStages{SLUICE_STAGE_FILT
                                                                SLUICE_STAGE_FORWARD};
 
 
-// ---- errors ----
 
-// Internal: thrown while walking the document, turned into a Result at the
-// top. Keeps every helper a one-liner instead of threading Results.
-struct Failure {
-  ParseError error;
-};
-
-int line_of(const YAML::Mark& mark) { return mark.is_null() ? 0 : mark.line + 1; }
-int column_of(const YAML::Mark& mark) { return mark.is_null() ? 0 : mark.column + 1; }
-
-[[noreturn]] void fail(const std::string& path, std::string message, const YAML::Node& at) {
-  const YAML::Mark mark = at.IsDefined() ? at.Mark() : YAML::Mark::null_mark();
-  throw Failure{ParseError{path, std::move(message), line_of(mark), column_of(mark)}};
-}
-
-std::string quoted(std::string_view text) {
-  // Values are echoed back to the operator; keep the message one line and
-  // bounded even for hostile input.
-  constexpr std::size_t kMaxEcho = 64;
-  std::string out = "'";
-  for (std::size_t i = 0; i < text.size() && i < kMaxEcho; ++i) {
-    const unsigned char c = static_cast<unsigned char>(text[i]);
-    if (c < 0x20 || c == 0x7f) {
-      constexpr char kHex[] = "0123456789abcdef";
-      out += "\\x";
-      out += kHex[c >> 4];
-      out += kHex[c & 0xf];
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  if (text.size() > kMaxEcho) out += "...";
-  out += "'";
-  return out;
-}
-
-std::string kind_name(const YAML::Node& node) {
-  switch (node.Type()) {
-    case YAML::NodeType::Null: return "nothing (null)";
-    case YAML::NodeType::Scalar: return "a scalar";
-    case YAML::NodeType::Sequence: return "a list";
-    case YAML::NodeType::Map: return "a mapping";
-    case YAML::NodeType::Undefined: break;
-  }
-  return "nothing";
-}
-
-std::string join(const std::vector<std::string_view>& words, std::string_view separator) {
-  std::string out;
-  for (std::size_t i = 0; i < words.size(); ++i) {
-    if (i) out += separator;
-    out += words[i];
-  }
-  return out;
-}
 
 // ---- document framing ----
 
@@ -137,56 +95,6 @@ bool has_second_document(const std::string& text) {
   return parser.HandleNextDocument(ignore);
 }
 
-// ---- the walker: every node visited goes through here ----
-
-class Walker {
- public:
-  void visit(const YAML::Node& node, const std::string& path) {
-    if (++visited_ > kMaxVisitedNodes)
-      fail(path, "document too large: more than " + std::to_string(kMaxVisitedNodes) +
-                     " nodes (aliases count each time they are used)",
-           node);
-  }
-
-  std::string scalar(const YAML::Node& node, const std::string& path, std::string_view what) {
-    visit(node, path);
-    if (!node.IsScalar()) fail(path, "expected " + std::string(what) + ", got " + kind_name(node), node);
-    return node.Scalar();
-  }
-
-  // Keys of a mapping, each checked against `allowed`, in document order.
-  // Duplicates are errors: yaml-cpp silently keeps one, the operator meant both.
-  std::vector<std::pair<std::string, YAML::Node>> fields(const YAML::Node& node, const std::string& path,
-                                                         const std::vector<std::string_view>& allowed) {
-    visit(node, path);
-    if (!node.IsMap()) fail(path, "expected a mapping, got " + kind_name(node), node);
-    std::vector<std::pair<std::string, YAML::Node>> out;
-    std::set<std::string> seen;
-    for (const auto& item : node) {
-      const std::string key_path = path.empty() ? "<key>" : path + ".<key>";
-      visit(item.first, key_path);
-      if (!item.first.IsScalar()) fail(key_path, "keys must be plain names, got " + kind_name(item.first), item.first);
-      const std::string key = item.first.Scalar();
-      const std::string child = path.empty() ? key : path + "." + key;
-      if (std::find(allowed.begin(), allowed.end(), key) == allowed.end())
-        fail(child, "unknown key " + quoted(key) + "; expected one of " + join(allowed, ", "), item.first);
-      if (!seen.insert(key).second) fail(child, "duplicate key " + quoted(key), item.first);
-      // Nothing in the schema is optional-by-null; "key:" with no value is a
-      // slip (often a list whose items were deleted). Point at the key line.
-      if (item.second.IsNull()) fail(child, "empty value; an empty list is written []", item.first);
-      out.emplace_back(key, item.second);
-    }
-    return out;
-  }
-
-  void sequence(const YAML::Node& node, const std::string& path) {
-    visit(node, path);
-    if (!node.IsSequence()) fail(path, "expected a list, got " + kind_name(node), node);
-  }
-
- private:
-  std::size_t visited_ = 0;
-};
 
 std::string index_path(const std::string& path, std::size_t index) { return path + "[" + std::to_string(index) + "]"; }
 
@@ -198,21 +106,7 @@ sluice_verdict pass_or_drop(Walker& w, const YAML::Node& node, const std::string
   fail(path, "bad verdict " + quoted(text) + ": expected pass or drop", node);
 }
 
-bool boolean(Walker& w, const YAML::Node& node, const std::string& path) {
-  const std::string text = w.scalar(node, path, "true or false");
-  if (text == "true") return true;
-  if (text == "false") return false;
-  fail(path, "bad boolean " + quoted(text) + ": expected true or false", node);
-}
 
-template <class T>
-T number(Walker& w, const YAML::Node& node, const std::string& path, T min, T max) {
-  const std::string text = w.scalar(node, path, "a number");
-  // The shared strict parser (maps/decimal.hpp), not yaml-cpp's as<T>(), which takes 0x10 and 010 as well.
-  const auto parsed = maps::parse_decimal(text, min, max);
-  if (!parsed.value) fail(path, "bad number " + parsed.problem, node);
-  return static_cast<T>(*parsed.value);
-}
 
 std::string cidr(Walker& w, const YAML::Node& node, const std::string& path) {
   const std::string text = w.scalar(node, path, "a prefix (CIDR)");

@@ -1,3 +1,4 @@
+#include "yaml_walk.hpp"
 #include "lb_config.hpp"
 
 #include <yaml-cpp/yaml.h>
@@ -12,114 +13,29 @@
 namespace sluice::config {
 namespace {
 
-struct Failure {
-  ParseError error;
-};
+// The same walk as the rest of the document (yaml_walk.hpp): unknown,
+// duplicate and null keys refused, every node counted against kMaxVisitedNodes.
+using yaml_walk::boolean;
+using yaml_walk::fail;
+using yaml_walk::Failure;
+using yaml_walk::kind_name;
+using yaml_walk::number;
+using yaml_walk::quoted;
+using yaml_walk::Walker;
 
-int line_of(const YAML::Node& node) {
-  const YAML::Mark mark = node.IsDefined() ? node.Mark() : YAML::Mark::null_mark();
-  return mark.is_null() ? 0 : mark.line + 1;
-}
-int column_of(const YAML::Node& node) {
-  const YAML::Mark mark = node.IsDefined() ? node.Mark() : YAML::Mark::null_mark();
-  return mark.is_null() ? 0 : mark.column + 1;
-}
-
-[[noreturn]] void fail(const std::string& path, std::string message, const YAML::Node& at) {
-  throw Failure{ParseError{path, std::move(message), line_of(at), column_of(at)}};
-}
-
-// Echoed values stay one bounded line whatever the input.
-std::string quoted(std::string_view text) {
-  constexpr std::size_t max_echo = 64;
-  std::string out = "'";
-  for (std::size_t i = 0; i < text.size() && i < max_echo; ++i) {
-    const auto c = static_cast<unsigned char>(text[i]);
-    out += c < 0x20 || c == 0x7f ? '?' : static_cast<char>(c);
-  }
-  if (text.size() > max_echo) out += "...";
-  return out + "'";
+lb::Address address(Walker& w, const YAML::Node& node, const std::string& path) {
+  const std::string text = w.scalar(node, path, "an IPv4 or IPv6 address");
+  auto parsed = lb::parse_address(text);
+  if (!parsed) fail(path, parsed.error().message, node);
+  return *parsed;
 }
 
-std::string kind_name(const YAML::Node& node) {
-  switch (node.Type()) {
-    case YAML::NodeType::Null: return "nothing (null)";
-    case YAML::NodeType::Scalar: return "a scalar";
-    case YAML::NodeType::Sequence: return "a list";
-    case YAML::NodeType::Map: return "a mapping";
-    case YAML::NodeType::Undefined: break;
-  }
-  return "nothing";
+std::array<std::uint8_t, 6> mac(Walker& w, const YAML::Node& node, const std::string& path) {
+  const std::string text = w.scalar(node, path, "a MAC address");
+  auto parsed = lb::parse_mac(text);
+  if (!parsed) fail(path, parsed.error().message, node);
+  return *parsed;
 }
-
-// The lb section's walk: the same rules as the rest of the document
-// (desired_state.cpp): unknown and duplicate keys refused, null values
-// refused, every node counted against kMaxVisitedNodes.
-class Walker {
- public:
-  void visit(const YAML::Node& node, const std::string& path) {
-    if (++visited_ > kMaxVisitedNodes)
-      fail(path, "document too large: more than " + std::to_string(kMaxVisitedNodes) + " nodes", node);
-  }
-  std::string scalar(const YAML::Node& node, const std::string& path, std::string_view what) {
-    visit(node, path);
-    if (!node.IsScalar()) fail(path, "expected " + std::string(what) + ", got " + kind_name(node), node);
-    return node.Scalar();
-  }
-  std::vector<std::pair<std::string, YAML::Node>> fields(const YAML::Node& node, const std::string& path,
-                                                         const std::vector<std::string_view>& allowed) {
-    visit(node, path);
-    if (!node.IsMap()) fail(path, "expected a mapping, got " + kind_name(node), node);
-    std::vector<std::pair<std::string, YAML::Node>> out;
-    std::set<std::string> seen;
-    for (const auto& item : node) {
-      visit(item.first, path + ".<key>");
-      if (!item.first.IsScalar()) fail(path + ".<key>", "keys must be plain names, got " + kind_name(item.first), item.first);
-      const std::string key = item.first.Scalar();
-      const std::string child = path + "." + key;
-      if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
-        std::string expected;
-        for (auto name : allowed) expected += (expected.empty() ? "" : ", ") + std::string(name);
-        fail(child, "unknown key " + quoted(key) + "; expected one of " + expected, item.first);
-      }
-      if (!seen.insert(key).second) fail(child, "duplicate key " + quoted(key), item.first);
-      if (item.second.IsNull()) fail(child, "empty value; an empty list is written []", item.first);
-      out.emplace_back(key, item.second);
-    }
-    return out;
-  }
-  void sequence(const YAML::Node& node, const std::string& path) {
-    visit(node, path);
-    if (!node.IsSequence()) fail(path, "expected a list, got " + kind_name(node), node);
-  }
-  std::uint64_t number(const YAML::Node& node, const std::string& path, std::uint64_t min, std::uint64_t max) {
-    const std::string text = scalar(node, path, "a number");
-    const auto parsed = maps::parse_decimal(text, min, max);
-    if (!parsed.value) fail(path, "bad number " + parsed.problem, node);
-    return *parsed.value;
-  }
-  bool boolean(const YAML::Node& node, const std::string& path) {
-    const std::string text = scalar(node, path, "true or false");
-    if (text == "true") return true;
-    if (text == "false") return false;
-    fail(path, "bad boolean " + quoted(text) + ": expected true or false", node);
-  }
-  lb::Address address(const YAML::Node& node, const std::string& path) {
-    const std::string text = scalar(node, path, "an IPv4 or IPv6 address");
-    auto parsed = lb::parse_address(text);
-    if (!parsed) fail(path, parsed.error().message, node);
-    return *parsed;
-  }
-  std::array<std::uint8_t, 6> mac(const YAML::Node& node, const std::string& path) {
-    const std::string text = scalar(node, path, "a MAC address");
-    auto parsed = lb::parse_mac(text);
-    if (!parsed) fail(path, parsed.error().message, node);
-    return *parsed;
-  }
-
- private:
-  std::size_t visited_ = 0;
-};
 
 std::string index_path(const std::string& path, std::size_t index) { return path + "[" + std::to_string(index) + "]"; }
 
@@ -132,26 +48,26 @@ lb::LbSettings parse_settings(Walker& w, const YAML::Node& node, const std::stri
                                                   "next_hop_mac", "src_mac", "mtu", "conn_timeout_s"})) {
     const std::string child = path + "." + key;
     if (key == "encap_source_v4" || key == "encap_source_v6") {
-      const lb::Address address = w.address(value, child);
+      const lb::Address source = address(w, value, child);
       const int family = key == "encap_source_v4" ? 4 : 6;
-      if (address.family != family)
-        fail(child, quoted(lb::to_string(address)) + " is not an IPv" + std::to_string(family) + " address", value);
-      (family == 4 ? out.encap_source_v4 : out.encap_source_v6) = address;
+      if (source.family != family)
+        fail(child, quoted(lb::to_string(source)) + " is not an IPv" + std::to_string(family) + " address", value);
+      (family == 4 ? out.encap_source_v4 : out.encap_source_v6) = source;
     } else if (key == "entropy_source") {
-      out.entropy_source = w.boolean(value, child);
+      out.entropy_source = boolean(w, value, child);
     } else if (key == "egress") {
       const std::string text = w.scalar(value, child, "tx, redirect or forward");
       auto egress = parse_egress(text);
       if (!egress) fail(child, "bad egress " + quoted(text) + ": expected tx, redirect or forward", value);
       out.egress = *egress;
     } else if (key == "next_hop_mac") {
-      out.next_hop_mac = w.mac(value, child);
+      out.next_hop_mac = mac(w, value, child);
     } else if (key == "src_mac") {
-      out.src_mac = w.mac(value, child);
+      out.src_mac = mac(w, value, child);
     } else if (key == "mtu") {
-      out.mtu = static_cast<std::uint16_t>(w.number(value, child, 0, 65535));
+      out.mtu = static_cast<std::uint16_t>(number<std::uint64_t>(w, value, child, 0, 65535));
     } else {
-      out.conn_timeout_s = static_cast<std::uint32_t>(w.number(value, child, 1, 86400));
+      out.conn_timeout_s = static_cast<std::uint32_t>(number<std::uint64_t>(w, value, child, 1, 86400));
     }
   }
   return out;
@@ -170,17 +86,17 @@ lb::HealthCheck parse_check(Walker& w, const YAML::Node& node, const std::string
       else fail(child, "bad check type " + quoted(text) + ": expected tcp or http", value);
       has_type = true;
     } else if (key == "port") {
-      out.port = static_cast<std::uint16_t>(w.number(value, child, 1, 65535));
+      out.port = static_cast<std::uint16_t>(number<std::uint64_t>(w, value, child, 1, 65535));
     } else if (key == "path") {
       out.http_path = w.scalar(value, child, "an HTTP path");
     } else if (key == "interval_ms") {
-      out.interval_ms = static_cast<std::uint32_t>(w.number(value, child, 1, std::numeric_limits<std::uint32_t>::max()));
+      out.interval_ms = static_cast<std::uint32_t>(number<std::uint64_t>(w, value, child, 1, std::numeric_limits<std::uint32_t>::max()));
     } else if (key == "timeout_ms") {
-      out.timeout_ms = static_cast<std::uint32_t>(w.number(value, child, 1, std::numeric_limits<std::uint32_t>::max()));
+      out.timeout_ms = static_cast<std::uint32_t>(number<std::uint64_t>(w, value, child, 1, std::numeric_limits<std::uint32_t>::max()));
     } else if (key == "rise") {
-      out.rise = static_cast<std::uint32_t>(w.number(value, child, 1, std::numeric_limits<std::uint32_t>::max()));
+      out.rise = static_cast<std::uint32_t>(number<std::uint64_t>(w, value, child, 1, std::numeric_limits<std::uint32_t>::max()));
     } else {
-      out.fall = static_cast<std::uint32_t>(w.number(value, child, 1, std::numeric_limits<std::uint32_t>::max()));
+      out.fall = static_cast<std::uint32_t>(number<std::uint64_t>(w, value, child, 1, std::numeric_limits<std::uint32_t>::max()));
     }
   }
   if (!has_type) fail(path + ".type", "is required (tcp or http)", node);
@@ -195,17 +111,17 @@ lb::Backend parse_backend(Walker& w, const YAML::Node& node, const std::string& 
   for (auto& [key, value] : w.fields(node, path, {"address", "weight", "state", "mac"})) {
     const std::string child = path + "." + key;
     if (key == "address") {
-      out.address = w.address(value, child);
+      out.address = address(w, value, child);
       has_address = true;
     } else if (key == "weight") {
-      out.weight = static_cast<std::uint32_t>(w.number(value, child, 1, SLUICE_LB_WEIGHT_MAX));
+      out.weight = static_cast<std::uint32_t>(number<std::uint64_t>(w, value, child, 1, SLUICE_LB_WEIGHT_MAX));
     } else if (key == "state") {
       const std::string text = w.scalar(value, child, "up or draining");
       auto state = parse_backend_state(text);
       if (!state) fail(child, "bad backend state " + quoted(text) + ": expected up or draining", value);
       out.state = *state;
     } else {
-      out.mac = w.mac(value, child);
+      out.mac = mac(w, value, child);
     }
   }
   if (!has_address) fail(path + ".address", "is required", node);
@@ -224,9 +140,9 @@ lb::Vip parse_vip(Walker& w, const YAML::Node& node, const std::string& path) {
       out.key = *parsed;
       has_key = true;
     } else if (key == "table_size") {
-      out.table_size = static_cast<std::uint32_t>(w.number(value, child, 1, SLUICE_LB_MAGLEV_SIZE_MAX));
+      out.table_size = static_cast<std::uint32_t>(number<std::uint64_t>(w, value, child, 1, SLUICE_LB_MAGLEV_SIZE_MAX));
     } else if (key == "l2_dsr") {
-      out.l2_dsr = w.boolean(value, child);
+      out.l2_dsr = boolean(w, value, child);
     } else if (key == "check") {
       out.check = parse_check(w, value, child);
     } else {
