@@ -169,6 +169,8 @@ struct ControlServer::State : std::enable_shared_from_this<ControlServer::State>
   bool stopped = false;
   std::map<uid_t, std::size_t> open_per_uid;  // open connections of each uid (entries of 0 removed)
   RateLimitedLog refusal_log;
+  // Apart from refusal_log, so a connection flood cannot hide who asked for a forbidden op.
+  RateLimitedLog forbidden_log;
 
   void count(std::string_view op, std::string_view result) { ++metrics.requests[{std::string(op), std::string(result)}]; }
 
@@ -261,7 +263,9 @@ class Connection {
     // peers as state changes: a socket-group member reads counts, not traffic.
     if (access != protocol::Access::ReadOnly && !server_->options.authorizer.may_change_state(peer_)) {
       server_->count(request.op, "forbidden");
-      spdlog::warn("refused {} from uid {} pid {}: not root and not in the admin group", request.op, peer_.uid, peer_.pid);
+      // Rate-limited: a socket-group member looping a forbidden op must not flood the journal.
+      server_->forbidden_log.warn("refused {} from uid {} pid {}: not root and not in the admin group", request.op,
+                                  peer_.uid, peer_.pid);
       const ProtocolError error{ErrorCode::Forbidden, "op " + request.op + " " + std::string(protocol::to_string(access)) +
                                                           ": uid " + std::to_string(peer_.uid) +
                                                           " is neither root nor a member of the admin group"};

@@ -404,6 +404,68 @@ TEST(DaemonE2E, AThousandHostileClientsCannotHoldTheSocketAndRootIsServedThrough
   EXPECT_EQ(daemon.stop(SIGTERM), 0) << daemon.log();
 }
 
+// The partial-line deadline on its own: with the idle deadline far away,
+// connections each holding a started line of almost 1 MiB (the memory
+// attack: each pins its buffer) are closed at the partial-line deadline, and
+// root is served meanwhile. And refusals of forbidden ops are logged
+// rate-limited: a socket-group member looping `shutdown` writes a handful of
+// lines, not one per request.
+TEST(DaemonE2E, PartialLinesCloseAtTheirOwnDeadlineAndForbiddenOpsLogRateLimited) {
+  SLUICE_REQUIRE_PRIVILEGES();
+  if (run_command("getent group nogroup").exit_code != 0) SLUICE_SKIP_OR_FAIL("skipped: group nogroup is needed");
+  constexpr auto idle = 20000ms, partial = 400ms;
+  constexpr int holders = 40;
+  SluicedOptions options;
+  options.extra_args = {"--socket-group", "nogroup", "--idle-timeout-ms", std::to_string(idle.count()),
+                        "--partial-line-timeout-ms", std::to_string(partial.count())};
+  SluicedProcess daemon(options);
+  ASSERT_EQ(daemon.start(), "");
+  const std::string socket = daemon.socket_path();
+
+  const std::string almost_a_line = R"({"id":1,"op":"status","args":{"pad":")" +
+                                    std::string(protocol::max_request_bytes - 64, 'a');
+  std::vector<std::unique_ptr<ControlClient>> clients;
+  const auto started = std::chrono::steady_clock::now();
+  for (int i = 0; i < holders; ++i) {
+    auto client = std::make_unique<ControlClient>(socket);
+    ASSERT_TRUE(client->connected()) << client->connect_error();
+    ASSERT_TRUE(client->send_raw(almost_a_line));
+    clients.push_back(std::move(client));
+  }
+  EXPECT_TRUE(ControlClient(socket).call("status", {}, 2000ms).ok) << "root is served while the lines are held";
+  std::size_t closed = 0;
+  for (auto& client : clients) {
+    EXPECT_FALSE(client->read_line(idle / 4).has_value());
+    if (client->peer_closed()) ++closed;
+  }
+  const auto took = std::chrono::steady_clock::now() - started;
+  EXPECT_EQ(closed, static_cast<std::size_t>(holders)) << "partial lines outlived their deadline";
+  // Well before the idle deadline: the partial-line deadline closed them.
+  EXPECT_LT(took, idle / 2) << "closed after "
+                            << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms";
+  EXPECT_NE(daemon.log().find("a request line unfinished after"), std::string::npos) << daemon.log();
+
+  constexpr int forbidden_requests = 60;
+  const std::string report = run_as(nobody_uid, nobody_gid, {}, [&] {
+    ControlClient client(socket);
+    if (!client.connected()) return "connect failed: " + client.connect_error();
+    int refused = 0;
+    for (int i = 0; i < forbidden_requests; ++i)
+      if (error_code(client.call("shutdown")) == "forbidden") ++refused;
+    return std::to_string(refused);
+  });
+  EXPECT_EQ(report, std::to_string(forbidden_requests));
+  EXPECT_TRUE(ControlClient(socket).call("status").ok) << "the refused shutdowns changed nothing";
+  const std::string log = daemon.log();
+  std::size_t refusal_lines = 0;
+  for (auto at = log.find("refused shutdown from uid"); at != std::string::npos;
+       at = log.find("refused shutdown from uid", at + 1))
+    ++refusal_lines;
+  EXPECT_GE(refusal_lines, 1u) << log;
+  EXPECT_LE(refusal_lines, 5u) << "forbidden ops are logged rate-limited:\n" << log;
+  EXPECT_EQ(daemon.stop(SIGTERM), 0) << daemon.log();
+}
+
 TEST(DaemonE2E, ConnectionLimitOptionsAreValidated) {
   SLUICE_REQUIRE_PRIVILEGES();
   struct Case {
