@@ -273,7 +273,7 @@ TEST(DaemonE2E, HostileClientsGetErrorsAndTheConnectionCarriesOn) {
   EXPECT_EQ(error_code(not_attached), "bad_args");
   // Ids come back verbatim, pipelined requests in order.
   ASSERT_TRUE(client.send_raw(R"({"id":-3,"op":"status"})" "\n" R"({"id":18446744073709551615,"op":"config.get"})" "\n"));
-  for (const json::value id : {json::value(-3), json::value(std::uint64_t{18446744073709551615u})}) {
+  for (const json::value& id : {json::value(-3), json::value(std::uint64_t{18446744073709551615u})}) {
     line = client.read_line();
     ASSERT_TRUE(line);
     auto r = std::get<protocol::Reply>(protocol::parse_reply(*line));
