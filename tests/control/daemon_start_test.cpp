@@ -6,6 +6,9 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <cstring>
+#include <sys/mount.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -393,6 +396,36 @@ TEST_F(DaemonStartPaths, AWorldWritablePinDirIsRefused) {
   struct stat info {};
   ASSERT_EQ(::stat(scratch_.pin_dir.c_str(), &info), 0);
   EXPECT_EQ(info.st_mode & 07777, 0777u) << "the refused dir is not ours to chmod";
+}
+
+TEST_F(DaemonStartPaths, AGroupWritablePinDirIsRefused) {
+  ASSERT_EQ(::mkdir(scratch_.pin_dir.c_str(), 0700), 0);
+  ASSERT_EQ(::chmod(scratch_.pin_dir.c_str(), 0770), 0);
+  expect_refused(scratch_.base + "/run/s.sock", scratch_.pin_dir, scratch_.base + "/state",
+                 scratch_.pin_dir + ": its mode 0770 lets group or others write into it");
+}
+
+// Where no bpffs is mounted, sluiced mounts one only root can enter (mode
+// 0700): bpffs defaults to 1777 as setup.sh once mounted it, which let any
+// user plant pins. In a private mount namespace of a child, so no mount
+// outlives the test whatever happens.
+TEST_F(DaemonStartPaths, ABpffsSluicedMountsIsRootsAlone) {
+  const std::string mount_point = scratch_.base + "/bpffs";
+  const std::string report = run_as(0, 0, {}, [&]() -> std::string {
+    if (::unshare(CLONE_NEWNS) != 0) return std::string("unshare: ") + std::strerror(errno);
+    if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0)
+      return std::string("make / private: ") + std::strerror(errno);
+    if (daemon::is_on_bpffs(mount_point)) return "already on a bpffs";
+    if (auto ready = daemon::ensure_bpffs(mount_point); !ready) return ready.error().message;
+    struct stat info {};
+    if (::stat(mount_point.c_str(), &info) != 0) return std::string("stat: ") + std::strerror(errno);
+    char mode[8];
+    // The permission bits; bpffs sets the sticky bit on its root whatever the mode.
+    std::snprintf(mode, sizeof mode, "%04o", info.st_mode & 0777);
+    return std::string(daemon::is_on_bpffs(mount_point) ? "bpffs " : "not bpffs ") + mode + " uid " +
+           std::to_string(info.st_uid);
+  });
+  EXPECT_EQ(report, "bpffs 0700 uid 0");
 }
 
 TEST_F(DaemonStartPaths, APinDirOwnedByAnotherUidIsRefused) {
