@@ -8,6 +8,7 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
+#include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
 #include <boost/json.hpp>
@@ -276,6 +277,34 @@ Result<AttachReport> refresh(const AttachRequest& request, const dataplane::Atta
   return AttachReport{true, running, std::move(wanted), std::move(sources)};
 }
 
+// The program on the interface becomes prog_fd with no moment without one.
+// A single (legacy) attachment is swapped by the kernel in one step
+// (XDP_FLAGS_REPLACE); inside libxdp's dispatcher the new program is added
+// before the old one is removed (both strip the outer header: a packet the
+// first decapsulated is not IP-in-IP for the second).
+Result<dataplane::AttachedProgram> replace_running(const AttachRequest& request,
+                                                   const dataplane::AttachedProgram& running, int prog_fd) {
+  if (running.mode != request.mode)
+    return maps::make_error_because("attach " + std::string(dataplane::to_string(request.mode)) + " to", request.ifname,
+                                    "sluice-decap is attached there in " + std::string(dataplane::to_string(running.mode)) +
+                                        " mode: detach it first to change the mode",
+                                    EEXIST);
+  if (!running.dispatcher) {
+    if (auto replaced = dataplane::replace_legacy_attachment(running, prog_fd); !replaced) return replaced.error();
+  } else {
+    auto added = dataplane::attach_xdp(prog_fd, request.ifname, request.mode);
+    if (!added) return added.error();
+    if (auto detached = dataplane::detach_program(running); !detached) return detached.error();
+  }
+  bpf_prog_info info{};
+  std::uint32_t length = sizeof info;
+  if (int err = bpf_obj_get_info_by_fd(prog_fd, &info, &length); err != 0)
+    return maps::make_error("read info of", "the new sluice-decap program", -err);
+  dataplane::AttachedProgram now = running;
+  now.prog_id = info.id;
+  return now;
+}
+
 }  // namespace
 
 Result<AllowedSource> parse_source(std::string_view text, std::string_view field) {
@@ -478,10 +507,15 @@ Result<AttachReport> attach(const AttachRequest& request) {
       return undo(maps::make_error("pin", path, -err, maps::ErrnoSubject::Path));
     fresh_pins.push_back(path);
   }
+  const int prog_fd = bpf_program__fd(skel->progs.sluice_decap);
   if (*running) {
-    if (auto detached = dataplane::detach_program(**running); !detached) return undo(detached.error());
+    // Replace, never detach first: a failed attach must not leave the
+    // interface without decap (the old program goes on with its maps).
+    auto replaced = replace_running(request, **running, prog_fd);
+    if (!replaced) return undo(replaced.error());
+    return AttachReport{false, *replaced, std::move(*wanted), std::move(*sources)};
   }
-  auto attached = dataplane::attach_xdp(bpf_program__fd(skel->progs.sluice_decap), request.ifname, request.mode);
+  auto attached = dataplane::attach_xdp(prog_fd, request.ifname, request.mode);
   if (!attached && attached.error().errnum == EBUSY)
     return undo(maps::Error(EBUSY, attached.error().message + ": another XDP program holds " + request.ifname +
                                        " (xdp-loader status shows it); it is left alone"));

@@ -15,7 +15,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <linux/if_link.h>
+
 #include <boost/json.hpp>
+
+#include <atomic>
 
 #include <chrono>
 #include <cstring>
@@ -414,6 +420,95 @@ TEST(DecapCommandTest, LeavesAnotherXdpProgramAlone) {
   EXPECT_NE(detach.output.find("was not attached"), std::string::npos) << detach.output;
   auto link = backend.exec("ip link show " + lab.box_if);
   EXPECT_NE(link.output.find("xdpgeneric"), std::string::npos) << "the other program is gone: " << link.output;
+}
+
+}  // namespace
+}  // namespace sluice::test
+
+namespace sluice::test {
+namespace {
+
+// The XDP program id on ifname as the kernel reports it (0: none), read from
+// inside the namespace by the calling thread.
+std::uint32_t attached_prog_id(int ifindex) {
+  std::uint32_t id = 0;
+  if (bpf_xdp_query_id(ifindex, 0, &id) != 0) return 0;
+  return id;
+}
+
+// The fault: sluice-decap on an interface whose running program no longer
+// matches the pins (here: the pins were removed) loads a new one and puts it
+// in place. Detaching first and attaching after left a window with no
+// decap at all — and none for good when that attach failed. A thread polls
+// the interface all through the replacement: it must never see it empty.
+TEST(DecapCommandTest, ReplacingARunningProgramNeverLeavesTheInterfaceWithout) {
+  SLUICE_REQUIRE_NETNS();
+  SLUICE_REQUIRE_BPFFS();
+  TwoHostLab lab;
+  const Netns& backend = lab.box;
+  const PinGuard pins{std::string(decap::default_pin_root) + "/" + lab.box_if};
+  for (const char* mode : {"skb", "native"}) {
+    SCOPED_TRACE(mode);
+    const std::string attach = "attach " + lab.box_if + " --mode " + mode + balancer_sources;
+    auto first = run_command(decap_command(backend, attach));
+    ASSERT_EQ(first.exit_code, 0) << first.output;
+    int ifindex = 0;
+    std::uint32_t old_id = 0;
+    {
+      EnterNetns inside(backend);
+      ifindex = static_cast<int>(if_nametoindex(lab.box_if.c_str()));
+      old_id = attached_prog_id(ifindex);
+    }
+    ASSERT_NE(old_id, 0u);
+    std::error_code ec;
+    std::filesystem::remove_all(pins.dir, ec);  // the running program's maps: now unreachable
+    ASSERT_FALSE(ec) << ec.message();
+
+    std::atomic<bool> stop{false};
+    std::atomic<int> polls{0}, empty{0};
+    std::atomic<std::uint32_t> last{0};
+    constexpr int max_polls = 2'000'000;
+    constexpr auto max_poll_time = 10s;
+    std::thread poller([&] {
+      EnterNetns inside(backend);
+      const auto deadline = std::chrono::steady_clock::now() + max_poll_time;
+      while (!stop && polls < max_polls && std::chrono::steady_clock::now() < deadline) {
+        const std::uint32_t id = attached_prog_id(ifindex);
+        if (id == 0) ++empty;
+        last = id;
+        ++polls;
+      }
+    });
+    while (polls == 0) std::this_thread::sleep_for(1ms);
+    auto second = run_command(decap_command(backend, attach));
+    stop = true;
+    poller.join();
+    ASSERT_EQ(second.exit_code, 0) << second.output;
+    EXPECT_NE(second.output.find("attached sluice-decap"), std::string::npos) << second.output;
+    EXPECT_EQ(empty, 0) << "the interface had no XDP program during the replacement (" << polls << " polls)";
+    EXPECT_GT(polls, 10);
+    EXPECT_NE(last.load(), 0u);
+    EXPECT_NE(last.load(), old_id) << "the new program took the old one's place";
+    auto status = run_command(decap_command(backend, "status " + lab.box_if + " --json"));
+    ASSERT_EQ(status.exit_code, 0) << status.output;
+    const auto iface = json::parse(status.output).at("interfaces").as_array().at(0).as_object();
+    EXPECT_TRUE(iface.at("attached").as_bool());
+    EXPECT_EQ(iface.at("prog_id").to_number<std::uint32_t>(), last.load());
+    EXPECT_FALSE(iface.contains("problem")) << json::serialize(iface);
+
+    // A replacement the kernel refuses (another mode) changes nothing: the
+    // old program stays, attached and counting.
+    const char* other = std::string(mode) == "skb" ? "native" : "skb";
+    std::filesystem::remove_all(pins.dir, ec);
+    auto refused = run_command(decap_command(backend, "attach " + lab.box_if + " --mode " + other + balancer_sources));
+    EXPECT_NE(refused.exit_code, 0) << refused.output;
+    {
+      EnterNetns inside(backend);
+      EXPECT_EQ(attached_prog_id(ifindex), last.load()) << "a refused replacement left " << lab.box_if << " changed";
+    }
+    auto detached = run_command(decap_command(backend, "detach " + lab.box_if));
+    ASSERT_EQ(detached.exit_code, 0) << detached.output;
+  }
 }
 
 }  // namespace
