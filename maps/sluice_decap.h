@@ -32,6 +32,35 @@ struct sluice_decap_addr {
 };
 
 /*
+ * Outer sources this interface decapsulates from: the balancers' encap
+ * source addresses or prefixes (--source), per family an LPM trie. An
+ * encapsulation addressed here from any other source is dropped
+ * (SLUICE_DECAP_FOREIGN_SOURCE): decapsulating it would hand the stack an
+ * inner packet whose source nobody vouched for. Empty tries accept nothing;
+ * --any-source is the two /0 prefixes, marked as such.
+ */
+#define SLUICE_DECAP_MAX_SOURCES 256 /* per family */
+
+/* LPM trie keys: prefixlen in host order, address in network order (as sluice_lpm_v4_key / v6). */
+struct sluice_decap_source4_key {
+	__u32 prefixlen;
+	__u8 addr[4];
+};
+struct sluice_decap_source6_key {
+	__u32 prefixlen;
+	__u8 addr[16];
+};
+
+enum sluice_decap_source_origin {
+	SLUICE_DECAP_SOURCE_CONFIGURED = 1, /* given with --source */
+	SLUICE_DECAP_SOURCE_ANY = 2,        /* the /0 of --any-source */
+};
+struct sluice_decap_source {
+	__u32 origin; /* enum sluice_decap_source_origin */
+	__u32 pad;
+};
+
+/*
  * What became of a frame: the slot of decap_counters (per CPU). Decapsulated
  * frames and frames not meant for sluice-decap go to the stack (XDP_PASS);
  * a sluice encapsulation addressed to this host that does not hold together
@@ -53,8 +82,11 @@ enum sluice_decap_outcome {
 	SLUICE_DECAP_INNER_LENGTH_MISMATCH = 11, /* inner total/payload length is not the outer payload: dropped */
 	SLUICE_DECAP_INNER_VERSION_MISMATCH = 12, /* inner version is not the protocol number's: dropped */
 	SLUICE_DECAP_STRIP_FAILED = 13,   /* bpf_xdp_adjust_head refused: dropped */
-	SLUICE_DECAP_OUTCOME_COUNT = 14,
+	SLUICE_DECAP_FOREIGN_SOURCE = 14, /* IP-in-IP addressed here from a source not in decap_sources_v4/v6: dropped */
+	SLUICE_DECAP_OUTCOME_COUNT = 15,
 };
+/* decap_counters slots: room to append outcomes without changing the pinned map's size. */
+#define SLUICE_DECAP_COUNTER_SLOTS 32
 
 struct sluice_decap_counter {
 	__u64 packets;

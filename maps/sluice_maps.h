@@ -592,7 +592,7 @@ enum sluice_filter_event_slot {
 #define SLUICE_REASON_LB_ENCAP        (SLUICE_REASON_FIRST_LB + 0) /* encapsulated to its backend and sent */
 #define SLUICE_REASON_LB_L2_DSR       (SLUICE_REASON_FIRST_LB + 1) /* destination MAC set to its backend's, sent */
 #define SLUICE_REASON_LB_NO_BACKEND   (SLUICE_REASON_FIRST_LB + 2) /* VIP without a live backend: drop */
-#define SLUICE_REASON_LB_TOO_BIG      (SLUICE_REASON_FIRST_LB + 3) /* answered ICMP frag-needed / packet-too-big */
+#define SLUICE_REASON_LB_TOO_BIG      (SLUICE_REASON_FIRST_LB + 3) /* TX: answered ICMP frag-needed / packet-too-big; DROP: not answered (rate, martian source) */
 #define SLUICE_REASON_LB_ENCAP_FAILED (SLUICE_REASON_FIRST_LB + 4) /* no headroom for the outer header: drop */
 #define SLUICE_REASON_LB_FRAGMENT     (SLUICE_REASON_FIRST_LB + 5) /* a fragment to a VIP: no ports to keep its flow on one backend, drop */
 #define SLUICE_REASON_LB_FORWARD      (SLUICE_REASON_FIRST_LB + 6) /* encapsulated, handed to the forward stage (counted there if it takes it) */
@@ -617,7 +617,7 @@ enum sluice_lb_backend_state {
 	SLUICE_LB_BACKEND_FREE = 0,     /* slot unused (removed): connections naming it pick again */
 	SLUICE_LB_BACKEND_UP = 1,       /* in the Maglev tables */
 	SLUICE_LB_BACKEND_DRAINING = 2, /* out of the tables; its existing connections stay */
-	SLUICE_LB_BACKEND_DOWN = 3,     /* health check failed: out of the tables; existing connections stay */
+	SLUICE_LB_BACKEND_DOWN = 3,     /* health check failed: out of the tables; TCP connections stay, UDP flows pick again */
 	SLUICE_LB_BACKEND_STATE_COUNT = 4,
 };
 
@@ -688,8 +688,8 @@ struct sluice_lb_settings {
 	__u8 next_hop_mac[6];    /* destination MAC of an encapsulated frame */
 	__u8 src_mac[6];         /* its source MAC; all zero: the ingress frame's destination MAC */
 	__u16 mtu;               /* egress MTU (L3); 0: no check */
-	__u16 pad;
-	__u32 reserved;          /* zero; makes the value a multiple of 8 (56 bytes, as contract.hpp asserts) */
+	__u16 icmp_burst;        /* too-big answers: bucket depth per CPU (xdp/icmp_guard.h) */
+	__u32 icmp_rate;         /* too-big answers per second per CPU; 0: never answer (56 bytes in all) */
 };
 
 /* Per-CPU, lb_vip_counters[vip_id] and lb_backend_counters[backend_id]. */
@@ -705,7 +705,9 @@ enum sluice_lb_event_slot {
 	SLUICE_LB_EVENT_CONN_INSERT_FAILED = 0, /* connection table update failed: the packet still went */
 	SLUICE_LB_EVENT_RESELECTED = 1,         /* an entry named a freed, reused or idle backend: picked again */
 	SLUICE_LB_EVENT_CORRUPT_TABLE = 2,      /* a Maglev size or backend id out of range: dropped */
-	SLUICE_LB_EVENT_SLOTS = 3,
+	SLUICE_LB_EVENT_ICMP_RATE_LIMITED = 3,  /* too big, but this CPU's answer bucket was empty: dropped unanswered */
+	SLUICE_LB_EVENT_ICMP_MARTIAN = 4,       /* too big from a source no answer may go to (icmp_guard.h): dropped */
+	SLUICE_LB_EVENT_SLOTS = 5,
 };
 /* ---- end lb ---- */
 

@@ -7,6 +7,10 @@
  * backend's interface, strips that outer header when its destination is one
  * of decap_addresses and passes the inner packet to the stack, which delivers
  * it to the VIP held on loopback; the reply goes to the client directly.
+ * Only an outer source in decap_sources_v4/v6 (the balancers' encap sources)
+ * is decapsulated: anyone else's tunnel would smuggle an inner source past
+ * the edge's rules (and, on a host that forwards, make it an open relay), so
+ * it is dropped and counted.
  *
  * Layer 2 is kept as it arrived: the Ethernet header and up to two VLAN tags
  * are moved up to the inner packet and the innermost EtherType names the
@@ -18,7 +22,7 @@
  *
  * An outer IPv6 header with extension headers is not recognised (passed
  * untouched): sluice never adds any. Kernel: bpf_xdp_adjust_head and bounded
- * loops, 5.3 or later.
+ * loops, 5.3 or later (LPM tries: 4.11).
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -75,6 +79,23 @@ static __always_inline int accepted(const __u32 *addr, __u8 ip_version)
 	else
 		__builtin_memcpy(key.addr, addr, sizeof(key.addr));
 	return bpf_map_lookup_elem(&decap_addresses, &key) != 0;
+}
+
+/* The outer source is one of the balancers' (decap_sources_v4/v6). */
+static __always_inline int source_allowed4(__be32 saddr)
+{
+	struct sluice_decap_source4_key key = { .prefixlen = 32 };
+
+	__builtin_memcpy(key.addr, &saddr, sizeof(key.addr));
+	return bpf_map_lookup_elem(&decap_sources_v4, &key) != 0;
+}
+
+static __always_inline int source_allowed6(const struct in6_addr *saddr)
+{
+	struct sluice_decap_source6_key key = { .prefixlen = 128 };
+
+	__builtin_memcpy(key.addr, saddr, sizeof(key.addr));
+	return bpf_map_lookup_elem(&decap_sources_v6, &key) != 0;
 }
 
 /* RFC 1071 over the IHL words: the sum of a correct header folds to 0xffff. */
@@ -157,6 +178,8 @@ static __always_inline int classify_ipv4(struct sluice_cursor *c, void *data, st
 		return SLUICE_DECAP_NOT_ENCAPSULATED;
 	if (!accepted(&iph->daddr, 4))
 		return SLUICE_DECAP_NOT_FOR_US;
+	if (!source_allowed4(iph->saddr))
+		return SLUICE_DECAP_FOREIGN_SOURCE;
 
 	reason = parse_ipv4hdr(c, data, pkt);
 	if (reason == SLUICE_REASON_IPV4_BAD_FRAGMENT)
@@ -188,6 +211,8 @@ static __always_inline int classify_ipv6(struct sluice_cursor *c, void *data, st
 		return SLUICE_DECAP_NOT_ENCAPSULATED;
 	if (!accepted(ip6h->daddr.in6_u.u6_addr32, 6))
 		return SLUICE_DECAP_NOT_FOR_US;
+	if (!source_allowed6(&ip6h->saddr))
+		return SLUICE_DECAP_FOREIGN_SOURCE;
 
 	reason = parse_ipv6hdr(c, data, pkt);
 	if (reason != SLUICE_PARSE_OK)

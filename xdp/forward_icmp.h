@@ -28,6 +28,7 @@
 #include "sluice_maps.h"
 #include "forward_maps.bpf.h"
 #include "forward_nexthop.h"
+#include "icmp_guard.h"
 
 /* <linux/icmp.h> pulls in libc's socket headers, which do not build for BPF */
 #define FWD_ICMP_DEST_UNREACH 3
@@ -44,9 +45,6 @@ struct fwd_icmphdr {
 	__u32 unused;
 };
 
-#define FWD_NS_PER_SEC 1000000000ull
-/* Refill at most this much idle time: keeps elapsed * rate far from overflow (rate <= 1e6 by user space). */
-#define FWD_ICMP_MAX_IDLE_NS (10 * FWD_NS_PER_SEC)
 #define FWD_ICMP_TTL 64
 #define FWD_IPV4_TOS_INTERNETWORK_CONTROL 0xc0
 #define FWD_ICMP_HDR_LEN 8
@@ -58,33 +56,13 @@ enum fwd_icmp_outcome {
 	FWD_ICMP_NOT_SENT = 1,
 };
 
-/* One token of this CPU's bucket, if there is one. */
+/* One token of this CPU's bucket (icmp_guard.h), if there is one. */
 static __always_inline int fwd_icmp_take_token(const struct sluice_fwd_settings *s)
 {
 	__u32 slot = 0;
-	struct sluice_fwd_icmp_bucket *b = bpf_map_lookup_elem(&fwd_icmp_bucket, &slot);
 
-	if (!b || s->icmp_rate == 0)
-		return 0;
-	const __u64 now = bpf_ktime_get_ns();
-	const __u64 cap = (__u64)s->icmp_burst * FWD_NS_PER_SEC;
-	__u64 tokens = cap;
-
-	if (b->last_ns != 0) {
-		__u64 idle = now - b->last_ns;
-		if (idle > FWD_ICMP_MAX_IDLE_NS)
-			idle = FWD_ICMP_MAX_IDLE_NS;
-		tokens = b->tokens + idle * s->icmp_rate;
-		if (tokens > cap)
-			tokens = cap;
-	}
-	b->last_ns = now;
-	if (tokens < FWD_NS_PER_SEC) {
-		b->tokens = tokens;
-		return 0;
-	}
-	b->tokens = tokens - FWD_NS_PER_SEC;
-	return 1;
+	return sluice_icmp_take_token(bpf_map_lookup_elem(&fwd_icmp_bucket, &slot), s->icmp_rate, s->icmp_burst,
+				      bpf_ktime_get_ns());
 }
 
 static __always_inline int fwd_icmp4_is_error(__u8 type)

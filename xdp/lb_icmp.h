@@ -13,6 +13,12 @@
  * want of ports), so the datagram could never arrive; the answer at least
  * lowers the sender's route MTU (Linux takes frag-needed without DF).
  *
+ * Before any answer, icmp_guard.h's checks, as for the forward stage's
+ * time exceeded: a source no answer may go to (unspecified, loopback,
+ * multicast, broadcast, link-local) or an empty per-CPU bucket
+ * (settings icmp_rate / icmp_burst) means no answer; the datagram, which
+ * could not be delivered anyway, is dropped and the event counted.
+ *
  * The quote is the start of the client's datagram, in whole 32-bit words:
  * IPv4 keeps the answer within 576 bytes (RFC 1812 4.3.2.3), IPv6 within
  * the minimum MTU of 1280 (RFC 4443 2.4(c)).
@@ -30,6 +36,9 @@
 
 #include "sluice_maps.h"
 #include "lb_encap.h"
+#include "lb_maps.bpf.h"
+#include "icmp_guard.h"
+#include "filter_conntrack.h" /* ct_now: the coarse clock the lb stage reads */
 
 #define LB_ICMP_HDR_LEN 8
 #define LB_ICMP_DEST_UNREACH 3
@@ -40,6 +49,24 @@
 #define LB_ICMP_V4_QUOTE_MAX (LB_IPV4_ANSWER_MAX - LB_IPV4_HDR_LEN - LB_ICMP_HDR_LEN) /* 548 */
 #define LB_ICMP_V6_QUOTE_MAX (LB_IPV6_ANSWER_MAX - LB_IPV6_HDR_LEN - LB_ICMP_HDR_LEN) /* 1232 */
 _Static_assert(LB_ICMP_V4_QUOTE_MAX % 4 == 0 && LB_ICMP_V6_QUOTE_MAX % 4 == 0, "quotes are whole words");
+
+enum lb_toobig_outcome {
+	LB_TOOBIG_ANSWER = 0,
+	LB_TOOBIG_RATE_LIMITED = SLUICE_LB_EVENT_ICMP_RATE_LIMITED,
+	LB_TOOBIG_MARTIAN = SLUICE_LB_EVENT_ICMP_MARTIAN,
+};
+
+/* Whether the datagram may be answered: LB_TOOBIG_ANSWER (a token taken), else the event to count. */
+static __always_inline int lb_toobig_allowed(const struct sluice_pkt *pkt, const struct sluice_lb_settings *s)
+{
+	__u32 slot = 0;
+
+	if (pkt->ip_version == 4 ? sluice_v4_martian(pkt->src[0]) : sluice_v6_martian(pkt->src))
+		return LB_TOOBIG_MARTIAN;
+	if (!sluice_icmp_take_token(bpf_map_lookup_elem(&lb_icmp_bucket, &slot), s->icmp_rate, s->icmp_burst, ct_now()))
+		return LB_TOOBIG_RATE_LIMITED;
+	return LB_TOOBIG_ANSWER;
+}
 
 /* The MTU the answer announces: what is left of the egress MTU for the client's datagram. */
 static __always_inline __u32 lb_toobig_mtu(const struct sluice_lb_settings *s, __u32 overhead)

@@ -90,6 +90,14 @@ struct {
 	__type(value, __u64);
 } lb_event_counters SEC(".maps");
 
+/* Per-CPU bucket of the too-big answers (xdp/icmp_guard.h; the forward stage has its own). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sluice_fwd_icmp_bucket);
+} lb_icmp_bucket SEC(".maps");
+
 /* SLUICE_LB_EGRESS_REDIRECT: slot 0 is the egress port. */
 struct {
 	__uint(type, BPF_MAP_TYPE_DEVMAP);

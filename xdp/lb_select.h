@@ -110,7 +110,8 @@ static __always_inline const struct sluice_lb_backend *lb_backend_get(__u32 id)
  * backend it named (epoch) of this VIP, and the entry not idle past the
  * timeout (0: no idle limit, the LRU alone ages entries). A new TCP
  * connection (SYN) on a reused 5-tuple goes to a backend taking new flows:
- * only UP holds it.
+ * only UP holds it. A UDP flow (QUIC, DNS, ...) has no end for draining to
+ * wait for: DOWN does not hold it (DRAINING, the operator's choice, does).
  */
 static __always_inline const struct sluice_lb_backend *
 lb_conn_backend(const struct sluice_lb_conn *conn, __u32 id, __u32 vip_id, const struct sluice_lb_settings *s,
@@ -130,6 +131,9 @@ lb_conn_backend(const struct sluice_lb_conn *conn, __u32 id, __u32 vip_id, const
 	    now - conn->last_seen_ns > (__u64)s->conn_timeout_s * LB_NS_PER_SEC)
 		return 0;
 	if (lb_is_tcp_syn(pkt) && be->state != SLUICE_LB_BACKEND_UP)
+		return 0;
+	/* a UDP flow never ends: on a backend whose check failed it picks a live one (TCP drains) */
+	if (be->state == SLUICE_LB_BACKEND_DOWN && pkt->ip_proto == IPPROTO_UDP)
 		return 0;
 	return be;
 }

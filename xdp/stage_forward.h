@@ -30,6 +30,7 @@
 #include "forward_nexthop.h"
 #include "forward_rewrite.h"
 #include "forward_icmp.h"
+#include "icmp_guard.h"
 
 /*
  * The settings, or NULL while user space never wrote them: the stage then
@@ -44,28 +45,6 @@ static __always_inline const struct sluice_fwd_settings *fwd_settings_get(void)
 	if (!s || s->version != SLUICE_FWD_SETTINGS_VERSION)
 		return NULL;
 	return s;
-}
-
-/* Addresses (network order, first word / byte) a router never forwards. */
-static __always_inline int fwd_v4_martian(__u32 addr)
-{
-	const __u32 host = bpf_ntohl(addr);
-	const __u32 first = host >> 24;
-
-	return first == 0 || first == 127 || first >= 224 /* multicast, reserved, broadcast */ ||
-	       (host >> 16) == 0xa9fe /* 169.254/16 link-local */;
-}
-
-static __always_inline int fwd_v6_martian(const __u32 *addr)
-{
-	const __u32 first = bpf_ntohl(addr[0]);
-
-	if ((first >> 24) == 0xff) /* multicast */
-		return 1;
-	if ((first >> 22) == (0xfe80u >> 6)) /* fe80::/10 link-local */
-		return 1;
-	/* :: and ::1 */
-	return addr[0] == 0 && addr[1] == 0 && addr[2] == 0 && (addr[3] == 0 || addr[3] == bpf_htonl(1));
 }
 
 #define FWD_IPV6_NEXTHDR_HOP 0
@@ -86,7 +65,8 @@ static __always_inline int fwd_routable(struct xdp_md *ctx, const struct sluice_
 		/* options (record route, ...) are the kernel's to process */
 		if (ip->ihl != sizeof(*ip) / 4)
 			return 0;
-		return !fwd_v4_martian(pkt->dst[0]) && !fwd_v4_martian(pkt->src[0]);
+		/* martians (icmp_guard.h): addresses a router never forwards, or answers */
+		return !sluice_v4_martian(pkt->dst[0]) && !sluice_v4_martian(pkt->src[0]);
 	}
 	if (pkt->ip_version == 6) {
 		struct ipv6hdr *ip6 = (void *)(eth + 1);
@@ -95,7 +75,7 @@ static __always_inline int fwd_routable(struct xdp_md *ctx, const struct sluice_
 		/* hop-by-hop options are for every router to read: the kernel's */
 		if (ip6->nexthdr == FWD_IPV6_NEXTHDR_HOP)
 			return 0;
-		return !fwd_v6_martian(pkt->dst) && !fwd_v6_martian(pkt->src);
+		return !sluice_v6_martian(pkt->dst) && !sluice_v6_martian(pkt->src);
 	}
 	return 0;
 }

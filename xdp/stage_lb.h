@@ -133,6 +133,12 @@ static __always_inline int stage_lb(struct xdp_md *ctx)
 	if (!overhead || lb_outer_addrs(s, choice.backend, hash, &outer))
 		return lb_drop(ctx, SLUICE_REASON_LB_NO_BACKEND); /* no way to reach this backend's family */
 	if (s->mtu && pkt->l3_len + overhead > s->mtu) {
+		int allowed = lb_toobig_allowed(pkt, s);
+
+		if (allowed != LB_TOOBIG_ANSWER) {
+			lb_count_event(allowed);
+			return lb_drop(ctx, SLUICE_REASON_LB_TOO_BIG);
+		}
 		if (lb_answer_too_big(ctx, pkt, l2_len, s, overhead))
 			return lb_drop(ctx, SLUICE_REASON_LB_ENCAP_FAILED);
 		return pipeline_finish(ctx, SLUICE_VERDICT_TX, SLUICE_REASON_LB_TOO_BIG);

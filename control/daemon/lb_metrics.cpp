@@ -56,10 +56,12 @@ void add_lb_metrics(metrics::Exposition& out, const LbOps& lb) {
   if (auto counted = table.events(); counted) {
     events = {sample({{"event", "conn_insert_failed"}}, (*counted)[SLUICE_LB_EVENT_CONN_INSERT_FAILED]),
               sample({{"event", "reselected"}}, (*counted)[SLUICE_LB_EVENT_RESELECTED]),
-              sample({{"event", "corrupt_table"}}, (*counted)[SLUICE_LB_EVENT_CORRUPT_TABLE])};
+              sample({{"event", "corrupt_table"}}, (*counted)[SLUICE_LB_EVENT_CORRUPT_TABLE]),
+              sample({{"event", "icmp_rate_limited"}}, (*counted)[SLUICE_LB_EVENT_ICMP_RATE_LIMITED]),
+              sample({{"event", "icmp_martian"}}, (*counted)[SLUICE_LB_EVENT_ICMP_MARTIAN])};
   }
   out.add("sluice_lb_events_total", "Events of the lb stage: failed connection inserts, flows that picked again, "
-          "corrupt tables met.", MetricType::Counter, events);
+          "corrupt tables met, too-big answers withheld (rate, martian source).", MetricType::Counter, events);
   const auto& health = lb.health_stats();
   out.add("sluice_lb_health_transitions_total", "Backend health changes the checker reported.", MetricType::Counter,
           {sample({{"to", "down"}}, health.went_down), sample({{"to", "up"}}, health.went_up)});

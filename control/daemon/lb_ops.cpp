@@ -517,7 +517,9 @@ OpResult LbOps::lb_show(const json::object& object) const {
   if (auto events = table_.events(); events) {
     out["events"] = json::object{{"conn_insert_failed", (*events)[SLUICE_LB_EVENT_CONN_INSERT_FAILED]},
                                  {"reselected", (*events)[SLUICE_LB_EVENT_RESELECTED]},
-                                 {"corrupt_table", (*events)[SLUICE_LB_EVENT_CORRUPT_TABLE]}};
+                                 {"corrupt_table", (*events)[SLUICE_LB_EVENT_CORRUPT_TABLE]},
+                                 {"icmp_rate_limited", (*events)[SLUICE_LB_EVENT_ICMP_RATE_LIMITED]},
+                                 {"icmp_martian", (*events)[SLUICE_LB_EVENT_ICMP_MARTIAN]}};
   } else {
     return ProtocolError{ErrorCode::Failed, "lb.show: " + events.error().message};
   }

@@ -97,20 +97,6 @@ Result<ProgIdentity> identify_prog_id(std::uint32_t id) {
   return identity;
 }
 
-// Swaps the program of a legacy (non-dispatcher) attachment in one netlink
-// call: XDP_FLAGS_REPLACE makes the kernel check the old program and switch
-// atomically, so no packet meets an interface without sluice.
-Result<void> replace_legacy_attachment(const dataplane::AttachedProgram& attached, int new_prog_fd) {
-  const int old_fd = bpf_prog_get_fd_by_id(attached.prog_id);
-  if (old_fd < 0) return maps::make_error("open attached program on", attached.ifname, -old_fd);
-  LIBBPF_OPTS(bpf_xdp_attach_opts, options, .old_prog_fd = old_fd);
-  const std::uint32_t mode_flag = attached.mode == dataplane::AttachMode::Skb ? XDP_FLAGS_SKB_MODE : XDP_FLAGS_DRV_MODE;
-  const int err = bpf_xdp_attach(attached.ifindex, new_prog_fd, XDP_FLAGS_REPLACE | mode_flag, &options);
-  ::close(old_fd);
-  if (err != 0) return maps::make_error("replace entry program on", attached.ifname, -err);
-  return {};
-}
-
 bool interface_exists(const std::string& name) { return if_nametoindex(name.c_str()) != 0; }
 
 }  // namespace
@@ -356,7 +342,7 @@ std::vector<std::string> Service::restore_interfaces() {
       }
       continue;
     }
-    if (auto replaced = replace_legacy_attachment(running, plane_.entry_prog_fd()); !replaced) {
+    if (auto replaced = dataplane::replace_legacy_attachment(running, plane_.entry_prog_fd()); !replaced) {
       older_entry_kept = true;
       if (same_maps)
         spdlog::warn("{} (the older entry program keeps running with the new stages)", replaced.error().message);

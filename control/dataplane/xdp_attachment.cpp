@@ -1,7 +1,10 @@
 #include "xdp_attachment.hpp"
 
+#include <linux/if_link.h>
 #include <net/if.h>
 #include <sys/utsname.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <xdp/libxdp.h>
 
@@ -160,6 +163,17 @@ maps::Result<std::optional<AttachedProgram>> find_attached(const std::string& if
   attached.prog_id = xdp_program__id(main);
   attached.prog_name = xdp_program__name(main);
   return std::optional<AttachedProgram>{attached};
+}
+
+maps::Result<void> replace_legacy_attachment(const AttachedProgram& attached, int new_prog_fd) {
+  const int old_fd = bpf_prog_get_fd_by_id(attached.prog_id);
+  if (old_fd < 0) return maps::make_error("open attached program on", attached.ifname, -old_fd);
+  LIBBPF_OPTS(bpf_xdp_attach_opts, options, .old_prog_fd = old_fd);
+  const std::uint32_t mode_flag = attached.mode == AttachMode::Skb ? XDP_FLAGS_SKB_MODE : XDP_FLAGS_DRV_MODE;
+  const int err = bpf_xdp_attach(attached.ifindex, new_prog_fd, XDP_FLAGS_REPLACE | mode_flag, &options);
+  ::close(old_fd);
+  if (err != 0) return maps::make_error("replace the XDP program on", attached.ifname, -err);
+  return {};
 }
 
 maps::Result<void> detach_program(const AttachedProgram& attached) {

@@ -54,6 +54,12 @@ maps::Result<AttachedProgram> attach_xdp(int prog_fd, const std::string& ifname,
 // What libxdp finds on ifname: the XDP program named prog_name, if attached.
 maps::Result<std::optional<AttachedProgram>> find_attached(const std::string& ifname, std::string_view prog_name);
 
+// Swaps the program of a legacy (non-dispatcher) attachment in one netlink
+// call: XDP_FLAGS_REPLACE makes the kernel check that `attached` is still the
+// program there and switch atomically, so no packet meets the interface
+// without one; on failure the old program stays.
+maps::Result<void> replace_legacy_attachment(const AttachedProgram& attached, int new_prog_fd);
+
 // Detaches the one program `attached` names (inside libxdp's dispatcher the
 // other programs stay attached).
 maps::Result<void> detach_program(const AttachedProgram& attached);

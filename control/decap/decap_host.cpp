@@ -8,6 +8,7 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
+#include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
 #include <boost/json.hpp>
@@ -20,6 +21,7 @@
 #include <sstream>
 
 #include "dataplane.hpp"
+#include "prefix.hpp"
 #include "decap.skel.h"
 
 namespace sluice::decap {
@@ -38,6 +40,14 @@ using Skeleton = std::unique_ptr<decap_bpf, SkeletonDeleter>;
 
 using AddressMap = maps::HashMap<sluice_decap_addr_key, sluice_decap_addr>;
 using CounterMap = maps::PerCpuArrayMap<sluice_decap_counter>;
+using Source4Map = maps::LpmTrie<sluice_decap_source4_key, sluice_decap_source>;
+using Source6Map = maps::LpmTrie<sluice_decap_source6_key, sluice_decap_source>;
+static_assert(SLUICE_DECAP_OUTCOME_COUNT <= SLUICE_DECAP_COUNTER_SLOTS, "one counter slot per outcome");
+static_assert(sizeof(sluice_decap_source4_key) == sizeof(sluice_lpm_v4_key));
+static_assert(sizeof(sluice_decap_source6_key) == sizeof(sluice_lpm_v6_key));
+
+// Every map the program uses, by its pin name (the map's name).
+constexpr std::array pinned_maps{addresses_pin, counters_pin, sources_v4_pin, sources_v6_pin};
 
 bool same_key(const sluice_decap_addr_key& a, const sluice_decap_addr_key& b) {
   return std::memcmp(&a, &b, sizeof a) == 0;
@@ -148,9 +158,95 @@ Result<void> sync_addresses(AddressMap& map, const std::vector<AcceptedAddress>&
   return {};
 }
 
+// The allowed sources: --source, or the two /0 prefixes of --any-source.
+// Refused: neither (fail closed: nothing would ever be decapsulated, or an
+// operator forgot that a tunnel from anyone is an open door), both, a bad
+// prefix, and more than a family's trie holds.
+Result<std::vector<AllowedSource>> wanted_sources(const AttachRequest& request) {
+  std::vector<AllowedSource> wanted;
+  if (request.any_source && !request.sources.empty())
+    return maps::make_error_because("attach to", request.ifname,
+                                    "--any-source and --source exclude each other: --any-source accepts every source",
+                                    EINVAL);
+  if (request.any_source) {
+    wanted.push_back({sluice_decap_source4_key{}, SLUICE_DECAP_SOURCE_ANY});
+    wanted.push_back({sluice_decap_source6_key{}, SLUICE_DECAP_SOURCE_ANY});
+    return wanted;
+  }
+  if (request.sources.empty())
+    return maps::make_error_because(
+        "attach to", request.ifname,
+        "no --source given: name the balancers' encapsulation sources (--source PREFIX), or say --any-source to "
+        "decapsulate from anyone (a forged tunnel then gets any inner source past your edge)",
+        EINVAL);
+  std::size_t v4 = 0, v6 = 0;
+  for (const std::string& text : request.sources) {
+    auto source = parse_source(text);
+    if (!source) return source.error();
+    const bool duplicate = std::any_of(wanted.begin(), wanted.end(), [&](const AllowedSource& s) {
+      return s.prefix.index() == source->prefix.index() && source_text(s) == source_text(*source);
+    });
+    if (duplicate) continue;
+    (source->prefix.index() == 0 ? v4 : v6)++;
+    wanted.push_back(*source);
+  }
+  if (v4 > SLUICE_DECAP_MAX_SOURCES || v6 > SLUICE_DECAP_MAX_SOURCES)
+    return maps::make_error_because("attach to", request.ifname,
+                                    std::to_string(std::max(v4, v6)) + " --source prefixes of one family: at most " +
+                                        std::to_string(SLUICE_DECAP_MAX_SOURCES) + " are accepted",
+                                    E2BIG);
+  return wanted;
+}
+
+template <class Map, class Key>
+Result<void> sync_family(Map& map, const std::vector<AllowedSource>& wanted) {
+  std::vector<Key> keep;
+  for (const auto& source : wanted) {
+    const Key* key = std::get_if<Key>(&source.prefix);
+    if (!key) continue;
+    sluice_decap_source value{};
+    value.origin = source.origin;
+    if (auto written = map.update(*key, value); !written) return written;
+    keep.push_back(*key);
+  }
+  auto present = map.keys();
+  if (!present) return present.error();
+  for (const auto& key : *present) {
+    const bool kept =
+        std::any_of(keep.begin(), keep.end(), [&](const Key& k) { return std::memcmp(&k, &key, sizeof k) == 0; });
+    if (kept) continue;
+    if (auto erased = map.erase(key); !erased) return erased.error();
+  }
+  return {};
+}
+
+// As sync_addresses: the new prefixes first, then the ones no longer wanted go.
+Result<void> sync_sources(Source4Map& v4, Source6Map& v6, const std::vector<AllowedSource>& wanted) {
+  if (auto synced = sync_family<Source4Map, sluice_decap_source4_key>(v4, wanted); !synced) return synced;
+  return sync_family<Source6Map, sluice_decap_source6_key>(v6, wanted);
+}
+
+Result<void> sync_pinned_sources(const std::string& dir, const std::vector<AllowedSource>& wanted) {
+  auto v4 = Source4Map::open_pinned(dir + "/" + sources_v4_pin);
+  if (!v4) return v4.error();
+  auto v6 = Source6Map::open_pinned(dir + "/" + sources_v6_pin);
+  if (!v6) return v6.error();
+  return sync_sources(*v4, *v6, wanted);
+}
+
+template <class Map>
+Result<void> read_sources(const std::string& path, std::vector<AllowedSource>& out) {
+  auto map = Map::open_pinned(path);
+  if (!map) return map.error();
+  auto entries = map->entries();
+  if (!entries) return entries.error();
+  for (const auto& [key, value] : *entries) out.push_back({key, static_cast<sluice_decap_source_origin>(value.origin)});
+  return {};
+}
+
 Result<std::vector<std::uint32_t>> pinned_map_ids(const std::string& dir) {
   std::vector<std::uint32_t> ids;
-  for (const char* name : {addresses_pin, counters_pin}) {
+  for (const char* name : pinned_maps) {
     auto map = maps::MapFd::open_pinned(dir + "/" + name);
     if (!map) return map.error();
     ids.push_back(map->info().id);
@@ -161,13 +257,13 @@ Result<std::vector<std::uint32_t>> pinned_map_ids(const std::string& dir) {
 
 void remove_pins(const std::string& pin_root, const std::string& ifname) {
   const std::string dir = pin_dir_of(pin_root, ifname);
-  for (const char* name : {addresses_pin, counters_pin}) ::unlink((dir + "/" + name).c_str());
+  for (const char* name : pinned_maps) ::unlink((dir + "/" + name).c_str());
   ::rmdir(dir.c_str());
   ::rmdir(pin_root.c_str());  // only when no other interface has pins there
 }
 
 Result<AttachReport> refresh(const AttachRequest& request, const dataplane::AttachedProgram& running,
-                             std::vector<AcceptedAddress> wanted) {
+                             std::vector<AcceptedAddress> wanted, std::vector<AllowedSource> sources) {
   const std::string dir = pin_dir_of(request.pin_root, request.ifname);
   if (running.mode != request.mode)
     return maps::make_error_because("attach " + std::string(dataplane::to_string(request.mode)) + " to", request.ifname,
@@ -176,11 +272,81 @@ Result<AttachReport> refresh(const AttachRequest& request, const dataplane::Atta
                                     EEXIST);
   auto map = AddressMap::open_pinned(dir + "/" + addresses_pin);
   if (!map) return map.error();
+  if (auto synced = sync_pinned_sources(dir, sources); !synced) return synced.error();
   if (auto synced = sync_addresses(*map, wanted); !synced) return synced.error();
-  return AttachReport{true, running, std::move(wanted)};
+  return AttachReport{true, running, std::move(wanted), std::move(sources)};
+}
+
+// The program on the interface becomes prog_fd with no moment without one.
+// A single (legacy) attachment is swapped by the kernel in one step
+// (XDP_FLAGS_REPLACE); inside libxdp's dispatcher the new program is added
+// before the old one is removed (both strip the outer header: a packet the
+// first decapsulated is not IP-in-IP for the second).
+Result<dataplane::AttachedProgram> replace_running(const AttachRequest& request,
+                                                   const dataplane::AttachedProgram& running, int prog_fd) {
+  if (running.mode != request.mode)
+    return maps::make_error_because("attach " + std::string(dataplane::to_string(request.mode)) + " to", request.ifname,
+                                    "sluice-decap is attached there in " + std::string(dataplane::to_string(running.mode)) +
+                                        " mode: detach it first to change the mode",
+                                    EEXIST);
+  if (!running.dispatcher) {
+    if (auto replaced = dataplane::replace_legacy_attachment(running, prog_fd); !replaced) return replaced.error();
+  } else {
+    auto added = dataplane::attach_xdp(prog_fd, request.ifname, request.mode);
+    if (!added) return added.error();
+    if (auto detached = dataplane::detach_program(running); !detached) return detached.error();
+  }
+  bpf_prog_info info{};
+  std::uint32_t length = sizeof info;
+  if (int err = bpf_obj_get_info_by_fd(prog_fd, &info, &length); err != 0)
+    return maps::make_error("read info of", "the new sluice-decap program", -err);
+  dataplane::AttachedProgram now = running;
+  now.prog_id = info.id;
+  return now;
 }
 
 }  // namespace
+
+Result<AllowedSource> parse_source(std::string_view text, std::string_view field) {
+  auto prefix = maps::parse_prefix(text);
+  if (!prefix) return maps::Error(EINVAL, std::string(field) + ": " + prefix.error().message);
+  AllowedSource source;
+  if (const auto* v4 = std::get_if<sluice_lpm_v4_key>(&*prefix)) {
+    sluice_decap_source4_key key{};
+    key.prefixlen = v4->prefixlen;
+    std::memcpy(key.addr, v4->addr, sizeof key.addr);
+    source.prefix = key;
+  } else {
+    const auto& v6 = std::get<sluice_lpm_v6_key>(*prefix);
+    sluice_decap_source6_key key{};
+    key.prefixlen = v6.prefixlen;
+    std::memcpy(key.addr, v6.addr, sizeof key.addr);
+    source.prefix = key;
+  }
+  return source;
+}
+
+std::string source_text(const AllowedSource& source) {
+  if (const auto* v4 = std::get_if<sluice_decap_source4_key>(&source.prefix)) {
+    sluice_lpm_v4_key key{};
+    key.prefixlen = v4->prefixlen;
+    std::memcpy(key.addr, v4->addr, sizeof key.addr);
+    return maps::to_string(key);
+  }
+  const auto& v6 = std::get<sluice_decap_source6_key>(source.prefix);
+  sluice_lpm_v6_key key{};
+  key.prefixlen = v6.prefixlen;
+  std::memcpy(key.addr, v6.addr, sizeof key.addr);
+  return maps::to_string(key);
+}
+
+std::string_view source_origin_name(sluice_decap_source_origin origin) {
+  switch (origin) {
+    case SLUICE_DECAP_SOURCE_CONFIGURED: return "configured";
+    case SLUICE_DECAP_SOURCE_ANY: return "any-source";
+  }
+  return "unknown";
+}
 
 Result<sluice_decap_addr_key> parse_address(std::string_view text, std::string_view field) {
   sluice_decap_addr_key key{};
@@ -229,6 +395,7 @@ std::string_view outcome_name(std::uint32_t outcome) {
     case SLUICE_DECAP_INNER_LENGTH_MISMATCH: return "inner_length_mismatch";
     case SLUICE_DECAP_INNER_VERSION_MISMATCH: return "inner_version_mismatch";
     case SLUICE_DECAP_STRIP_FAILED: return "strip_failed";
+    case SLUICE_DECAP_FOREIGN_SOURCE: return "foreign_source";
     default: return "unknown";
   }
 }
@@ -271,6 +438,8 @@ Result<std::vector<sluice_decap_addr_key>> interface_addresses(const std::string
 Result<AttachReport> attach(const AttachRequest& request) {
   if (auto valid = validate_ifname(request.ifname); !valid) return valid.error();
   if (auto index = interface_index(request.ifname); !index) return index.error();
+  auto sources = wanted_sources(request);
+  if (!sources) return sources.error();
   auto wanted = wanted_addresses(request);
   if (!wanted) return wanted.error();
   if (auto made = ensure_pin_dir(request.pin_root, request.ifname); !made) return made.error();
@@ -287,12 +456,13 @@ Result<AttachReport> attach(const AttachRequest& request) {
 
   auto running = dataplane::find_attached(request.ifname, program_name);
   if (!running) return undo(running.error());
-  const bool pinned = exists(dir + "/" + addresses_pin) && exists(dir + "/" + counters_pin);
+  const bool pinned = std::all_of(pinned_maps.begin(), pinned_maps.end(),
+                                  [&](const char* name) { return exists(dir + "/" + name); });
   if (*running && pinned) {
     auto running_maps = dataplane::program_state_map_ids_by_id((*running)->prog_id);
     auto pinned_maps = pinned_map_ids(dir);
     if (running_maps && pinned_maps && *running_maps == *pinned_maps) {
-      auto refreshed = refresh(request, **running, std::move(*wanted));
+      auto refreshed = refresh(request, **running, std::move(*wanted), std::move(*sources));
       if (!refreshed) return undo(refreshed.error());
       return refreshed;
     }
@@ -317,7 +487,16 @@ Result<AttachReport> attach(const AttachRequest& request) {
   if (!address_fd) return undo(address_fd.error());
   auto addresses = AddressMap::from(std::move(*address_fd));
   if (!addresses) return undo(addresses.error());
+  auto sources_v4_fd = maps::MapFd::from_skeleton(skel->maps.decap_sources_v4);
+  if (!sources_v4_fd) return undo(sources_v4_fd.error());
+  auto sources_v4 = Source4Map::from(std::move(*sources_v4_fd));
+  if (!sources_v4) return undo(sources_v4.error());
+  auto sources_v6_fd = maps::MapFd::from_skeleton(skel->maps.decap_sources_v6);
+  if (!sources_v6_fd) return undo(sources_v6_fd.error());
+  auto sources_v6 = Source6Map::from(std::move(*sources_v6_fd));
+  if (!sources_v6) return undo(sources_v6.error());
   // Before the program sees a packet: it never runs with an empty set.
+  if (auto synced = sync_sources(*sources_v4, *sources_v6, *sources); !synced) return undo(synced.error());
   if (auto synced = sync_addresses(*addresses, *wanted); !synced) return undo(synced.error());
   map = nullptr;
   bpf_object__for_each_map(map, skel->obj) {
@@ -328,15 +507,20 @@ Result<AttachReport> attach(const AttachRequest& request) {
       return undo(maps::make_error("pin", path, -err, maps::ErrnoSubject::Path));
     fresh_pins.push_back(path);
   }
+  const int prog_fd = bpf_program__fd(skel->progs.sluice_decap);
   if (*running) {
-    if (auto detached = dataplane::detach_program(**running); !detached) return undo(detached.error());
+    // Replace, never detach first: a failed attach must not leave the
+    // interface without decap (the old program goes on with its maps).
+    auto replaced = replace_running(request, **running, prog_fd);
+    if (!replaced) return undo(replaced.error());
+    return AttachReport{false, *replaced, std::move(*wanted), std::move(*sources)};
   }
-  auto attached = dataplane::attach_xdp(bpf_program__fd(skel->progs.sluice_decap), request.ifname, request.mode);
+  auto attached = dataplane::attach_xdp(prog_fd, request.ifname, request.mode);
   if (!attached && attached.error().errnum == EBUSY)
     return undo(maps::Error(EBUSY, attached.error().message + ": another XDP program holds " + request.ifname +
                                        " (xdp-loader status shows it); it is left alone"));
   if (!attached) return undo(attached.error());
-  return AttachReport{false, *attached, std::move(*wanted)};
+  return AttachReport{false, *attached, std::move(*wanted), std::move(*sources)};
 }
 
 Result<DetachReport> detach(const std::string& ifname, const std::string& pin_root) {
@@ -406,6 +590,11 @@ Result<std::vector<InterfaceStatus>> status(const std::string& pin_root, const s
     } else {
       s.problem = addresses.error().message;
     }
+    for (const auto& [path, read] :
+         {std::pair{dir + "/" + sources_v4_pin, &read_sources<Source4Map>},
+          std::pair{dir + "/" + sources_v6_pin, &read_sources<Source6Map>}}) {
+      if (auto got = read(path, s.sources); !got && s.problem.empty()) s.problem = got.error().message;
+    }
     auto counters = CounterMap::open_pinned(dir + "/" + counters_pin);
     if (counters) {
       for (std::uint32_t slot = 0; slot < SLUICE_DECAP_OUTCOME_COUNT; ++slot) {
@@ -442,6 +631,11 @@ std::string status_json(const std::vector<InterfaceStatus>& interfaces) {
     for (const auto& a : s.addresses)
       addresses.push_back(json::object{{"address", address_text(a.key)}, {"origin", std::string(origin_name(a.origin))}});
     entry["addresses"] = std::move(addresses);
+    json::array sources;
+    for (const auto& source : s.sources)
+      sources.push_back(
+          json::object{{"prefix", source_text(source)}, {"origin", std::string(source_origin_name(source.origin))}});
+    entry["sources"] = std::move(sources);
     json::object counters;
     for (std::uint32_t slot = 0; slot < SLUICE_DECAP_OUTCOME_COUNT; ++slot)
       counters[std::string(outcome_name(slot))] =
@@ -465,6 +659,12 @@ std::string status_text(const std::vector<InterfaceStatus>& interfaces) {
     out << "\n  addresses:";
     if (s.addresses.empty()) out << " none";
     for (const auto& a : s.addresses) out << " " << address_text(a.key) << " (" << origin_name(a.origin) << ")";
+    out << "\n  sources:";
+    if (s.sources.empty()) out << " none (every encapsulated packet is dropped)";
+    for (const auto& source : s.sources) {
+      out << " " << source_text(source);
+      if (source.origin == SLUICE_DECAP_SOURCE_ANY) out << " (any-source)";
+    }
     out << "\n";
     for (std::uint32_t slot = 0; slot < SLUICE_DECAP_OUTCOME_COUNT; ++slot) {
       if (s.counters[slot].packets == 0) continue;

@@ -12,6 +12,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <variant>
 #include <vector>
 
 #include "maps.hpp"
@@ -29,11 +30,26 @@ inline constexpr const char* program_name = "sluice_decap";
 // Pins carry the map names (bpf_map__name), as sluiced's do.
 inline constexpr const char* addresses_pin = "decap_addresses";
 inline constexpr const char* counters_pin = "decap_counters";
+inline constexpr const char* sources_v4_pin = "decap_sources_v4";
+inline constexpr const char* sources_v6_pin = "decap_sources_v6";
 
 struct AcceptedAddress {
   sluice_decap_addr_key key{};
   sluice_decap_addr_origin origin = SLUICE_DECAP_ADDR_CONFIGURED;
 };
+
+// An outer source decapsulated from: a prefix of decap_sources_v4 or _v6.
+struct AllowedSource {
+  std::variant<sluice_decap_source4_key, sluice_decap_source6_key> prefix;
+  sluice_decap_source_origin origin = SLUICE_DECAP_SOURCE_CONFIGURED;
+};
+
+// "198.18.0.100", "198.18.0.0/24", "2001:db8::100/128" (a bare address is a
+// host prefix; host bits beyond the length are refused); the error names
+// `field` and the text.
+Result<AllowedSource> parse_source(std::string_view text, std::string_view field = "--source");
+std::string source_text(const AllowedSource& source);
+std::string_view source_origin_name(sluice_decap_source_origin origin);
 
 // "198.18.0.2" / "2001:db8::2"; the error names `field` and the text.
 Result<sluice_decap_addr_key> parse_address(std::string_view text, std::string_view field = "--address");
@@ -51,6 +67,10 @@ struct AttachRequest {
   std::string ifname;
   dataplane::AttachMode mode = dataplane::AttachMode::Native;
   std::vector<std::string> addresses;  // --address, in addition to the interface's own
+  // --source: the only outer sources decapsulated from. Empty is refused
+  // unless any_source (--any-source) says every source is meant.
+  std::vector<std::string> sources;
+  bool any_source = false;
   std::string pin_root = default_pin_root;
 };
 
@@ -58,10 +78,13 @@ struct AttachReport {
   bool already_attached = false;  // true: the running program kept, its addresses replaced
   dataplane::AttachedProgram program;
   std::vector<AcceptedAddress> addresses;
+  std::vector<AllowedSource> sources;
 };
 
-// Attaches (or, when already attached, refreshes the accepted addresses of)
-// sluice-decap on the interface. Input is checked before anything changes;
+// Attaches (or, when already attached, refreshes the accepted addresses and
+// sources of) sluice-decap on the interface. A refresh writes the new set
+// before it removes what is no longer wanted: a source or address kept
+// throughout is accepted all along, and none outside old and new ever is. Input is checked before anything changes;
 // a failed fresh attach removes what it pinned.
 Result<AttachReport> attach(const AttachRequest& request);
 
@@ -78,6 +101,7 @@ struct InterfaceStatus {
   bool interface_exists = false;
   std::optional<dataplane::AttachedProgram> program;  // empty: not attached
   std::vector<AcceptedAddress> addresses;
+  std::vector<AllowedSource> sources;
   std::array<sluice_decap_counter, SLUICE_DECAP_OUTCOME_COUNT> counters{};  // summed over CPUs
   std::string problem;  // why part of the above could not be read (empty when all was)
 };

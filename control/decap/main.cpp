@@ -43,11 +43,17 @@ int main(int argc, char** argv) {
   app.add_flag("-v,--verbose", verbose, "print libbpf's messages (e.g. the verifier log of a refused load)");
 
   std::string ifname, mode_text = "native";
-  std::vector<std::string> addresses;
+  std::vector<std::string> addresses, sources;
+  bool any_source = false;
   CLI::App* attach = app.add_subcommand("attach", "attach to IFACE, or refresh its accepted addresses");
   attach->add_option("IFACE", ifname, "interface the encapsulated packets arrive on")->required();
   attach->add_option("--address", addresses,
                      "outer destination to accept besides the interface's own addresses (repeatable)");
+  attach->add_option("--source", sources,
+                     "outer source prefix to decapsulate from: a balancer's encap source (repeatable; re-running "
+                     "attach replaces the set)");
+  attach->add_flag("--any-source", any_source,
+                   "decapsulate from every outer source (unsafe: a forged tunnel gets any inner source past the edge)");
   attach->add_option("--mode", mode_text, "native or skb")->capture_default_str();
 
   CLI::App* detach = app.add_subcommand("detach", "detach from IFACE and remove its pins");
@@ -65,13 +71,15 @@ int main(int argc, char** argv) {
   if (attach->parsed()) {
     auto mode = sluice::dataplane::parse_attach_mode(mode_text);
     if (!mode) return fail("--mode '" + mode_text + "': expected native or skb", exit_usage);
-    decap::AttachRequest request{ifname, *mode, addresses, pin_root};
+    decap::AttachRequest request{ifname, *mode, addresses, sources, any_source, pin_root};
     auto report = decap::attach(request);
     if (!report) return fail(report.error().message);
     std::printf("%s sluice-decap on %s (%s, program id %u), accepting", report->already_attached ? "refreshed" : "attached",
                 ifname.c_str(), std::string(sluice::dataplane::to_string(report->program.mode)).c_str(),
                 report->program.prog_id);
     for (const auto& a : report->addresses) std::printf(" %s", decap::address_text(a.key).c_str());
+    std::printf(" from");
+    for (const auto& source : report->sources) std::printf(" %s", decap::source_text(source).c_str());
     std::printf("\n");
     return 0;
   }

@@ -351,6 +351,11 @@ Result<void> validate(const LbSettings& settings) {
   if (settings.conn_timeout_s == 0 || settings.conn_timeout_s > kConnTimeoutMaxS)
     return invalid(where + "conn_timeout_s " + std::to_string(settings.conn_timeout_s) + ": must be 1.." +
                    std::to_string(kConnTimeoutMaxS));
+  if (settings.icmp_rate > kIcmpRateMax)
+    return invalid(where + "icmp_rate " + std::to_string(settings.icmp_rate) + ": must be 0 (never answer) .." +
+                   std::to_string(kIcmpRateMax));
+  if (settings.icmp_rate != 0 && settings.icmp_burst == 0)
+    return invalid(where + "icmp_burst 0: must be at least 1 when icmp_rate is not 0");
   constexpr std::uint8_t kMulticastBit = 0x01;
   if (settings.next_hop_mac && ((*settings.next_hop_mac)[0] & kMulticastBit))
     return invalid(where + "next_hop_mac " + mac_to_string(*settings.next_hop_mac) + ": a group (multicast) address");

@@ -78,6 +78,10 @@ struct Vip {
   bool operator==(const Vip&) const = default;
 };
 
+inline constexpr std::uint32_t kIcmpRateDefault = SLUICE_FWD_ICMP_RATE_DEFAULT;  // as the forward stage's
+inline constexpr std::uint16_t kIcmpBurstDefault = SLUICE_FWD_ICMP_BURST_DEFAULT;
+inline constexpr std::uint32_t kIcmpRateMax = 1'000'000;  // icmp_guard.h's overflow bound
+
 struct LbSettings {
   std::optional<Address> encap_source_v4;
   std::optional<Address> encap_source_v6;
@@ -87,6 +91,10 @@ struct LbSettings {
   std::optional<std::array<std::uint8_t, 6>> src_mac;
   std::uint16_t mtu = 0;  // 0: no too-big check
   std::uint32_t conn_timeout_s = 300;
+  // The too-big answers' per-CPU bucket (xdp/icmp_guard.h, as the forward
+  // stage's time exceeded): answers per second (0: never) and depth.
+  std::uint32_t icmp_rate = kIcmpRateDefault;
+  std::uint16_t icmp_burst = kIcmpBurstDefault;
   bool operator==(const LbSettings&) const = default;
 };
 

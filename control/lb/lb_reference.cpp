@@ -110,6 +110,8 @@ struct Stage {
       return false;
     const bool syn = pkt.ip_proto == IPPROTO_TCP && (pkt.tcp_flags & (kTcpSyn | kTcpAck)) == kTcpSyn;
     if (syn && be->state != SLUICE_LB_BACKEND_UP) return false;
+    // UDP has no end for a drain to wait for: a failed check moves the flow (an operator's drain does not).
+    if (pkt.ip_proto == IPPROTO_UDP && be->state == SLUICE_LB_BACKEND_DOWN) return false;
     return true;
   }
 
@@ -166,6 +168,44 @@ struct Stage {
     else std::memcpy(src, frame.data(), ETH_ALEN);
     std::memcpy(frame.data(), dst, ETH_ALEN);
     std::memcpy(frame.data() + ETH_ALEN, src, ETH_ALEN);
+  }
+
+  // No ICMP error goes to a source nobody can be reached at (RFC 1812
+  // 4.3.2.7, RFC 4443 2.4(e)): forged or lost, answering it aims the box.
+  static bool martian_source(const sluice_pkt& pkt) {
+    constexpr std::uint32_t kV4Multicast = 224, kV4Loopback = 127, kV4LinkLocal16 = 0xa9fe;
+    if (pkt.ip_version == 4) {
+      const std::uint32_t a = be_word(pkt.src[0]);
+      const std::uint32_t first = a >> 24;
+      return first == 0 || first == kV4Loopback || first >= kV4Multicast || (a >> 16) == kV4LinkLocal16;
+    }
+    const std::uint32_t first = be_word(pkt.src[0]);
+    constexpr std::uint32_t kV6Multicast8 = 0xff, kV6LinkLocal10 = 0xfe80 >> 6;
+    if ((first >> 24) == kV6Multicast8 || (first >> 22) == kV6LinkLocal10) return true;
+    const bool upper_zero = pkt.src[0] == 0 && pkt.src[1] == 0 && pkt.src[2] == 0;
+    return upper_zero && (be_word(pkt.src[3]) == 0 || be_word(pkt.src[3]) == 1);  // :: and ::1
+  }
+
+  // A token bucket of `icmp_burst` answers refilled at `icmp_rate` per
+  // second (at most 10 s of refill counted), full before its first use.
+  bool take_icmp_token() {
+    constexpr std::uint64_t kMaxIdleNs = 10 * kNsPerSec;
+    auto& b = state.icmp_bucket;
+    const auto& s = state.settings;
+    if (s.icmp_rate == 0) return false;
+    const std::uint64_t cap = std::uint64_t{s.icmp_burst} * kNsPerSec;
+    std::uint64_t tokens = cap;
+    if (b.last_ns != 0) {
+      const std::uint64_t idle = std::min<std::uint64_t>(now > b.last_ns ? now - b.last_ns : 0, kMaxIdleNs);
+      tokens = std::min<std::uint64_t>(cap, b.tokens + idle * s.icmp_rate);
+    }
+    b.last_ns = now;
+    if (tokens < kNsPerSec) {
+      b.tokens = tokens;
+      return false;
+    }
+    b.tokens = tokens - kNsPerSec;
+    return true;
   }
 
   Bytes too_big(std::span<const std::uint8_t> frame, const sluice_pkt& pkt, std::size_t overhead) const {
@@ -306,6 +346,14 @@ struct Stage {
                                                    s.encap_src_v6[3]) != 0;
     if (!overhead || !has_source) return finish(SLUICE_VERDICT_DROP, SLUICE_REASON_LB_NO_BACKEND);
     if (s.mtu && pkt.l3_len + overhead > s.mtu) {
+      if (martian_source(pkt)) {
+        ++counters.events[SLUICE_LB_EVENT_ICMP_MARTIAN];
+        return finish(SLUICE_VERDICT_DROP, SLUICE_REASON_LB_TOO_BIG);
+      }
+      if (!take_icmp_token()) {
+        ++counters.events[SLUICE_LB_EVENT_ICMP_RATE_LIMITED];
+        return finish(SLUICE_VERDICT_DROP, SLUICE_REASON_LB_TOO_BIG);
+      }
       out.output = too_big(frame, pkt, overhead);
       return finish(SLUICE_VERDICT_TX, SLUICE_REASON_LB_TOO_BIG);
     }

@@ -36,6 +36,8 @@ struct MapState {
   std::map<sluice_lb_flow_v4_key, sluice_lb_conn, BytesLess<sluice_lb_flow_v4_key>> conns_v4;
   std::map<sluice_lb_flow_key, sluice_lb_conn, BytesLess<sluice_lb_flow_key>> conns_v6;
   bool egress_port_present = false;  // lb_egress_ports[0] holds a device
+  // lb_icmp_bucket of the one CPU the model is (tests that drain it pin their thread to one CPU).
+  sluice_fwd_icmp_bucket icmp_bucket{};
 };
 
 // What the stage counted (sums over CPUs).

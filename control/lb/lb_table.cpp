@@ -86,6 +86,8 @@ sluice_lb_settings encode_settings(const LbSettings& settings) {
   if (settings.next_hop_mac) std::memcpy(out.next_hop_mac, settings.next_hop_mac->data(), sizeof(out.next_hop_mac));
   if (settings.src_mac) std::memcpy(out.src_mac, settings.src_mac->data(), sizeof(out.src_mac));
   out.mtu = settings.mtu;
+  out.icmp_rate = settings.icmp_rate;
+  out.icmp_burst = settings.icmp_burst;
   return out;
 }
 
@@ -121,6 +123,8 @@ Result<LbSettings> decode_settings(const sluice_lb_settings& in) {
     out.src_mac = mac;
   }
   out.mtu = in.mtu;
+  out.icmp_rate = in.icmp_rate;
+  out.icmp_burst = in.icmp_burst;
   return out;
 }
 

@@ -15,7 +15,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <linux/if_link.h>
+
 #include <boost/json.hpp>
+
+#include <atomic>
 
 #include <chrono>
 #include <cstring>
@@ -24,6 +30,7 @@
 #include <string>
 #include <thread>
 #include <tuple>
+#include <vector>
 
 #include "decap_host.hpp"
 #include "netns_lab.hpp"
@@ -41,6 +48,10 @@ constexpr const char* encap_src6 = "2001:db8::100";
 constexpr const char* vip4 = "198.18.1.10";
 constexpr const char* vip6 = "2001:db8:1::10";
 constexpr const char* elsewhere4 = "198.18.0.3";   // an outer destination that is not the backend's
+constexpr const char* forger4 = "198.18.0.66";     // an outer source that is no balancer's
+constexpr const char* forger6 = "2001:db8::66";
+// The balancers' encapsulation sources, as an operator names them.
+const std::string balancer_sources = std::string(" --source ") + encap_src4 + " --source 2001:db8::100/128";
 constexpr std::uint16_t client_port = 40000;
 constexpr std::uint16_t vip_port = 8080;
 constexpr int listen_backlog = 8;
@@ -170,7 +181,8 @@ int listen_in(const Netns& ns, bool v6) {
 }
 
 // The listener's SYN-ACK to the client: from VIP:vip_port to client:client_port, sent to the client's MAC.
-bool is_syn_ack_to_client(const Bytes& f, bool v6, const std::string& client_mac) {
+bool is_syn_ack_to_client(const Bytes& f, bool v6, const std::string& client_mac,
+                          std::uint16_t to_port = client_port) {
   constexpr std::size_t tcp_flags_at = 13;
   constexpr std::uint8_t syn_ack = TcpFlags::SYN | TcpFlags::ACK;
   if (f.size() < ETH_HLEN || mac_text(f.data()) != client_mac) return false;
@@ -193,7 +205,7 @@ bool is_syn_ack_to_client(const Bytes& f, bool v6, const std::string& client_mac
   }
   if (f.size() < l4 + 20) return false;
   const std::uint16_t sport = (f[l4] << 8) | f[l4 + 1], dport = (f[l4 + 2] << 8) | f[l4 + 3];
-  return sport == vip_port && dport == client_port && (f[l4 + tcp_flags_at] & syn_ack) == syn_ack;
+  return sport == vip_port && dport == to_port && (f[l4 + tcp_flags_at] & syn_ack) == syn_ack;
 }
 
 // Removes the interface's pins if the test stops before its own detach.
@@ -259,7 +271,7 @@ TEST_P(DecapE2eTest, EncapsulatedSynIsAnsweredByTheVipDirectlyToTheClient) {
 
   const PinGuard pins{std::string(decap::default_pin_root) + "/" + lab.box_if};
   const std::string mode = v6 ? "native" : "skb";  // both attach modes, one per family
-  auto attached = run_command(decap_command(backend, "attach " + lab.box_if + " --mode " + mode));
+  auto attached = run_command(decap_command(backend, "attach " + lab.box_if + " --mode " + mode + balancer_sources));
   ASSERT_EQ(attached.exit_code, 0) << attached.output;
 
   ASSERT_TRUE(client.send(frame));
@@ -274,6 +286,29 @@ TEST_P(DecapE2eTest, EncapsulatedSynIsAnsweredByTheVipDirectlyToTheClient) {
   const Bytes stray_frame = stray.build();
   ASSERT_TRUE(client.send(stray_frame));
 
+  // The attack: the same SYN, tunnelled by someone who is not a balancer.
+  // Decapsulated, the listener would answer it (the inner source is
+  // whatever the forger chose); dropped, nothing comes back.
+  constexpr std::uint16_t forged_port = client_port + 2;
+  PacketBuilder forged;
+  forged.eth(client_mac, backend_mac);
+  if (v6)
+    forged.ipv6(forger6, TwoHostLab::box_v6).ipv6(TwoHostLab::client_v6, vip6);
+  else
+    forged.ipv4(forger4, TwoHostLab::box_v4).ipv4(TwoHostLab::client_v4, vip4);
+  forged.tcp(forged_port, vip_port, {.flags = TcpFlags::SYN, .seq = 2000});
+  const Bytes forged_frame = forged.build();
+  ASSERT_TRUE(client.send(forged_frame));
+  EXPECT_FALSE(client.wait_for([&](const Bytes& f) { return is_syn_ack_to_client(f, v6, client_mac, forged_port); },
+                               std::chrono::duration_cast<std::chrono::milliseconds>(silence_window)))
+      << "a tunnel from a source that is no balancer's reached the backend's listener";
+
+  // A bad prefix in a refresh is refused naming it, and the set stays as it was.
+  auto refused = run_command(decap_command(backend, "attach " + lab.box_if + " --mode " + mode +
+                                                        " --source 198.18.0.100 --source 198.18.0.0/33"));
+  EXPECT_NE(refused.exit_code, 0);
+  EXPECT_NE(refused.output.find("bad prefix '198.18.0.0/33'"), std::string::npos) << refused.output;
+
   // status counts exactly the one decapsulated SYN (and the stray one), by bytes too.
   const char* decapsulated = v6 ? "decap_6in6" : "decap_4in4";
   json::object iface;
@@ -281,7 +316,7 @@ TEST_P(DecapE2eTest, EncapsulatedSynIsAnsweredByTheVipDirectlyToTheClient) {
     auto status = run_command(decap_command(backend, "status " + lab.box_if + " --json"));
     ASSERT_EQ(status.exit_code, 0) << status.output;
     iface = json::parse(status.output).at("interfaces").as_array().at(0).as_object();
-    if (counter(iface, "not_for_us", "packets") >= 1) break;
+    if (counter(iface, "not_for_us", "packets") >= 1 && counter(iface, "foreign_source", "packets") >= 1) break;
     std::this_thread::sleep_for(50ms);
   }
   EXPECT_TRUE(iface.at("attached").as_bool());
@@ -290,6 +325,12 @@ TEST_P(DecapE2eTest, EncapsulatedSynIsAnsweredByTheVipDirectlyToTheClient) {
   EXPECT_EQ(counter(iface, decapsulated, "bytes"), frame.size());
   EXPECT_EQ(counter(iface, "not_for_us", "packets"), 1u);
   EXPECT_EQ(counter(iface, "not_for_us", "bytes"), stray_frame.size());
+  EXPECT_EQ(counter(iface, "foreign_source", "packets"), 1u);
+  EXPECT_EQ(counter(iface, "foreign_source", "bytes"), forged_frame.size());
+  std::vector<std::string> sources;
+  for (const auto& source : iface.at("sources").as_array())
+    sources.emplace_back(source.as_object().at("prefix").as_string());
+  EXPECT_EQ(sources, (std::vector<std::string>{"198.18.0.100/32", "2001:db8::100/128"})) << json::serialize(iface);
   for (const char* malformed : {"outer_bad_header", "outer_bad_checksum", "outer_fragment", "inner_truncated",
                                 "inner_bad_header", "inner_length_mismatch", "inner_version_mismatch", "strip_failed"})
     EXPECT_EQ(counter(iface, malformed, "packets"), 0u) << malformed;
@@ -330,13 +371,18 @@ TEST(DecapCommandTest, RefusesBadArgumentsNamingFieldAndValue) {
     std::string names;  // what the message must contain
   };
   const std::vector<Case> cases = {
-      {"attach " + lab.box_if + " --address 198.18.0.300", "--address '198.18.0.300'"},
-      {"attach " + lab.box_if + " --address 2001:db8::1::2", "--address '2001:db8::1::2'"},
+      {"attach " + lab.box_if + balancer_sources + " --address 198.18.0.300", "--address '198.18.0.300'"},
+      {"attach " + lab.box_if + balancer_sources + " --address 2001:db8::1::2", "--address '2001:db8::1::2'"},
+      // fail closed: no source named, no tunnel from anyone
+      {"attach " + lab.box_if, "no --source given"},
+      {"attach " + lab.box_if + " --source 198.18.0.1/15", "--source: bad prefix '198.18.0.1/15'"},
+      {"attach " + lab.box_if + " --source 198.18.0.100 --source 2001:db8::/129", "bad prefix '2001:db8::/129'"},
+      {"attach " + lab.box_if + " --source 198.18.0.100 --any-source", "--any-source and --source exclude each other"},
       {"attach " + lab.box_if + " --mode fast", "--mode 'fast'"},
-      {"attach sl-nosuch0", "IFACE 'sl-nosuch0'"},
-      {"attach 'a/b'", "IFACE 'a/b'"},
-      {"attach averyverylongifname0", "IFACE 'averyverylongifname0'"},
-      {"attach " + lab.box_if + " --bpffs /tmp", "--bpffs /tmp"},
+      {"attach sl-nosuch0" + balancer_sources, "IFACE 'sl-nosuch0'"},
+      {"attach 'a/b'" + balancer_sources, "IFACE 'a/b'"},
+      {"attach averyverylongifname0" + balancer_sources, "IFACE 'averyverylongifname0'"},
+      {"attach " + lab.box_if + balancer_sources + " --bpffs /tmp", "--bpffs /tmp"},
       {"status sl-nosuch0", "IFACE 'sl-nosuch0'"},
       {"detach sl-nosuch0", "IFACE 'sl-nosuch0'"},
   };
@@ -365,7 +411,7 @@ TEST(DecapCommandTest, LeavesAnotherXdpProgramAlone) {
   const Netns& backend = lab.box;
   auto foreign = backend.exec("ip link set dev " + lab.box_if + " xdpgeneric obj " + SLUICE_EMPTY_BPF_OBJ + " sec xdp");
   ASSERT_EQ(foreign.exit_code, 0) << foreign.output;
-  auto attach = run_command(decap_command(backend, "attach " + lab.box_if + " --mode skb"));
+  auto attach = run_command(decap_command(backend, "attach " + lab.box_if + " --mode skb --any-source"));
   EXPECT_NE(attach.exit_code, 0);
   EXPECT_NE(attach.output.find("another XDP program holds " + lab.box_if), std::string::npos) << attach.output;
   EXPECT_FALSE(std::filesystem::exists(std::string(decap::default_pin_root) + "/" + lab.box_if));
@@ -374,6 +420,95 @@ TEST(DecapCommandTest, LeavesAnotherXdpProgramAlone) {
   EXPECT_NE(detach.output.find("was not attached"), std::string::npos) << detach.output;
   auto link = backend.exec("ip link show " + lab.box_if);
   EXPECT_NE(link.output.find("xdpgeneric"), std::string::npos) << "the other program is gone: " << link.output;
+}
+
+}  // namespace
+}  // namespace sluice::test
+
+namespace sluice::test {
+namespace {
+
+// The XDP program id on ifname as the kernel reports it (0: none), read from
+// inside the namespace by the calling thread.
+std::uint32_t attached_prog_id(int ifindex) {
+  std::uint32_t id = 0;
+  if (bpf_xdp_query_id(ifindex, 0, &id) != 0) return 0;
+  return id;
+}
+
+// The fault: sluice-decap on an interface whose running program no longer
+// matches the pins (here: the pins were removed) loads a new one and puts it
+// in place. Detaching first and attaching after left a window with no
+// decap at all — and none for good when that attach failed. A thread polls
+// the interface all through the replacement: it must never see it empty.
+TEST(DecapCommandTest, ReplacingARunningProgramNeverLeavesTheInterfaceWithout) {
+  SLUICE_REQUIRE_NETNS();
+  SLUICE_REQUIRE_BPFFS();
+  TwoHostLab lab;
+  const Netns& backend = lab.box;
+  const PinGuard pins{std::string(decap::default_pin_root) + "/" + lab.box_if};
+  for (const char* mode : {"skb", "native"}) {
+    SCOPED_TRACE(mode);
+    const std::string attach = "attach " + lab.box_if + " --mode " + mode + balancer_sources;
+    auto first = run_command(decap_command(backend, attach));
+    ASSERT_EQ(first.exit_code, 0) << first.output;
+    int ifindex = 0;
+    std::uint32_t old_id = 0;
+    {
+      EnterNetns inside(backend);
+      ifindex = static_cast<int>(if_nametoindex(lab.box_if.c_str()));
+      old_id = attached_prog_id(ifindex);
+    }
+    ASSERT_NE(old_id, 0u);
+    std::error_code ec;
+    std::filesystem::remove_all(pins.dir, ec);  // the running program's maps: now unreachable
+    ASSERT_FALSE(ec) << ec.message();
+
+    std::atomic<bool> stop{false};
+    std::atomic<int> polls{0}, empty{0};
+    std::atomic<std::uint32_t> last{0};
+    constexpr int max_polls = 2'000'000;
+    constexpr auto max_poll_time = 10s;
+    std::thread poller([&] {
+      EnterNetns inside(backend);
+      const auto deadline = std::chrono::steady_clock::now() + max_poll_time;
+      while (!stop && polls < max_polls && std::chrono::steady_clock::now() < deadline) {
+        const std::uint32_t id = attached_prog_id(ifindex);
+        if (id == 0) ++empty;
+        last = id;
+        ++polls;
+      }
+    });
+    while (polls == 0) std::this_thread::sleep_for(1ms);
+    auto second = run_command(decap_command(backend, attach));
+    stop = true;
+    poller.join();
+    ASSERT_EQ(second.exit_code, 0) << second.output;
+    EXPECT_NE(second.output.find("attached sluice-decap"), std::string::npos) << second.output;
+    EXPECT_EQ(empty, 0) << "the interface had no XDP program during the replacement (" << polls << " polls)";
+    EXPECT_GT(polls, 10);
+    EXPECT_NE(last.load(), 0u);
+    EXPECT_NE(last.load(), old_id) << "the new program took the old one's place";
+    auto status = run_command(decap_command(backend, "status " + lab.box_if + " --json"));
+    ASSERT_EQ(status.exit_code, 0) << status.output;
+    const auto iface = json::parse(status.output).at("interfaces").as_array().at(0).as_object();
+    EXPECT_TRUE(iface.at("attached").as_bool());
+    EXPECT_EQ(iface.at("prog_id").to_number<std::uint32_t>(), last.load());
+    EXPECT_FALSE(iface.contains("problem")) << json::serialize(iface);
+
+    // A replacement the kernel refuses (another mode) changes nothing: the
+    // old program stays, attached and counting.
+    const char* other = std::string(mode) == "skb" ? "native" : "skb";
+    std::filesystem::remove_all(pins.dir, ec);
+    auto refused = run_command(decap_command(backend, "attach " + lab.box_if + " --mode " + other + balancer_sources));
+    EXPECT_NE(refused.exit_code, 0) << refused.output;
+    {
+      EnterNetns inside(backend);
+      EXPECT_EQ(attached_prog_id(ifindex), last.load()) << "a refused replacement left " << lab.box_if << " changed";
+    }
+    auto detached = run_command(decap_command(backend, "detach " + lab.box_if));
+    ASSERT_EQ(detached.exit_code, 0) << detached.output;
+  }
 }
 
 }  // namespace

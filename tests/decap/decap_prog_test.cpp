@@ -9,6 +9,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <variant>
 
 #include "decap.skel.h"
 #include "decap_host.hpp"
@@ -27,6 +28,10 @@ constexpr const char* other_host4 = "198.18.0.3";
 constexpr const char* client4 = "198.18.0.1";
 constexpr const char* vip4 = "198.18.1.10";
 constexpr const char* encap_src6 = "2001:db8::100";
+constexpr const char* balancer_prefix4 = "198.18.4.0/24";   // a second balancer pool, allowed as a prefix
+constexpr const char* pool_member4 = "198.18.4.7";
+constexpr const char* forger4 = "198.18.0.66";             // anyone else who can reach the backend
+constexpr const char* forger6 = "2001:db8::66";
 constexpr const char* backend6 = "2001:db8::2";
 constexpr const char* other_host6 = "2001:db8::3";
 constexpr const char* client6 = "2001:db8::1";
@@ -62,6 +67,26 @@ class DecapProgTest : public ::testing::Test {
       auto key = decap::parse_address(text);
       ASSERT_TRUE(key) << key.error().message;
       ASSERT_TRUE(addresses->update(*key, sluice_decap_addr{SLUICE_DECAP_ADDR_INTERFACE, 0}));
+    }
+    for (const char* text : {encap_src4, encap_src6, balancer_prefix4}) allow_source(text);
+  }
+
+  void allow_source(const char* text) {
+    auto source = decap::parse_source(text);
+    ASSERT_TRUE(source) << source.error().message;
+    const sluice_decap_source value{SLUICE_DECAP_SOURCE_CONFIGURED, 0};
+    if (const auto* v4 = std::get_if<sluice_decap_source4_key>(&source->prefix)) {
+      auto fd = maps::MapFd::from_skeleton(skel_->maps.decap_sources_v4);
+      ASSERT_TRUE(fd) << fd.error().message;
+      auto trie = maps::LpmTrie<sluice_decap_source4_key, sluice_decap_source>::from(std::move(*fd));
+      ASSERT_TRUE(trie) << trie.error().message;
+      ASSERT_TRUE(trie->update(*v4, value));
+    } else {
+      auto fd = maps::MapFd::from_skeleton(skel_->maps.decap_sources_v6);
+      ASSERT_TRUE(fd) << fd.error().message;
+      auto trie = maps::LpmTrie<sluice_decap_source6_key, sluice_decap_source>::from(std::move(*fd));
+      ASSERT_TRUE(trie) << trie.error().message;
+      ASSERT_TRUE(trie->update(std::get<sluice_decap_source6_key>(source->prefix), value));
     }
   }
 
@@ -198,6 +223,45 @@ TEST_F(DecapProgTest, Ipv6EncapsulationToAnotherAddressPassesUntouched) {
   PacketBuilder v6;
   v6.eth(balancer_mac, backend_mac).ipv6(encap_src6, other_host6);
   expect_untouched(inner_tcp6(v6).build(), SLUICE_DECAP_NOT_FOR_US);
+}
+
+// The attack: anyone who can reach the backend wraps a packet with a forged
+// inner source (a client the edge's rules would have stopped) in IP-in-IP
+// to the backend. Only the balancers' sources are decapsulated.
+TEST_F(DecapProgTest, TunnelFromAForeignIpv4SourceIsDropped) {
+  PacketBuilder forged;
+  forged.eth(balancer_mac, backend_mac).ipv4(forger4, backend4);
+  expect_dropped(inner_tcp4(forged).build(), SLUICE_DECAP_FOREIGN_SOURCE);
+}
+
+TEST_F(DecapProgTest, TunnelFromAForeignIpv6SourceIsDropped) {
+  PacketBuilder forged;
+  forged.eth(balancer_mac, backend_mac).ipv6(forger6, backend6);
+  expect_dropped(inner_tcp4(forged).build(), SLUICE_DECAP_FOREIGN_SOURCE);
+}
+
+TEST_F(DecapProgTest, ASourceInsideAnAllowedPrefixIsDecapsulated) {
+  PacketBuilder outer;
+  outer.eth(balancer_mac, backend_mac).ipv4(pool_member4, backend4);
+  PacketBuilder inner;
+  inner.eth(balancer_mac, backend_mac);
+  expect_decapsulated(inner_tcp4(outer).build(), inner_tcp4(inner).build(), SLUICE_DECAP_4IN4);
+}
+
+TEST_F(DecapProgTest, AForeignTunnelToAnotherAddressIsStillNotOurs) {
+  // Not addressed here: the stack's business, whoever sent it.
+  PacketBuilder v4;
+  v4.eth(balancer_mac, backend_mac).ipv4(forger4, other_host4);
+  expect_untouched(inner_tcp4(v4).build(), SLUICE_DECAP_NOT_FOR_US);
+}
+
+TEST_F(DecapProgTest, ParseSourceRefusesBadPrefixesNamingThem) {
+  for (const char* bad : {"198.18.0.1/15", "198.18.0.0/33", "2001:db8::/129", "host", "198.18.0.0/"}) {
+    auto parsed = decap::parse_source(bad);
+    ASSERT_FALSE(parsed) << bad;
+    EXPECT_NE(parsed.error().message.find(std::string("--source: bad prefix '") + bad + "'"), std::string::npos)
+        << parsed.error().message;
+  }
 }
 
 TEST_F(DecapProgTest, OrdinaryTrafficPassesUntouched) {

@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <limits>
 #include <random>
 #include <set>
 
@@ -34,6 +35,8 @@ constexpr std::uint32_t kVipIds = 48;
 constexpr std::uint32_t kBackendIds = 64;
 constexpr std::uint16_t kPorts[] = {0, 53, 80, 443, 8080};
 constexpr std::uint16_t kMtus[] = {0, 0, 576, 1280, 1500, 9000};
+const char* const kMartians4[] = {"0.0.0.0", "127.0.0.1", "224.0.0.1", "255.255.255.255", "169.254.1.1"};
+const char* const kMartians6[] = {"::", "::1", "ff02::1", "fe80::1"};
 
 std::uint64_t seed() {
   if (const char* s = std::getenv("SLUICE_LB_DIFF_SEED")) return std::strtoull(s, nullptr, 10);
@@ -43,6 +46,7 @@ std::uint64_t seed() {
 struct Flow {
   bool v6 = false;
   int src = 0;  // host number in the client pool
+  int martian = -1;  // >= 0: the source is kMartians*[martian] instead (no too-big answer may go there)
   int dst = 0;  // address number in the VIP pool (some never VIPs)
   std::uint16_t sport = 0, dport = 0;
   std::uint8_t proto = IPPROTO_TCP;
@@ -109,6 +113,14 @@ class LbDiff : public LbStageTest {
                                                                                             : SLUICE_LB_EGRESS_COUNT;
     s.mtu = kMtus[pick(std::size(kMtus))];
     s.conn_timeout_s = chance(0.5) ? 300 : 0;
+    // Too-big answers: never, or a bucket no round can drain (a draining
+    // bucket depends on the clock and the CPU: lb_stage_test pins that down).
+    if (chance(0.2)) {
+      s.icmp_rate = 0;
+    } else {
+      s.icmp_rate = 1'000'000;
+      s.icmp_burst = std::numeric_limits<std::uint16_t>::max();
+    }
     if (chance(0.5)) {
       const std::uint8_t mac[6] = {0x02, 0, 0, 0, 0, 0xaa};
       std::memcpy(s.src_mac, mac, 6);
@@ -146,6 +158,7 @@ class LbDiff : public LbStageTest {
     Flow f;
     f.v6 = chance(0.4);
     f.src = static_cast<int>(pick(200));
+    if (chance(0.05)) f.martian = static_cast<int>(pick(f.v6 ? std::size(kMartians6) : std::size(kMartians4)));
     f.dst = static_cast<int>(pick(8));  // 0..5 may be VIPs, 6..7 never
     f.sport = static_cast<std::uint16_t>(1024 + pick(60000));
     f.dport = kPorts[1 + pick(std::size(kPorts) - 1)];
@@ -178,7 +191,7 @@ class LbDiff : public LbStageTest {
       b.vlan(static_cast<std::uint16_t>(10 + t), static_cast<std::uint16_t>(t == 0 && tags == 2 ? ETH_P_8021AD : ETH_P_8021Q));
     const std::string dst = dst_text(f.v6, f.dst);
     if (f.v6) {
-      b.ipv6("2001:db8:2::" + std::to_string(f.src + 1), dst,
+      b.ipv6(f.martian >= 0 ? std::string(kMartians6[f.martian % std::size(kMartians6)]) : "2001:db8:2::" + std::to_string(f.src + 1), dst,
              {.traffic_class = static_cast<std::uint8_t>(pick(256)), .flow_label = pick(1u << 20)});
       if (chance(0.03)) b.ipv6_hop_by_hop();
       if (chance(0.03)) b.ipv6_fragment(chance(0.5) ? 0 : 64, chance(0.5), 7);
@@ -187,7 +200,7 @@ class LbDiff : public LbStageTest {
       if (chance(0.03)) ip.more_fragments = true;
       if (chance(0.03)) ip.frag_offset_bytes = 64;
       if (chance(0.03)) ip.options = {1, 1, 1, 1};
-      b.ipv4(v4_addr("198.18.2.", f.src + 1), dst, ip);
+      b.ipv4(f.martian >= 0 ? std::string(kMartians4[f.martian % std::size(kMartians4)]) : v4_addr("198.18.2.", f.src + 1), dst, ip);
     }
     static constexpr std::uint8_t flag_sets[] = {TcpFlags::SYN, TcpFlags::ACK, TcpFlags::SYN | TcpFlags::ACK,
                                                  TcpFlags::FIN | TcpFlags::ACK, TcpFlags::RST, TcpFlags::PSH | TcpFlags::ACK};

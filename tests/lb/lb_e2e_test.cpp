@@ -222,7 +222,7 @@ class LbLab {
                   "net.ipv4.conf.all.rp_filter=2"),
            "backend VIP on lo");
       auto decap = run_command("nsenter --net=/run/netns/" + b.name() + " " + SLUICE_DECAP_PATH + " attach " +
-                               backend_if[i]);
+                               backend_if[i] + " --source " + v4.box + " --source " + v6.box);
       must(decap, "sluice-decap attach on " + backend_if[i]);
       start_server(i);
     }

@@ -96,6 +96,8 @@ sluice_lb_settings lb_settings(std::string_view src_v4, std::string_view src_v6)
   if (!src_v6.empty()) put_addr(s.encap_src_v6, src_v6);
   s.egress = SLUICE_LB_EGRESS_TX;
   s.conn_timeout_s = 300;
+  s.icmp_rate = SLUICE_FWD_ICMP_RATE_DEFAULT;
+  s.icmp_burst = SLUICE_FWD_ICMP_BURST_DEFAULT;
   const auto hop = parse_mac("02:00:00:00:00:fe");
   std::memcpy(s.next_hop_mac, hop.data(), 6);
   return s;

@@ -70,6 +70,7 @@ LbMaps::LbMaps(const dataplane::Dataplane& plane) {
   vip_counters_ = bpf_map__fd(m.lb_vip_counters);
   backend_counters_ = bpf_map__fd(m.lb_backend_counters);
   events_ = bpf_map__fd(m.lb_event_counters);
+  icmp_bucket_ = bpf_map__fd(m.lb_icmp_bucket);
   egress_ = bpf_map__fd(m.lb_egress_ports);
   cpus_ = libbpf_num_possible_cpus();
   check(cpus_, "count possible CPUs");
@@ -166,6 +167,7 @@ void LbMaps::clear() {
   zero_array<sluice_lb_counter>(vip_counters_, SLUICE_LB_MAX_VIPS, cpus_, "lb_vip_counters");
   zero_array<sluice_lb_counter>(backend_counters_, SLUICE_LB_MAX_BACKENDS, cpus_, "lb_backend_counters");
   zero_array<std::uint64_t>(events_, SLUICE_LB_EVENT_SLOTS, cpus_, "lb_event_counters");
+  zero_array<sluice_fwd_icmp_bucket>(icmp_bucket_, 1, cpus_, "lb_icmp_bucket");  // full again on every CPU
   set_egress_port(0);
 }
 

@@ -42,7 +42,7 @@ class LbMaps {
   std::uint64_t event(sluice_lb_event_slot slot) const;
 
  private:
-  int vips_, maglev_, backends_, conns_v4_, conns_, settings_, vip_counters_, backend_counters_, events_, egress_;
+  int vips_, maglev_, backends_, conns_v4_, conns_, settings_, vip_counters_, backend_counters_, events_, egress_, icmp_bucket_;
   int cpus_;
 };
 

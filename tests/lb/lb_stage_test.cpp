@@ -3,6 +3,7 @@
 // parsed field by field with checksums recomputed here.
 #include <linux/if_ether.h>
 #include <netinet/in.h>
+#include <sched.h>
 
 #include <cstring>
 #include <map>
@@ -332,6 +333,113 @@ TEST_F(LbStage, TooBigIpv6AnswersPacketTooBigWithin1280) {
   EXPECT_EQ(slice(r.output, 62, quote), slice(in, 14, quote));
 }
 
+// Keeps the calling thread on the CPU it runs on while in scope: the answer
+// bucket is per CPU, and a test that drains it must drain one.
+class PinnedToOneCpu {
+ public:
+  PinnedToOneCpu() {
+    pinned_ = sched_getaffinity(0, sizeof before_, &before_) == 0;
+    const int cpu = sched_getcpu();
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    if (cpu >= 0) CPU_SET(cpu, &one);
+    pinned_ = pinned_ && cpu >= 0 && sched_setaffinity(0, sizeof one, &one) == 0;
+  }
+  PinnedToOneCpu(const PinnedToOneCpu&) = delete;
+  PinnedToOneCpu& operator=(const PinnedToOneCpu&) = delete;
+  ~PinnedToOneCpu() {
+    if (pinned_) sched_setaffinity(0, sizeof before_, &before_);
+  }
+  bool ok() const { return pinned_; }
+
+ private:
+  cpu_set_t before_{};
+  bool pinned_ = false;
+};
+
+// The attack: a flood of oversized datagrams to a VIP, each of which would
+// earn an ICMP answer: the box becomes a reflector (and, with forged
+// sources, aims it at a victim). Past the bucket, no answer.
+TEST_F(LbStage, TooBigAnswersStopPastTheBurst) {
+  one_vip();
+  auto s = lb_settings();
+  s.mtu = 1500;
+  s.icmp_rate = 1;  // one answer a second refills: none during the burst below
+  s.icmp_burst = 3;
+  maps().set_settings(s);
+  const Bytes in = tcp_v4("198.18.0.10", 80, TcpFlags::ACK, 40000, 1490 - 40);
+  constexpr int kSent = 8;
+  PinnedToOneCpu pin;
+  ASSERT_TRUE(pin.ok()) << "pin the thread to one CPU";
+  int answered = 0;
+  for (int i = 0; i < kSent; ++i) {
+    const auto r = send(in);
+    if (i < static_cast<int>(s.icmp_burst)) {
+      EXPECT_EQ(r.verdict, XDP_TX) << "answer " << i << " is within the burst";
+    } else {
+      EXPECT_EQ(r.verdict, XDP_DROP) << "answer " << i << " is past the burst";
+    }
+    answered += r.verdict == XDP_TX;
+  }
+  EXPECT_EQ(answered, static_cast<int>(s.icmp_burst));
+  EXPECT_EQ(packets(SLUICE_VERDICT_TX, SLUICE_REASON_LB_TOO_BIG), s.icmp_burst);
+  EXPECT_EQ(packets(SLUICE_VERDICT_DROP, SLUICE_REASON_LB_TOO_BIG), kSent - s.icmp_burst);
+  EXPECT_EQ(maps().event(SLUICE_LB_EVENT_ICMP_RATE_LIMITED), kSent - s.icmp_burst);
+  EXPECT_EQ(maps().backend_counter(kBackendA).packets, 0u) << "nothing reached the backend";
+}
+
+TEST_F(LbStage, TooBigIsNeverAnsweredWithARateOfZero) {
+  one_vip();
+  auto s = lb_settings();
+  s.mtu = 1500;
+  s.icmp_rate = 0;
+  maps().set_settings(s);
+  EXPECT_EQ(send(tcp_v4("198.18.0.10", 80, TcpFlags::ACK, 40000, 1490 - 40)).verdict, XDP_DROP);
+  EXPECT_EQ(maps().event(SLUICE_LB_EVENT_ICMP_RATE_LIMITED), 1u);
+}
+
+// Sources no answer may go to: a forger's way to aim answers at a subnet,
+// the box itself, or a group.
+TEST_F(LbStage, TooBigFromAMartianSourceIsNotAnswered) {
+  one_vip();
+  constexpr std::uint32_t kVip6 = kVip + 1;
+  maps().put_vip(vip_key("2001:db8::10", 80, IPPROTO_TCP), {kVip6, 0});
+  maps().put_backend(kBackendB, backend("2001:db8:1::1", kVip6));
+  maps().set_maglev(kVip6, table_of(kBackendB));
+  auto s = lb_settings();
+  s.mtu = 1500;
+  maps().set_settings(s);
+  std::uint64_t sent = 0;
+  for (const char* src : {"0.0.0.0", "0.1.2.3", "127.0.0.1", "127.255.0.9", "224.0.0.1", "239.1.1.1",
+                          "255.255.255.255", "169.254.7.7"}) {
+    const Bytes in = client().ipv4(src, "198.18.0.10").tcp(40000, 80, {.flags = TcpFlags::ACK})
+                         .payload(Bytes(1490 - 40, 0x5a)).build();
+    EXPECT_EQ(send(in).verdict, XDP_DROP) << src;
+    ++sent;
+  }
+  for (const char* src : {"::", "::1", "ff02::1", "ff0e::5", "fe80::1", "febf::1"}) {
+    const Bytes in = client().ipv6(src, "2001:db8::10").tcp(40000, 80, {.flags = TcpFlags::ACK})
+                         .payload(Bytes(1480 - 60, 0xcd)).build();
+    EXPECT_EQ(send(in).verdict, XDP_DROP) << src;
+    ++sent;
+  }
+  EXPECT_EQ(packets(SLUICE_VERDICT_TX, SLUICE_REASON_LB_TOO_BIG), 0u);
+  EXPECT_EQ(packets(SLUICE_VERDICT_DROP, SLUICE_REASON_LB_TOO_BIG), sent);
+  EXPECT_EQ(maps().event(SLUICE_LB_EVENT_ICMP_MARTIAN), sent);
+  EXPECT_EQ(maps().event(SLUICE_LB_EVENT_ICMP_RATE_LIMITED), 0u) << "no token spent on a martian";
+  // neighbours of the martian ranges are answered
+  for (const char* src : {"1.0.0.1", "126.255.255.255", "128.0.0.1", "223.255.255.254", "169.253.0.1", "198.18.2.2"}) {
+    const Bytes in = client().ipv4(src, "198.18.0.10").tcp(40000, 80, {.flags = TcpFlags::ACK})
+                         .payload(Bytes(1490 - 40, 0x5a)).build();
+    EXPECT_EQ(send(in).verdict, XDP_TX) << src;
+  }
+  for (const char* src : {"::2", "fec0::1", "fe7f::1", "2001:db8:2::2"}) {
+    const Bytes in = client().ipv6(src, "2001:db8::10").tcp(40000, 80, {.flags = TcpFlags::ACK})
+                         .payload(Bytes(1480 - 60, 0xcd)).build();
+    EXPECT_EQ(send(in).verdict, XDP_TX) << src;
+  }
+}
+
 TEST_F(LbStage, FragmentsToAVipAreDropped) {
   one_vip();
   maps().put_vip(vip_key("198.18.0.20", 0, IPPROTO_UDP), {kVip, 0});
@@ -389,6 +497,49 @@ TEST_F(LbStage, EstablishedFlowKeepsItsBackendWhenTheTableChanges) {
   EXPECT_EQ(maps().event(SLUICE_LB_EVENT_RESELECTED), 0u);
   EXPECT_EQ(slice(send(syn).output, 30, 4), v4_bytes("198.18.1.2"));
   EXPECT_EQ(maps().event(SLUICE_LB_EVENT_RESELECTED), 1u);
+}
+
+// The fault: a backend's health check fails. A UDP flow (QUIC, a DNS
+// client's socket) never ends, so "keep it until it is idle" kept it on a
+// dead backend for good; it picks a live one. A TCP connection on the same
+// backend stays (draining), and an operator's drain keeps UDP too.
+TEST_F(LbStage, DownBackendMovesUdpFlowsAndKeepsTcpConnections) {
+  maps().put_vip(vip_key("198.18.0.10", 443, IPPROTO_UDP), {kVip, 0});
+  maps().put_vip(vip_key("198.18.0.10", 443, IPPROTO_TCP), {kVip, 0});
+  maps().put_backend(kBackendA, backend("198.18.1.1", kVip));
+  maps().put_backend(kBackendB, backend("198.18.1.2", kVip));
+  maps().set_maglev(kVip, table_of(kBackendA));
+  maps().set_settings(lb_settings());
+  const Bytes quic = client().ipv4("198.18.2.2", "198.18.0.10").udp(40000, 443).payload("quic").build();
+  const Bytes syn = tcp_v4("198.18.0.10", 443, TcpFlags::SYN);
+  const Bytes ack = tcp_v4("198.18.0.10", 443, TcpFlags::ACK);
+  ASSERT_EQ(slice(send(quic).output, 30, 4), v4_bytes("198.18.1.1"));
+  ASSERT_EQ(slice(send(syn).output, 30, 4), v4_bytes("198.18.1.1"));
+
+  // an operator's drain: both stay
+  maps().put_backend(kBackendA, backend("198.18.1.1", kVip, 1, SLUICE_LB_BACKEND_DRAINING));
+  maps().set_maglev(kVip, table_of(kBackendB));
+  EXPECT_EQ(slice(send(quic).output, 30, 4), v4_bytes("198.18.1.1")) << "drained: the UDP flow stays";
+  EXPECT_EQ(slice(send(ack).output, 30, 4), v4_bytes("198.18.1.1"));
+  EXPECT_EQ(maps().event(SLUICE_LB_EVENT_RESELECTED), 0u);
+
+  // the check failed: UDP moves to a live backend (and stays there), TCP drains
+  maps().put_backend(kBackendA, backend("198.18.1.1", kVip, 1, SLUICE_LB_BACKEND_DOWN));
+  EXPECT_EQ(slice(send(quic).output, 30, 4), v4_bytes("198.18.1.2")) << "the UDP flow left the dead backend";
+  EXPECT_EQ(maps().event(SLUICE_LB_EVENT_RESELECTED), 1u);
+  EXPECT_EQ(maps().conn(flow_v4(quic))->backend_id, kBackendB);
+  EXPECT_EQ(slice(send(ack).output, 30, 4), v4_bytes("198.18.1.1")) << "the TCP connection drains";
+  EXPECT_EQ(maps().event(SLUICE_LB_EVENT_RESELECTED), 1u);
+  // the old backend comes back: the UDP flow stays where it went
+  maps().put_backend(kBackendA, backend("198.18.1.1", kVip));
+  EXPECT_EQ(slice(send(quic).output, 30, 4), v4_bytes("198.18.1.2"));
+
+  // no live backend left: the UDP flow is dropped rather than sent to the dead one
+  maps().put_conn(flow_v4(quic), {coarse_now_ns(), kBackendA, 1, kVip, 0});
+  maps().put_backend(kBackendA, backend("198.18.1.1", kVip, 1, SLUICE_LB_BACKEND_DOWN));
+  maps().put_backend(kBackendB, backend("198.18.1.2", kVip, 1, SLUICE_LB_BACKEND_DOWN));
+  EXPECT_EQ(send(quic).verdict, XDP_DROP);
+  EXPECT_EQ(packets(SLUICE_VERDICT_DROP, SLUICE_REASON_LB_NO_BACKEND), 1u);
 }
 
 TEST_F(LbStage, FreedOrReusedBackendMakesTheFlowPickAgain) {
