@@ -94,7 +94,8 @@ std::uint64_t rss_bytes(pid_t pid) {
 // status.tables by name.
 std::map<std::string, json::object> status_tables(ControlClient& client) {
   std::map<std::string, json::object> out;
-  for (const auto& row : client.result("status").at("tables").as_array())
+  const json::value status = client.result("status");
+  for (const auto& row : status.at("tables").as_array())
     out[std::string(row.at("name").as_string())] = row.as_object();
   return out;
 }

@@ -110,8 +110,10 @@ TEST_F(FilterTest, EveryProbeSeesOneWholeRuleSetAcrossThousandsOfSwaps) {
 // is blocked by the blocklist or passed by the allowlist, nothing else:
 // never a generation whose copy is missing, half plugged or stale.
 class FilterDirSwapTest : public FilterTest {
- protected:
+ public:
   static constexpr std::size_t kDirFrom = 64;
+
+ protected:
   FilterDirSwapTest() { table_options_.dir_prefixes = kDirFrom; }
 };
 
