@@ -233,11 +233,28 @@ int main(int argc, char** argv) {
     std::unique_ptr<empty_bpf, decltype(&empty_bpf__destroy)> empty(empty_bpf__open_and_load(), empty_bpf__destroy);
     if (!empty) fail("cannot load the baseline program (root needed)");
     const int empty_fd = bpf_program__fd(empty->progs.empty_drop);
-    sluice::dataplane::LoadOptions options;
-    options.blocklist_tbl8_groups = tbl8_groups;
-    auto plane = must(sluice::dataplane::Dataplane::load(options), "load the data plane");
+    auto plane = must(sluice::dataplane::Dataplane::load({}), "load the data plane");
     must(plane.install_stages(), "install stages");
-    auto table = must(FilterTable::open(plane), "open the filter");
+    auto table = must(FilterTable::open(plane, {.tbl8_groups_max = tbl8_groups}), "open the filter");
+    // BPF map memory (bytes_memlock) now: every map of the object, of which operator-sized, and the DIR-24-8 copies.
+    auto memory_note = [&](const std::string& when) {
+      std::uint64_t all = 0, sized = 0, dir = 0;
+      for (const auto& t : must(plane.tables(), "list the tables")) {
+        all += t.memory_bytes;
+        if (t.sized_by) sized += t.memory_bytes;
+      }
+      for (std::uint32_t gen = 0; gen < SLUICE_FILTER_GENERATIONS; ++gen) {
+        const auto info = must(table.prefix_dir(gen), "read the prefix-list tables");
+        dir += info.tbl24_bytes + info.tbl8_bytes;
+      }
+      constexpr double mib = 1 << 20;
+      std::ostringstream note;
+      note << std::fixed << std::setprecision(1) << "memory, " << when << ": " << (all + dir) / mib
+           << " MiB of BPF maps (" << sized / mib << " MiB operator-sized state, " << dir / mib
+           << " MiB prefix-list DIR-24-8 copies, " << (all - sized) / mib << " MiB other)";
+      return note.str();
+    };
+    const std::string idle_memory = memory_note("idle");
     const int sluice_fd = plane.entry_prog_fd();
 
     Report report("filter: BPF_PROG_TEST_RUN, " + std::to_string(repeat) + " packets x " + std::to_string(rounds) +
@@ -365,8 +382,11 @@ int main(int argc, char** argv) {
       load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       std::ostringstream note;
       note << std::fixed << std::setprecision(2) << "blocklist: " << *loaded << " IPv4 prefixes loaded in " << load_s
-           << " s (trie + DIR-24-8, " << tbl8_groups << " tbl8 groups per generation)";
+           << " s (trie + DIR-24-8 from " << table.options().dir_prefixes << " prefixes, at most " << tbl8_groups
+           << " tbl8 groups per generation)";
       notes.push_back(note.str());
+      notes.push_back(idle_memory);
+      notes.push_back(memory_note("with " + std::to_string(*loaded) + " prefixes"));
       const std::string group = "blocklist";
       notes.push_back("blocklist rows: " + std::to_string(*loaded) + " IPv4 prefixes loaded");
       measure(group, "sluice: blocklist hit, /32 (tbl8)", sluice_fd, udp4(dotted(hit_host), "198.19.0.1", 40000, 53),

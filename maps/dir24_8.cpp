@@ -8,7 +8,11 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <cstring>
+#include <set>
 #include <utility>
+
+#include <bpf/bpf.h>
 
 #include "prefix.hpp"
 
@@ -414,6 +418,99 @@ Result<void> Dir24_8::assign(std::span<const Dir24_8Entry> entries) {
   }
   prefix_count_ = entries.size();
   return {};
+}
+
+std::uint32_t dir24_8_groups_wanted(std::span<const Dir24_8Entry> entries, std::uint32_t cap) {
+  std::set<std::uint32_t> blocks;
+  for (const Dir24_8Entry& entry : entries)
+    if (entry.prefix.prefixlen > kTbl24Bits) blocks.insert(host_address(entry.prefix) >> kTbl8Bits);
+  constexpr std::uint32_t kHeadroomMin = 256;
+  const auto used = static_cast<std::uint64_t>(blocks.size());
+  const std::uint64_t wanted = used + std::max<std::uint64_t>(kHeadroomMin, used / 2);
+  return static_cast<std::uint32_t>(std::clamp<std::uint64_t>(wanted, 1, std::max<std::uint32_t>(cap, 1)));
+}
+
+Dir24_8Slot::Dir24_8Slot(MapFd outer24, MapFd outer8, std::uint32_t slot, std::string inner_name)
+    : outer24_(std::move(outer24)), outer8_(std::move(outer8)), slot_(slot), inner_name_(std::move(inner_name)) {}
+
+Result<Dir24_8Slot> Dir24_8Slot::open(MapFd outer24, MapFd outer8, std::uint32_t slot, std::string inner_name) {
+  for (const MapFd* outer : {&outer24, &outer8}) {
+    if (outer->type() != BPF_MAP_TYPE_ARRAY_OF_MAPS)
+      return make_error_because("open DIR-24-8 slot", "map " + outer->name(),
+                                "type is " + std::string(map_type_name(outer->type())) + ", expected array_of_maps",
+                                EINVAL);
+    if (slot >= outer->max_entries())
+      return make_error_because("open DIR-24-8 slot", "map " + outer->name(),
+                                "slot " + std::to_string(slot) + " past its " + std::to_string(outer->max_entries()) +
+                                    " entries",
+                                EINVAL);
+  }
+  Dir24_8Slot opened(std::move(outer24), std::move(outer8), slot, std::move(inner_name));
+  // A previous owner's table is unknown to this one: start empty (tbl24 first, see unplug()).
+  for (const MapFd* outer : {&opened.outer24_, &opened.outer8_})
+    if (bpf_map_delete_elem(outer->fd(), &slot) != 0 && errno != ENOENT)
+      return make_error("unplug DIR-24-8 from", outer->name(), errno);
+  return opened;
+}
+
+Result<Dir24_8> Dir24_8Slot::build(std::span<const Dir24_8Entry> entries, std::uint32_t groups) const {
+  auto tbl24 = MapFd::create(BPF_MAP_TYPE_ARRAY, inner_name_ + "_t24", sizeof(std::uint32_t),
+                             sizeof(sluice_dir24_8_row), SLUICE_DIR24_8_TBL24_ROWS, BPF_F_MMAPABLE);
+  if (!tbl24) return tbl24.error();
+  auto tbl8 = MapFd::create(BPF_MAP_TYPE_ARRAY, inner_name_ + "_t8", sizeof(std::uint32_t),
+                            sizeof(sluice_dir24_8_row), groups, BPF_F_MMAPABLE | BPF_F_INNER_MAP);
+  if (!tbl8) return tbl8.error();
+  auto table = Dir24_8::from(std::move(*tbl24), std::move(*tbl8));
+  if (!table) return table.error();
+  if (auto filled = table->assign(entries); !filled) return filled.error();
+  return std::move(*table);
+}
+
+Result<void> Dir24_8Slot::plug(Dir24_8 table) {
+  if (auto gone = unplug(); !gone) return gone;
+  // tbl8 first, so no packet sees a tbl24 without its groups.
+  const std::uint32_t fd8 = static_cast<std::uint32_t>(table.tbl8().fd());
+  if (bpf_map_update_elem(outer8_.fd(), &slot_, &fd8, BPF_ANY) != 0)
+    return make_error("plug DIR-24-8 tbl8 into", outer8_.name(), errno);
+  const std::uint32_t fd24 = static_cast<std::uint32_t>(table.tbl24().fd());
+  if (bpf_map_update_elem(outer24_.fd(), &slot_, &fd24, BPF_ANY) != 0) {
+    const int err = errno;
+    // Nothing reads a lone tbl8; its removal failing too leaves it harmless (and replaced by the next plug).
+    if (bpf_map_delete_elem(outer8_.fd(), &slot_) != 0 && errno != ENOENT)
+      return make_error_because("plug DIR-24-8 tbl24 into", outer24_.name(),
+                                std::string(std::strerror(err)) + "; and removing the lone tbl8 failed: " +
+                                    std::strerror(errno),
+                                err);
+    return make_error("plug DIR-24-8 tbl24 into", outer24_.name(), err);
+  }
+  table_ = std::move(table);
+  return {};
+}
+
+Result<void> Dir24_8Slot::replace(std::span<const Dir24_8Entry> entries, std::uint32_t groups) {
+  auto table = build(entries, groups);
+  if (!table) return table.error();
+  return plug(std::move(*table));
+}
+
+Result<void> Dir24_8Slot::unplug() {
+  if (!table_) return {};
+  // tbl24 first: a packet that finds only tbl8 plugged reads the trie.
+  if (bpf_map_delete_elem(outer24_.fd(), &slot_) != 0 && errno != ENOENT)
+    return make_error("unplug DIR-24-8 tbl24 from", outer24_.name(), errno);
+  if (bpf_map_delete_elem(outer8_.fd(), &slot_) != 0 && errno != ENOENT)
+    return make_error("unplug DIR-24-8 tbl8 from", outer8_.name(), errno);
+  table_.reset();  // the kernel frees the tables once in-flight packets are done (RCU)
+  return {};
+}
+
+Result<std::uint64_t> Dir24_8Slot::memory_bytes() const {
+  if (!table_) return std::uint64_t{0};
+  auto bytes24 = map_memory_bytes(table_->tbl24());
+  if (!bytes24) return bytes24.error();
+  auto bytes8 = map_memory_bytes(table_->tbl8());
+  if (!bytes8) return bytes8.error();
+  return *bytes24 + *bytes8;
 }
 
 }  // namespace sluice::maps

@@ -133,4 +133,53 @@ class Dir24_8 {
   std::vector<std::uint32_t> retired_;  // unlinked, may still be read by in-flight packets
 };
 
+// tbl8 groups for a table holding `entries`: one per /24 that holds
+// prefixes longer than /24, with room to grow (so that single changes rarely
+// need a rebuild), at most `cap`. The error of too small a cap comes from
+// assign() (ENOSPC), which names the numbers.
+std::uint32_t dir24_8_groups_wanted(std::span<const Dir24_8Entry> entries, std::uint32_t cap);
+
+// Dir24_8Slot: a DIR-24-8 made on demand and plugged into slot `slot` of a
+// pair of arrays of maps (SLUICE_DIR24_8_SLOT_MAPS in xdp/dir24_8.h), which
+// the data plane reads instead of its LPM trie while the slot is filled. An
+// empty slot costs no memory; a filled one costs its tbl24 (64 MiB) and its
+// tbl8 (1 KiB a group). The trie must hold the same prefixes whenever a
+// table is plugged: it is what packets read while a slot is empty or being
+// switched.
+//
+// Plugging writes tbl8 first and tbl24 second, unplugging the reverse, so a
+// packet that finds both slots filled finds one table's pair; a table is
+// replaced by unplugging the old one first (packets read the trie between).
+class Dir24_8Slot {
+ public:
+  // Empties the slot: whatever a previous owner plugged is unplugged (rebuild with plug()).
+  [[nodiscard]] static Result<Dir24_8Slot> open(MapFd outer24, MapFd outer8, std::uint32_t slot,
+                                                std::string inner_name);
+
+  // A new unplugged table of `groups` tbl8 groups holding `entries`
+  // (ENOSPC: they need more groups; nothing was created).
+  [[nodiscard]] Result<Dir24_8> build(std::span<const Dir24_8Entry> entries, std::uint32_t groups) const;
+  // Makes `table` what packets read, in place of the plugged one. On error
+  // the slot is empty (packets read the trie, which is always right).
+  [[nodiscard]] Result<void> plug(Dir24_8 table);
+  // build() + plug(); on a build error the plugged table stays as it was.
+  [[nodiscard]] Result<void> replace(std::span<const Dir24_8Entry> entries, std::uint32_t groups);
+  [[nodiscard]] Result<void> unplug();
+
+  bool plugged() const noexcept { return table_.has_value(); }
+  Dir24_8* table() noexcept { return table_ ? &*table_ : nullptr; }
+  const Dir24_8* table() const noexcept { return table_ ? &*table_ : nullptr; }
+  // Kernel memory of the plugged table (0 when empty): tbl24 + tbl8, as map_memory_bytes() counts.
+  [[nodiscard]] Result<std::uint64_t> memory_bytes() const;
+
+ private:
+  Dir24_8Slot(MapFd outer24, MapFd outer8, std::uint32_t slot, std::string inner_name);
+
+  MapFd outer24_;
+  MapFd outer8_;
+  std::uint32_t slot_ = 0;
+  std::string inner_name_;  // kernel names of the inner maps: <name>_t24, <name>_t8
+  std::optional<Dir24_8> table_;
+};
+
 }  // namespace sluice::maps

@@ -10,6 +10,9 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <charconv>
+#include <fstream>
+#include <string>
 #include <type_traits>
 #include <limits.h>
 #include <memory>
@@ -258,6 +261,25 @@ std::string_view map_type_name(bpf_map_type type) {
   const char* name = libbpf_bpf_map_type_str(type);
   return name ? std::string_view(name) : std::string_view("unknown");
 }
+
+Result<std::uint64_t> map_memory_bytes(int fd, std::string_view name) {
+  const std::string path = "/proc/self/fdinfo/" + std::to_string(fd);
+  std::ifstream fdinfo(path);
+  if (!fdinfo) return make_error("read memory of map", std::string(name) + " (" + path + ")", errno ? errno : EIO);
+  constexpr std::string_view kField = "memlock:";
+  for (std::string line; std::getline(fdinfo, line);) {
+    if (line.compare(0, kField.size(), kField) != 0) continue;
+    const auto digits = line.find_first_of("0123456789", kField.size());
+    std::uint64_t bytes = 0;
+    if (digits == std::string::npos ||
+        std::from_chars(line.data() + digits, line.data() + line.size(), bytes).ec != std::errc())
+      break;
+    return bytes;
+  }
+  return make_error_because("read memory of map", std::string(name), path + " has no memlock line", EIO);
+}
+
+Result<std::uint64_t> map_memory_bytes(const MapFd& map) { return map_memory_bytes(map.fd(), map.name()); }
 
 Result<MapFd> MapFd::adopt(int fd, std::string_view what) {
   auto info = query_info(fd, what);

@@ -70,6 +70,11 @@ class MapFd {
   MapInfo info_;
 };
 
+// The kernel memory a map holds, as bpftool's bytes_memlock shows it (the
+// "memlock" line of /proc/self/fdinfo/<fd>: the map's own accounting).
+[[nodiscard]] Result<std::uint64_t> map_memory_bytes(const MapFd& map);
+[[nodiscard]] Result<std::uint64_t> map_memory_bytes(int fd, std::string_view name);
+
 // Before bpf_object__load(): make `map` use the map pinned at `path`.
 // true: a compatible pin was reused; false: nothing is pinned there (the
 // loader creates the map); error: the pin differs in type, key size, value

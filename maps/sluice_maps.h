@@ -282,24 +282,28 @@ struct sluice_dir24_8_row {
 #define SLUICE_FILTER_GEN_PREFIX_BITS 32
 
 /*
- * IPv4 source prefix lists, as the data plane reads them: one DIR-24-8
- * instance per generation (maps fsrc4_g<gen>_tbl24 / _tbl8, xdp/dir24_8.h),
- * kept by FilterTable in sync with the LPM trie filter_prefix_v4, which
- * stays the source of truth (a restarted daemon rebuilds the tables from
- * it). One array load per packet, plus one when the address's /24 holds
- * prefixes longer than /24, instead of a trie walk (~3 ns vs ~110 ns at 1M).
+ * IPv4 source prefix lists, as the data plane reads them: the LPM trie
+ * filter_prefix_v4 (the source of truth) while a generation lists fewer
+ * than SLUICE_FILTER_DIR_PREFIXES_DEFAULT IPv4 prefixes (FilterTableOptions
+ * sets it), else a DIR-24-8 copy that user space creates and plugs into slot
+ * <gen> of the arrays of maps fsrc4_tbl24 / fsrc4_tbl8 (xdp/dir24_8.h,
+ * on-demand instances) before the generation goes live: an idle box carries
+ * no 64 MiB tbl24. One array load per packet, plus one when the address's
+ * /24 holds prefixes longer than /24, instead of a trie walk (~3 ns vs
+ * ~110 ns at 1M). Below half the threshold the copy is unplugged again.
  * Entry value: action | rate_class << SLUICE_FILTER_DIR_CLASS_SHIFT; a
  * listed prefix's action is never 0, so no value reads as "no match".
  */
 #define SLUICE_FILTER_DIR_ACTION_MASK 0xffu
 #define SLUICE_FILTER_DIR_CLASS_SHIFT 8
+/* The trie's cost grows with the list (forward's bench: +20 ns at 1, +60 ns at 1,000 prefixes vs DIR-24-8). */
+#define SLUICE_FILTER_DIR_PREFIXES_DEFAULT 1024u
 /*
- * tbl8 groups per generation by default: one per /24 that holds prefixes
- * longer than /24 (65,536 groups = 64 MiB, + 64 MiB of tbl24, per
- * generation). Loading more such /24s fails with ENOSPC and changes
- * nothing; raise it with Dataplane's LoadOptions::blocklist_tbl8_groups
- * (up to SLUICE_DIR24_8_TBL8_GROUPS_MAX; 1M groups = 1 GiB per generation
- * holds any 1M-prefix list).
+ * Most tbl8 groups of a copy by default: one per /24 that holds prefixes
+ * longer than /24 (a copy is sized to its list with room to grow; 65,536
+ * groups = 64 MiB). More such /24s fail with ENOSPC and change nothing;
+ * FilterTableOptions::tbl8_groups_max (sluiced --blocklist-tbl8-groups)
+ * raises it, up to SLUICE_DIR24_8_TBL8_GROUPS_MAX (1M holds any list).
  */
 #define SLUICE_FILTER_BLOCKLIST_TBL8_GROUPS_DEFAULT (1u << 16)
 

@@ -97,4 +97,69 @@ static __always_inline __u32 dir24_8_lookup(void *tbl24, void *tbl8, __be32 addr
 	return value8 & SLUICE_DIR24_8_GROUP_FLAG ? SLUICE_DIR24_8_CORRUPT : value8;
 }
 
+/*
+ * On-demand instances: user space creates a DIR-24-8 only when a prefix set
+ * is big enough for it to pay (its tbl24 alone is 64 MiB) and plugs it into
+ * slot i of two arrays of maps, NAME_tbl24 and NAME_tbl8 (declared by
+ * SLUICE_DIR24_8_SLOT_MAPS); an empty slot means "read the LPM trie", which
+ * stays the source of truth. tbl8 is plugged before tbl24 and unplugged
+ * after it, so a packet that finds both slots filled finds a matching pair
+ * (user space replaces a pair only by unplugging the old one first).
+ *
+ * The tbl24 template has the real size and no BPF_F_INNER_MAP, so every
+ * inner tbl24 has that size and the verifier inlines its lookups; tbl8 is
+ * sized to the prefix set (BPF_F_INNER_MAP, a helper call, taken only for
+ * /24s holding longer prefixes). Sizes, not BTF types: user space creates
+ * the inner tables without BTF, and an object that names the row only here
+ * would carry it as a bare forward declaration.
+ */
+struct sluice_dir24_8_tbl24_template {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SLUICE_DIR24_8_TBL24_ROWS);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(struct sluice_dir24_8_row));
+};
+
+struct sluice_dir24_8_tbl8_template {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_MMAPABLE | BPF_F_INNER_MAP);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(struct sluice_dir24_8_row));
+};
+
+#define SLUICE_DIR24_8_SLOT_MAPS(name, slots)                                  \
+	struct {                                                               \
+		__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);                      \
+		__uint(max_entries, (slots));                                  \
+		__type(key, __u32);                                            \
+		__array(values, struct sluice_dir24_8_tbl24_template);         \
+	} name##_tbl24 SEC(".maps");                                           \
+	struct {                                                               \
+		__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);                      \
+		__uint(max_entries, (slots));                                  \
+		__type(key, __u32);                                            \
+		__array(values, struct sluice_dir24_8_tbl8_template);          \
+	} name##_tbl8 SEC(".maps")
+
+/*
+ * The instance plugged into `slot` (pass &NAME_tbl24, &NAME_tbl8): 1 and
+ * *value = what dir24_8_lookup() answers, or 0 when the slot is empty (or
+ * only half plugged, between the two writes of a plug or unplug): then the
+ * caller reads its trie, which is right too.
+ */
+static __always_inline int dir24_8_slot_lookup(void *outer24, void *outer8, __u32 slot, __be32 addr, __u32 *value)
+{
+	void *tbl24 = bpf_map_lookup_elem(outer24, &slot);
+
+	if (!tbl24)
+		return 0;
+	void *tbl8 = bpf_map_lookup_elem(outer8, &slot);
+	if (!tbl8)
+		return 0;
+	*value = dir24_8_lookup(tbl24, tbl8, addr);
+	return 1;
+}
+
 #endif /* SLUICE_XDP_DIR24_8_H */

@@ -39,13 +39,11 @@ struct {
 } filter_prefix_v4 SEC(".maps");
 
 /*
- * What packets read for IPv4 sources: the same prefixes as filter_prefix_v4
- * as DIR-24-8, one instance per generation (user space sizes tbl8 before
- * load: Dataplane LoadOptions::blocklist_tbl8_groups).
+ * The same prefixes as filter_prefix_v4 as DIR-24-8, slot = generation,
+ * plugged only while that generation lists at least the threshold of IPv4
+ * prefixes (sluice_maps.h); an empty slot: packets read the trie.
  */
-_Static_assert(SLUICE_FILTER_GENERATIONS == 2, "one DIR-24-8 instance per generation");
-SLUICE_DIR24_8_MAPS_SIZED(fsrc4_g0, SLUICE_FILTER_BLOCKLIST_TBL8_GROUPS_DEFAULT);
-SLUICE_DIR24_8_MAPS_SIZED(fsrc4_g1, SLUICE_FILTER_BLOCKLIST_TBL8_GROUPS_DEFAULT);
+SLUICE_DIR24_8_SLOT_MAPS(fsrc4, SLUICE_FILTER_GENERATIONS);
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);

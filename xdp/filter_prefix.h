@@ -2,8 +2,8 @@
 /*
  * Source prefix lists (blocklist / allowlist / rate-limited sources). The
  * LPM tries are the source of truth; IPv4 sources are looked up in the
- * DIR-24-8 copy of the live generation (sluice_maps.h, filter section),
- * IPv6 sources in the trie.
+ * DIR-24-8 copy of the live generation when it has one (big lists,
+ * sluice_maps.h, filter section), else in the trie; IPv6 sources in the trie.
  */
 #ifndef SLUICE_XDP_FILTER_PREFIX_H
 #define SLUICE_XDP_FILTER_PREFIX_H
@@ -15,15 +15,26 @@
 #include "filter_maps.bpf.h"
 
 /*
- * addr: network order. The DIR-24-8 value of the longest prefix of
- * generation gen covering addr, or SLUICE_DIR24_8_NO_MATCH. One call per
- * generation so that each sees its maps as constants (inlined array loads).
+ * addr: network order. The listed action of generation gen's longest prefix
+ * covering addr: from its DIR-24-8 when one is plugged, else from the trie.
  */
-static __always_inline __u32 filter_lookup_src_v4(__u32 gen, __u32 addr)
+static __always_inline struct sluice_filter_verdict filter_lookup_src_v4(__u32 gen, __u32 addr)
 {
-	if (gen == 0)
-		return dir24_8_lookup(&fsrc4_g0_tbl24, &fsrc4_g0_tbl8, addr);
-	return dir24_8_lookup(&fsrc4_g1_tbl24, &fsrc4_g1_tbl8, addr);
+	struct sluice_filter_verdict listed = { .action = SLUICE_FILTER_ACTION_NONE };
+	__u32 value;
+
+	if (dir24_8_slot_lookup(&fsrc4_tbl24, &fsrc4_tbl8, gen, addr, &value)) {
+		listed.action = value & SLUICE_FILTER_DIR_ACTION_MASK;
+		listed.rate_class = value >> SLUICE_FILTER_DIR_CLASS_SHIFT;
+		return listed;
+	}
+	struct sluice_filter_v4_key key = {
+		.prefixlen = SLUICE_FILTER_GEN_PREFIX_BITS + 32,
+		.generation = gen,
+	};
+	__builtin_memcpy(key.addr, &addr, sizeof(key.addr));
+	const struct sluice_filter_verdict *trie = bpf_map_lookup_elem(&filter_prefix_v4, &key);
+	return trie ? *trie : listed;
 }
 
 static __always_inline const struct sluice_filter_verdict *filter_lookup_src_v6(__u32 gen, const __u32 *addr)
@@ -43,13 +54,8 @@ static __always_inline struct sluice_filter_verdict filter_lookup_src(__u32 gen,
 	struct sluice_filter_verdict listed = { .action = SLUICE_FILTER_ACTION_NONE };
 	const struct sluice_filter_verdict *v6;
 
-	if (pkt->ip_version == 4) {
-		__u32 value = filter_lookup_src_v4(gen, pkt->src[0]);
-
-		listed.action = value & SLUICE_FILTER_DIR_ACTION_MASK;
-		listed.rate_class = value >> SLUICE_FILTER_DIR_CLASS_SHIFT;
-		return listed;
-	}
+	if (pkt->ip_version == 4)
+		return filter_lookup_src_v4(gen, pkt->src[0]);
 	v6 = filter_lookup_src_v6(gen, pkt->src);
 	return v6 ? *v6 : listed;
 }

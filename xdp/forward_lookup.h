@@ -20,20 +20,14 @@
 /* dst in network order. A corrupt DIR-24-8 answers SLUICE_DIR24_8_CORRUPT, which no route value is. */
 static __always_inline __u32 fwd_lookup_v4(__u32 dst)
 {
-	__u32 slot = 0;
-	void *tbl24 = bpf_map_lookup_elem(&fwd_dir4_tbl24, &slot);
+	__u32 value;
 
-	if (tbl24) {
-		void *tbl8 = bpf_map_lookup_elem(&fwd_dir4_tbl8, &slot);
-
-		/* Only tbl24 plugged (between the two writes of a plug or unplug): the trie is right too. */
-		if (tbl8)
-			return dir24_8_lookup(tbl24, tbl8, dst);
-	}
+	if (dir24_8_slot_lookup(&fwd_dir4_tbl24, &fwd_dir4_tbl8, 0, dst, &value))
+		return value;
 	struct sluice_lpm_v4_key key = {.prefixlen = 32};
 	__builtin_memcpy(key.addr, &dst, sizeof(key.addr));
-	const __u32 *value = bpf_map_lookup_elem(&fwd_routes_v4, &key);
-	return value ? *value : SLUICE_FWD_NO_ROUTE;
+	const __u32 *route = bpf_map_lookup_elem(&fwd_routes_v4, &key);
+	return route ? *route : SLUICE_FWD_NO_ROUTE;
 }
 
 static __always_inline __u32 fwd_lookup_v6(const __u32 *dst)

@@ -11,6 +11,7 @@
 #include <bpf/bpf_helpers.h>
 
 #include "sluice_maps.h"
+#include "dir24_8.h"
 
 /* Destination prefix -> route value (SLUICE_FWD_ROUTE_VALUE): the source of truth. */
 struct {
@@ -31,43 +32,10 @@ struct {
 
 /*
  * The IPv4 DIR-24-8 copy of fwd_routes_v4, created by user space only when
- * it pays (sluice_maps.h): one slot each, empty = read the trie. The tbl24
- * template has the real size (65,536 rows of 256 entries) and no
- * BPF_F_INNER_MAP, so every inner tbl24 has that size and the verifier
- * inlines its lookups; tbl8 may be sized to the route set (BPF_F_INNER_MAP,
- * a helper call, taken only for /24s holding longer prefixes). Sizes, not
- * BTF types: user space creates the inner tables without BTF, and an object
- * that names the row only here would carry it as a bare forward declaration.
+ * it pays (sluice_maps.h): one slot, empty = read the trie (xdp/dir24_8.h,
+ * on-demand instances).
  */
-struct sluice_fwd_tbl24 {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, SLUICE_DIR24_8_TBL24_ROWS);
-	__uint(map_flags, BPF_F_MMAPABLE);
-	__uint(key_size, sizeof(__u32));
-	__uint(value_size, sizeof(struct sluice_dir24_8_row));
-};
-
-struct sluice_fwd_tbl8 {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__uint(map_flags, BPF_F_MMAPABLE | BPF_F_INNER_MAP);
-	__uint(key_size, sizeof(__u32));
-	__uint(value_size, sizeof(struct sluice_dir24_8_row));
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__array(values, struct sluice_fwd_tbl24);
-} fwd_dir4_tbl24 SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__array(values, struct sluice_fwd_tbl8);
-} fwd_dir4_tbl8 SEC(".maps");
+SLUICE_DIR24_8_SLOT_MAPS(fwd_dir4, 1);
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

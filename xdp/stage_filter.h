@@ -94,8 +94,16 @@ static __always_inline void filter_sample_drop(struct xdp_md *ctx, const struct 
 	void *data_end = (void *)(long)ctx->data_end;
 	struct sluice_drop_event *ev;
 	__u32 len = data_end - data;
-	__u32 cap = len;
+	__u32 cap;
 
+	/*
+	 * len now, in a register: else clang may keep ctx->data (a u32 field)
+	 * across the helper call below in a 4-byte stack slot, which the
+	 * verifier refuses for the packet pointer it is ("invalid size of
+	 * register spill").
+	 */
+	asm volatile("" : "+r"(len));
+	cap = len;
 	if (!settings->drop_sample_every || bpf_get_prandom_u32() % settings->drop_sample_every)
 		return;
 	ev = bpf_ringbuf_reserve(&drop_events, sizeof(*ev), 0);

@@ -14,6 +14,7 @@
 #include <cerrno>
 #include <charconv>
 #include <filesystem>
+#include <tuple>
 
 #include "block_load.hpp"
 #include "daemon_metrics.hpp"
@@ -74,22 +75,29 @@ OpRegistry::Handler no_args_op(std::string name, Run run) {
 
 std::string_view version() { return SLUICE_VERSION; }
 
-maps::Result<std::uint32_t> parse_blocklist_tbl8_groups(std::string_view text) {
-  constexpr std::uint64_t most = SLUICE_DIR24_8_TBL8_GROUPS_MAX;
+maps::Result<std::uint64_t> parse_count_option(std::string_view option, std::string_view text, std::uint64_t least,
+                                               std::uint64_t most, std::string_view unit) {
   // Decimal only, as every integer sluice takes (maps/decimal.hpp): "010" is refused, not read as 10.
-  const auto parsed = maps::parse_decimal(text, 1, most);
+  const auto parsed = maps::parse_decimal(text, least, most);
   if (!parsed.value)
-    return maps::make_error_because("--blocklist-tbl8-groups", "'" + std::string(text.substr(0, 64)) + "'",
-                                    parsed.reason + " (tbl8 groups of 1 KiB per rule-set generation)", EINVAL);
-  return static_cast<std::uint32_t>(*parsed.value);
+    return maps::make_error_because(option, "'" + std::string(text.substr(0, 64)) + "'",
+                                    parsed.reason + " (" + std::string(unit) + ")", EINVAL);
+  return *parsed.value;
 }
 
-maps::Result<void> check_pinned_blocklist_size(const std::string& pin_dir, std::uint32_t groups) {
-  // Both generations are created with the same size, so generation 0 tells.
-  const std::string path = pin_dir + "/fsrc4_g0_tbl8";
+maps::Result<std::uint32_t> parse_blocklist_tbl8_groups(std::string_view text) {
+  auto parsed = parse_count_option("--blocklist-tbl8-groups", text, 1, SLUICE_DIR24_8_TBL8_GROUPS_MAX,
+                                   "most tbl8 groups of 1 KiB per IPv4 prefix-list copy");
+  if (!parsed) return parsed.error();
+  return static_cast<std::uint32_t>(*parsed);
+}
+
+maps::Result<void> check_pinned_size(const std::string& pin_dir, std::string_view map_name, std::string_view option,
+                                     std::uint32_t entries) {
+  const std::string path = pin_dir + "/" + std::string(map_name);
   const int fd = bpf_obj_get(path.c_str());
   if (fd < 0) {
-    if (errno == ENOENT) return {};  // a first start: the maps are created with `groups`
+    if (errno == ENOENT) return {};  // a first start: the map is created with `entries`
     return maps::make_error("open pinned map", path, errno, maps::ErrnoSubject::Path);
   }
   bpf_map_info info{};
@@ -97,11 +105,11 @@ maps::Result<void> check_pinned_blocklist_size(const std::string& pin_dir, std::
   const int err = bpf_obj_get_info_by_fd(fd, &info, &length);
   ::close(fd);
   if (err != 0) return maps::make_error("read info of pinned map", path, -err);
-  if (info.max_entries == groups) return {};
+  if (info.max_entries == entries) return {};
   return maps::make_error_because(
-      "--blocklist-tbl8-groups " + std::to_string(groups), path,
-      "the pinned IPv4 blocklist maps were created with " + std::to_string(info.max_entries) +
-          " tbl8 groups and a map keeps its size; restart with --blocklist-tbl8-groups " +
+      std::string(option) + " " + std::to_string(entries), path,
+      "the pinned map was created with " + std::to_string(info.max_entries) +
+          " entries and a map keeps its size; restart with " + std::string(option) + " " +
           std::to_string(info.max_entries) + ", or resize by `sluicectl shutdown --detach` (detaches and removes "
           "the pins; traffic is not filtered until the next start attaches again) and start with the new value",
       EEXIST);
@@ -196,11 +204,19 @@ int run(const DaemonOptions& options) {
   }
 
   // Checked before the load: its reuse of the pins would fail with a bare max_entries mismatch.
-  if (auto sized = check_pinned_blocklist_size(options.pin_dir, options.blocklist_tbl8_groups); !sized)
-    return spdlog::error("{}", sized.error().message), exit_startup_failed;
+  const std::tuple<std::string_view, std::string_view, std::uint32_t> sized[] = {
+      {"filter_conntrack", "--conntrack-entries", options.conntrack_entries},
+      {"filter_rate_buckets", "--rate-bucket-entries", options.rate_bucket_entries},
+      {"lb_conns", "--lb-conn-entries", options.lb_conn_entries},
+  };
+  for (const auto& [map_name, option, entries] : sized)
+    if (auto same = check_pinned_size(options.pin_dir, map_name, option, entries); !same)
+      return spdlog::error("{}", same.error().message), exit_startup_failed;
   dataplane::LoadOptions load_options;
   load_options.pin_dir = options.pin_dir;
-  load_options.blocklist_tbl8_groups = options.blocklist_tbl8_groups;
+  load_options.conntrack_entries = options.conntrack_entries;
+  load_options.rate_bucket_entries = options.rate_bucket_entries;
+  load_options.lb_conn_entries = options.lb_conn_entries;
   auto loaded = dataplane::Dataplane::load(load_options);
   if (!loaded) return spdlog::error("load data plane: {}", loaded.error().message), exit_startup_failed;
   dataplane::Dataplane& plane = *loaded;
@@ -212,7 +228,8 @@ int run(const DaemonOptions& options) {
   if (auto installed = plane.install_stages(); !installed)
     return spdlog::error("install stages: {}", installed.error().message), exit_startup_failed;
 
-  auto filter_table = filter::FilterTable::open(plane);
+  auto filter_table = filter::FilterTable::open(
+      plane, {.dir_prefixes = options.blocklist_dir_prefixes, .tbl8_groups_max = options.blocklist_tbl8_groups});
   if (!filter_table) return spdlog::error("filter maps: {}", filter_table.error().message), exit_startup_failed;
 
   Service service(plane, *filter_table, store, {options.pin_dir, options.state_dir}, std::string(version()));
@@ -289,6 +306,23 @@ int run(const DaemonOptions& options) {
             auto status = service.status();
             if (status && status->is_object()) state_ops.add_restore_state(status->as_object());
             if (status && status->is_object()) block_loads.add_status(status->as_object());
+            if (status && status->is_object()) {
+              auto tables = all_tables(plane, *filter_table);
+              if (!tables) return protocol::ProtocolError{protocol::ErrorCode::Failed, tables.error().message};
+              json::array shown;
+              std::uint64_t fixed_bytes = 0, sized_bytes = 0;
+              for (const auto& t : *tables) {
+                json::object row{{"name", t.name}, {"type", t.type}, {"max_entries", t.max_entries},
+                                 {"memory_bytes", t.memory_bytes}};
+                if (t.sized_by) row["sized_by"] = *t.sized_by;
+                (t.sized_by ? sized_bytes : fixed_bytes) += t.memory_bytes;
+                shown.push_back(std::move(row));
+              }
+              status->as_object()["tables"] = std::move(shown);
+              status->as_object()["table_memory_bytes"] = {{"operator_sized", sized_bytes}, {"other", fixed_bytes}};
+              if (!filter_table->prefix_dir_error().empty())
+                status->as_object()["prefix_dir_error"] = filter_table->prefix_dir_error();
+            }
             return status;
           }));
   ops.add("config.get", no_args_op("config.get", [&] { return service.config_get(); }));
@@ -330,9 +364,12 @@ int run(const DaemonOptions& options) {
     stop();
   });
 
-  spdlog::info("sluiced {} serving {} (pins {}, state {}, metrics {}, blocklist tbl8 groups {})", version(),
-               options.socket_path, options.pin_dir, options.state_dir,
-               metrics_server ? options.metrics_address : std::string("off"), options.blocklist_tbl8_groups);
+  spdlog::info("sluiced {} serving {} (pins {}, state {}, metrics {}, blocklist tbl8 groups at most {}, "
+               "DIR-24-8 from {} IPv4 prefixes, conntrack {}, rate buckets {}, lb connections {})",
+               version(), options.socket_path, options.pin_dir, options.state_dir,
+               metrics_server ? options.metrics_address : std::string("off"), options.blocklist_tbl8_groups,
+               options.blocklist_dir_prefixes, options.conntrack_entries, options.rate_bucket_entries,
+               options.lb_conn_entries);
   // The prefix-list index of the desired state, built once the socket serves (O(lists), ~1 s at a million).
   asio::post(io, [&store] { store.warm_index(); });
   io.run();

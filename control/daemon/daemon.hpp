@@ -6,6 +6,7 @@
 #include <string_view>
 
 #include "dataplane.hpp"
+#include "filter_table.hpp"
 #include "maps.hpp"
 #include "server.hpp"
 
@@ -20,9 +21,17 @@ struct DaemonOptions {
   std::optional<std::string> admin_group;   // may change state besides root
   std::optional<std::string> socket_group;  // may connect (read-only ops); defaults to admin_group
   std::string log_level = "info";
-  // tbl8 groups of each of the filter's two IPv4 blocklist generations
-  // (dataplane::LoadOptions::blocklist_tbl8_groups): 1 KiB each per generation.
-  std::uint32_t blocklist_tbl8_groups = dataplane::LoadOptions{}.blocklist_tbl8_groups;
+  // The IPv4 prefix lists' DIR-24-8 copies (filter::FilterTableOptions):
+  // most tbl8 groups per copy (1 KiB each), and the list size from which a
+  // generation gets one (64 MiB of tbl24 + its groups; below it packets
+  // read the LPM trie).
+  std::uint32_t blocklist_tbl8_groups = filter::FilterTableOptions{}.tbl8_groups_max;
+  std::size_t blocklist_dir_prefixes = filter::FilterTableOptions{}.dir_prefixes;
+  // Operator-sized state tables (dataplane::LoadOptions): fixed at the
+  // first load; pins of another size refuse the start with a way out.
+  std::uint32_t conntrack_entries = dataplane::LoadOptions{}.conntrack_entries;
+  std::uint32_t rate_bucket_entries = dataplane::LoadOptions{}.rate_bucket_entries;
+  std::uint32_t lb_conn_entries = dataplane::LoadOptions{}.lb_conn_entries;
   // Fault injection for the crash tests (hidden option --fault-kill-before):
   // the daemon SIGKILLs itself before this step of a state change:
   // filter-set, filter-settings, config, interfaces, persist (the steps of
@@ -44,10 +53,15 @@ inline constexpr std::string_view fault_kill_journal_steps[] = {"journal", "jour
 // an error naming the option and the value otherwise.
 maps::Result<std::uint32_t> parse_blocklist_tbl8_groups(std::string_view text);
 
-// Before a load that reuses pins: a pinned blocklist tbl8 map of another
-// size than `groups` cannot be reused (its size is fixed at creation). The
+// --OPTION N for a count: a whole number most..least; an error naming the option and the value otherwise.
+maps::Result<std::uint64_t> parse_count_option(std::string_view option, std::string_view text, std::uint64_t least,
+                                               std::uint64_t most, std::string_view unit);
+
+// Before a load that reuses pins: the pinned map `map_name` of another size
+// than `entries` cannot be reused (its size is fixed at creation). The
 // error says how it was sized and how to go on; nothing pinned: ok.
-maps::Result<void> check_pinned_blocklist_size(const std::string& pin_dir, std::uint32_t groups);
+maps::Result<void> check_pinned_size(const std::string& pin_dir, std::string_view map_name, std::string_view option,
+                                     std::uint32_t entries);
 
 // The version sluiced reports in status.
 std::string_view version();

@@ -162,9 +162,39 @@ void add_filter_metrics(metrics::Exposition& out, const filter::FilterTable& tab
           MetricType::Gauge, {sample({}, flows->unreplied)});
 }
 
+maps::Result<std::vector<dataplane::TableInfo>> all_tables(const dataplane::Dataplane& plane,
+                                                           const filter::FilterTable& table) {
+  auto tables = plane.tables();
+  if (!tables) return tables.error();
+  for (std::uint32_t gen = 0; gen < SLUICE_FILTER_GENERATIONS; ++gen) {
+    auto dir = table.prefix_dir(gen);
+    if (!dir) return dir.error();
+    if (!dir->plugged) continue;
+    const std::string name = "fsrc4_g" + std::to_string(gen);
+    tables->push_back({.name = name + "_t24", .type = "array", .max_entries = SLUICE_DIR24_8_TBL24_ROWS,
+                       .memory_bytes = dir->tbl24_bytes});
+    tables->push_back({.name = name + "_t8", .type = "array", .max_entries = dir->tbl8_groups,
+                       .memory_bytes = dir->tbl8_bytes});
+  }
+  return tables;
+}
+
 std::string render_metrics(const dataplane::Dataplane& plane, const filter::FilterTable& table,
                            ConntrackView& conntrack, const RequestMetrics& requests, const EventStats& events) {
   metrics::Exposition out;
+  auto tables = all_tables(plane, table);
+  if (!tables) throw std::runtime_error(tables.error().message);
+  std::vector<Sample> capacity, memory;
+  for (const auto& t : *tables) {
+    std::vector<metrics::Label> labels{{"table", t.name}, {"sized_by", t.sized_by.value_or("fixed")}};
+    capacity.push_back(sample(labels, t.max_entries));
+    memory.push_back(sample(labels, t.memory_bytes));
+  }
+  out.add("sluice_table_capacity",
+          "Capacity (max_entries) of each BPF table; sized_by names the option that sizes it, else fixed.",
+          MetricType::Gauge, capacity);
+  out.add("sluice_table_memory_bytes", "Kernel memory of each BPF table (bpftool's bytes_memlock).",
+          MetricType::Gauge, memory);
   auto counts = plane.verdict_counts();
   if (!counts) throw std::runtime_error(counts.error().message);  // the HTTP server answers 500 with it
   std::vector<Sample> packets, bytes;

@@ -52,6 +52,12 @@ class ConntrackView {
   std::optional<Count> last_;
 };
 
+// Every table of the loaded object, then the filter's on-demand DIR-24-8
+// copies of the IPv4 prefix lists (fsrc4_g<gen>_t24 / _t8, only while
+// plugged): what status and /metrics show of sizes and kernel memory.
+maps::Result<std::vector<dataplane::TableInfo>> all_tables(const dataplane::Dataplane& plane,
+                                                           const filter::FilterTable& table);
+
 std::string render_metrics(const dataplane::Dataplane& plane, const filter::FilterTable& table,
                            ConntrackView& conntrack, const RequestMetrics& requests, const EventStats& events);
 // The filter's families alone (also used by tests without a daemon).

@@ -193,14 +193,28 @@ Result<Dataplane> Dataplane::load(const LoadOptions& options) {
   std::unique_ptr<sluice_bpf, SkeletonDeleter> skel(sluice_bpf__open());
   if (!skel) return maps::make_error("open", "sluice BPF object", errno);
 
-  if (options.blocklist_tbl8_groups == 0 || options.blocklist_tbl8_groups > SLUICE_DIR24_8_TBL8_GROUPS_MAX)
-    return maps::make_error_because("load", "sluice BPF object",
-                                    "blocklist_tbl8_groups = " + std::to_string(options.blocklist_tbl8_groups) +
-                                        ": must be 1.." + std::to_string(SLUICE_DIR24_8_TBL8_GROUPS_MAX),
-                                    EINVAL);
-  for (bpf_map* tbl8 : {skel->maps.fsrc4_g0_tbl8, skel->maps.fsrc4_g1_tbl8}) {
-    if (int err = bpf_map__set_max_entries(tbl8, options.blocklist_tbl8_groups); err != 0)
-      return maps::make_error("size", bpf_map__name(tbl8), -err);
+  // The operator-sized tables (LoadOptions): each checked, then sized before load.
+  struct Sized {
+    const char* option;
+    std::uint32_t entries;
+    std::uint32_t most;
+    std::vector<bpf_map*> maps;
+  };
+  const Sized sized[] = {
+      {"conntrack_entries", options.conntrack_entries, kStateEntriesMax,
+       {skel->maps.filter_conntrack, skel->maps.filter_conntrack_v4, skel->maps.filter_ct_unreplied,
+        skel->maps.filter_ct_unreplied_v4}},
+      {"rate_bucket_entries", options.rate_bucket_entries, kStateEntriesMax, {skel->maps.filter_rate_buckets}},
+  };
+  for (const Sized& table : sized) {
+    if (table.entries == 0 || table.entries > table.most)
+      return maps::make_error_because("load", "sluice BPF object",
+                                      std::string(table.option) + " = " + std::to_string(table.entries) +
+                                          ": must be 1.." + std::to_string(table.most),
+                                      EINVAL);
+    for (bpf_map* map : table.maps)
+      if (int err = bpf_map__set_max_entries(map, table.entries); err != 0)
+        return maps::make_error("size", bpf_map__name(map), -err);
   }
 
   if (options.lb_conn_entries == 0 || options.lb_conn_entries > kLbConnEntriesMax)
@@ -284,6 +298,33 @@ int Dataplane::entry_prog_fd() const { return bpf_program__fd(skeleton_->progs.s
 int Dataplane::stage_prog_fd(sluice_stage stage) const {
   const bpf_program* prog = stage_program(skeleton_.get(), stage);
   return prog ? bpf_program__fd(prog) : -1;
+}
+
+Result<std::vector<TableInfo>> Dataplane::tables() const {
+  const std::pair<const bpf_map*, const char*> operator_sized[] = {
+      {skeleton_->maps.filter_conntrack, "conntrack_entries"},
+      {skeleton_->maps.filter_conntrack_v4, "conntrack_entries"},
+      {skeleton_->maps.filter_ct_unreplied, "conntrack_entries"},
+      {skeleton_->maps.filter_ct_unreplied_v4, "conntrack_entries"},
+      {skeleton_->maps.filter_rate_buckets, "rate_bucket_entries"},
+      {skeleton_->maps.lb_conns_v4, "lb_conn_entries"},
+      {skeleton_->maps.lb_conns, "lb_conn_entries"},
+  };
+  std::vector<TableInfo> out;
+  const bpf_map* map = nullptr;
+  bpf_object__for_each_map(map, skeleton_->obj) {
+    if (bpf_map__is_internal(map)) continue;
+    TableInfo info{.name = bpf_map__name(map),
+                   .type = std::string(maps::map_type_name(bpf_map__type(map))),
+                   .max_entries = bpf_map__max_entries(map)};
+    auto bytes = maps::map_memory_bytes(bpf_map__fd(map), info.name);
+    if (!bytes) return bytes.error();
+    info.memory_bytes = *bytes;
+    for (const auto& [sized, option] : operator_sized)
+      if (sized == map) info.sized_by = option;
+    out.push_back(std::move(info));
+  }
+  return out;
 }
 
 Result<void> Dataplane::install_stages() {

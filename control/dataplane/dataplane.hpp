@@ -23,17 +23,17 @@ using maps::Result;
 struct LoadOptions {
   // bpffs directory for the map pins; empty: nothing pinned (tests, benches).
   std::string pin_dir;
-  // tbl8 groups of each of the filter's two IPv4 prefix-list DIR-24-8
-  // instances (one per rule-set generation; maps/sluice_maps.h): one group
-  // (1 KiB) per /24 holding prefixes longer than /24. The default, 65,536,
-  // costs 64 MiB per generation; 1,048,576 (1 GiB per generation) holds any
-  // list of a million prefixes. Pinned maps from an earlier load keep their
-  // size: a different value makes that reuse fail.
-  std::uint32_t blocklist_tbl8_groups = SLUICE_FILTER_BLOCKLIST_TBL8_GROUPS_DEFAULT;
+  // The tables whose size is the operator's choice (memory for state):
+  // entries of each of the filter's conntrack tables (established and
+  // unreplied flows, one of each per family), of its rate-limit source
+  // buckets, and below of the lb connection tables. A pinned table from an
+  // earlier load keeps its size: a different value makes that reuse fail
+  // (the daemon must not drop tracked flows). Every other table is either
+  // small or made on demand (the prefix lists' DIR-24-8 copies).
+  std::uint32_t conntrack_entries = SLUICE_FILTER_CONNTRACK_ENTRIES;
+  std::uint32_t rate_bucket_entries = SLUICE_FILTER_RATE_BUCKETS;
   // Entries of each of the lb stage's connection tables (lb_conns_v4 and
-  // lb_conns, one per family), 1..kLbConnEntriesMax. Like the tbl8 size, a
-  // pinned table from an earlier load keeps its size: a different value
-  // makes that reuse fail (the daemon must not drop established flows).
+  // lb_conns, one per family), 1..kLbConnEntriesMax.
   std::uint32_t lb_conn_entries = SLUICE_LB_CONN_ENTRIES_DEFAULT;
   // BPF_F_NO_COMMON_LRU on both connection tables: one shared table (a flow
   // keeps its backend whichever CPU its packets land on) with per-CPU
@@ -46,6 +46,18 @@ struct LoadOptions {
 
 // 64M connections per family: ~6 GiB of kernel memory per table, past any box's use.
 inline constexpr std::uint32_t kLbConnEntriesMax = 1u << 26;
+// The same bound for the filter's conntrack tables and rate buckets.
+inline constexpr std::uint32_t kStateEntriesMax = 1u << 26;
+
+// One map of the loaded object, as status and metrics show it.
+struct TableInfo {
+  std::string name;
+  std::string type;              // bpftool's name: "hash", "lru_hash", "array", ...
+  std::uint32_t max_entries = 0;
+  std::uint64_t memory_bytes = 0;  // bytes_memlock
+  // Sized by a LoadOptions field (conntrack, rate buckets, lb connections): the operator's choice.
+  std::optional<std::string> sized_by;
+};
 
 struct VerdictCount {
   sluice_verdict verdict;
@@ -83,6 +95,10 @@ class Dataplane {
   // attached interface (tc_attachment.hpp).
   int egress_observer_prog_fd() const;
   int stage_prog_fd(sluice_stage stage) const;
+  // Every map of the object (libbpf's internal .rodata/.bss/.data excluded),
+  // with its size and kernel memory. Inner maps made on demand (DIR-24-8
+  // copies) are their owners' to report (FilterTable, RouteTable).
+  Result<std::vector<TableInfo>> tables() const;
   // Maps found pinned and reused at load (a restart), by map name.
   const std::vector<std::string>& reused_maps() const noexcept { return reused_maps_; }
 

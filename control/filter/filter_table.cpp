@@ -255,8 +255,8 @@ struct FilterTable::Maps {
   HashMap<sluice_ct_v4_key, sluice_ct_entry> unreplied_v4;
   PerCpuArrayMap<sluice_counter> verdict_counters;
   PerCpuArrayMap<sluice_counter> event_counters;
-  // What packets read for IPv4 sources, one per generation (filled in open()).
-  std::vector<maps::Dir24_8> src_dir;
+  // What packets read for IPv4 sources from dir_prefixes on, slot = generation (filled in open()).
+  std::vector<maps::Dir24_8Slot> src_dir;
 };
 
 // Keys (and prefix-list values) this table knows to be in one generation.
@@ -268,14 +268,18 @@ struct FilterTable::Mirror {
   std::vector<sluice_filter_ifindex_key> ifindex;
 };
 
-FilterTable::FilterTable(std::unique_ptr<Maps> maps, std::uint32_t live) : maps_(std::move(maps)), live_(live) {
+FilterTable::FilterTable(std::unique_ptr<Maps> maps, std::uint32_t live, FilterTableOptions options)
+    : maps_(std::move(maps)), options_(options), live_(live) {
   for (auto& m : mirror_) m = std::make_unique<Mirror>();
 }
 FilterTable::FilterTable(FilterTable&&) noexcept = default;
 FilterTable& FilterTable::operator=(FilterTable&&) noexcept = default;
 FilterTable::~FilterTable() = default;
 
-Result<FilterTable> FilterTable::open(const dataplane::Dataplane& plane) {
+Result<FilterTable> FilterTable::open(const dataplane::Dataplane& plane, FilterTableOptions options) {
+  if (options.tbl8_groups_max == 0 || options.tbl8_groups_max > SLUICE_DIR24_8_TBL8_GROUPS_MAX)
+    return table_error("open filter", "tbl8_groups_max " + std::to_string(options.tbl8_groups_max) + " is not 1.." +
+                                          std::to_string(SLUICE_DIR24_8_TBL8_GROUPS_MAX));
   const auto& m = plane.skeleton()->maps;
 #define SLUICE_OPEN(var, type, map)                \
   auto var = handle_of<type>(m.map);               \
@@ -320,18 +324,20 @@ Result<FilterTable> FilterTable::open(const dataplane::Dataplane& plane) {
       std::move(*any), std::move(*bytes), std::move(*port_bitmaps), std::move(*port_bounds), std::move(*rules),
       std::move(*rule_counters), std::move(*rate_classes), std::move(*rate_buckets), std::move(*rate_aggregates), std::move(*conntrack),
       std::move(*conntrack_v4), std::move(*unreplied), std::move(*unreplied_v4), std::move(*verdict_counters), std::move(*event_counters), {}});
-  static_assert(SLUICE_FILTER_GENERATIONS == 2, "one DIR-24-8 per generation");
-  const std::pair<const bpf_map*, const bpf_map*> dir_maps[SLUICE_FILTER_GENERATIONS] = {
-      {m.fsrc4_g0_tbl24, m.fsrc4_g0_tbl8}, {m.fsrc4_g1_tbl24, m.fsrc4_g1_tbl8}};
-  for (const auto& [tbl24, tbl8] : dir_maps) {
-    auto dir = maps::Dir24_8::from_skeleton(tbl24, tbl8);
+  for (std::uint32_t gen = 0; gen < SLUICE_FILTER_GENERATIONS; ++gen) {
+    auto outer24 = maps::MapFd::from_skeleton(m.fsrc4_tbl24);
+    if (!outer24) return outer24.error();
+    auto outer8 = maps::MapFd::from_skeleton(m.fsrc4_tbl8);
+    if (!outer8) return outer8.error();
+    // Emptied: a previous owner's copy is rebuilt from the trie below (packets read the trie meanwhile).
+    auto dir = maps::Dir24_8Slot::open(std::move(*outer24), std::move(*outer8), gen, "fsrc4_g" + std::to_string(gen));
     if (!dir) return dir.error();
     handles->src_dir.push_back(std::move(*dir));
   }
 
   auto live = handles->generation.lookup(0);
   if (!live) return live.error();
-  FilterTable table(std::move(handles), (*live ? **live : 0) & (SLUICE_FILTER_GENERATIONS - 1));
+  FilterTable table(std::move(handles), (*live ? **live : 0) & (SLUICE_FILTER_GENERATIONS - 1), options);
   table.generation_count_ = *live ? **live : 0;
 
   // Learn what a previous owner (a restarted daemon) left in each generation.
@@ -357,11 +363,13 @@ Result<FilterTable> FilterTable::open(const dataplane::Dataplane& plane) {
     sort_entries(mirror->prefix_v4);
     sort_entries(mirror->prefix_v6);
   }
-  // The tries are the source of truth: each DIR-24-8 is rebuilt from its
-  // generation's trie (tables reused from a previous owner keep answering
-  // meanwhile; only entries that differ are written).
+  // The tries are the source of truth: a generation big enough gets its DIR-24-8 copy rebuilt from its trie.
   for (std::uint32_t gen = 0; gen < SLUICE_FILTER_GENERATIONS; ++gen) {
-    if (auto built = h.src_dir[gen].assign(dir_entries(table.mirror_[gen]->prefix_v4)); !built) return built.error();
+    const V4Prefixes& listed = table.mirror_[gen]->prefix_v4;
+    if (!table.dir_wanted(gen, listed.size())) continue;
+    auto built = table.build_dir(gen, listed);
+    if (!built) return built.error();
+    if (auto plugged = h.src_dir[gen].plug(std::move(*built)); !plugged) return plugged.error();
   }
   const Mirror& live_mirror = *table.mirror_[table.live_];
   for (const auto& [k, v] : live_mirror.prefix_v4)
@@ -391,8 +399,59 @@ Result<void> FilterTable::wait_for_readers() {
   return {};
 }
 
+bool FilterTable::dir_wanted(std::uint32_t gen, std::size_t count) const noexcept {
+  if (options_.dir_prefixes == 0) return false;
+  // Hysteresis: a list hovering at the threshold does not build and drop 64 MiB at every change.
+  if (maps_->src_dir[gen].plugged()) return count * 2 >= options_.dir_prefixes;
+  return count >= options_.dir_prefixes;
+}
+
+Result<maps::Dir24_8> FilterTable::build_dir(std::uint32_t gen, const V4Prefixes& prefixes) const {
+  const auto entries = dir_entries(prefixes);
+  return maps_->src_dir[gen].build(entries, maps::dir24_8_groups_wanted(entries, options_.tbl8_groups_max));
+}
+
+void FilterTable::plug_dir_after_change(std::uint32_t gen, maps::Dir24_8 table) {
+  auto plugged = maps_->src_dir[gen].plug(std::move(table));
+  dir_unknown_[gen] = false;  // a fresh copy, or none (the trie answers)
+  dir_error_ = plugged ? std::string() : plugged.error().message;
+}
+
+Result<PrefixDirInfo> FilterTable::prefix_dir(std::uint32_t generation) const {
+  if (generation >= SLUICE_FILTER_GENERATIONS)
+    return table_error("prefix list tables", "generation " + std::to_string(generation) + " is not 0 or 1");
+  const maps::Dir24_8Slot& slot = maps_->src_dir[generation];
+  PrefixDirInfo info;
+  if (!slot.plugged()) return info;
+  auto bytes24 = maps::map_memory_bytes(slot.table()->tbl24());
+  if (!bytes24) return bytes24.error();
+  auto bytes8 = maps::map_memory_bytes(slot.table()->tbl8());
+  if (!bytes8) return bytes8.error();
+  info.plugged = true;
+  info.tbl8_groups = slot.table()->groups_capacity();
+  info.tbl8_used = slot.table()->groups_used();
+  info.tbl24_bytes = *bytes24;
+  info.tbl8_bytes = *bytes8;
+  return info;
+}
+
 Result<void> FilterTable::sync_dir(std::uint32_t gen, const V4Prefixes& had, const V4Prefixes& want) {
-  maps::Dir24_8& dir = maps_->src_dir[gen];
+  // gen is the idle generation: no packet reads it, so its copy may come, go or be rebuilt in any order.
+  maps::Dir24_8Slot& slot = maps_->src_dir[gen];
+  auto fresh_copy = [&]() -> Result<void> {
+    auto built = build_dir(gen, want);
+    if (!built) return built.error();
+    if (auto plugged = slot.plug(std::move(*built)); !plugged) return plugged;
+    dir_unknown_[gen] = false;
+    return {};
+  };
+  if (!dir_wanted(gen, want.size())) {
+    if (auto gone = slot.unplug(); !gone) return gone;
+    dir_unknown_[gen] = false;
+    return {};
+  }
+  if (!slot.plugged()) return fresh_copy();
+  maps::Dir24_8& dir = *slot.table();
   std::vector<sluice_lpm_v4_key> stale;
   std::vector<std::pair<sluice_lpm_v4_key, std::uint32_t>> fresh;
   if (!dir_unknown_[gen]) {
@@ -431,6 +490,8 @@ Result<void> FilterTable::sync_dir(std::uint32_t gen, const V4Prefixes& had, con
   }
   // assign() fails without writing; a failed incremental pass leaves a mix: rebuild it whole next time.
   dir_unknown_[gen] = !done && (incremental || dir_unknown_[gen]);
+  // Out of groups below the most allowed: a bigger copy.
+  if (!done && done.error().errnum == ENOSPC && dir.groups_capacity() < options_.tbl8_groups_max) return fresh_copy();
   return done;
 }
 
@@ -690,23 +751,39 @@ Result<FilterTable::Replaced> FilterTable::add_prefixes(std::span<const PrefixEn
     }
   }
   // What packets read first (ENOSPC: out of tbl8 groups), then the tries; any failure undoes the request.
-  maps::Dir24_8& dir = maps_->src_dir[live_];
+  // A copy that is missing (the list grew past dir_prefixes), out of groups below the most allowed, or of
+  // unknown contents is built fresh instead, and plugged once the tries hold the change.
+  maps::Dir24_8Slot& slot = maps_->src_dir[live_];
+  const bool want_dir = dir_wanted(live_, v4_count_ + new_v4);
+  maps::Dir24_8* dir = want_dir && slot.plugged() && !dir_unknown_[live_] ? slot.table() : nullptr;
+  bool fresh_dir = want_dir && !dir;
   std::size_t dir_done = 0;
   auto undo_dir = [&]() -> Result<void> {
     for (std::size_t i = dir_done; i-- > 0;) {
       const auto cidr = cidr_of(v4[i].first);
       Result<void> undone{};
-      if (v4_prev[i]) undone = dir.insert(cidr, dir_value(*v4_prev[i]));
-      else if (auto gone = dir.erase(cidr); !gone) undone = gone.error();
+      if (v4_prev[i]) undone = dir->insert(cidr, dir_value(*v4_prev[i]));
+      else if (auto gone = dir->erase(cidr); !gone) undone = gone.error();
       if (!undone) return undone;
     }
     return {};
   };
-  for (; dir_done < v4.size(); ++dir_done) {
-    if (auto put = dir.insert(cidr_of(v4[dir_done].first), dir_value(v4[dir_done].second)); !put) {
+  for (; dir && dir_done < v4.size(); ++dir_done) {
+    if (auto put = dir->insert(cidr_of(v4[dir_done].first), dir_value(v4[dir_done].second)); !put) {
       if (auto undone = undo_dir(); !undone) return rollback_failed(put.error(), "fsrc4 DIR-24-8", undone.error());
-      return put.error();
+      if (put.error().errnum != ENOSPC || dir->groups_capacity() >= options_.tbl8_groups_max) return put.error();
+      dir_done = 0, dir = nullptr, fresh_dir = true;
+      break;
     }
+  }
+  std::optional<maps::Dir24_8> fresh;
+  if (fresh_dir) {
+    V4Prefixes after = live.prefix_v4, added = v4;
+    sort_entries(added);
+    merge_sorted(after, added);
+    auto built = build_dir(live_, after);
+    if (!built) return built.error();
+    fresh = std::move(*built);
   }
   auto undo_tries = [&]() -> std::optional<Error> {
     std::optional<Error> failed;
@@ -730,6 +807,7 @@ Result<FilterTable::Replaced> FilterTable::add_prefixes(std::span<const PrefixEn
   merge_sorted(live.prefix_v4, v4);
   merge_sorted(live.prefix_v6, v6);
   for (const PrefixEntry& entry : entries) index_put(entry);
+  if (fresh) plug_dir_after_change(live_, std::move(*fresh));
   return replaced;
 }
 
@@ -753,20 +831,39 @@ Result<std::vector<PrefixEntry>> FilterTable::remove_prefixes(std::span<const Pr
     else v6.emplace_back(to_filter_key(std::get<sluice_lpm_v6_key>(entry.prefix), live_), to_wire(entry));
   }
   // Erasing can need a tbl8 group (a /24 erased under longer prefixes): DIR-24-8 first, tries second.
-  maps::Dir24_8& dir = maps_->src_dir[live_];
+  // A list falling below half of dir_prefixes loses its copy first (packets read the trie, which is right).
+  maps::Dir24_8Slot& slot = maps_->src_dir[live_];
+  if (slot.plugged() && !dir_wanted(live_, v4_count_ - v4.size())) {
+    if (auto gone = slot.unplug(); !gone) return gone.error();
+    dir_unknown_[live_] = false;
+  }
+  maps::Dir24_8* dir = slot.plugged() && !dir_unknown_[live_] ? slot.table() : nullptr;
+  bool fresh_dir = slot.plugged() && !dir;
   std::size_t dir_done = 0;
   auto undo_dir = [&]() -> Result<void> {
     for (std::size_t i = dir_done; i-- > 0;)
-      if (auto undone = dir.insert(cidr_of(v4[i].first), dir_value(v4[i].second)); !undone) return undone;
+      if (auto undone = dir->insert(cidr_of(v4[i].first), dir_value(v4[i].second)); !undone) return undone;
     return {};
   };
-  for (; dir_done < v4.size(); ++dir_done) {
-    if (auto gone = dir.erase(cidr_of(v4[dir_done].first)); !gone) {
+  for (; dir && dir_done < v4.size(); ++dir_done) {
+    if (auto gone = dir->erase(cidr_of(v4[dir_done].first)); !gone) {
       if (auto undone = undo_dir(); !undone) return rollback_failed(gone.error(), "fsrc4 DIR-24-8", undone.error());
-      return gone.error();
+      if (gone.error().errnum != ENOSPC || dir->groups_capacity() >= options_.tbl8_groups_max) return gone.error();
+      dir_done = 0, dir = nullptr, fresh_dir = true;
+      break;
     }
   }
   const auto v4_keys = keys_of<sluice_filter_v4_key>(v4);
+  std::optional<maps::Dir24_8> fresh;
+  if (fresh_dir) {
+    V4Prefixes after = live.prefix_v4;
+    auto gone_keys = v4_keys;
+    sort_keys(gone_keys);
+    erase_sorted(after, gone_keys);
+    auto built = build_dir(live_, after);
+    if (!built) return built.error();
+    fresh = std::move(*built);
+  }
   const auto v6_keys = keys_of<sluice_filter_v6_key>(v6);
   auto erased = erase_all(maps_->prefix_v4, v4_keys);
   if (erased) erased = erase_all(maps_->prefix_v6, v6_keys);
@@ -784,6 +881,7 @@ Result<std::vector<PrefixEntry>> FilterTable::remove_prefixes(std::span<const Pr
   erase_sorted(live.prefix_v4, sorted_v4);
   erase_sorted(live.prefix_v6, sorted_v6);
   for (const PrefixEntry& entry : removed) index_erase(entry.prefix);
+  if (fresh) plug_dir_after_change(live_, std::move(*fresh));
   return removed;
 }
 

@@ -20,6 +20,7 @@
 #include "filter_compile.hpp"
 #include "filter_rules.hpp"
 #include "maps.hpp"
+#include "dir24_8.hpp"
 #include "prefix_index.hpp"
 
 namespace sluice::filter {
@@ -52,12 +53,34 @@ inline constexpr std::size_t kMaxPrefixFileLineBytes = 4096;
 Result<std::optional<PrefixEntry>> parse_prefix_line(std::string_view line, Action default_action,
                                                      const std::vector<RateClass>& classes);
 
+// How the IPv4 prefix lists are read (maps/sluice_maps.h, filter section):
+// the LPM trie always holds them; a generation listing at least
+// `dir_prefixes` IPv4 prefixes also gets a DIR-24-8 copy (64 MiB of tbl24 +
+// 1 KiB per tbl8 group) that packets read instead, dropped again below half
+// of that. 0: never (the trie only).
+struct FilterTableOptions {
+  std::size_t dir_prefixes = SLUICE_FILTER_DIR_PREFIXES_DEFAULT;
+  // At most this many tbl8 groups per copy (one per /24 holding prefixes
+  // longer than /24; the copy is sized to its list, with room to grow):
+  // past it a change is refused with ENOSPC. 1,048,576 holds any list.
+  std::uint32_t tbl8_groups_max = SLUICE_FILTER_BLOCKLIST_TBL8_GROUPS_DEFAULT;
+};
+
+// The IPv4 prefix lists' DIR-24-8 copy of one generation, for status.
+struct PrefixDirInfo {
+  bool plugged = false;            // packets of this generation read it (else the trie)
+  std::uint32_t tbl8_groups = 0;   // capacity
+  std::uint32_t tbl8_used = 0;
+  std::uint64_t tbl24_bytes = 0;   // kernel memory (bytes_memlock)
+  std::uint64_t tbl8_bytes = 0;
+};
+
 class FilterTable {
  public:
   // Takes its own handles on the filter maps of `plane` (the plane may go
   // away afterwards; the maps live on). Writes default settings if none
   // were ever written; a reused (pinned) live set keeps running.
-  static Result<FilterTable> open(const dataplane::Dataplane& plane);
+  static Result<FilterTable> open(const dataplane::Dataplane& plane, FilterTableOptions options = {});
 
   FilterTable(FilterTable&&) noexcept;
   FilterTable& operator=(FilterTable&&) noexcept;
@@ -106,6 +129,13 @@ class FilterTable {
   // refused with EINVAL and "line <n>: <reason>", nothing else around it.
   Result<std::size_t> load_prefix_text(std::string_view content, Action default_action = Action::Drop);
 
+  // ---- how the prefix lists are read ----
+  const FilterTableOptions& options() const noexcept { return options_; }
+  Result<PrefixDirInfo> prefix_dir(std::uint32_t generation) const;
+  // Why a DIR-24-8 copy could not be plugged after a prefix change that was
+  // made (packets then read the trie, which is right); empty when fine.
+  const std::string& prefix_dir_error() const noexcept { return dir_error_; }
+
   // ---- rules and rate classes (each change is a whole-set replace) ----
   Result<void> add_rule(const FilterRule& rule);
   Result<void> remove_rule(std::uint32_t priority);
@@ -136,13 +166,19 @@ class FilterTable {
  private:
   struct Maps;
   struct Mirror;  // what this table wrote into one generation's LPM/hash maps
-  FilterTable(std::unique_ptr<Maps> maps, std::uint32_t live);
+  FilterTable(std::unique_ptr<Maps> maps, std::uint32_t live, FilterTableOptions options);
 
   Result<void> write_generation(std::uint32_t gen, const CompiledSet& compiled);
   // Brings generation gen's IPv4 DIR-24-8 (what packets read) from the
   // prefixes `had` to `want` (both sorted, the trie's view).
   using V4Prefixes = std::vector<std::pair<sluice_filter_v4_key, sluice_filter_verdict>>;
   Result<void> sync_dir(std::uint32_t gen, const V4Prefixes& had, const V4Prefixes& want);
+  // Whether generation gen should have a DIR-24-8 copy for `count` IPv4 prefixes (with hysteresis).
+  bool dir_wanted(std::uint32_t gen, std::size_t count) const noexcept;
+  // A fresh copy holding `prefixes`, not plugged yet.
+  Result<maps::Dir24_8> build_dir(std::uint32_t gen, const V4Prefixes& prefixes) const;
+  // After a prefix change the trie already holds: plug `table` (a failure is kept in dir_error_).
+  void plug_dir_after_change(std::uint32_t gen, maps::Dir24_8 table);
   Result<void> wait_for_readers();
   // replace() after validation (load_prefixes validates its own way: the index keeps prefixes distinct).
   Result<void> replace_validated(const RuleSet& set);
@@ -163,6 +199,8 @@ class FilterTable {
   Error rollback_failed(const Error& cause, std::string_view map, const Error& undo);
 
   std::unique_ptr<Maps> maps_;
+  FilterTableOptions options_;
+  std::string dir_error_;
   std::unique_ptr<Mirror> mirror_[SLUICE_FILTER_GENERATIONS];
   std::uint32_t live_ = 0;
   std::uint32_t generation_count_ = 0;  // what filter_generation holds; live_ is its low bit

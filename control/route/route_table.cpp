@@ -166,9 +166,7 @@ struct RouteTable::State {
   PerCpuArrayMap<sluice_counter> event_counters;
   MapFd ports;
   MapFd cpus;
-  MapFd dir_tbl24_slot;
-  MapFd dir_tbl8_slot;
-  std::optional<maps::Dir24_8> dir{};
+  maps::Dir24_8Slot dir;  // the IPv4 DIR-24-8 copy, plugged only from dir_threshold routes
 
   sluice_fwd_settings settings{};
   std::map<std::string, NextHop> next_hops{};
@@ -191,66 +189,21 @@ struct RouteTable::State {
     for (const auto& [key, route] : v4) entries.push_back({key, route.value});
     return entries;
   }
-  // One tbl8 group per /24 that holds prefixes longer than /24, with room to grow.
-  std::uint32_t tbl8_groups_wanted() const {
-    std::set<std::uint32_t> blocks;
-    for (const auto& [key, route] : v4) {
-      if (key.prefixlen <= 24) continue;
-      std::uint32_t addr;
-      std::memcpy(&addr, key.addr, sizeof(addr));
-      blocks.insert(ntohl(addr) >> 8);
-    }
-    const auto used = static_cast<std::uint32_t>(blocks.size());
-    return used + std::max<std::uint32_t>(256, used / 2);
-  }
-
-  Result<void> unplug_dir() {
-    if (!dir) return {};
-    const std::uint32_t slot = 0;
-    // tbl24 first: a packet that finds only tbl8 plugged reads the trie.
-    if (bpf_map_delete_elem(dir_tbl24_slot.fd(), &slot) && errno != ENOENT)
-      return maps::make_error("unplug DIR-24-8 tbl24 from", dir_tbl24_slot.name(), errno);
-    if (bpf_map_delete_elem(dir_tbl8_slot.fd(), &slot) && errno != ENOENT)
-      return maps::make_error("unplug DIR-24-8 tbl8 from", dir_tbl8_slot.name(), errno);
-    dir.reset();  // the kernel frees the tables once in-flight packets are done (RCU)
-    return {};
-  }
-
+  Result<void> unplug_dir() { return dir.unplug(); }
   Result<void> plug_dir() {
-    auto tbl24 = MapFd::create(BPF_MAP_TYPE_ARRAY, "fwd_dir4_t24", sizeof(std::uint32_t), sizeof(sluice_dir24_8_row),
-                               SLUICE_DIR24_8_TBL24_ROWS, BPF_F_MMAPABLE);
-    if (!tbl24) return tbl24.error();
-    auto tbl8 = MapFd::create(BPF_MAP_TYPE_ARRAY, "fwd_dir4_t8", sizeof(std::uint32_t), sizeof(sluice_dir24_8_row),
-                              tbl8_groups_wanted(), BPF_F_MMAPABLE | BPF_F_INNER_MAP);
-    if (!tbl8) return tbl8.error();
-    auto table = maps::Dir24_8::from(std::move(*tbl24), std::move(*tbl8));
-    if (!table) return table.error();
     const auto entries = dir_entries();
-    if (auto filled = table->assign(entries); !filled) return filled.error();
-    const std::uint32_t slot = 0;
-    // tbl8 first, so no packet sees a tbl24 without its groups.
-    std::uint32_t fd8 = static_cast<std::uint32_t>(table->tbl8().fd());
-    if (bpf_map_update_elem(dir_tbl8_slot.fd(), &slot, &fd8, BPF_ANY))
-      return maps::make_error("plug DIR-24-8 tbl8 into", dir_tbl8_slot.name(), errno);
-    std::uint32_t fd24 = static_cast<std::uint32_t>(table->tbl24().fd());
-    if (bpf_map_update_elem(dir_tbl24_slot.fd(), &slot, &fd24, BPF_ANY)) {
-      const int err = errno;
-      bpf_map_delete_elem(dir_tbl8_slot.fd(), &slot);  // nothing reads a lone tbl8
-      return maps::make_error("plug DIR-24-8 tbl24 into", dir_tbl24_slot.name(), err);
-    }
-    dir = std::move(*table);
-    return {};
+    return dir.replace(entries, maps::dir24_8_groups_wanted(entries, SLUICE_DIR24_8_TBL8_GROUPS_MAX));
   }
 
   // After the v4 trie changed: the copy follows it, or comes or goes with the route count.
   // A copy that cannot follow (tbl8 full) is rebuilt bigger; packets read the trie meanwhile.
   Result<void> sync_dir(const sluice_lpm_v4_key& key, const Route* route) {
-    if (dir) {
+    if (dir.plugged()) {
       if (v4.size() * 2 < options.dir_threshold) return unplug_dir();
       Result<void> followed;
       if (route) {
-        followed = dir->insert(key, route->value);
-      } else if (auto erased = dir->erase(key); !erased) {
+        followed = dir.table()->insert(key, route->value);
+      } else if (auto erased = dir.table()->erase(key); !erased) {
         followed = erased.error();
       }
       if (followed) return {};
@@ -448,8 +401,7 @@ struct RouteTable::State {
         return maps::make_error("clear slot " + std::to_string(key) + " of", map.name(), errno);
       return {};
     };
-    if (auto gone = erase(dir_tbl24_slot, 0); !gone) return gone;
-    if (auto gone = erase(dir_tbl8_slot, 0); !gone) return gone;
+    if (auto gone = dir.unplug(); !gone) return gone;
     for (std::uint32_t id = 0; id < SLUICE_FWD_MAX_NEXTHOPS; ++id)
       if (auto cleared = nexthops.update(id, sluice_fwd_nexthop{}); !cleared) return cleared;
     for (std::uint32_t id = 0; id < SLUICE_FWD_MAX_GROUPS; ++id)
@@ -493,6 +445,8 @@ Result<RouteTable> RouteTable::open(const dataplane::Dataplane& plane, RouteTabl
   if (!t24) return t24.error();
   auto t8 = MapFd::from_skeleton(m.fwd_dir4_tbl8);
   if (!t8) return t8.error();
+  auto dir = maps::Dir24_8Slot::open(std::move(*t24), std::move(*t8), 0, "fwd_dir4");
+  if (!dir) return dir.error();
 
   auto state = std::unique_ptr<State>(new State{
       .options = options,
@@ -506,8 +460,7 @@ Result<RouteTable> RouteTable::open(const dataplane::Dataplane& plane, RouteTabl
       .event_counters = std::move(*event_counters),
       .ports = std::move(*ports),
       .cpus = std::move(*cpus),
-      .dir_tbl24_slot = std::move(*t24),
-      .dir_tbl8_slot = std::move(*t8),
+      .dir = std::move(*dir),
   });
   for (std::uint32_t port = 0; port < SLUICE_FWD_MAX_PORTS; ++port) state->free_ports.insert(port);
   if (auto cleared = state->clear(); !cleared) return cleared.error();
@@ -787,7 +740,7 @@ Result<void> RouteTable::set_icmp(const IcmpSettings& icmp) {
 
 const sluice_fwd_settings& RouteTable::settings() const noexcept { return state_->settings; }
 
-bool RouteTable::dir24_8_active() const noexcept { return state_->dir.has_value(); }
+bool RouteTable::dir24_8_active() const noexcept { return state_->dir.plugged(); }
 const std::string& RouteTable::dir24_8_error() const noexcept { return state_->dir_error; }
 
 Result<std::vector<sluice_counter>> RouteTable::event_counters() const {

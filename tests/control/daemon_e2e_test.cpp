@@ -561,9 +561,11 @@ namespace sluice::test {
 namespace {
 
 // --blocklist-tbl8-groups: a bad value is refused naming the option and the
-// value; pins made with one size refuse another with a way out. And a start
+// value. --conntrack-entries sizes the pinned conntrack tables: pins made
+// with one size refuse another with a way out (the tbl8 groups are no pinned
+// size: the prefix lists' DIR-24-8 copies are made per start). And a start
 // whose state.yaml cannot be made live runs, says degraded, and commits only
-// what is live. (1024 groups: 1 MiB per generation, cheaper than the default.)
+// what is live.
 TEST(DaemonE2E, BlocklistSizeOptionAndAStateFileThatCannotBeMadeLive) {
   SLUICE_REQUIRE_NETNS();
   Netns ns("sl-start");  // the rule's interface is looked up here, where it surely is not
@@ -578,7 +580,7 @@ TEST(DaemonE2E, BlocklistSizeOptionAndAStateFileThatCannotBeMadeLive) {
   }
   SluicedOptions options;
   options.netns = ns.name();
-  options.extra_args = {"--blocklist-tbl8-groups", "1024"};
+  options.extra_args = {"--blocklist-tbl8-groups", "1024", "--conntrack-entries", "1024"};
   SluicedProcess daemon(options);
   std::filesystem::create_directories(daemon.state_dir());
   const std::string wanted = "defaults: {drop_sample_every: 5}\n"
@@ -600,14 +602,15 @@ TEST(DaemonE2E, BlocklistSizeOptionAndAStateFileThatCannotBeMadeLive) {
   }
   EXPECT_EQ(daemon.stop(SIGTERM), 0) << daemon.log();
 
-  // The pins hold 1024 groups: the default size is refused with the way out.
+  // The pins hold 1024 conntrack entries: the default size is refused with the way out.
   daemon.set_extra_args({});
   const std::string why = daemon.start(std::chrono::seconds(30));
-  EXPECT_NE(why.find("created with 1024 tbl8 groups"), std::string::npos) << why;
-  EXPECT_NE(why.find("restart with --blocklist-tbl8-groups 1024"), std::string::npos) << why;
+  EXPECT_NE(why.find("created with 1024 entries"), std::string::npos) << why;
+  EXPECT_NE(why.find("restart with --conntrack-entries 1024"), std::string::npos) << why;
   EXPECT_NE(why.find("shutdown --detach"), std::string::npos) << why;
-  // The old value reuses the pins; the state committed at the last start has nothing it cannot run.
-  daemon.set_extra_args({"--blocklist-tbl8-groups", "1024"});
+  // The old value reuses the pins (another tbl8 bound is fine); the state committed at the last start has
+  // nothing it cannot run.
+  daemon.set_extra_args({"--conntrack-entries", "1024"});
   ASSERT_EQ(daemon.start(), "");
   ControlClient client(daemon.socket_path());
   const auto status = client.result("status");

@@ -98,11 +98,9 @@ bool empty_dir(const std::string& path) {
 // through BPF_PROG_TEST_RUN. Nothing is written.
 class PinnedPlane {
  public:
-  explicit PinnedPlane(const std::string& pin_dir,
-                       std::uint32_t tbl8_groups = dataplane::LoadOptions{}.blocklist_tbl8_groups) {
+  explicit PinnedPlane(const std::string& pin_dir) {
     dataplane::LoadOptions options;
     options.pin_dir = pin_dir;
-    options.blocklist_tbl8_groups = tbl8_groups;  // as the daemon sized its pins
     auto loaded = dataplane::Dataplane::load(options);
     if (!loaded) {
       ADD_FAILURE() << "load over the daemon's pins: " << loaded.error().message;
@@ -332,7 +330,7 @@ TEST(DaemonStart, ADegradedStartRunsWhatItReportsAndSoDoesTheRestartAfterIt) {
 TEST(DaemonStart, ARuleSetThatCannotBeSwappedInFallsBackToWhatIsReported) {
   SLUICE_REQUIRE_BPFFS();
   SluicedOptions options;
-  options.extra_args = {"--blocklist-tbl8-groups", "1"};
+  options.extra_args = {"--blocklist-tbl8-groups", "1", "--blocklist-dir-prefixes", "1"};
   SluicedProcess daemon(options);
   ASSERT_EQ(daemon.start(), "");
   ControlClient(daemon.socket_path())
@@ -356,7 +354,7 @@ TEST(DaemonStart, ARuleSetThatCannotBeSwappedInFallsBackToWhatIsReported) {
   EXPECT_TRUE(reported.empty()) << shown;
   EXPECT_NE(shown.find("198.18.1.0/25"), std::string::npos) << shown;
   EXPECT_EQ(shown.find("198.18.2.0/25"), std::string::npos) << shown;
-  PinnedPlane plane(daemon.pin_dir(), 1);
+  PinnedPlane plane(daemon.pin_dir());
   ASSERT_TRUE(plane.ok());
   // Reported == enforced: no rule drops port 9 (the previous daemon's) or 7; the recovered prefix drops.
   EXPECT_FALSE(plane.drops_udp(kept_port)) << shown;

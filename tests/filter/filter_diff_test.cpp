@@ -199,9 +199,22 @@ std::size_t random_rule_count(Random& r, std::size_t round) {
   return static_cast<std::size_t>(std::exp2(static_cast<double>(r.below(1200)) / 100.0)) + 1;
 }
 
-TEST_F(FilterTest, DataPlaneAndModelAgreeOnEveryPacket) {
+// The IPv4 lists are read through the trie below FilterTableOptions::dir_prefixes
+// and through a DIR-24-8 copy from it on. With 3, the random sets (0..7
+// prefixes) fall on both sides, so generations switch between the two
+// with the swaps; with the default every set stays on the trie.
+struct DiffRun {
+  std::size_t dir_prefixes;
+  std::uint64_t packets_divisor;  // of SLUICE_FILTER_DIFF_PACKETS
+};
+class FilterDiffTest : public FilterTest, public ::testing::WithParamInterface<DiffRun> {
+ protected:
+  FilterDiffTest() { table_options_.dir_prefixes = GetParam().dir_prefixes; }
+};
+
+TEST_P(FilterDiffTest, DataPlaneAndModelAgreeOnEveryPacket) {
   const std::uint64_t seed = env_or("SLUICE_FILTER_DIFF_SEED", std::random_device{}());
-  const std::uint64_t total = env_or("SLUICE_FILTER_DIFF_PACKETS", 1'000'000);
+  const std::uint64_t total = env_or("SLUICE_FILTER_DIFF_PACKETS", 1'000'000) / GetParam().packets_divisor;
   std::printf("filter differential test: SLUICE_FILTER_DIFF_SEED=%llu SLUICE_FILTER_DIFF_PACKETS=%llu\n",
               static_cast<unsigned long long>(seed), static_cast<unsigned long long>(total));
   RecordProperty("seed", std::to_string(seed));
@@ -225,6 +238,7 @@ TEST_F(FilterTest, DataPlaneAndModelAgreeOnEveryPacket) {
   };
 
   std::uint64_t sent = 0;
+  std::size_t dir_rounds = 0;  // rounds whose IPv4 lists packets read through DIR-24-8
   std::map<std::pair<std::uint32_t, std::uint32_t>, std::uint64_t> outcomes;  // (verdict, reason) -> packets
   std::uint64_t deep_matches = 0;  // matched a rule beyond the first bitmap word
   // Under a default-drop policy, packets a rule passes must leave the pipeline passed (not dropped at its end).
@@ -234,6 +248,7 @@ TEST_F(FilterTest, DataPlaneAndModelAgreeOnEveryPacket) {
     const std::size_t rule_count = random_rule_count(r, round);
     const filter::RuleSet set = random_set(r, rule_count);
     replace(set);
+    dir_rounds += table_->prefix_dir(table_->live_generation())->plugged;
     const auto ordered = filter::ordered_rules(set.rules);
     const std::uint64_t budget = (total - sent) / (rounds - round);
     for (std::uint64_t i = 0; i < budget; ++i, ++sent) {
@@ -267,6 +282,9 @@ TEST_F(FilterTest, DataPlaneAndModelAgreeOnEveryPacket) {
   EXPECT_GE(sent, total - rounds);
   for (const auto& [key, n] : outcomes) std::printf("  verdict %u reason %2u: %llu\n", key.first, key.second, static_cast<unsigned long long>(n));
   std::printf("  matches beyond rule 64: %llu\n", static_cast<unsigned long long>(deep_matches));
+  std::printf("  rounds read through DIR-24-8: %zu of %zu\n", dir_rounds, rounds);
+  if (GetParam().dir_prefixes == SLUICE_FILTER_DIR_PREFIXES_DEFAULT) EXPECT_EQ(dir_rounds, 0u);
+  else EXPECT_TRUE(dir_rounds > 0 && dir_rounds < rounds) << "both sides of the threshold must be exercised";
   // The mix must exercise every path of the stage, or agreement proves little.
   if (total >= 100'000) {
     for (auto [verdict, reason] : {std::pair{SLUICE_VERDICT_DROP, SLUICE_REASON_FILTER_RULE_DROP},
@@ -285,6 +303,14 @@ TEST_F(FilterTest, DataPlaneAndModelAgreeOnEveryPacket) {
     EXPECT_GT(allowed_under_default_drop, 100u) << "default-drop sets with passing rules barely exercised";
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(PrefixListPaths, FilterDiffTest,
+                         ::testing::Values(DiffRun{3, 1}, DiffRun{SLUICE_FILTER_DIR_PREFIXES_DEFAULT, 4}),
+                         [](const ::testing::TestParamInfo<DiffRun>& info) {
+                           return info.param.dir_prefixes == SLUICE_FILTER_DIR_PREFIXES_DEFAULT
+                                      ? std::string("TrieOnly")
+                                      : "DirFrom" + std::to_string(info.param.dir_prefixes);
+                         });
 
 }  // namespace
 }  // namespace sluice::test

@@ -7,7 +7,7 @@ namespace sluice::test {
 void FilterTest::SetUp() {
   XdpPipelineTest::SetUp();
   if (IsSkipped() || HasFatalFailure()) return;
-  auto table = filter::FilterTable::open(*plane_);
+  auto table = filter::FilterTable::open(*plane_, table_options_);
   ASSERT_TRUE(table) << table.error().message;
   table_.emplace(std::move(*table));
 }

@@ -21,6 +21,8 @@ class FilterTest : public XdpPipelineTest {
     return count(verdict, static_cast<sluice_reason>(reason)).packets;
   }
   std::optional<filter::FilterTable> table_;
+  // What SetUp opens the table with (a subclass sets it in its constructor).
+  filter::FilterTableOptions table_options_{};
 };
 
 // "198.18.0.0/15" -> Prefix; a bad literal fails the test at once (throws).

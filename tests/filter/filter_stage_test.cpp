@@ -310,10 +310,11 @@ TEST_F(FilterTest, PrefixFileWithABadLineIsRefusedWhole) {
 // and packets see the list as it was.
 TEST_F(FilterTest, PrefixLoadOutOfTbl8GroupsIsUndoneCleanly) {
   constexpr std::uint32_t kGroups = 1;  // one /24 may hold longer prefixes
-  auto small = dataplane::Dataplane::load({.blocklist_tbl8_groups = kGroups});
+  auto small = dataplane::Dataplane::load({});
   ASSERT_TRUE(small) << small.error().message;
   ASSERT_TRUE(small->install_stages());
-  auto table = filter::FilterTable::open(*small);
+  // Any list gets its DIR-24-8 copy (the groups are the copy's).
+  auto table = filter::FilterTable::open(*small, {.dir_prefixes = 1, .tbl8_groups_max = kGroups});
   ASSERT_TRUE(table) << table.error().message;
   auto send_small = [&](const Bytes& frame) { return run_xdp(small->entry_prog_fd(), frame).verdict; };
   const Bytes probe = udp4("198.18.0.129", "198.18.9.9", 1, 2);

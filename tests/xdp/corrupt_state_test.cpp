@@ -193,32 +193,53 @@ TEST_F(CorruptStateTest, PrefixListActionOutOfRangeDrops) {
 }
 
 TEST_F(CorruptStateTest, Dir24_8GroupPastTheTableDrops) {
+  // Every list gets its DIR-24-8 copy (plugged into fsrc4_tbl24/_tbl8, slot = generation).
+  table_.reset();
+  auto reopened = filter::FilterTable::open(*plane_, {.dir_prefixes = 1});
+  ASSERT_TRUE(reopened) << reopened.error().message;
+  table_.emplace(std::move(*reopened));
   // A /25 puts 198.18.0.0/24 into a tbl8 group: its tbl24 entry carries the group flag.
   RuleSet set;
   set.prefixes = {{cidr("198.18.0.0/25"), Action::Drop}};
   replace(set);
   ASSERT_EQ(send(tcp4_to(80, "198.18.0.1")).verdict, XDP_DROP);
   const std::uint32_t gen = live_generation();
-  bpf_map* tbl24 = gen == 0 ? maps().fsrc4_g0_tbl24 : maps().fsrc4_g1_tbl24;
-  bpf_map* tbl8 = gen == 0 ? maps().fsrc4_g0_tbl8 : maps().fsrc4_g1_tbl8;
+  ASSERT_TRUE(table_->prefix_dir(gen)->plugged);
+  // The plugged inner maps, by the ids the outer maps hold.
+  auto inner = [&](bpf_map* outer) {
+    std::uint32_t id = 0;
+    EXPECT_EQ(bpf_map_lookup_elem(fd(outer), &gen, &id), 0) << bpf_map__name(outer);
+    auto map = maps::MapFd::adopt(bpf_map_get_fd_by_id(id), bpf_map__name(outer));
+    EXPECT_TRUE(map);
+    return std::move(*map);
+  };
+  const maps::MapFd tbl24 = inner(maps().fsrc4_tbl24), tbl8 = inner(maps().fsrc4_tbl8);
+  auto read_row = [](const maps::MapFd& map, std::uint32_t row) {
+    auto entries = std::make_unique<sluice_dir24_8_row>();
+    EXPECT_EQ(bpf_map_lookup_elem(map.fd(), &row, entries.get()), 0) << "lookup " << map.name();
+    return entries;
+  };
+  auto forge_row = [](const maps::MapFd& map, std::uint32_t row, const sluice_dir24_8_row& entries) {
+    ASSERT_EQ(bpf_map_update_elem(map.fd(), &row, &entries, BPF_EXIST), 0) << "forge " << map.name();
+  };
   constexpr std::uint32_t host = 198u << 24 | 18u << 16;  // 198.18.0.0
   const std::uint32_t row = host >> 16, column = (host >> 8) & (SLUICE_DIR24_8_ROW_ENTRIES - 1);
-  auto entries = std::make_unique<sluice_dir24_8_row>(read<std::uint32_t, sluice_dir24_8_row>(tbl24, row));
+  auto entries = read_row(tbl24, row);
   ASSERT_NE(entries->entry[column] & SLUICE_DIR24_8_GROUP_FLAG, 0u);
   const std::uint32_t group = entries->entry[column] & ~SLUICE_DIR24_8_GROUP_FLAG;
 
   // A group index past tbl8 used to read as "no prefix": the blocklisted source passed.
   const std::uint32_t saved = entries->entry[column];
-  entries->entry[column] = SLUICE_DIR24_8_GROUP_FLAG | bpf_map__max_entries(tbl8);
-  forge(tbl24, row, *entries);
+  entries->entry[column] = SLUICE_DIR24_8_GROUP_FLAG | tbl8.max_entries();
+  forge_row(tbl24, row, *entries);
   expect_corrupt_drop(tcp4_to(80, "198.18.0.1"));
 
   // A tbl8 entry that is itself a group reference is no value either.
   entries->entry[column] = saved;
-  forge(tbl24, row, *entries);
-  auto group_entries = std::make_unique<sluice_dir24_8_row>(read<std::uint32_t, sluice_dir24_8_row>(tbl8, group));
+  forge_row(tbl24, row, *entries);
+  auto group_entries = read_row(tbl8, group);
   group_entries->entry[1] = SLUICE_DIR24_8_GROUP_FLAG | SLUICE_FILTER_ACTION_PASS;  // 198.18.0.1
-  forge(tbl8, group, *group_entries);
+  forge_row(tbl8, group, *group_entries);
   expect_corrupt_drop(tcp4_to(80, "198.18.0.1"));
 }
 
