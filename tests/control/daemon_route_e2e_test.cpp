@@ -347,11 +347,38 @@ TEST_F(DaemonRouteE2E, ApplyTakesTheForwardSectionAndLbEgressForwardNeedsARoute)
 
   // lb composition: egress forward hands the encapsulated packets to the forward stage, so it needs a route.
   client.result("lb.set", {{"encap_source", "198.18.1.2"}, {"egress", "forward"}});
-  client.result("vip.add", {{"vip", "198.18.0.10:80/tcp"}, {"table_size", 251}});
-  client.result("backend.add", {{"vip", "198.18.0.10:80/tcp"}, {"address", "198.18.1.1"}});
+  client.result("vip.add", {{"vip", "198.18.5.10:80/tcp"}, {"table_size", 251}});
+  client.result("backend.add", {{"vip", "198.18.5.10:80/tcp"}, {"address", "198.18.1.1"}});
   const auto stages = client.result("config.get").at("stages");
   EXPECT_TRUE(stages.at("lb").as_bool());
   EXPECT_TRUE(stages.at("forward").as_bool());
+  // The encapsulated packets leave where the routes say: the route to the backend's network counts them.
+  auto counted = [&](const std::string& prefix) {
+    const json::value listed = client.result("route.list");
+    for (const auto& route : listed.at("routes").as_array())
+      if (route.at("prefix") == json::value(prefix)) return route.at("packets").to_number<std::uint64_t>();
+    return std::uint64_t{0};
+  };
+  const std::uint64_t before = counted("198.18.1.0/24");
+  (void)client_->exec("nc -z -w 1 198.18.5.10 80", 5s);  // SYNs to the VIP; no answer expected
+  EXPECT_GE(counted("198.18.1.0/24"), before + 1) << "lb's encapsulated SYN was not routed to the backend";
+  // Routed elsewhere: the route decides where lb traffic leaves.
+  client.result("route.replace", {{"prefix", "198.18.1.0/24"}, {"to_stack", true}});
+  auto to_stack = [&] {  // the stage's to_stack outcome, from /metrics
+    const std::string text = box_->exec("curl -sf http://127.0.0.1:9647/metrics").output;
+    const std::string key = "sluice_forward_packets_total{outcome=\"to_stack\"} ";
+    const auto at = text.find(key);
+    return at == std::string::npos ? std::uint64_t{0} : std::stoull(text.substr(at + key.size()));
+  };
+  const std::uint64_t to_stack_before = to_stack();
+  (void)client_->exec("nc -z -w 1 198.18.5.10 80", 5s);
+  EXPECT_GE(to_stack(), to_stack_before + 1) << "lb's encapsulated SYN did not follow the replaced route\n"
+                                              << box_->exec("curl -sf http://127.0.0.1:9647/metrics | grep -E 'forward_packets|lb_|reason=\"(lb|fwd)'").output
+                                              << json::serialize(client.result("route.list"));
+  const json::value hops_after = client.result("nexthop.list");
+  for (const auto& hop : hops_after.at("next_hops").as_array())
+    EXPECT_NE(hop.at("next_hop"), json::value("198.18.1.1@" + box_server_if_)) << "the server's next hop should be gone";
+  client.result("route.replace", {{"prefix", "198.18.1.0/24"}, {"via", "198.18.1.1"}, {"dev", box_server_if_}, {"mac", kServerMac}});
   const std::string empty_forward = "forward:\n  routes: []\n";
   const auto lost = client.call("apply", {{"yaml", empty_forward}});
   ASSERT_TRUE(lost.error) << "the last route went while lb egress forward needs it";
