@@ -196,7 +196,15 @@ protocol::ArgsResult<void> RouteOps::check(std::string_view op, const config::De
   const ForwardConfig& config = forward_of(next);
   if (auto problem = config::validate_forward(config))
     return ProtocolError{ErrorCode::BadArgs, std::string(op) + ": " + *problem};
-  // What only this host can say: the interfaces and the CPUs.
+  // lb's egress `forward` hands encapsulated packets to this stage: without a route it is off.
+  if (next.lb && !next.lb->vips.empty() && next.lb->settings.egress == SLUICE_LB_EGRESS_FORWARD && config.routes.empty())
+    return args::bad(op, "lb.settings.egress",
+                     "forward: the VIPs' encapsulated packets go to the forward stage, which is off without a route "
+                     "(add a route first, or set egress tx or redirect)");
+  // What only this host can say: the interfaces and the CPUs. Not at start
+  // ("restore"): a missing interface must not cost the filter its rule set;
+  // make_live refuses the section then and the start reports it (degraded).
+  if (op == "restore") return {};
   for (std::size_t r = 0; r < config.routes.size(); ++r)
     if (config.routes[r].kind == ForwardRoute::Kind::Via && ::if_nametoindex(config.routes[r].hop.dev.c_str()) == 0)
       return args::bad(op, "forward.routes[" + std::to_string(r) + "].dev",
@@ -212,11 +220,6 @@ protocol::ArgsResult<void> RouteOps::check(std::string_view op, const config::De
       return args::bad(op, "forward.settings.cpus[" + std::to_string(i) + "]",
                        "CPU " + std::to_string(config.settings.cpus[i]) + " does not exist (possible CPUs: 0.." +
                            std::to_string(possible - 1) + ")");
-  // lb's egress `forward` hands encapsulated packets to this stage: without a route it is off.
-  if (next.lb && !next.lb->vips.empty() && next.lb->settings.egress == SLUICE_LB_EGRESS_FORWARD && config.routes.empty())
-    return args::bad(op, "lb.settings.egress",
-                     "forward: the VIPs' encapsulated packets go to the forward stage, which is off without a route "
-                     "(add a route first, or set egress tx or redirect)");
   return {};
 }
 

@@ -386,5 +386,70 @@ TEST_F(DaemonRouteE2E, ApplyTakesTheForwardSectionAndLbEgressForwardNeedsARoute)
   EXPECT_EQ(client.result("route.list").at("routes").as_array().size(), 2u);
 }
 
+
+// cpumap: local traffic (a to-stack route) spread by flow hash over the
+// configured CPU set. Where a frame lands is the CPU whose cpumap kthread
+// ("cpumap/<cpu>/map:<id>") builds its skb: with two CPUs set and many
+// flows, both kthreads run (their schedstat timeslices grow).
+TEST_F(DaemonRouteE2E, CpumapSpreadsLocalTrafficOverTwoCpus) {
+  if (libbpf_num_possible_cpus() < 2) GTEST_FAIL() << "two possible CPUs are needed";
+  ControlClient client(daemon_->socket_path());
+  add_routes(client);
+  client.result("cpumap.set", {{"cpus", json::array{0, 1}}, {"queue", 256}});
+  const int map_fd = bpf_obj_get((daemon_->pin_dir() + "/fwd_cpus").c_str());
+  ASSERT_GE(map_fd, 0) << "the cpumap is not pinned as " << daemon_->pin_dir() << "/fwd_cpus";
+  bpf_map_info info{};
+  __u32 info_len = sizeof info;
+  ASSERT_EQ(bpf_obj_get_info_by_fd(map_fd, &info, &info_len), 0);
+  ::close(map_fd);
+  // The kthread of each CPU of this cpumap, and the timeslices it has run.
+  auto timeslices = [&](int cpu) -> std::optional<std::uint64_t> {
+    const std::string comm = "cpumap/" + std::to_string(cpu) + "/map:" + std::to_string(info.id);
+    for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+      const std::string pid = entry.path().filename();
+      if (pid.find_first_not_of("0123456789") != std::string::npos) continue;
+      std::string name = read_file(entry.path() / "comm");
+      if (!name.empty() && name.back() == '\n') name.pop_back();
+      if (name != comm) continue;
+      std::istringstream stat(read_file(entry.path() / "schedstat"));
+      std::uint64_t run_ns = 0, wait_ns = 0, slices = 0;
+      if (stat >> run_ns >> wait_ns >> slices) return slices;
+    }
+    return std::nullopt;
+  };
+  const auto before0 = timeslices(0), before1 = timeslices(1);
+  ASSERT_TRUE(before0 && before1) << "no cpumap kthread for CPU 0 and 1 of map " << info.id;
+  // 200 UDP datagrams to the box, each from a new socket (a new source port: a new flow).
+  must(client_->exec("bash -c 'for i in $(seq 1 200); do echo x > /dev/udp/198.18.0.2/9; done'", 20s), "datagrams");
+  std::this_thread::sleep_for(200ms);
+  const auto after0 = timeslices(0), after1 = timeslices(1);
+  ASSERT_TRUE(after0 && after1);
+  EXPECT_GT(*after0, *before0) << "nothing landed on CPU 0";
+  EXPECT_GT(*after1, *before1) << "nothing landed on CPU 1";
+  const auto show = client.result("forward.show");
+  EXPECT_EQ(show.at("events").at("cpumap_fallback").to_number<std::uint64_t>(), 0u) << json::serialize(show);
+}
+
+
+// A route whose interface is gone at start: the start reports it (degraded,
+// state.yaml kept as .rejected) and the filter keeps its rules; what is
+// reported is what runs (no routes).
+TEST_F(DaemonRouteE2E, AStartWithoutARoutesInterfaceIsDegradedNotFilterless) {
+  ControlClient client(daemon_->socket_path());
+  client.result("rule.add", {{"priority", 10}, {"proto", "tcp"}, {"dport", 23}, {"action", "drop"}});
+  add_routes(client);
+  client.close();
+  daemon_->kill_hard();
+  must(box_->exec("ip link del " + box_server_if_), "remove the server port");
+  ASSERT_EQ(daemon_->start(), "");
+  ControlClient again(daemon_->socket_path());
+  const auto status = again.result("status");
+  EXPECT_TRUE(status.at("degraded").as_bool()) << json::serialize(status);
+  EXPECT_NE(json::serialize(status).find(box_server_if_), std::string::npos) << json::serialize(status);
+  EXPECT_EQ(again.result("rule.list").at("rules").as_array().size(), 1u) << "the filter lost its rules";
+  EXPECT_TRUE(again.result("route.list").at("routes").as_array().empty()) << "routes reported that do not run";
+  EXPECT_TRUE(std::filesystem::exists(daemon_->state_dir() + "/state.yaml.rejected"));
+}
+
 }  // namespace
 }  // namespace sluice::test
