@@ -292,6 +292,7 @@ bool StateOps::restore(const config::DesiredState& baseline, const config::Desir
     if (auto made_lb = part_->make_live(live); !made_lb) {
       problems.push_back("load balancer not made live: " + made_lb.error().message);
       live.lb = baseline.lb;  // what its maps hold
+      live.forward = baseline.forward;
     }
   }
   const config::Defaults defaults = wanted.defaults.value_or(config::Defaults{});
