@@ -142,11 +142,16 @@ struct Case {
   std::uint32_t verdict = 0;
 };
 
-Bytes tcp(bool v6, std::string_view dst, std::uint8_t flags) {
+// New flows come from their own source port: the harness stamps a count into
+// the low source address bytes, and from another port no count can make the
+// established flow's 5-tuple (which would be a connection hit, not a new flow).
+constexpr std::uint16_t kEstablishedPort = 40000, kNewFlowPort = 40001;
+
+Bytes tcp(bool v6, std::string_view dst, std::uint8_t flags, std::uint16_t sport = kEstablishedPort) {
   auto b = PacketBuilder().eth("02:00:00:00:00:01", "02:00:00:00:00:02");
   if (v6) b.ipv6("2001:db8:2::2", dst);
   else b.ipv4("198.18.2.2", dst);
-  return b.tcp(40000, 80, {.flags = flags}).payload(std::string(18, 'x')).build();
+  return b.tcp(sport, 80, {.flags = flags}).payload(std::string(18, 'x')).build();
 }
 
 }  // namespace
@@ -242,7 +247,7 @@ int main(int argc, char** argv) {
         const std::string group = v6 ? "ipv6/tcp" : "ipv4/tcp";
         const char* vip_addr = v6 ? "2001:db8::10" : "198.18.0.10";
         const std::uint32_t vip_id = v6 ? kVip6 : kVip4;
-        cases.push_back({group, "new flow (Maglev + insert)" + suffix, tcp(v6, vip_addr, TcpFlags::SYN), Path::NewFlow,
+        cases.push_back({group, "new flow (Maglev + insert)" + suffix, tcp(v6, vip_addr, TcpFlags::SYN, kNewFlowPort), Path::NewFlow,
                          vip_id, v6});
         cases.push_back({group, "established (connection hit)" + suffix, tcp(v6, vip_addr, TcpFlags::ACK),
                          Path::Established, vip_id, v6});
