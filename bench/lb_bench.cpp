@@ -16,7 +16,9 @@
 #include <algorithm>
 #include <cstring>
 #include <iostream>
+#include <iomanip>
 #include <map>
+#include <sstream>
 
 #include "bench_support.hpp"
 #include "dataplane.hpp"
@@ -127,7 +129,7 @@ class LbSetup {
   const decltype(sluice_bpf::maps)& maps_;
 };
 
-enum class Path { HarnessOnly, NewFlow, Established, NonVip };
+enum class Path { HarnessOnly, HarnessPush, NewFlow, Established, NonVip };
 
 struct Case {
   std::string group;
@@ -140,11 +142,16 @@ struct Case {
   std::uint32_t verdict = 0;
 };
 
-Bytes tcp(bool v6, std::string_view dst, std::uint8_t flags) {
+// New flows come from their own source port: the harness stamps a count into
+// the low source address bytes, and from another port no count can make the
+// established flow's 5-tuple (which would be a connection hit, not a new flow).
+constexpr std::uint16_t kEstablishedPort = 40000, kNewFlowPort = 40001;
+
+Bytes tcp(bool v6, std::string_view dst, std::uint8_t flags, std::uint16_t sport = kEstablishedPort) {
   auto b = PacketBuilder().eth("02:00:00:00:00:01", "02:00:00:00:00:02");
   if (v6) b.ipv6("2001:db8:2::2", dst);
   else b.ipv4("198.18.2.2", dst);
-  return b.tcp(40000, 80, {.flags = flags}).payload(std::string(18, 'x')).build();
+  return b.tcp(sport, 80, {.flags = flags}).payload(std::string(18, 'x')).build();
 }
 
 }  // namespace
@@ -154,6 +161,7 @@ int main(int argc, char** argv) {
   std::uint32_t repeat = 1'000'000;
   int rounds = 5;
   bool json = false, per_cpu_lru = false, quick = false;
+  std::string only;
   std::uint32_t conn_entries = SLUICE_LB_CONN_ENTRIES_DEFAULT;
   app.add_option("--repeat", repeat, "packets per timing (>= 1,000,000)")->check(CLI::Range(sluice::bench::min_repeat, 100'000'000u));
   app.add_option("--rounds", rounds, "interleaved rounds; the median is reported")->check(CLI::Range(1, 100));
@@ -162,6 +170,7 @@ int main(int argc, char** argv) {
                  "connection table size per family (new flows fill it: smaller than the new-flow repeats, it evicts)")
       ->check(CLI::Range(1u, sluice::dataplane::kLbConnEntriesMax));
   app.add_flag("--json", json, "print JSON instead of a table");
+  app.add_option("--only", only, "time only the cases whose name contains this (and the harness baseline; for profiling)");
   app.add_flag("--quick", quick, "only the filter-off, one-VIP set (the test suite's smoke run)");
   CLI11_PARSE(app, argc, argv);
 
@@ -207,7 +216,9 @@ int main(int argc, char** argv) {
     // One timing of a case, with the proof that every repeat took its path.
     auto time_case = [&](Case& c) {
       load_frame(c);
-      aim(c.path == Path::HarnessOnly ? bpf_program__fd(harness->progs.harness_drop) : plane->entry_prog_fd());
+      aim(c.path == Path::HarnessOnly   ? bpf_program__fd(harness->progs.harness_drop)
+          : c.path == Path::HarnessPush ? bpf_program__fd(harness->progs.harness_push_drop)
+                                        : plane->entry_prog_fd());
       const bool vip = c.path == Path::NewFlow || c.path == Path::Established;
       const std::uint64_t sent = vip ? count_of(SLUICE_VERDICT_TX, SLUICE_REASON_LB_ENCAP)
                                      : count_of(SLUICE_VERDICT_PASS, SLUICE_REASON_PIPELINE_END);
@@ -215,7 +226,7 @@ int main(int argc, char** argv) {
       const auto t = sluice::bench::time_xdp(harness_fd, c.frame, repeat, 1, c.name);
       c.samples.push_back(t.ns_per_packet);
       c.verdict = t.verdict;
-      if (c.path == Path::HarnessOnly) return;
+      if (c.path == Path::HarnessOnly || c.path == Path::HarnessPush) return;
       const std::uint64_t took = (vip ? count_of(SLUICE_VERDICT_TX, SLUICE_REASON_LB_ENCAP)
                                       : count_of(SLUICE_VERDICT_PASS, SLUICE_REASON_PIPELINE_END)) - sent;
       const std::uint64_t inserted = vip ? lb.new_conns(c.vip_id) - fresh : 0;
@@ -229,11 +240,14 @@ int main(int argc, char** argv) {
     auto make_cases = [&](const std::string& suffix) {
       std::vector<Case> cases;
       cases.push_back({"harness", "harness + XDP_DROP" + suffix, tcp(false, "198.18.0.10", TcpFlags::ACK), Path::HarnessOnly, 0, false});
+      // what the restore costs an encapsulating path beyond the baseline (its adjust_head back)
+      cases.push_back({"harness", "harness + 20-byte push + XDP_DROP" + suffix, tcp(false, "198.18.0.10", TcpFlags::ACK),
+                       Path::HarnessPush, 0, false});
       for (bool v6 : {false, true}) {
         const std::string group = v6 ? "ipv6/tcp" : "ipv4/tcp";
         const char* vip_addr = v6 ? "2001:db8::10" : "198.18.0.10";
         const std::uint32_t vip_id = v6 ? kVip6 : kVip4;
-        cases.push_back({group, "new flow (Maglev + insert)" + suffix, tcp(v6, vip_addr, TcpFlags::SYN), Path::NewFlow,
+        cases.push_back({group, "new flow (Maglev + insert)" + suffix, tcp(v6, vip_addr, TcpFlags::SYN, kNewFlowPort), Path::NewFlow,
                          vip_id, v6});
         cases.push_back({group, "established (connection hit)" + suffix, tcp(v6, vip_addr, TcpFlags::ACK),
                          Path::Established, vip_id, v6});
@@ -251,7 +265,10 @@ int main(int argc, char** argv) {
           (void)sluice::bench::time_xdp(harness_fd, c.frame, sluice::bench::min_repeat, 1, "warm-up");
         }
       for (int round = 0; round < rounds; ++round)
-        for (Case& c : cases) time_case(c);
+        for (Case& c : cases)
+          if (c.path == Path::HarnessOnly || c.path == Path::HarnessPush ||
+              (c.group + " " + c.name).find(only) != std::string::npos)
+            time_case(c);
     };
 
     sluice::bench::Report report("lb: BPF_PROG_TEST_RUN through a restoring harness, " + std::to_string(repeat) +
@@ -263,9 +280,24 @@ int main(int argc, char** argv) {
       std::sort(v.begin(), v.end());
       return v[v.size() / 2];
     };
+    std::vector<std::string> spreads;  // min-max over rounds, and the ratios of both ends
     auto report_set = [&](std::vector<Case>& cases) {
       const double base = median(cases.front().samples);
-      for (const Case& c : cases) report.add({c.group, c.name, median(c.samples), base, c.verdict});
+      for (const Case& c : cases) {
+        if (c.samples.empty()) continue;
+        report.add({c.group, c.name, median(c.samples), base, c.verdict});
+        const auto [lo, hi] = std::minmax_element(c.samples.begin(), c.samples.end());
+        std::ostringstream line;
+        line << std::left << std::setw(16) << c.group << std::setw(44) << c.name << std::right << std::setw(6) << *lo
+             << " -" << std::setw(6) << *hi << std::fixed << std::setprecision(2) << std::setw(8) << *lo / base
+             << " -" << std::setw(6) << *hi / base;
+        spreads.push_back(line.str());
+      }
+    };
+    auto print_spreads = [&] {
+      if (json) return;
+      std::cout << "spread over rounds: min - max ns/packet, and x the harness median\n";
+      for (const auto& line : spreads) std::cout << line << "\n";
     };
 
     // filter off, 1 VIP per family
@@ -276,6 +308,7 @@ int main(int argc, char** argv) {
     report_set(plain);
     if (quick) {
       report.print_table(std::cout);
+      print_spreads();
       return 0;
     }
     // filter on (empty rule set), 1 VIP
@@ -299,6 +332,7 @@ int main(int argc, char** argv) {
     report.add({"empty", "bare XDP_DROP (no harness)", bare.ns_per_packet, median(plain.front().samples), bare.verdict});
     if (json) report.print_json(std::cout);
     else report.print_table(std::cout);
+    print_spreads();
   } catch (const std::exception& e) {
     std::cerr << "lb_bench: " << e.what() << "\n";
     return 1;

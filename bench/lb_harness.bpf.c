@@ -88,4 +88,18 @@ int harness_drop(struct xdp_md *ctx)
 	return XDP_DROP;
 }
 
+/*
+ * The harness's cost on an encapsulating path: the head grows by an outer
+ * IPv4 header, so the next repeat's restore moves it back (what every
+ * encapsulated repeat costs the harness, not the path under test).
+ */
+#define LB_HARNESS_PUSH_LEN 20
+SEC("xdp")
+int harness_push_drop(struct xdp_md *ctx)
+{
+	if (bpf_xdp_adjust_head(ctx, -LB_HARNESS_PUSH_LEN))
+		return XDP_ABORTED;
+	return XDP_DROP;
+}
+
 char _license[] SEC("license") = "GPL";

@@ -166,6 +166,24 @@ TEST_F(LbStage, Ipv4InIpv6ForAnIpv6Backend) {
   EXPECT_EQ(slice(r.output, 54, in.size() - 14), slice(in, 14, in.size() - 14));
 }
 
+// Two tags under an outer IPv4 header: the new L2 header (22 bytes) ends where
+// the received one (moved 20 bytes in) begins, so its last bytes overwrite the
+// received destination MAC, which is also the new source: read before written.
+TEST_F(LbStage, TwoVlanTagsUnderAnIpv4OuterHeader) {
+  one_vip();
+  const Bytes in =
+      client().vlan(100, ETH_P_8021AD).vlan(200).ipv4("198.18.2.2", "198.18.0.10").tcp(40000, 80).payload("hi").build();
+  const auto r = send(in);
+  ASSERT_EQ(r.verdict, XDP_TX);
+  ASSERT_EQ(r.output.size(), in.size() + 20);
+  EXPECT_EQ(slice(r.output, 0, 6), mac_bytes(kNextHopMac));
+  EXPECT_EQ(slice(r.output, 6, 6), mac_bytes(kBoxMac)) << "source: the MAC the frame was sent to";
+  EXPECT_EQ(slice(r.output, 12, 8), slice(in, 12, 8)) << "both tags as they came";
+  EXPECT_EQ(be16(r.output, 20), ETH_P_IP);
+  expect_outer_v4(r.output, 22, v4_bytes("198.18.0.1"), "198.18.1.1", in.size() - 22, 0);
+  EXPECT_EQ(slice(r.output, 42, in.size() - 22), slice(in, 22, in.size() - 22)) << "inner datagram byte-identical";
+}
+
 TEST_F(LbStage, EntropySourceAndConfiguredSourceMac) {
   one_vip();
   auto s = lb_settings();
