@@ -883,6 +883,12 @@ Result<void> RouteTable::neighbour_changed(std::uint32_t ifindex, const IpAddres
   return s.refresh_values();
 }
 
+bool RouteTable::wants_neighbour(std::uint32_t ifindex, const IpAddress& address) const {
+  for (const auto& [name, hop] : state_->next_hops)
+    if (hop.spec.resolve_mac && hop.ifindex == ifindex && hop.spec.gateway == address) return true;
+  return false;
+}
+
 Result<void> RouteTable::refresh_neighbours() {
   auto& s = *state_;
   if (!s.neighbours) return {};

@@ -185,6 +185,8 @@ class RouteTable {
   // The kernel's neighbour (ifindex, address) is now usable with `mac`, or not usable (empty).
   // Every resolve_mac next hop on it follows; routes and groups using them with it.
   Result<void> neighbour_changed(std::uint32_t ifindex, const IpAddress& address, std::optional<Mac> mac);
+  // Whether a resolve_mac next hop waits on or follows this neighbour.
+  bool wants_neighbour(std::uint32_t ifindex, const IpAddress& address) const;
   // Asks the source again for every resolve_mac next hop (after its cache was rebuilt).
   Result<void> refresh_neighbours();
 
