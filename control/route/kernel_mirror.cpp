@@ -2,6 +2,7 @@
 
 #include <linux/rtnetlink.h>
 #include <net/if.h>
+#include <netlink/route/link.h>
 #include <netlink/route/nexthop.h>
 #include <netlink/route/route.h>
 
@@ -52,6 +53,10 @@ struct Translated {
 };
 
 std::string hop_name(const Path& path) { return "kernel:" + path.ifname + ":" + path.gateway.to_string(); }
+
+// IFF_LOWER_UP is in linux/if.h, which clashes with net/if.h; its value is ABI.
+constexpr unsigned kIffLowerUp = 1u << 16;
+constexpr unsigned kLinkStateFlags = IFF_UP | IFF_RUNNING | kIffLowerUp;
 
 bool is_full(int errnum) { return errnum == ENOSPC || errnum == E2BIG; }
 
@@ -164,7 +169,11 @@ struct KernelMirror::State {
   netlink::CacheManager events;
   netlink::Socket dumps;
   nl_cache* cache = nullptr;  // owned by the manager
+  nl_cache* links = nullptr;  // owned by the manager
   bool stopped = false;
+  // A link went down or away: IPv4 flushes its routes without a notification per route.
+  bool links_changed = false;
+  std::map<int, unsigned> link_flags{};
 
   // The kernel's routes of the table, by prefix and metric (only the translated ones).
   std::map<Prefix, std::map<std::uint32_t, Wanted>, PrefixLess> kernel{};
@@ -316,6 +325,23 @@ struct KernelMirror::State {
     static_cast<State*>(self)->changed(object, action);
   }
 
+  // The kernel removes IPv4 routes through a link that goes down or away (and marks
+  // multipath legs dead) without telling route listeners: a link event means resync.
+  static void on_link(nl_cache*, nl_object* object, int action, void* self) {
+    auto& s = *static_cast<State*>(self);
+    auto* link = reinterpret_cast<rtnl_link*>(object);
+    const int ifindex = rtnl_link_get_ifindex(link);
+    const unsigned flags = rtnl_link_get_flags(link) & kLinkStateFlags;
+    auto it = s.link_flags.find(ifindex);
+    if (action == NL_ACT_DEL) {
+      s.link_flags.erase(ifindex);
+      s.links_changed = true;
+      return;
+    }
+    if (it != s.link_flags.end() && it->second != flags) s.links_changed = true;
+    s.link_flags[ifindex] = flags;
+  }
+
   // From the cache as it is: what the kernel has, then every prefix made to match.
   void reconcile() {
     kernel.clear();
@@ -358,6 +384,13 @@ Result<std::unique_ptr<KernelMirror>> KernelMirror::open(RouteTable& table, Kern
   if (int rc = nl_cache_mngr_add(state->events.manager.get(), "route/route", &State::on_change, state.get(), &state->cache);
       rc < 0)
     return netlink::nl_error("follow the kernel's routes", rc);
+  if (int rc = nl_cache_mngr_add(state->events.manager.get(), "route/link", &State::on_link, state.get(), &state->links);
+      rc < 0)
+    return netlink::nl_error("follow the kernel's links", rc);
+  for (nl_object* object = nl_cache_get_first(state->links); object; object = nl_cache_get_next(object)) {
+    auto* link = reinterpret_cast<rtnl_link*>(object);
+    state->link_flags[rtnl_link_get_ifindex(link)] = rtnl_link_get_flags(link) & kLinkStateFlags;
+  }
   state->reconcile();
   return std::unique_ptr<KernelMirror>(new KernelMirror(std::move(state)));
 }
@@ -370,6 +403,10 @@ Result<void> KernelMirror::process_pending() {
   const int rc = nl_cache_mngr_data_ready(s.events.manager.get());
   if (rc == -NLE_NOMEM) return resync();  // ENOBUFS: notifications were lost
   if (rc < 0 && rc != -NLE_AGAIN) return netlink::nl_error("read route notifications", rc);
+  if (s.links_changed) {
+    s.links_changed = false;
+    return resync();
+  }
   return {};
 }
 
@@ -378,6 +415,7 @@ Result<void> KernelMirror::resync() {
   if (s.stopped) return {};
   ++s.resyncs;
   if (int rc = nl_cache_refill(s.dumps.get(), s.cache); rc < 0) return netlink::nl_error("dump the kernel's routes", rc);
+  if (int rc = nl_cache_refill(s.dumps.get(), s.links); rc < 0) return netlink::nl_error("dump the kernel's links", rc);
   s.reconcile();
   return {};
 }

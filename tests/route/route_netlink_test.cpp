@@ -236,6 +236,17 @@ TEST_F(RouteNetlink, MirrorFollowsAddChangeDeleteEcmpTypesAndMetrics) {
   EXPECT_FALSE(hop(kernel_hop("198.18.0.3"))) << "an auto next hop no route uses is removed";
   EXPECT_FALSE(hop(kernel_hop("198.18.0.1")));
 
+  // A link going down: IPv4 flushes its routes without a notification per route; the link event resyncs.
+  box("ip route add 198.18.30.0/24 via 198.18.0.1");
+  ASSERT_TRUE(pump_until([&] { return route_of("198.18.30.0/24").has_value(); }));
+  const auto resyncs = mirror_->stats().resyncs;
+  box("ip link set " + lab_->box_if + " down");
+  EXPECT_TRUE(pump_until([&] { return !route_of("198.18.30.0/24") && !route_of("198.18.0.0/24"); }))
+      << "routes the kernel flushed with the link are gone here too";
+  EXPECT_GT(mirror_->stats().resyncs, resyncs);
+  box("ip link set " + lab_->box_if + " up");
+  EXPECT_TRUE(pump_until([&] { return route_of("198.18.0.0/24").has_value(); })) << "back with the link";
+
   // Stopping removes every Kernel route and auto next hop, and only those.
   {
     EnterNetns in_box(lab_->box);
