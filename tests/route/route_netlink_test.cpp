@@ -194,6 +194,10 @@ TEST_F(RouteNetlink, MirrorFollowsAddChangeDeleteEcmpTypesAndMetrics) {
   EXPECT_EQ(groups[0].members[1].next_hop, kernel_hop("198.18.0.3"));
   EXPECT_EQ(groups[0].members[1].weight, 3u) << "the kernel's weights";
 
+  box("ip route add default via 198.18.0.1 && ip -6 route add default via 2001:db8::1");
+  ASSERT_TRUE(pump_until([&] { return route_of("0.0.0.0/0") && route_of("::/0"); })) << "default routes";
+  EXPECT_EQ(route_of("0.0.0.0/0")->target, RouteTarget::next_hop(kernel_hop("198.18.0.1")));
+  EXPECT_EQ(route_of("::/0")->target, RouteTarget::next_hop(kernel_hop("2001:db8::1")));
   box("ip -6 route add 2001:db8:20::/48 via 2001:db8::1");
   box("ip route add blackhole 198.18.22.0/24");
   box("ip route add unreachable 198.18.24.0/24");
@@ -231,7 +235,10 @@ TEST_F(RouteNetlink, MirrorFollowsAddChangeDeleteEcmpTypesAndMetrics) {
   // Deleted in the kernel: gone here, with the group and the next hops only it used.
   box("ip route del 198.18.21.0/24");
   box("ip route del 198.18.20.0/24");
-  ASSERT_TRUE(pump_until([&] { return !route_of("198.18.21.0/24") && !route_of("198.18.20.0/24"); }));
+  box("ip route del default && ip -6 route del default");
+  ASSERT_TRUE(pump_until([&] {
+    return !route_of("198.18.21.0/24") && !route_of("198.18.20.0/24") && !route_of("0.0.0.0/0") && !route_of("::/0");
+  }));
   EXPECT_TRUE(table_->list_groups().empty()) << "the ECMP group went with its route";
   EXPECT_FALSE(hop(kernel_hop("198.18.0.3"))) << "an auto next hop no route uses is removed";
   EXPECT_FALSE(hop(kernel_hop("198.18.0.1")));
