@@ -17,6 +17,7 @@
 
 #include "kernel_mirror.hpp"
 #include "neighbour_table.hpp"
+#include "netlink_watch.hpp"
 #include "netns_lab.hpp"
 #include "route_fixture.hpp"
 
@@ -307,6 +308,26 @@ TEST_F(RouteNetlink, OverrunIsHealedByResyncAndTheMirrorIsBounded) {
   }
   EXPECT_EQ(table_->route_count(), 10u);
   EXPECT_GE(mirror_->stats().refused_full, static_cast<std::size_t>(kBurst - 10)) << "refused and counted";
+}
+
+// sluiced's shape: one io_context drives both watchers; `ip route add` becomes a resolved kernel route.
+TEST_F(RouteNetlink, AnAsioIoContextDrivesTheWatchers) {
+  open_watchers();
+  EnterNetns in_box(lab_->box);  // the io_context runs here, where the sockets and interfaces are
+  boost::asio::io_context io;
+  std::string error;
+  auto note = [&](const maps::Error& e) { error = e.message; };
+  route::NetlinkWatch neighbours(io, neighbours_->fd(), [&] { return neighbours_->process_pending(); }, note);
+  route::NetlinkWatch routes(io, mirror_->fd(), [&] { return mirror_->process_pending(); }, note);
+  box("ip route add 198.18.50.0/24 via 198.18.0.1");
+  const auto deadline = std::chrono::steady_clock::now() + 3s;
+  auto done = [&] {
+    auto h = hop(kernel_hop("198.18.0.1"));
+    return route_of("198.18.50.0/24") && h && h->resolved;
+  };
+  while (!done() && std::chrono::steady_clock::now() < deadline) io.run_for(50ms);
+  EXPECT_TRUE(done()) << "mirrored and resolved through the io_context";
+  EXPECT_EQ(error, "");
 }
 
 TEST_F(RouteNetlink, TablesThatCannotBeMirroredAreRefused) {
