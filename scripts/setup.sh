@@ -17,6 +17,8 @@ packages=(
   iproute2 iputils-ping netcat-openbsd nftables tcpdump curl
   # control plane tests: promtool judges sluiced's /metrics; strace checks the socket's chown/chmod calls
   prometheus strace
+  # forward stage: next-hop MACs from the kernel's neighbour table and `route sync` (netlink)
+  libnl-3-dev libnl-route-3-dev
 )
 
 missing=()

@@ -139,6 +139,7 @@ struct RouteTable::State {
     std::uint32_t ifindex = 0;
     std::uint32_t port = 0;
     std::size_t users = 0;
+    bool resolved = true;  // false: resolve_mac and no usable neighbour: routes send to the stack
   };
   struct Group {
     std::vector<GroupMember> members;
@@ -146,9 +147,14 @@ struct RouteTable::State {
     std::size_t users = 0;
   };
   struct Route {
-    RouteTarget target;
+    std::optional<RouteTarget> by_static{};
+    std::optional<RouteTarget> by_kernel{};
     std::uint32_t slot = 0;  // route counter, 0: none
-    std::uint32_t value = 0;
+    std::uint32_t value = 0;  // in the trie: the effective target's
+    // Static over Kernel: the operator's explicit word wins.
+    const RouteTarget& effective() const { return by_static ? *by_static : *by_kernel; }
+    std::optional<RouteTarget>& of(Origin origin) { return origin == Origin::Static ? by_static : by_kernel; }
+    bool empty() const { return !by_static && !by_kernel; }
   };
   struct Port {
     std::uint32_t slot = 0;
@@ -174,6 +180,7 @@ struct RouteTable::State {
   std::map<sluice_lpm_v4_key, Route, KeyLess<sluice_lpm_v4_key>> v4{};
   std::map<sluice_lpm_v6_key, Route, KeyLess<sluice_lpm_v6_key>> v6{};
   std::map<std::uint32_t, Port> port_of_ifindex{};
+  NeighbourSource* neighbours = nullptr;
   IdPool nexthop_ids{SLUICE_FWD_MAX_NEXTHOPS};
   IdPool group_ids{SLUICE_FWD_MAX_GROUPS};
   IdPool counter_slots{SLUICE_FWD_ROUTE_COUNTERS};
@@ -246,15 +253,27 @@ struct RouteTable::State {
       case RouteTarget::Kind::NextHop: {
         auto it = next_hops.find(target.name);
         if (it == next_hops.end()) return refuse(operation, "next hop '" + target.name + "' does not exist", ENOENT);
+        // Unresolved: the kernel gets the packets (it resolves, forwards or drops), never a zero MAC.
+        if (!it->second.resolved) return SLUICE_FWD_ROUTE_VALUE(SLUICE_FWD_KIND_LOCAL, 0, slot);
         return SLUICE_FWD_ROUTE_VALUE(SLUICE_FWD_KIND_NEXTHOP, it->second.id, slot);
       }
       case RouteTarget::Kind::Group: {
         auto it = group_table.find(target.name);
         if (it == group_table.end()) return refuse(operation, "group '" + target.name + "' does not exist", ENOENT);
+        if (!group_usable(it->second.members)) return SLUICE_FWD_ROUTE_VALUE(SLUICE_FWD_KIND_LOCAL, 0, slot);
         return SLUICE_FWD_ROUTE_VALUE(SLUICE_FWD_KIND_GROUP, it->second.id, slot);
       }
     }
     return refuse(operation, "unknown route target kind");
+  }
+  bool group_usable(const std::vector<GroupMember>& members) const {
+    return std::any_of(members.begin(), members.end(), [&](const GroupMember& m) {
+      auto it = next_hops.find(m.next_hop);
+      return it != next_hops.end() && it->second.resolved;
+    });
+  }
+  void use(const std::optional<RouteTarget>& target, int delta) {
+    if (target) use(*target, delta);
   }
   void use(const RouteTarget& target, int delta) {
     if (target.kind == RouteTarget::Kind::NextHop) next_hops[target.name].users += delta;
@@ -270,8 +289,12 @@ struct RouteTable::State {
     const unsigned ifindex = ::if_nametoindex(spec.interface.c_str());
     if (spec.interface.empty() || ifindex == 0)
       return refuse(operation, "next hop '" + name + "': interface '" + spec.interface + "' does not exist", ENODEV);
-    if (!unicast_mac(spec.dst_mac))
+    if (spec.resolve_mac) {
+      if (!spec.gateway || (spec.gateway->family != AF_INET && spec.gateway->family != AF_INET6))
+        return refuse(operation, "next hop '" + name + "': resolve_mac needs a gateway address");
+    } else if (!unicast_mac(spec.dst_mac)) {
       return refuse(operation, "next hop '" + name + "': dst_mac " + mac_text(spec.dst_mac) + " is not a unicast MAC");
+    }
     Mac src{};
     if (spec.src_mac) {
       src = *spec.src_mac;
@@ -283,6 +306,15 @@ struct RouteTable::State {
     if (!unicast_mac(src))
       return refuse(operation, "next hop '" + name + "': src_mac " + mac_text(src) + " is not a unicast MAC");
     return ResolvedHop{ifindex, src};
+  }
+
+  // The MAC a next hop sends to now: the given one, or the neighbour's when the source knows it usable.
+  std::optional<Mac> destination(std::uint32_t ifindex, const NextHopSpec& spec) const {
+    if (!spec.resolve_mac) return spec.dst_mac;
+    if (!neighbours) return std::nullopt;
+    auto mac = neighbours->lookup(ifindex, *spec.gateway);
+    if (mac && !unicast_mac(*mac)) return std::nullopt;
+    return mac;
   }
 
   // The devmap slot of an egress interface, created on first use.
@@ -315,6 +347,7 @@ struct RouteTable::State {
                                    std::to_string(SLUICE_FWD_GROUP_MAX_MEMBERS) + " per group");
     sluice_fwd_group value{};
     std::vector<std::pair<std::uint16_t, std::uint32_t>> ids;
+    std::uint32_t listed = 0;
     std::set<std::string> seen;
     for (const auto& m : members) {
       auto it = next_hops.find(m.next_hop);
@@ -323,66 +356,119 @@ struct RouteTable::State {
       if (m.weight == 0 || m.weight > SLUICE_FWD_WEIGHT_MAX)
         return refuse(operation, "weight " + std::to_string(m.weight) + " of next hop '" + m.next_hop +
                                      "' is outside 1.." + std::to_string(SLUICE_FWD_WEIGHT_MAX));
-      value.members[ids.size()] = {static_cast<std::uint16_t>(it->second.id), static_cast<std::uint16_t>(m.weight)};
-      ids.push_back({static_cast<std::uint16_t>(it->second.id), m.weight});
+      value.members[listed] = {static_cast<std::uint16_t>(it->second.id), static_cast<std::uint16_t>(m.weight)};
+      ++listed;
+      if (it->second.resolved) ids.push_back({static_cast<std::uint16_t>(it->second.id), m.weight});
     }
-    value.member_count = static_cast<std::uint32_t>(ids.size());
+    value.member_count = listed;
+    // Buckets only over resolved members; with none, routes to the group go to the stack (target_value).
+    if (ids.empty()) return value;
     const auto buckets = spread_buckets(ids);
     std::copy(buckets.begin(), buckets.end(), value.bucket);
     return value;
   }
 
+  // One origin of a prefix added or changed; the trie gets the effective target's value.
   template <class K, class Trie, class Table>
   Result<void> put_route(Trie& trie, Table& table, const K& key, const RouteTarget& target, bool may_exist,
-                         std::string_view operation) {
+                         Origin origin, std::string_view operation) {
     if (!canonical(key)) return refuse(operation, "bad prefix " + maps::to_string(key) + ": host bits set or length out of range");
     auto existing = table.find(key);
-    if (existing != table.end() && !may_exist)
-      return refuse(operation, "route " + maps::to_string(key) + " exists", EEXIST);
-    std::uint32_t slot = existing != table.end() ? existing->second.slot : 0;
+    Route next = existing != table.end() ? existing->second : Route{};
+    if (next.of(origin) && !may_exist)
+      return refuse(operation, std::string(to_string(origin)) + " route " + maps::to_string(key) + " exists", EEXIST);
+    const std::optional<RouteTarget> before = next.of(origin);
+    next.of(origin) = target;
     bool fresh_slot = false;
     if (existing == table.end()) {
       if (auto taken = counter_slots.take()) {
-        slot = *taken;
+        next.slot = *taken;
         fresh_slot = true;
       }
     }
-    auto value = target_value(target, slot, operation);
+    // The target must exist even when it is not the effective one.
+    if (auto checked = target_value(target, next.slot, operation); !checked) {
+      if (fresh_slot) counter_slots.give(next.slot);
+      return checked.error();
+    }
+    auto value = target_value(next.effective(), next.slot, operation);
     if (!value) {
-      if (fresh_slot) counter_slots.give(slot);
+      if (fresh_slot) counter_slots.give(next.slot);
       return value.error();
     }
     if (fresh_slot) {
-      if (auto zeroed = zero(route_counters, slot); !zeroed) {
-        counter_slots.give(slot);
+      if (auto zeroed = zero(route_counters, next.slot); !zeroed) {
+        counter_slots.give(next.slot);
         return zeroed;
       }
     }
-    if (auto written = trie.update(key, *value); !written) {
-      if (fresh_slot) counter_slots.give(slot);
-      return written;
+    if (existing == table.end() || existing->second.value != *value) {
+      if (auto written = trie.update(key, *value); !written) {
+        if (fresh_slot) counter_slots.give(next.slot);
+        return written;
+      }
     }
-    if (existing != table.end()) {
-      use(existing->second.target, -1);
-      existing->second.target = target;
-      existing->second.value = *value;
-    } else {
-      table[key] = Route{target, slot, *value};
-    }
+    next.value = *value;
+    use(before, -1);
     use(target, +1);
+    table[key] = std::move(next);
     return {};
   }
 
+  // One origin of a prefix removed; the other one, if any, becomes effective.
   template <class K, class Trie, class Table>
-  Result<void> drop_route(Trie& trie, Table& table, const K& key) {
+  Result<void> drop_route(Trie& trie, Table& table, const K& key, Origin origin) {
     auto it = table.find(key);
-    if (it == table.end()) return refuse("remove route", "route " + maps::to_string(key) + " does not exist", ENOENT);
-    auto erased = trie.erase(key);
-    if (!erased) return erased.error();
-    use(it->second.target, -1);
-    if (it->second.slot) counter_slots.give(it->second.slot);
-    table.erase(it);
+    if (it == table.end() || !it->second.of(origin))
+      return refuse("remove route", std::string(to_string(origin)) + " route " + maps::to_string(key) + " does not exist",
+                    ENOENT);
+    Route next = it->second;
+    next.of(origin).reset();
+    if (next.empty()) {
+      auto erased = trie.erase(key);
+      if (!erased) return erased.error();
+      use(it->second.of(origin), -1);
+      if (it->second.slot) counter_slots.give(it->second.slot);
+      table.erase(it);
+      return {};
+    }
+    auto value = target_value(next.effective(), next.slot, "remove route");
+    if (!value) return value.error();
+    if (*value != next.value) {
+      if (auto written = trie.update(key, *value); !written) return written;
+    }
+    next.value = *value;
+    use(it->second.of(origin), -1);
+    it->second = std::move(next);
     return {};
+  }
+
+  // After next hops' resolution changed: groups' buckets, then routes' values follow.
+  // Groups first, so a route that turns to a group never reads stale buckets. A
+  // group left with no resolved member keeps its old buckets (valid next hops,
+  // their last MACs) until its routes, rewritten to the stack just after, leave it.
+  Result<void> refresh_values() {
+    for (auto& [name, group] : group_table) {
+      auto value = group_value(group.members, "follow neighbours in group");
+      if (!value) return value.error();
+      if (group_usable(group.members))
+        if (auto written = groups.update(group.id, *value); !written) return written;
+    }
+    auto follow = [&](auto& trie, auto& table, bool is_v4) -> Result<void> {
+      for (auto& [key, route] : table) {
+        auto value = target_value(route.effective(), route.slot, "follow neighbours");
+        if (!value) return value.error();
+        if (*value == route.value) continue;
+        if (auto written = trie.update(key, *value); !written) return written;
+        route.value = *value;
+        if constexpr (std::is_same_v<std::decay_t<decltype(key)>, sluice_lpm_v4_key>) {
+          if (is_v4) note_dir(sync_dir(key, &route));
+        }
+      }
+      return {};
+    };
+    if (auto done = follow(routes_v4, v4, true); !done) return done;
+    return follow(routes_v6, v6, false);
   }
 
   // Empties whatever an earlier owner left in the maps.
@@ -413,6 +499,28 @@ struct RouteTable::State {
     return {};
   }
 };
+
+const char* to_string(Origin origin) noexcept { return origin == Origin::Static ? "static" : "kernel"; }
+
+std::optional<IpAddress> IpAddress::parse(const std::string& text) {
+  IpAddress address;
+  if (::inet_pton(AF_INET, text.c_str(), address.bytes.data()) == 1) {
+    address.family = AF_INET;
+    return address;
+  }
+  if (::inet_pton(AF_INET6, text.c_str(), address.bytes.data()) == 1) {
+    address.family = AF_INET6;
+    return address;
+  }
+  return std::nullopt;
+}
+
+std::string IpAddress::to_string() const {
+  char text[INET6_ADDRSTRLEN] = {};
+  if (family != AF_INET && family != AF_INET6) return "(no address)";
+  ::inet_ntop(family, bytes.data(), text, sizeof(text));
+  return text;
+}
 
 RouteTable::RouteTable(std::unique_ptr<State> state) : state_(std::move(state)) {}
 RouteTable::RouteTable(RouteTable&&) noexcept = default;
@@ -487,11 +595,12 @@ Result<void> RouteTable::add_next_hop(const std::string& name, const NextHopSpec
     s.nexthop_ids.give(*id);
     return port.error();
   }
+  const auto dst = s.destination(hop->ifindex, spec);
   sluice_fwd_nexthop value{};
   value.ifindex = hop->ifindex;
   value.port = *port;
   std::memcpy(value.src_mac, hop->src.data(), 6);
-  std::memcpy(value.dst_mac, spec.dst_mac.data(), 6);
+  std::memcpy(value.dst_mac, dst.value_or(Mac{}).data(), 6);
   Result<void> written = s.zero(s.nexthop_counters, *id);
   if (written) written = s.nexthops.update(*id, value);
   if (!written) {
@@ -501,8 +610,9 @@ Result<void> RouteTable::add_next_hop(const std::string& name, const NextHopSpec
   }
   NextHopSpec stored = spec;
   stored.src_mac = hop->src;
+  if (dst) stored.dst_mac = *dst;
   s.port_of_ifindex[hop->ifindex].users++;
-  s.next_hops[name] = State::NextHop{stored, *id, hop->ifindex, *port, 0};
+  s.next_hops[name] = State::NextHop{stored, *id, hop->ifindex, *port, 0, dst.has_value()};
   return {};
 }
 
@@ -515,11 +625,22 @@ Result<void> RouteTable::replace_next_hop(const std::string& name, const NextHop
   if (!hop) return hop.error();
   auto port = s.port_for(hop->ifindex);
   if (!port) return port.error();
+  const auto dst = s.destination(hop->ifindex, spec);
+  const bool was_resolved = it->second.resolved;
+  if (!dst && was_resolved) {
+    // Routes leave this next hop (to the stack) before its entry changes.
+    it->second.resolved = false;
+    if (auto left = s.refresh_values(); !left) {
+      it->second.resolved = true;
+      s.release_port(hop->ifindex);
+      return left;
+    }
+  }
   sluice_fwd_nexthop value{};
   value.ifindex = hop->ifindex;
   value.port = *port;
   std::memcpy(value.src_mac, hop->src.data(), 6);
-  std::memcpy(value.dst_mac, spec.dst_mac.data(), 6);
+  std::memcpy(value.dst_mac, dst.value_or(Mac{}).data(), 6);
   // One array element: a packet reads the old or the new next hop.
   if (auto written = s.nexthops.update(it->second.id, value); !written) {
     s.release_port(hop->ifindex);
@@ -531,8 +652,11 @@ Result<void> RouteTable::replace_next_hop(const std::string& name, const NextHop
   s.release_port(old_ifindex);
   it->second.spec = spec;
   it->second.spec.src_mac = hop->src;
+  if (dst) it->second.spec.dst_mac = *dst;
   it->second.ifindex = hop->ifindex;
   it->second.port = *port;
+  it->second.resolved = dst.has_value();
+  if (dst && !was_resolved) return s.refresh_values();  // routes come back to it
   return {};
 }
 
@@ -557,7 +681,7 @@ Result<std::vector<NextHopInfo>> RouteTable::list_next_hops() const {
   for (const auto& [name, hop] : state_->next_hops) {
     auto counter = state_->summed(state_->nexthop_counters, hop.id);
     if (!counter) return counter.error();
-    out.push_back({name, hop.spec, hop.id, hop.ifindex, hop.users, *counter});
+    out.push_back({name, hop.spec, hop.id, hop.ifindex, hop.users, *counter, hop.resolved});
   }
   return out;
 }
@@ -588,10 +712,14 @@ Result<void> RouteTable::replace_group(const std::string& name, const std::vecto
   if (it == s.group_table.end()) return refuse(op, "group '" + name + "' does not exist", ENOENT);
   auto value = s.group_value(members, op);
   if (!value) return value.error();
-  if (auto written = s.groups.update(it->second.id, *value); !written) return written;
+  // With no resolved member the buckets stay as they were (valid next hops) while its routes turn to the stack.
+  if (s.group_usable(members))
+    if (auto written = s.groups.update(it->second.id, *value); !written) return written;
+  const bool was_usable = s.group_usable(it->second.members);
   for (const auto& m : it->second.members) s.next_hops[m.next_hop].users--;
   for (const auto& m : members) s.next_hops[m.next_hop].users++;
   it->second.members = members;
+  if (was_usable != s.group_usable(members)) return s.refresh_values();
   return {};
 }
 
@@ -616,43 +744,46 @@ std::vector<GroupInfo> RouteTable::list_groups() const {
 }
 
 // ---- routes ----
-Result<void> RouteTable::add_route(const Prefix& prefix, const RouteTarget& target) {
+Result<void> RouteTable::add_route(const Prefix& prefix, const RouteTarget& target, Origin origin) {
   auto& s = *state_;
   if (const auto* key = std::get_if<sluice_lpm_v4_key>(&prefix)) {
-    if (auto put = s.put_route(s.routes_v4, s.v4, *key, target, false, "add route"); !put) return put;
+    if (auto put = s.put_route(s.routes_v4, s.v4, *key, target, false, origin, "add route"); !put) return put;
     return s.note_dir(s.sync_dir(*key, &s.v4.at(*key)));
   }
-  return s.put_route(s.routes_v6, s.v6, std::get<sluice_lpm_v6_key>(prefix), target, false, "add route");
+  return s.put_route(s.routes_v6, s.v6, std::get<sluice_lpm_v6_key>(prefix), target, false, origin, "add route");
 }
 
-Result<void> RouteTable::replace_route(const Prefix& prefix, const RouteTarget& target) {
+Result<void> RouteTable::replace_route(const Prefix& prefix, const RouteTarget& target, Origin origin) {
   auto& s = *state_;
   if (const auto* key = std::get_if<sluice_lpm_v4_key>(&prefix)) {
-    if (auto put = s.put_route(s.routes_v4, s.v4, *key, target, true, "replace route"); !put) return put;
+    if (auto put = s.put_route(s.routes_v4, s.v4, *key, target, true, origin, "replace route"); !put) return put;
     return s.note_dir(s.sync_dir(*key, &s.v4.at(*key)));
   }
-  return s.put_route(s.routes_v6, s.v6, std::get<sluice_lpm_v6_key>(prefix), target, true, "replace route");
+  return s.put_route(s.routes_v6, s.v6, std::get<sluice_lpm_v6_key>(prefix), target, true, origin, "replace route");
 }
 
-Result<void> RouteTable::remove_route(const Prefix& prefix) {
+Result<void> RouteTable::remove_route(const Prefix& prefix, Origin origin) {
   auto& s = *state_;
   if (const auto* key = std::get_if<sluice_lpm_v4_key>(&prefix)) {
-    if (auto gone = s.drop_route(s.routes_v4, s.v4, *key); !gone) return gone;
-    return s.note_dir(s.sync_dir(*key, nullptr));
+    if (auto gone = s.drop_route(s.routes_v4, s.v4, *key, origin); !gone) return gone;
+    auto left = s.v4.find(*key);
+    return s.note_dir(s.sync_dir(*key, left == s.v4.end() ? nullptr : &left->second));
   }
-  return s.drop_route(s.routes_v6, s.v6, std::get<sluice_lpm_v6_key>(prefix));
+  return s.drop_route(s.routes_v6, s.v6, std::get<sluice_lpm_v6_key>(prefix), origin);
 }
 
 Result<std::vector<RouteInfo>> RouteTable::list_routes() const {
   std::vector<RouteInfo> out;
   auto add = [&](const Prefix& prefix, const State::Route& route) -> Result<void> {
-    RouteInfo info{prefix, route.target, std::nullopt};
+    std::optional<sluice_counter> counter;
     if (route.slot) {
-      auto counter = state_->summed(state_->route_counters, route.slot);
-      if (!counter) return counter.error();
-      info.counter = *counter;
+      auto summed = state_->summed(state_->route_counters, route.slot);
+      if (!summed) return summed.error();
+      counter = *summed;
     }
-    out.push_back(std::move(info));
+    if (route.by_static) out.push_back({prefix, *route.by_static, counter, Origin::Static, true});
+    if (route.by_kernel)
+      out.push_back({prefix, *route.by_kernel, route.by_static ? std::nullopt : counter, Origin::Kernel, !route.by_static});
     return {};
   };
   for (const auto& [key, route] : state_->v4)
@@ -660,6 +791,67 @@ Result<std::vector<RouteInfo>> RouteTable::list_routes() const {
   for (const auto& [key, route] : state_->v6)
     if (auto added = add(key, route); !added) return added.error();
   return out;
+}
+
+bool RouteTable::has_route(const Prefix& prefix, Origin origin) const {
+  auto& s = *state_;
+  if (const auto* key = std::get_if<sluice_lpm_v4_key>(&prefix)) {
+    auto it = s.v4.find(*key);
+    return it != s.v4.end() && (origin == Origin::Static ? it->second.by_static : it->second.by_kernel);
+  }
+  auto it = s.v6.find(std::get<sluice_lpm_v6_key>(prefix));
+  return it != s.v6.end() && (origin == Origin::Static ? it->second.by_static : it->second.by_kernel);
+}
+
+bool RouteTable::has_next_hop(const std::string& name) const { return state_->next_hops.count(name) > 0; }
+bool RouteTable::has_group(const std::string& name) const { return state_->group_table.count(name) > 0; }
+
+// ---- neighbours ----
+void RouteTable::set_neighbour_source(NeighbourSource* source) noexcept { state_->neighbours = source; }
+
+Result<void> RouteTable::neighbour_changed(std::uint32_t ifindex, const IpAddress& address, std::optional<Mac> mac) {
+  auto& s = *state_;
+  if (mac && !unicast_mac(*mac)) mac.reset();  // a neighbour "resolved" to a multicast/zero MAC is not usable
+  bool changed = false;
+  for (auto& [name, hop] : s.next_hops) {
+    if (!hop.spec.resolve_mac || hop.ifindex != ifindex || hop.spec.gateway != address) continue;
+    if (mac) {
+      if (hop.resolved && hop.spec.dst_mac == *mac) continue;
+      sluice_fwd_nexthop value{};
+      value.ifindex = hop.ifindex;
+      value.port = hop.port;
+      std::memcpy(value.src_mac, hop.spec.src_mac->data(), 6);
+      std::memcpy(value.dst_mac, mac->data(), 6);
+      // One element: a packet reads the old MAC or the new one.
+      if (auto written = s.nexthops.update(hop.id, value); !written) return written;
+      hop.spec.dst_mac = *mac;
+      changed |= !hop.resolved;
+      hop.resolved = true;
+    } else if (hop.resolved) {
+      hop.resolved = false;  // the map keeps the last MAC until no route reads this next hop
+      changed = true;
+    }
+  }
+  if (!changed) return {};
+  return s.refresh_values();
+}
+
+bool RouteTable::wants_neighbour(std::uint32_t ifindex, const IpAddress& address) const {
+  for (const auto& [name, hop] : state_->next_hops)
+    if (hop.spec.resolve_mac && hop.ifindex == ifindex && hop.spec.gateway == address) return true;
+  return false;
+}
+
+Result<void> RouteTable::refresh_neighbours() {
+  auto& s = *state_;
+  if (!s.neighbours) return {};
+  std::vector<std::pair<std::uint32_t, IpAddress>> wanted;
+  for (const auto& [name, hop] : s.next_hops)
+    if (hop.spec.resolve_mac) wanted.push_back({hop.ifindex, *hop.spec.gateway});
+  for (const auto& [ifindex, address] : wanted)
+    if (auto followed = neighbour_changed(ifindex, address, s.neighbours->lookup(ifindex, address)); !followed)
+      return followed;
+  return {};
 }
 
 std::size_t RouteTable::route_count() const noexcept { return state_->v4.size() + state_->v6.size(); }

@@ -11,6 +11,25 @@
 // only while it holds at least `dir_threshold` IPv4 routes; below half of
 // that the copy is dropped again and packets read the trie.
 //
+// Routes have an origin: Static (the operator's, through this API or the
+// daemon) or Kernel (mirrored from a kernel routing table by KernelMirror).
+// One prefix may hold both; the one packets use (the effective one, written
+// to the maps) is the Static route when there is one, else the Kernel one.
+// The operator's explicit word wins over what a routing daemon installed,
+// and removing the static route reveals the synced one again without a
+// resync. Each origin is added, replaced and removed on its own.
+//
+// Next hops with `resolve_mac` take their destination MAC from the kernel's
+// neighbour table for (interface, gateway), through a NeighbourSource
+// (NeighbourTable, over netlink) that calls neighbour_changed() as the
+// kernel's entry changes. Until the neighbour is usable (it is unknown,
+// INCOMPLETE or FAILED) the next hop is unresolved: a route that uses it,
+// or a group none of whose members is resolved, sends its packets to the
+// local stack (XDP_PASS or the cpumap, reason fwd_to_stack, the route's
+// counter counts them), so the kernel forwards them (and resolves the
+// neighbour itself) or drops them as it would without sluice. A group uses
+// only its resolved members. list_next_hops() says which are unresolved.
+//
 // Not thread-safe: one writer (the control plane).
 #include <array>
 #include <cstdint>
@@ -30,10 +49,37 @@ using maps::Prefix;
 using maps::Result;
 using Mac = std::array<std::uint8_t, 6>;
 
+// An IPv4 or IPv6 address (a next hop's gateway, a neighbour).
+struct IpAddress {
+  int family = 0;                         // AF_INET or AF_INET6
+  std::array<std::uint8_t, 16> bytes{};   // network order; AF_INET uses the first 4
+  auto operator<=>(const IpAddress&) const = default;
+  // "198.18.1.1" or "2001:db8::1"; empty when it is neither.
+  static std::optional<IpAddress> parse(const std::string& text);
+  std::string to_string() const;
+};
+
 struct NextHopSpec {
   std::string interface;       // egress interface name, in this process's network namespace
-  Mac dst_mac{};               // the neighbour's MAC (unicast)
+  Mac dst_mac{};               // the neighbour's MAC (unicast); ignored with resolve_mac
   std::optional<Mac> src_mac = std::nullopt;  // default: the egress interface's own MAC
+  // The neighbour's address on `interface`. Required with resolve_mac; informative otherwise.
+  std::optional<IpAddress> gateway = std::nullopt;
+  // Take dst_mac from the kernel's neighbour table for (interface, gateway) and follow it.
+  bool resolve_mac = false;
+};
+
+enum class Origin { Static, Kernel };
+const char* to_string(Origin origin) noexcept;
+
+// Where next hops with resolve_mac learn their MAC (NeighbourTable, or a test's stand-in).
+class NeighbourSource {
+ public:
+  virtual ~NeighbourSource() = default;
+  // The neighbour's MAC when the kernel holds it usable now; empty otherwise
+  // (the source may then ask the kernel to resolve it, and report it later
+  // through RouteTable::neighbour_changed).
+  virtual std::optional<Mac> lookup(std::uint32_t ifindex, const IpAddress& address) = 0;
 };
 
 struct GroupMember {
@@ -57,8 +103,10 @@ struct RouteInfo {
   RouteTarget target;
   // Packets that matched this route (summed over CPUs). Empty: the route
   // has no counter of its own (more than SLUICE_FWD_ROUTE_COUNTERS - 1
-  // routes); its next hop still counts it.
+  // routes); its next hop still counts it. Only the effective entry has it.
   std::optional<sluice_counter> counter;
+  Origin origin = Origin::Static;
+  bool effective = true;  // the one written to the maps (Static over Kernel)
 };
 
 struct NextHopInfo {
@@ -68,6 +116,7 @@ struct NextHopInfo {
   std::uint32_t ifindex = 0;
   std::size_t users = 0;  // routes and groups naming it
   sluice_counter counter{};  // packets sent to it
+  bool resolved = true;  // false: resolve_mac and the neighbour is not usable (yet)
 };
 
 struct GroupInfo {
@@ -119,11 +168,27 @@ class RouteTable {
   std::vector<GroupInfo> list_groups() const;
 
   // ---- routes ----
-  Result<void> add_route(const Prefix& prefix, const RouteTarget& target);      // EEXIST if present
-  Result<void> replace_route(const Prefix& prefix, const RouteTarget& target);  // adds or changes
-  Result<void> remove_route(const Prefix& prefix);                              // ENOENT if absent
+  // Each origin of a prefix is its own entry: EEXIST / ENOENT are about that origin.
+  Result<void> add_route(const Prefix& prefix, const RouteTarget& target, Origin origin = Origin::Static);
+  Result<void> replace_route(const Prefix& prefix, const RouteTarget& target, Origin origin = Origin::Static);
+  Result<void> remove_route(const Prefix& prefix, Origin origin = Origin::Static);
+  // One entry per (prefix, origin); a prefix with both lists Static (effective) then Kernel.
   Result<std::vector<RouteInfo>> list_routes() const;
-  std::size_t route_count() const noexcept;
+  std::size_t route_count() const noexcept;  // prefixes (written to the maps)
+  bool has_route(const Prefix& prefix, Origin origin) const;
+  bool has_next_hop(const std::string& name) const;
+  bool has_group(const std::string& name) const;
+
+  // ---- neighbours (next hops with resolve_mac) ----
+  // Not owned; nullptr: none (MAC-less next hops stay unresolved until neighbour_changed).
+  void set_neighbour_source(NeighbourSource* source) noexcept;
+  // The kernel's neighbour (ifindex, address) is now usable with `mac`, or not usable (empty).
+  // Every resolve_mac next hop on it follows; routes and groups using them with it.
+  Result<void> neighbour_changed(std::uint32_t ifindex, const IpAddress& address, std::optional<Mac> mac);
+  // Whether a resolve_mac next hop waits on or follows this neighbour.
+  bool wants_neighbour(std::uint32_t ifindex, const IpAddress& address) const;
+  // Asks the source again for every resolve_mac next hop (after its cache was rebuilt).
+  Result<void> refresh_neighbours();
 
   // ---- settings ----
   Result<void> set_no_route_verdict(sluice_verdict verdict);  // PASS or DROP

@@ -3,7 +3,10 @@
 // forwarding 0), sluice attached natively to both of its veth ports. Only
 // the forward stage can carry a packet across: ping v4/v6 and 12 MB over TCP
 // each way arrive intact; a route removed at run time stops the traffic and
-// re-added resumes it.
+// re-added resumes it. With `route sync` on (KernelMirror and NeighbourTable
+// driven by an event loop of their own, inside the box's namespace), a route
+// added with `ip route add` in the box carries ping within a second and stops
+// when deleted, v4 and v6, and an ECMP route is mirrored as a group.
 #include <bpf/libbpf.h>
 #include <linux/ethtool.h>
 #include <linux/if_link.h>
@@ -15,12 +18,21 @@
 
 #include <gtest/gtest.h>
 
+#include <poll.h>
+#include <sys/eventfd.h>
+
+#include <atomic>
 #include <chrono>
 #include <cstring>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
 #include <filesystem>
 #include <optional>
 #include <thread>
 
+#include "kernel_mirror.hpp"
+#include "neighbour_table.hpp"
 #include "netns_lab.hpp"
 #include "route_fixture.hpp"
 #include "xdp_attachment.hpp"
@@ -185,6 +197,163 @@ TEST_F(RouteE2e, PingAndTcpCrossOnlyThroughXdpAndFollowTheRoutes) {
     ASSERT_OK(table_->add_route(prefix("198.18.1.0/24"), RouteTarget::next_hop("server")));
   }
   EXPECT_TRUE(ping(*client_, "198.18.1.1")) << "re-added route carries traffic again";
+}
+
+// sluiced's event loop in miniature: a thread inside the box's namespace (setns is per
+// thread) that opens the netlink watchers there and processes whatever they report.
+// Every RouteTable use, theirs and the test's, holds `lock`.
+class SyncLoop {
+ public:
+  SyncLoop(const Netns& box, route::RouteTable& table, std::mutex& lock) : lock_(lock) {
+    stop_fd_ = ::eventfd(0, EFD_CLOEXEC);
+    thread_ = std::thread([this, &box, &table] { run(box, table); });
+    std::unique_lock wait(lock_);
+    ready_.wait(wait, [this] { return opened_ || !error_.empty(); });
+  }
+  SyncLoop(const SyncLoop&) = delete;
+  SyncLoop& operator=(const SyncLoop&) = delete;
+  ~SyncLoop() {
+    const std::uint64_t one = 1;
+    (void)!::write(stop_fd_, &one, sizeof(one));
+    thread_.join();
+    ::close(stop_fd_);
+  }
+  std::string error() {
+    std::lock_guard hold(lock_);
+    return error_;
+  }
+  route::KernelMirrorStats stats() {
+    std::lock_guard hold(lock_);
+    return mirror_ ? mirror_->stats() : route::KernelMirrorStats{};
+  }
+
+ private:
+  void run(const Netns& box, route::RouteTable& table) {
+    EnterNetns in_box(box);
+    {
+      std::lock_guard hold(lock_);
+      auto neighbours = route::NeighbourTable::open(table);
+      auto mirror = neighbours ? route::KernelMirror::open(table) : maps::Result<std::unique_ptr<route::KernelMirror>>(neighbours.error());
+      if (!mirror) {
+        error_ = mirror.error().message;
+        ready_.notify_all();
+        return;
+      }
+      neighbours_ = std::move(*neighbours);
+      mirror_ = std::move(*mirror);
+      opened_ = true;
+    }
+    ready_.notify_all();
+    while (true) {
+      pollfd fds[3] = {{stop_fd_, POLLIN, 0}, {neighbours_->fd(), POLLIN, 0}, {mirror_->fd(), POLLIN, 0}};
+      if (::poll(fds, 3, 200) < 0 && errno != EINTR) break;
+      if (fds[0].revents) break;
+      std::lock_guard hold(lock_);
+      auto n = neighbours_->process_pending();
+      auto m = mirror_->process_pending();
+      if (!n && error_.empty()) error_ = n.error().message;
+      if (!m && error_.empty()) error_ = m.error().message;
+    }
+    std::lock_guard hold(lock_);
+    if (auto stopped = mirror_->stop(); !stopped && error_.empty()) error_ = stopped.error().message;
+    mirror_.reset();
+    neighbours_.reset();
+  }
+
+  std::mutex& lock_;
+  std::condition_variable ready_;
+  bool opened_ = false;
+  std::string error_;
+  int stop_fd_ = -1;
+  std::unique_ptr<route::NeighbourTable> neighbours_;
+  std::unique_ptr<route::KernelMirror> mirror_;
+  std::thread thread_;
+};
+
+TEST_F(RouteE2e, RouteSyncCarriesKernelRoutesWithinASecondAndStopsWhenDeleted) {
+  // Destinations behind the server that only a route through it reaches; a second server address for ECMP.
+  must(server_->exec("ip link set lo up && ip addr add 198.18.9.1/32 dev lo && ip -6 addr add 2001:db8:9::1/128 dev lo"
+                     " && ip addr add 198.18.1.3/24 dev " + server_if_),
+       "server destinations");
+  std::mutex lock;
+  auto kernel_route = [&](const char* p) -> std::optional<route::RouteInfo> {
+    std::lock_guard hold(lock);
+    auto routes = table_->list_routes();
+    if (!routes) return std::nullopt;
+    for (const auto& r : *routes)
+      if (maps::to_string(r.prefix) == p && r.origin == route::Origin::Kernel) return r;
+    return std::nullopt;
+  };
+  // The route mirrored and its next hops resolved: packets can take it.
+  auto usable = [&](const char* p) {
+    auto r = kernel_route(p);
+    if (!r || r->target.kind == RouteTarget::Kind::ToStack) return false;
+    std::lock_guard hold(lock);
+    std::vector<std::string> hops{r->target.name};
+    if (r->target.kind == RouteTarget::Kind::Group) {
+      hops.clear();
+      for (const auto& g : table_->list_groups())
+        if (g.name == r->target.name)
+          for (const auto& m : g.members) hops.push_back(m.next_hop);
+    }
+    auto listed = table_->list_next_hops();
+    for (const auto& name : hops)
+      for (const auto& h : *listed)
+        if (h.name == name && !h.resolved) return false;
+    return !hops.empty();
+  };
+  auto within = [](std::chrono::milliseconds limit, const std::function<bool()>& done) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (!done()) {
+      if (std::chrono::steady_clock::now() >= deadline) return false;
+      std::this_thread::sleep_for(10ms);
+    }
+    return true;
+  };
+
+  EXPECT_FALSE(ping(*client_, "198.18.9.1", 1)) << "no route yet: the box's kernel does not forward";
+  std::optional<SyncLoop> sync;
+  sync.emplace(*box_, *table_, lock);
+  ASSERT_EQ(sync->error(), "");
+
+  must(box_->exec("ip route add 198.18.9.0/24 via 198.18.1.1"), "ip route add");
+  EXPECT_TRUE(within(1000ms, [&] { return usable("198.18.9.0/24"); })) << "mirrored and resolved within a second";
+  const auto routed = packets(SLUICE_VERDICT_REDIRECT, SLUICE_REASON_FWD_ROUTED);
+  EXPECT_TRUE(ping(*client_, "198.18.9.1")) << "the kernel route carries ping through XDP";
+  EXPECT_GE(packets(SLUICE_VERDICT_REDIRECT, SLUICE_REASON_FWD_ROUTED), routed + 6);
+
+  must(box_->exec("ip route del 198.18.9.0/24"), "ip route del");
+  EXPECT_TRUE(within(1000ms, [&] { return !kernel_route("198.18.9.0/24"); })) << "removed within a second";
+  EXPECT_FALSE(ping(*client_, "198.18.9.1", 2)) << "a deleted kernel route carries nothing";
+
+  must(box_->exec("ip -6 route add 2001:db8:9::/64 via 2001:db8:1::1"), "ip -6 route add");
+  EXPECT_TRUE(within(1000ms, [&] { return usable("2001:db8:9::/64"); })) << "IPv6 mirrored and resolved within a second";
+  EXPECT_TRUE(ping(*client_, "2001:db8:9::1")) << "IPv6 kernel route carries ping";
+  must(box_->exec("ip -6 route del 2001:db8:9::/64"), "ip -6 route del");
+  EXPECT_TRUE(within(1000ms, [&] { return !kernel_route("2001:db8:9::/64"); }));
+  EXPECT_FALSE(ping(*client_, "2001:db8:9::1", 2));
+
+  must(box_->exec("ip route add 198.18.9.0/24 nexthop via 198.18.1.1 nexthop via 198.18.1.3"), "ECMP route");
+  EXPECT_TRUE(within(1000ms, [&] { return usable("198.18.9.0/24"); }));
+  auto ecmp = kernel_route("198.18.9.0/24");
+  ASSERT_TRUE(ecmp);
+  ASSERT_EQ(ecmp->target.kind, RouteTarget::Kind::Group) << "an ECMP route is mirrored as a group";
+  {
+    std::lock_guard hold(lock);
+    auto groups = table_->list_groups();
+    ASSERT_EQ(groups.size(), 1u);
+    EXPECT_EQ(groups[0].members.size(), 2u);
+  }
+  EXPECT_TRUE(ping(*client_, "198.18.9.1")) << "the group carries ping";
+  EXPECT_EQ(sync->stats().via_group, 1u);
+
+  // route sync off: every kernel route leaves, the static ones stay.
+  sync.reset();
+  EXPECT_FALSE(kernel_route("198.18.9.0/24"));
+  EXPECT_FALSE(ping(*client_, "198.18.9.1", 2)) << "with sync off the kernel route carries nothing";
+  EXPECT_TRUE(ping(*client_, "198.18.1.1", 1)) << "static routes unaffected";
+  EXPECT_TRUE(table_->list_groups().empty());
+  for (const auto& h : *table_->list_next_hops()) EXPECT_EQ(h.name.rfind("kernel:", 0), std::string::npos) << h.name;
 }
 
 }  // namespace
