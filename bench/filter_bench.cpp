@@ -3,7 +3,7 @@
 // empty XDP_DROP program timed in the same run, and next to xdp-filter from
 // xdp-tools timed on the same frames:
 //   - the filter with an empty rule set, a conntrack hit (established flow),
-//   - a rule miss and a last-rule match with 1, 64, 1,024 and 4,096 rules,
+//   - a rule miss, a first-rule and a last-rule match with 1, 64, 1,024 and 4,096 rules,
 //   - a rate-limited drop,
 //   - a blocklist hit with 1,000,000 IPv4 prefixes loaded (DIR-24-8),
 //   - xdp-filter with 10,000 addresses: an IP hit; and its port rule on a
@@ -261,15 +261,35 @@ int main(int argc, char** argv) {
                       " rounds (median), whole pipeline (parse + filter + lb + forward)",
                   "empty");
     std::vector<std::string> notes;
-    // Times prog on frame next to the empty program (same frame, same moment) and checks the verdict.
+    // Times prog on frame next to the empty program, interleaved: each round times the empty program,
+    // then prog, on the same frame, and takes their ratio, so a noisy neighbour hits both sides of a
+    // ratio alike. The row shows the medians; `spreads` the median ratio and its min-max over rounds.
+    struct Spread {
+      std::string group, name;
+      double ratio, low, high;
+    };
+    std::vector<Spread> spreads;
     auto measure = [&](const std::string& group, const std::string& name, int prog_fd, const Bytes& frame,
                        std::uint32_t expected) {
-      const auto baseline = time_xdp(empty_fd, frame, repeat, rounds, "empty");
-      const auto timing = time_xdp(prog_fd, frame, repeat, rounds, name);
-      if (timing.verdict != expected)
-        fail(group + " / " + name + ": verdict " + verdict_name(timing.verdict) + ", expected " + verdict_name(expected));
-      report.add({group, name, timing.ns_per_packet, baseline.ns_per_packet, timing.verdict});
-      return timing.ns_per_packet / baseline.ns_per_packet;
+      std::vector<double> base_ns, path_ns, ratios;
+      std::uint32_t verdict = 0;
+      for (int round = 0; round < rounds; ++round) {
+        base_ns.push_back(time_xdp(empty_fd, frame, repeat, 1, "empty").ns_per_packet);
+        const auto timing = time_xdp(prog_fd, frame, repeat, 1, name);
+        verdict = timing.verdict;
+        path_ns.push_back(timing.ns_per_packet);
+        ratios.push_back(path_ns.back() / base_ns.back());
+      }
+      if (verdict != expected)
+        fail(group + " / " + name + ": verdict " + verdict_name(verdict) + ", expected " + verdict_name(expected));
+      const auto median = [](std::vector<double> v) {
+        std::sort(v.begin(), v.end());
+        return v[v.size() / 2];
+      };
+      const auto [low, high] = std::minmax_element(ratios.begin(), ratios.end());
+      report.add({group, name, median(path_ns), median(base_ns), verdict});
+      spreads.push_back({group, name, median(ratios), *low, *high});
+      return median(ratios);
     };
     const Bytes plain = tcp4("198.18.0.10", "198.19.0.1", 40000, kMissPort, TcpFlags::ACK);
     {
@@ -310,7 +330,11 @@ int main(int argc, char** argv) {
     }
 
     // Ordered rules: rule i drops TCP to 198.19.0.0/16 port kRulePortBase + i (a port-based firewall).
-    std::map<std::uint32_t, std::pair<double, double>> by_count;  // rules -> (miss ns, last-match ns)
+    // rules -> ratios to the empty program (median of interleaved rounds) and ns of a miss, first and last match
+    struct RulePath {
+      double miss = 0, first = 0, last = 0, miss_ns = 0, first_ns = 0, last_ns = 0;
+    };
+    std::map<std::uint32_t, RulePath> by_count;
     for (std::uint32_t count : wanted("rules") ? kRuleCounts : std::vector<std::uint32_t>{}) {
       RuleSet set;
       for (std::uint32_t i = 0; i < count; ++i) {
@@ -325,14 +349,18 @@ int main(int argc, char** argv) {
       }
       must(table.replace(set), std::to_string(count) + " rules");
       const std::string group = std::to_string(count) + (count == 1 ? " rule" : " rules");
-      measure(group, "sluice: rule miss (pass)", sluice_fd, plain, XDP_PASS);
-      by_count[count].first = report.rows().back().ns_per_packet;
+      by_count[count].miss = measure(group, "sluice: rule miss (pass)", sluice_fd, plain, XDP_PASS);
+      by_count[count].miss_ns = report.rows().back().ns_per_packet;
+      const Bytes first = tcp4("198.18.0.10", "198.19.0.1", 40000, kRulePortBase, TcpFlags::ACK);
+      by_count[count].first = measure(group, "sluice: first rule matches (drop)", sluice_fd, first, XDP_DROP);
+      by_count[count].first_ns = report.rows().back().ns_per_packet;
       const Bytes last = tcp4("198.18.0.10", "198.19.0.1", 40000, static_cast<std::uint16_t>(kRulePortBase + count - 1),
                               TcpFlags::ACK);
-      measure(group, "sluice: last rule matches (drop)", sluice_fd, last, XDP_DROP);
-      by_count[count].second = report.rows().back().ns_per_packet;
+      by_count[count].last = measure(group, "sluice: last rule matches (drop)", sluice_fd, last, XDP_DROP);
+      by_count[count].last_ns = report.rows().back().ns_per_packet;
     }
 
+    std::optional<double> rate_ratio;
     // Rate limit: 1 packet/s with a burst of 1; the timed packets find the bucket empty.
     if (wanted("ratelimit")) {
       RuleSet set;
@@ -347,7 +375,7 @@ int main(int argc, char** argv) {
       must(table.replace(set), "rate-limit rule set");
       const Bytes dns = udp4("198.18.0.20", "198.19.0.1", 40000, 53);
       send_once(sluice_fd, dns);  // spends the burst
-      measure("rate limit", "sluice: rate-limited drop", sluice_fd, dns, XDP_DROP);
+      rate_ratio = measure("rate limit", "sluice: rate-limited drop", sluice_fd, dns, XDP_DROP);
     }
 
     // Blocklist: `prefixes` IPv4 prefixes outside 198.18.0.0/15, plus two inside it to hit.
@@ -398,7 +426,7 @@ int main(int argc, char** argv) {
     }
 
     // xdp-filter from xdp-tools on the same frames.
-    std::optional<double> xdp_filter_ns;
+    std::optional<double> xdp_filter_ns, xdp_filter_rule_ratio;
     std::string anchor_xdp_filter = "not run", anchor_sluice;
     if (wanted("xdp-filter")) {
       // sluice: the same port rule; a later fragment must pass it (sluice reads no ports from payload).
@@ -432,33 +460,44 @@ int main(int argc, char** argv) {
                 XDP_DROP);
         xdp_filter_ns = report.rows().back().ns_per_packet;
         measure(group, "xdp-filter: miss (pass)", lab.prog_fd(), udp4("198.18.0.30", "198.19.0.1", 40000, 53), XDP_PASS);
-        measure(group, "xdp-filter: tcp dport 80 rule hit (drop)", lab.prog_fd(), real_port80, XDP_DROP);
+        xdp_filter_rule_ratio = measure(group, "xdp-filter: tcp dport 80 rule hit (drop)", lab.prog_fd(), real_port80, XDP_DROP);
+        measure(group, "sluice: tcp dport 80 rule hit (drop), same packet", sluice_fd, real_port80, XDP_DROP);
         anchor_xdp_filter = verdict_name(send_once(lab.prog_fd(), later_fragment));
         measure("fragment", "xdp-filter: later fragment vs port rule", lab.prog_fd(), later_fragment,
                 send_once(lab.prog_fd(), later_fragment));
       } catch (const std::exception& error) {
         notes.push_back(std::string("xdp-filter not timed: ") + error.what());
       }
-      measure("fragment", "sluice: tcp dport 80 rule hit (drop)", sluice_fd, real_port80, XDP_DROP);
       measure("fragment", "sluice: later fragment vs port rule (pass)", sluice_fd, later_fragment, XDP_PASS);
       notes.push_back("non-first IPv4 fragment (offset 64, payload starting 9c40 0050) against a 'tcp dport 80 drop' rule: "
                       "xdp-filter " + anchor_xdp_filter + " (reads the payload as a TCP header), sluice " + anchor_sluice +
                       " (no L4 header in a later fragment: port rules never match it)");
     }
 
+    // The targets (ratios: medians of interleaved rounds against the empty program).
     std::vector<Target> targets;
     if (!by_count.empty()) {
-      const auto& [miss_1, match_1] = by_count.at(kRuleCounts.front());
-      const auto& [miss_n, match_n] = by_count.at(kRuleCounts.back());
-      targets.push_back({"rule miss, 4096 / 1 rules", miss_n / miss_1, 1.5, "x"});
-      targets.push_back({"last-rule match, 4096 / 1 rules", match_n / match_1, 1.5, "x"});
+      const auto& one = by_count.at(kRuleCounts.front());
+      const auto& all = by_count.at(kRuleCounts.back());
+      for (const auto& [label, path] : {std::pair{std::string("1 rule"), one}, std::pair{std::string("4096 rules"), all}}) {
+        targets.push_back({"first-rule match, " + label + " / empty", path.first, 4.0, "x"});
+        targets.push_back({"last-rule match, " + label + " / empty", path.last, 4.0, "x"});
+        if (xdp_filter_rule_ratio) {
+          targets.push_back({"first-rule match, " + label + " / xdp-filter tcp dport 80 hit", path.first / *xdp_filter_rule_ratio, 1.0, "x"});
+          targets.push_back({"last-rule match, " + label + " / xdp-filter tcp dport 80 hit", path.last / *xdp_filter_rule_ratio, 1.0, "x"});
+        }
+      }
+      targets.push_back({"rule miss, 4096 / 1 rules", all.miss / one.miss, 1.2, "x"});
+      targets.push_back({"first-rule match, 4096 / 1 rules", all.first / one.first, 1.2, "x"});
+      targets.push_back({"last-rule match, 4096 / 1 rules", all.last / one.last, 1.2, "x"});
     }
     if (xdp_filter_ns && blocklist_ns > 0)
       targets.push_back({"blocklist hit at " + std::to_string(prefixes) + " prefixes / xdp-filter IP hit at " +
                              std::to_string(xdp_filter_addresses),
                          blocklist_ns / *xdp_filter_ns, 1.0, "x"});
     if (conntrack_ratio)
-      targets.push_back({"conntrack hit through the whole filter / empty", *conntrack_ratio, 3.0, "x"});
+      targets.push_back({"conntrack hit through the whole filter / empty", *conntrack_ratio, 2.5, "x"});
+    if (rate_ratio) targets.push_back({"rate-limited drop / empty", *rate_ratio, 4.0, "x"});
 
     if (json) {
       std::ostringstream rows;
@@ -471,9 +510,18 @@ int main(int argc, char** argv) {
       boost::json::array jn;
       for (const auto& n : notes) jn.push_back(boost::json::string(n));
       doc["notes"] = jn;
+      boost::json::array js;
+      for (const auto& sp : spreads)
+        js.push_back({{"group", sp.group}, {"program", sp.name}, {"ratio_median", sp.ratio}, {"ratio_min", sp.low},
+                      {"ratio_max", sp.high}});
+      doc["ratio_spread"] = js;
       std::cout << boost::json::serialize(doc) << "\n";
     } else {
       report.print_table(std::cout);
+      std::cout << "ratio to the empty program, interleaved rounds: median [min - max]\n";
+      for (const auto& sp : spreads)
+        std::cout << "  " << std::left << std::setw(16) << sp.group << std::setw(52) << sp.name << std::right
+                  << std::fixed << std::setprecision(2) << sp.ratio << " [" << sp.low << " - " << sp.high << "]\n";
       for (const auto& n : notes) std::cout << n << "\n";
       std::cout << "targets:\n";
       for (const auto& t : targets)

@@ -78,6 +78,8 @@ static_assert(offsetof(sluice_filter_set, skip_lookups) == 8, "was padding: olde
 static_assert(sizeof(sluice_filter_port_bounds) == 8 + 2 * SLUICE_FILTER_PORT_BOUNDS_CAP);
 static_assert(SLUICE_FILTER_PORT_BOUNDS_CAP >= SLUICE_FILTER_MAX_PORT_INTERVALS);
 static_assert((1 << SLUICE_FILTER_PORT_SEARCH_STEPS) == SLUICE_FILTER_PORT_BOUNDS_CAP);
+static_assert(sizeof(sluice_filter_port_index) == 2 * SLUICE_FILTER_PORT_SPACE);
+static_assert(SLUICE_FILTER_MAX_PORT_INTERVALS <= 0xffff, "an interval number fits the index's u16");
 static_assert(sizeof(sluice_filter_ifindex_key) == 8);
 static_assert(sizeof(sluice_filter_rate_limits) == 32);
 static_assert(sizeof(sluice_filter_rate_class) == 96);

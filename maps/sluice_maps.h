@@ -408,6 +408,16 @@ struct sluice_filter_port_bounds {
 	__u16 start[SLUICE_FILTER_PORT_BOUNDS_CAP];
 };
 
+/*
+ * The same intervals as a direct index, what packets read: interval[p] is
+ * the k of port p (one load instead of a search over start[]). Key of
+ * filter_port_index: gen * DIRS + dir.
+ */
+#define SLUICE_FILTER_PORT_SPACE 65536
+struct sluice_filter_port_index {
+	__u16 interval[SLUICE_FILTER_PORT_SPACE];
+};
+
 struct sluice_filter_ifindex_key {
 	__u32 generation;
 	__u32 ifindex;

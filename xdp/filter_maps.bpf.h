@@ -97,6 +97,14 @@ struct {
 	__type(value, struct sluice_filter_port_bounds);
 } filter_port_bounds SEC(".maps");
 
+/* Port -> elementary interval, per generation and direction (128 KiB each). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SLUICE_FILTER_GENERATIONS * SLUICE_FILTER_PORT_DIRS);
+	__type(key, __u32);
+	__type(value, struct sluice_filter_port_index);
+} filter_port_index SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, SLUICE_FILTER_GENERATIONS * SLUICE_FILTER_PORT_DIRS * SLUICE_FILTER_MAX_PORT_INTERVALS);

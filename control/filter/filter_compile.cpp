@@ -161,7 +161,7 @@ CompiledSet compile(const RuleSet& set) {
     if (!rule.icmp_type) set_bit(out.any[SLUICE_FILTER_ANY_ICMP], i);
   }
 
-  constexpr std::uint32_t port_space = 65536;
+  constexpr std::uint32_t port_space = SLUICE_FILTER_PORT_SPACE;
   for (int dir = 0; dir < SLUICE_FILTER_PORT_DIRS; ++dir) {
     const auto FilterRule::*field = dir == SLUICE_FILTER_PORT_SRC ? &FilterRule::src_ports : &FilterRule::dst_ports;
     std::set<std::uint32_t> starts{0};
@@ -183,6 +183,13 @@ CompiledSet compile(const RuleSet& set) {
         if (in_range(rules[i].*field, start)) set_bit(bitmap, i);
       out.port_bitmaps[dir].push_back(bitmap);
     }
+    // the direct index: every port of interval k (start[k] up to the next start) maps to k
+    auto index = std::make_unique<sluice_filter_port_index>();
+    for (std::uint32_t i = 0; i < bounds->count; ++i) {
+      const std::uint32_t end = i + 1 < bounds->count ? bounds->start[i + 1] : port_space;
+      for (std::uint32_t port = bounds->start[i]; port < end; ++port) index->interval[port] = static_cast<std::uint16_t>(i);
+    }
+    out.port_index[dir] = std::move(index);
     out.port_bounds[dir] = std::move(bounds);
   }
 

@@ -24,6 +24,7 @@ struct CompiledSet {
   std::array<Bitmap, SLUICE_FILTER_ANY_COUNT> any{};
   std::vector<Bitmap> bytes;  // SLUICE_FILTER_BYTE_COUNT * 256, index field * 256 + value
   std::array<std::unique_ptr<sluice_filter_port_bounds>, SLUICE_FILTER_PORT_DIRS> port_bounds;
+  std::array<std::unique_ptr<sluice_filter_port_index>, SLUICE_FILTER_PORT_DIRS> port_index;  // port -> interval
   std::array<std::vector<Bitmap>, SLUICE_FILTER_PORT_DIRS> port_bitmaps;  // one per interval
   std::vector<sluice_filter_verdict> rule_actions;                        // by position
   std::vector<std::uint32_t> priorities;                                  // position -> priority

@@ -255,6 +255,7 @@ struct FilterTable::Maps {
   HashMap<sluice_ct_v4_key, sluice_ct_entry> unreplied_v4;
   PerCpuArrayMap<sluice_counter> verdict_counters;
   PerCpuArrayMap<sluice_counter> event_counters;
+  ArrayMap<sluice_filter_port_index> port_index;
   // What packets read for IPv4 sources from dir_prefixes on, slot = generation (filled in open()).
   std::vector<maps::Dir24_8Slot> src_dir;
 };
@@ -317,13 +318,14 @@ Result<FilterTable> FilterTable::open(const dataplane::Dataplane& plane, FilterT
   SLUICE_OPEN(unreplied_v4, CtV4Map, filter_ct_unreplied_v4)
   SLUICE_OPEN(verdict_counters, PerCpuArrayMap<sluice_counter>, verdict_counters)
   SLUICE_OPEN(event_counters, PerCpuArrayMap<sluice_counter>, filter_event_counters)
+  SLUICE_OPEN(port_index, ArrayMap<sluice_filter_port_index>, filter_port_index)
 #undef SLUICE_OPEN
   auto handles = std::unique_ptr<Maps>(new Maps{
       std::move(*generation), std::move(*settings), std::move(*sets), std::move(*prefix_v4), std::move(*prefix_v6),
       std::move(*src_v4), std::move(*dst_v4), std::move(*src_v6), std::move(*dst_v6), std::move(*ifindex),
       std::move(*any), std::move(*bytes), std::move(*port_bitmaps), std::move(*port_bounds), std::move(*rules),
       std::move(*rule_counters), std::move(*rate_classes), std::move(*rate_buckets), std::move(*rate_aggregates), std::move(*conntrack),
-      std::move(*conntrack_v4), std::move(*unreplied), std::move(*unreplied_v4), std::move(*verdict_counters), std::move(*event_counters), {}});
+      std::move(*conntrack_v4), std::move(*unreplied), std::move(*unreplied_v4), std::move(*verdict_counters), std::move(*event_counters), std::move(*port_index), {}});
   for (std::uint32_t gen = 0; gen < SLUICE_FILTER_GENERATIONS; ++gen) {
     auto outer24 = maps::MapFd::from_skeleton(m.fsrc4_tbl24);
     if (!outer24) return outer24.error();
@@ -560,6 +562,7 @@ Result<void> FilterTable::write_generation(std::uint32_t gen, const CompiledSet&
       arrays.emplace_back(slot * SLUICE_FILTER_MAX_PORT_INTERVALS + k, c.port_bitmaps[dir][k]);
     SLUICE_TRY(write_all(h.port_bitmaps, arrays))
     SLUICE_TRY(h.port_bounds.update(slot, *c.port_bounds[dir]))
+    SLUICE_TRY(h.port_index.update(slot, *c.port_index[dir]))
   }
   std::vector<std::pair<std::uint32_t, sluice_filter_verdict>> actions;
   std::vector<std::pair<std::uint32_t, std::vector<sluice_counter>>> zeros;

@@ -50,6 +50,32 @@ TEST(FilterCompile, PortIntervalsSplitAtEveryRangeEdge) {
   EXPECT_EQ(c.port_bitmaps[SLUICE_FILTER_PORT_SRC][0].word[0], 3u);
 }
 
+// What packets read: the direct index names, for every port, the interval
+// the search over the starts would find (the last k with start[k] <= port).
+TEST(FilterCompile, PortIndexNamesEveryPortsInterval) {
+  filter::RuleSet set;
+  for (std::uint16_t i = 0; i < 3; ++i) {
+    filter::FilterRule r;
+    r.priority = i;
+    r.dst_ports = filter::PortRange{static_cast<std::uint16_t>(1000 * i + 1), static_cast<std::uint16_t>(1000 * i + 500)};
+    r.src_ports = filter::PortRange{static_cast<std::uint16_t>(65535 - i), 65535};
+    set.rules.push_back(r);
+  }
+  const auto c = filter::compile(set);
+  for (int dir = 0; dir < SLUICE_FILTER_PORT_DIRS; ++dir) {
+    const auto& bounds = *c.port_bounds[dir];
+    const auto& index = *c.port_index[dir];
+    std::uint32_t k = 0;
+    for (std::uint32_t port = 0; port < SLUICE_FILTER_PORT_SPACE; ++port) {
+      while (k + 1 < bounds.count && bounds.start[k + 1] <= port) ++k;
+      ASSERT_EQ(index.interval[port], k) << "dir " << dir << " port " << port;
+    }
+    EXPECT_EQ(k + 1, bounds.count) << "the last port lies in the last interval";
+  }
+  EXPECT_EQ(c.port_index[SLUICE_FILTER_PORT_DST]->interval[1000], 2u);  // [0] [1,500] [501,1000] ...
+  EXPECT_EQ(c.port_index[SLUICE_FILTER_PORT_SRC]->interval[65535], 3u);
+}
+
 // The header names the lookups whose structure is empty (their answer is
 // known), and only those: a set from before the field read 0 = look up all.
 TEST(FilterCompile, SkipLookupsNamesExactlyTheFieldsNoRuleConstrains) {

@@ -104,20 +104,23 @@ TEST_F(CorruptStateTest, MatchedRuleBeyondTheRuleCountDrops) {
   expect_corrupt_drop(tcp4_to(80));
 }
 
-TEST_F(CorruptStateTest, PortIntervalCountOutOfRangeDrops) {
+// Packets read a port's interval from the direct index: one past this
+// field's intervals would read another direction's or generation's bitmaps.
+TEST_F(CorruptStateTest, PortIntervalOutOfRangeDrops) {
   RuleSet set;
   set.rules = {tcp_dport_rule(10, 80, 80, Action::Drop)};
   replace(set);
   ASSERT_EQ(send(tcp4_to(80)).verdict, XDP_DROP);
   ASSERT_EQ(send(tcp4_to(81)).verdict, XDP_PASS);
   const std::uint32_t key = live_generation() * SLUICE_FILTER_PORT_DIRS + SLUICE_FILTER_PORT_DST;
-  auto bounds = std::make_unique<sluice_filter_port_bounds>(
-      read<std::uint32_t, sluice_filter_port_bounds>(maps().filter_port_bounds, key));
-  ASSERT_GT(bounds->count, 1u);  // the range made intervals: the lookup is not skipped
-  for (std::uint32_t bad_count : {0u, std::uint32_t{SLUICE_FILTER_MAX_PORT_INTERVALS} + 1, 0xffffffffu}) {
-    SCOPED_TRACE(bad_count);
-    bounds->count = bad_count;
-    forge(maps().filter_port_bounds, key, *bounds);
+  auto index = std::make_unique<sluice_filter_port_index>(
+      read<std::uint32_t, sluice_filter_port_index>(maps().filter_port_index, key));
+  ASSERT_EQ(index->interval[80], 1u);  // the range made intervals: the lookup is not skipped
+  ASSERT_EQ(index->interval[81], 2u);
+  for (std::uint32_t bad : {std::uint32_t{SLUICE_FILTER_MAX_PORT_INTERVALS}, 0xffffu}) {
+    SCOPED_TRACE(bad);
+    index->interval[81] = static_cast<std::uint16_t>(bad);
+    forge(maps().filter_port_index, key, *index);
     expect_corrupt_drop(tcp4_to(81));
   }
 }
