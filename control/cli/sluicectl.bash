@@ -9,7 +9,7 @@ _sluicectl() {
     local cur prev words cword
     _init_completion || return
 
-    local commands="status attach detach config stats events capture shutdown apply block rule filter limit conn vip backend lb"
+    local commands="status attach detach config stats events capture shutdown apply block rule filter limit conn vip backend lb route nexthop cpumap forward"
     local globals="--socket --json --timeout --help"
 
     # Option values first: they do not depend on the command.
@@ -84,7 +84,7 @@ _sluicectl() {
             *)
                 if [[ -z $command ]]; then
                     command="${words[i]}"
-                elif [[ $command == @(config|block|rule|limit|conn|vip|backend|lb) && -z $subcommand ]]; then
+                elif [[ $command == @(config|block|rule|limit|conn|vip|backend|lb|route|nexthop|cpumap|forward) && -z $subcommand ]]; then
                     subcommand="${words[i]}"
                 fi ;;
         esac
@@ -159,6 +159,30 @@ _sluicectl() {
             case "$subcommand" in
                 "") COMPREPLY=($(compgen -W "set show" -- "$cur")) ;;
                 set) COMPREPLY=($(compgen -W "--encap-source --entropy --egress --next-hop-mac --src-mac --mtu --conn-timeout $globals" -- "$cur")) ;;
+                *) COMPREPLY=($(compgen -W "$globals" -- "$cur")) ;;
+            esac ;;
+        route)
+            case "$subcommand" in
+                "") COMPREPLY=($(compgen -W "add replace del list" -- "$cur")) ;;
+                add|replace) COMPREPLY=($(compgen -W "--via --dev --mac --src-mac --group --to-stack $globals" -- "$cur")) ;;
+                *) COMPREPLY=($(compgen -W "$globals" -- "$cur")) ;;
+            esac ;;
+        nexthop)
+            case "$subcommand" in
+                "") COMPREPLY=($(compgen -W "list group" -- "$cur")) ;;
+                group) COMPREPLY=($(compgen -W "add replace del list --via --dev --mac --src-mac --weight $globals" -- "$cur")) ;;
+                *) COMPREPLY=($(compgen -W "$globals" -- "$cur")) ;;
+            esac ;;
+        cpumap)
+            case "$subcommand" in
+                "") COMPREPLY=($(compgen -W "set" -- "$cur")) ;;
+                set) COMPREPLY=($(compgen -W "--cpus --queue $globals" -- "$cur")) ;;
+                *) COMPREPLY=($(compgen -W "$globals" -- "$cur")) ;;
+            esac ;;
+        forward)
+            case "$subcommand" in
+                "") COMPREPLY=($(compgen -W "set show" -- "$cur")) ;;
+                set) COMPREPLY=($(compgen -W "--no-route --icmp-rate --icmp-burst --icmp-source $globals" -- "$cur")) ;;
                 *) COMPREPLY=($(compgen -W "$globals" -- "$cur")) ;;
             esac ;;
         stats)

@@ -25,6 +25,7 @@
 #include "desired_state.hpp"
 #include "filter_rules.hpp"
 #include "lb_commands.hpp"
+#include "route_commands.hpp"
 #include "packet_head.hpp"
 #include "pcap_writer.hpp"
 #include "prefix.hpp"
@@ -1535,7 +1536,8 @@ int run(const std::vector<std::string>& args, Env& env) {
   add_filter(app, commands);
   add_limit(app, commands);
   add_conn(app, commands);
-  add_lb_commands(app, [&commands](LbAction run) {
+  // The lb and forward commands share one context.
+  auto context_action = [&commands](LbAction run) {
     commands.action = [run](Context& ctx) {
       LbContext lb{[&ctx](std::string_view op, const json::object& args, const std::function<void(const json::value&)>& render) {
                      return ctx.call(op, args, [&](const json::value& r) {
@@ -1549,7 +1551,9 @@ int run(const std::vector<std::string>& args, Env& env) {
                    [&ctx](const std::string& message) { return ctx.usage(message); }, ctx.env().out};
       return run(lb);
     };
-  });
+  };
+  add_lb_commands(app, context_action);
+  add_route_commands(app, context_action);
 
   // Set after the subcommands exist so they do not inherit it: only words
   // no command claims land in app.remaining().

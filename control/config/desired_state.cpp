@@ -16,6 +16,7 @@
 #include <utility>
 
 #include "decimal.hpp"
+#include "forward_config.hpp"
 #include "lb_config.hpp"
 #include "names.hpp"
 #include "prefix.hpp"
@@ -509,7 +510,7 @@ DesiredState parse_document(Walker& w, const YAML::Node& root) {
   // An empty document manages nothing; anything else must be a mapping.
   if (root.IsNull()) return state;
   for (auto& [key, value] :
-       w.fields(root, "", {"interfaces", "defaults", "filter", "prefix_lists", "rules", "limits", "lb"})) {
+       w.fields(root, "", {"interfaces", "defaults", "filter", "prefix_lists", "rules", "limits", "lb", "forward"})) {
     if (key == "interfaces") state.interfaces = parse_interfaces(w, value);
     else if (key == "defaults") state.defaults = parse_defaults(w, value, legacy_policy);
     else if (key == "filter") state.filter = parse_filter_section(w, value);
@@ -519,6 +520,10 @@ DesiredState parse_document(Walker& w, const YAML::Node& root) {
       auto section = parse_lb_section(value);  // lb_config.cpp
       if (!section) throw Failure{section.error()};
       state.lb = std::move(*section);
+    } else if (key == "forward") {
+      auto section = parse_forward_section(value);  // forward_config.cpp
+      if (!section) throw Failure{section.error()};
+      state.forward = std::move(*section);
     }
     else state.limits = parse_limits(w, value);
   }
@@ -895,6 +900,7 @@ std::string to_yaml(const DesiredState& state) {
     }
   }
   if (state.lb) emit_lb_section(out, *state.lb);
+  if (state.forward) emit_forward_section(out, *state.forward);
   out << YAML::EndMap;
   // An empty state is an empty mapping: "{}", which parses back to nothing managed.
   std::string text = out.c_str();
@@ -982,6 +988,7 @@ std::vector<std::string> diff(const DesiredState& live, const DesiredState& want
         [](const LimitSpec& limit) { return "limit " + limit.class_name; });
   }
   if (wanted.lb) diff_lb_section(out, live.lb.value_or(lb::LbConfig{}), *wanted.lb);
+  if (wanted.forward) diff_forward_section(out, live.forward.value_or(ForwardConfig{}), *wanted.forward);
   return out;
 }
 

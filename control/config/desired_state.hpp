@@ -27,6 +27,7 @@
 #include "contract.hpp"
 #include "value_rules.hpp"
 #include "filter_rules.hpp"
+#include "forward_model.hpp"
 #include "lb_model.hpp"
 #include "xdp_attachment.hpp"
 
@@ -161,6 +162,8 @@ struct DesiredState {
   std::optional<std::vector<LimitSpec>> limits;
   // The load balancer (YAML `lb:`, control/config/lb_config.hpp): settings and VIPs, one section.
   std::optional<lb::LbConfig> lb;
+  // The forward stage (YAML `forward:`, control/config/forward_config.hpp): settings, groups, routes.
+  std::optional<ForwardConfig> forward;
   bool operator==(const DesiredState&) const = default;
 };
 

@@ -23,6 +23,8 @@
 #include "health_checker.hpp"
 #include "lb_metrics.hpp"
 #include "lb_ops.hpp"
+#include "route_metrics.hpp"
+#include "route_ops.hpp"
 #include "http_server.hpp"
 #include "server.hpp"
 #include "service.hpp"
@@ -221,7 +223,12 @@ int run(const DaemonOptions& options) {
   auto lb_table = lb::LbTable::open(plane);
   if (!lb_table) return spdlog::error("lb maps: {}", lb_table.error().message), exit_startup_failed;
   LbOps lb_ops(*lb_table, state_ops);
-  state_ops.set_part(lb_ops);
+  // The forward stage's maps start empty: its routes come back from state.yaml in the restore below.
+  auto route_table = route::RouteTable::open(plane);
+  if (!route_table) return spdlog::error("forward maps: {}", route_table.error().message), exit_startup_failed;
+  RouteOps route_ops(*route_table, state_ops);
+  StateParts state_parts({&lb_ops, &route_ops});
+  state_ops.set_part(state_parts);
   {
     auto legacy = store.read_legacy_interfaces();
     if (!legacy) spdlog::error("{} (ignoring the file; attach interfaces again)", legacy.error().message);
@@ -270,6 +277,7 @@ int run(const DaemonOptions& options) {
   OpRegistry ops;
   register_filter_ops(ops, *filter_table, state_ops);
   lb_ops.register_ops(ops);
+  route_ops.register_ops(ops);
   state_ops.register_ops(ops);
   BlockLoads block_loads(*filter_table, state_ops);
   block_loads.register_ops(ops);
@@ -316,7 +324,7 @@ int run(const DaemonOptions& options) {
       metrics_server = std::make_unique<metrics::HttpServer>(
           io, *metrics_endpoint, [&] {
             return render_metrics(plane, *filter_table, state_ops.conntrack(), server.metrics(), events.stats()) +
-                   render_lb_metrics(lb_ops);
+                   render_lb_metrics(lb_ops) + render_route_metrics(plane, route_ops);
           });
     } catch (const std::exception& e) {
       return spdlog::error("--metrics {}: {}", options.metrics_address, e.what()), exit_startup_failed;

@@ -39,6 +39,7 @@ config::DesiredState without_prefix_lists(const config::DesiredState& state) {
   out.rules = state.rules;
   out.limits = state.limits;
   out.lb = state.lb;
+  out.forward = state.forward;
   return out;
 }
 
@@ -80,6 +81,7 @@ config::DesiredState overlay(config::DesiredState live, const config::DesiredSta
   take(live.rules, wanted.rules);
   take(live.limits, wanted.limits);
   take(live.lb, wanted.lb);  // one section: settings and VIPs together
+  take(live.forward, wanted.forward);  // one section: settings, groups and routes
   if (wanted.filter) {
     config::FilterSection merged = live.filter.value_or(config::FilterSection{});
     take(merged.default_policy, wanted.filter->default_policy);
@@ -102,7 +104,7 @@ config::DesiredState overlay(config::DesiredState live, const config::DesiredSta
 
 bool is_whole(const config::DesiredState& state) {
   if (!state.interfaces || !state.defaults || !state.filter || !state.filter->default_policy || !state.prefix_lists ||
-      !state.rules || !state.limits || !state.lb)
+      !state.rules || !state.limits || !state.lb || !state.forward)
     return false;
   const config::Defaults& d = *state.defaults;
   return d.end_verdict && d.tail_call_fail_verdict && d.malformed_verdict && d.non_ip_verdict && d.drop_fragments &&

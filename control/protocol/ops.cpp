@@ -8,7 +8,7 @@ namespace {
 
 namespace json = boost::json;
 
-constexpr std::array<OpInfo, 36> op_table{{
+constexpr std::array<OpInfo, 48> op_table{{
     {"status", Access::ReadOnly, false},
     {"attach", Access::ChangesState, false},
     {"detach", Access::ChangesState, false},
@@ -47,6 +47,19 @@ constexpr std::array<OpInfo, 36> op_table{{
     {"block.load.chunk", Access::ChangesState, false},
     {"block.load.commit", Access::ChangesState, false},
     {"block.load.abort", Access::ChangesState, false},
+    // The forward stage (control/daemon/route_ops.cpp).
+    {"route.add", Access::ChangesState, false},
+    {"route.replace", Access::ChangesState, false},
+    {"route.del", Access::ChangesState, false},
+    {"route.list", Access::ReadOnly, false},
+    {"nexthop.list", Access::ReadOnly, false},
+    {"nexthop.group.add", Access::ChangesState, false},
+    {"nexthop.group.replace", Access::ChangesState, false},
+    {"nexthop.group.del", Access::ChangesState, false},
+    {"nexthop.group.list", Access::ReadOnly, false},
+    {"forward.set", Access::ChangesState, false},
+    {"cpumap.set", Access::ChangesState, false},
+    {"forward.show", Access::ReadOnly, false},
 }};
 
 ArgsResult<std::string> iface_arg(std::string_view op, const json::object& object) {

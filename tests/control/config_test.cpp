@@ -249,7 +249,7 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"RulesNotList", "rules: {priority: 1}\n", "rules", "expected a list, got a mapping", 1},
         BadCase{"RuleNotMapping", "rules:\n  - drop\n", "rules[0]", "expected a mapping, got a scalar", 2},
         BadCase{"UnknownTopLevel", "interfaces: []\nvips: []\n", "vips",
-                "unknown key 'vips'; expected one of interfaces, defaults, filter, prefix_lists, rules, limits, lb", 2},
+                "unknown key 'vips'; expected one of interfaces, defaults, filter, prefix_lists, rules, limits, lb, forward", 2},
         BadCase{"DuplicateTopLevel", "rules: []\nrules: []\n", "rules", "duplicate key 'rules'", 2},
         BadCase{"TopLevelList", "- a\n- b\n", "", "expected a mapping, got a list", 1},
         BadCase{"TopLevelScalar", "hello\n", "", "expected a mapping, got a scalar", 1},

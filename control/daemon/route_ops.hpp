@@ -1,0 +1,84 @@
+#pragma once
+// The forward stage on the control socket: route.*, nexthop.*, forward.set,
+// cpumap.set and forward.show, over control/route's RouteTable.
+//
+// Every change op edits the `forward` section of the desired state and goes
+// through StateOps::change() as the balancer's ops do (lb_ops.hpp):
+// validated with the whole next state, made live (RouteOps::make_live: the
+// difference to what the table holds, each step undone in reverse on a
+// failure), persisted in state.yaml, or rolled back.
+//
+// It also owns the forward stage's bit: SLUICE_STAGE_FORWARD is set in the
+// config array only while a route exists. With lb's egress `forward` the
+// balancer's encapsulated packets are routed by the forward stage, so that
+// egress needs a route (refused otherwise: the packets would reach the
+// kernel's stack, which may not forward).
+#include <memory>
+#include <vector>
+
+#include "forward_model.hpp"
+#include "route_table.hpp"
+#include "server.hpp"
+#include "state_ops.hpp"
+
+namespace sluice::daemon {
+
+class RouteOps final : public StatePart {
+ public:
+  RouteOps(route::RouteTable& table, StateOps& state);
+
+  void register_ops(OpRegistry& ops);
+  const route::RouteTable& table() const noexcept { return table_; }
+  // What the table holds (the section last made live).
+  const config::ForwardConfig& live() const noexcept { return live_; }
+
+  // StatePart
+  protocol::ArgsResult<void> check(std::string_view op, const config::DesiredState& next,
+                                   filter::RuleSet& set) const override;
+  std::uint32_t effective_stages(const config::DesiredState& next, std::uint32_t stages) const override;
+  bool changes(const config::DesiredState& next) const override;
+  Result<void> make_live(const config::DesiredState& state) override;
+  void add_baseline(config::DesiredState& baseline) const override;
+  std::vector<std::pair<config::RuleSpec, std::string>> owned_rules(const config::DesiredState& state) const override;
+
+ private:
+  OpResult route_add(const boost::json::object& args, bool replace);
+  OpResult route_del(const boost::json::object& args);
+  OpResult route_list(const boost::json::object& args) const;
+  OpResult nexthop_list(const boost::json::object& args) const;
+  OpResult group_add(const boost::json::object& args, bool replace);
+  OpResult group_del(const boost::json::object& args);
+  OpResult group_list(const boost::json::object& args) const;
+  OpResult forward_set(const boost::json::object& args);
+  OpResult cpumap_set(const boost::json::object& args);
+  OpResult forward_show(const boost::json::object& args) const;
+  OpResult change_forward(std::string_view op,
+                          const std::function<protocol::ArgsResult<void>(config::ForwardConfig&)>& edit,
+                          boost::json::object result);
+
+  route::RouteTable& table_;
+  StateOps& state_;
+  config::ForwardConfig live_;
+};
+
+// Several sections with owners outside StateOps as the one StatePart it
+// holds (lb, then forward): checked and made live in order; a part that
+// fails to go live undoes the parts before it (each back to what its maps
+// held), so the whole is still all or nothing.
+class StateParts final : public StatePart {
+ public:
+  explicit StateParts(std::vector<StatePart*> parts) : parts_(std::move(parts)) {}
+
+  protocol::ArgsResult<void> check(std::string_view op, const config::DesiredState& next,
+                                   filter::RuleSet& set) const override;
+  std::uint32_t effective_stages(const config::DesiredState& next, std::uint32_t stages) const override;
+  bool changes(const config::DesiredState& next) const override;
+  Result<void> make_live(const config::DesiredState& state) override;
+  void add_baseline(config::DesiredState& baseline) const override;
+  std::vector<std::pair<config::RuleSpec, std::string>> owned_rules(const config::DesiredState& state) const override;
+
+ private:
+  std::vector<StatePart*> parts_;
+};
+
+}  // namespace sluice::daemon

@@ -1,0 +1,390 @@
+// The forward stage through sluiced's socket, end to end: client <-> box <->
+// server in namespaces this test creates, sluiced inside the box attached
+// natively to both of its veth ports, the box's kernel forwarding off
+// (net.ipv4.ip_forward=0, IPv6 forwarding 0) so only XDP can carry a packet
+// across. Routes set through the socket carry ping (v4, v6) and 12 MB over
+// TCP each way intact; route.del stops the traffic and route.add resumes it.
+// Bad values (prefix, interface, group in use, CPU) change nothing, not even
+// state.yaml; the forward bit is on only while a route exists; a kill -9 and
+// restart brings the routes back exactly and traffic with them; `apply -f`
+// takes a forward: section, config.show round-trips it; /metrics passes
+// promtool; lb's egress forward needs a route.
+#include <gtest/gtest.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <linux/ethtool.h>
+#include <linux/if_link.h>
+#include <linux/sockios.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <thread>
+
+#include "daemon_test_support.hpp"
+#include "netns_lab.hpp"
+#include "privileges.hpp"
+
+namespace sluice::test {
+namespace {
+
+namespace json = boost::json;
+using namespace std::chrono_literals;
+
+constexpr const char* kClientMac = "02:5d:00:00:00:01";
+constexpr const char* kBoxClientMac = "02:5d:00:00:00:02";
+constexpr const char* kBoxServerMac = "02:5d:00:00:01:02";
+constexpr const char* kServerMac = "02:5d:00:00:01:01";
+constexpr std::size_t kTransferBytes = 12'000'000;
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+void must(const CommandResult& result, const std::string& what) {
+  ASSERT_EQ(result.exit_code, 0) << what << ": " << result.output;
+}
+
+std::string error_of(ControlClient& client, const std::string& op, const json::object& args) {
+  const auto reply = client.call(op, args);
+  EXPECT_TRUE(reply.error) << op << " " << json::serialize(args) << " was accepted";
+  return reply.error ? std::string(protocol::to_string(reply.error->code)) + ": " + reply.error->message : "";
+}
+
+bool forward_stage_on(ControlClient& client) { return client.result("config.get").at("stages").at("forward").as_bool(); }
+
+// route.list without its counters: what a restart must bring back exactly.
+json::array routes_of(ControlClient& client) {
+  json::array out = client.result("route.list").at("routes").as_array();
+  for (auto& route : out) {
+    route.as_object().erase("packets");
+    route.as_object().erase("bytes");
+  }
+  return out;
+}
+
+class DaemonRouteE2E : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    SLUICE_REQUIRE_NETNS();
+    const std::string pid = std::to_string(getpid());
+    client_if_ = "rc" + pid, box_client_if_ = "rb" + pid, box_server_if_ = "rB" + pid, server_if_ = "rs" + pid;
+    client_.emplace("sl-rt-client");
+    box_.emplace("sl-rt-box");
+    server_.emplace("sl-rt-server");
+    must(run_command("ip link add " + client_if_ + " netns " + client_->name() + " address " + kClientMac +
+                     " type veth peer name " + box_client_if_ + " netns " + box_->name() + " address " + kBoxClientMac),
+         "client veth");
+    must(run_command("ip link add " + server_if_ + " netns " + server_->name() + " address " + kServerMac +
+                     " type veth peer name " + box_server_if_ + " netns " + box_->name() + " address " + kBoxServerMac),
+         "server veth");
+    must(client_->exec("ip addr add 198.18.0.1/24 dev " + client_if_ + " && ip -6 addr add 2001:db8::1/64 dev " +
+                       client_if_ + " nodad && ip link set " + client_if_ +
+                       " up && ip route add default via 198.18.0.2 && ip -6 route add default via 2001:db8::2"),
+         "client addresses");
+    must(server_->exec("ip addr add 198.18.1.1/24 dev " + server_if_ + " && ip -6 addr add 2001:db8:1::1/64 dev " +
+                       server_if_ + " nodad && ip link set " + server_if_ +
+                       " up && ip route add default via 198.18.1.2 && ip -6 route add default via 2001:db8:1::2"),
+         "server addresses");
+    must(box_->exec("ip addr add 198.18.0.2/24 dev " + box_client_if_ + " && ip -6 addr add 2001:db8::2/64 dev " +
+                    box_client_if_ + " nodad && ip addr add 198.18.1.2/24 dev " + box_server_if_ +
+                    " && ip -6 addr add 2001:db8:1::2/64 dev " + box_server_if_ + " nodad && ip link set " +
+                    box_client_if_ + " up && ip link set " + box_server_if_ + " up"),
+         "box addresses");
+    // The kernel must not forward: only XDP carries packets across the box.
+    must(box_->exec("sysctl -qw net.ipv4.ip_forward=0 net.ipv6.conf.all.forwarding=0"), "forwarding off");
+    ASSERT_EQ(box_->exec("sysctl -n net.ipv4.ip_forward").output, "0\n");
+    ASSERT_EQ(box_->exec("sysctl -n net.ipv6.conf.all.forwarding").output, "0\n");
+    // A native redirect into a veth reaches its peer only if the peer runs NAPI: a bare XDP_PASS on each end host.
+    pass_prog_ = load_xdp_pass();
+    ASSERT_GE(pass_prog_, 0) << std::strerror(errno);
+    attach_pass(*client_, client_if_);
+    attach_pass(*server_, server_if_);
+
+    SluicedOptions options;
+    options.netns = box_->name();
+    options.metrics = "127.0.0.1:9647";
+    daemon_.emplace(options);
+    ASSERT_EQ(daemon_->start(), "");
+    ControlClient client(daemon_->socket_path());
+    for (const auto& ifname : {box_client_if_, box_server_if_}) client.result("attach", {{"iface", ifname}, {"mode", "native"}});
+  }
+
+  void TearDown() override {
+    daemon_.reset();
+    server_.reset();
+    box_.reset();
+    client_.reset();
+    if (pass_prog_ >= 0) ::close(pass_prog_);
+  }
+
+  static int load_xdp_pass() {
+    const bpf_insn insns[] = {
+        {.code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .src_reg = 0, .off = 0, .imm = XDP_PASS},
+        {.code = BPF_JMP | BPF_EXIT, .dst_reg = 0, .src_reg = 0, .off = 0, .imm = 0},
+    };
+    return bpf_prog_load(BPF_PROG_TYPE_XDP, "route_e2e_pass", "GPL", insns, 2, nullptr);
+  }
+
+  // veth leaves TCP/UDP checksums to "hardware"; a frame XDP redirects would leave without one: software checksums.
+  void attach_pass(const Netns& ns, const std::string& ifname) {
+    EnterNetns in(ns);
+    const int sock = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    ASSERT_GE(sock, 0);
+    ethtool_value off{.cmd = ETHTOOL_STXCSUM, .data = 0};
+    ifreq request{};
+    std::strncpy(request.ifr_name, ifname.c_str(), IFNAMSIZ - 1);
+    request.ifr_data = reinterpret_cast<char*>(&off);
+    const int rc = ::ioctl(sock, SIOCETHTOOL, &request);
+    ::close(sock);
+    ASSERT_EQ(rc, 0) << "tx checksum off on " << ifname;
+    const int ifindex = static_cast<int>(if_nametoindex(ifname.c_str()));
+    ASSERT_GT(ifindex, 0) << ifname;
+    ASSERT_EQ(bpf_xdp_attach(ifindex, pass_prog_, XDP_FLAGS_DRV_MODE, nullptr), 0) << ifname;
+  }
+
+  // The routes that carry the lab's traffic, through the socket.
+  void add_routes(ControlClient& client) {
+    for (const char* prefix : {"198.18.0.0/24", "2001:db8::/64"})
+      client.result("route.add", {{"prefix", prefix}, {"via", std::string(prefix).find(':') == std::string::npos ? "198.18.0.1" : "2001:db8::1"},
+                                  {"dev", box_client_if_}, {"mac", kClientMac}});
+    for (const char* prefix : {"198.18.1.0/24", "2001:db8:1::/64"})
+      client.result("route.add", {{"prefix", prefix}, {"via", std::string(prefix).find(':') == std::string::npos ? "198.18.1.1" : "2001:db8:1::1"},
+                                  {"dev", box_server_if_}, {"mac", kServerMac}});
+    for (const char* prefix : {"198.18.0.2/32", "198.18.1.2/32", "2001:db8::2/128", "2001:db8:1::2/128"})
+      client.result("route.add", {{"prefix", prefix}, {"to_stack", true}});
+  }
+
+  bool ping(const Netns& from, const char* to, int count = 3) const {
+    return from.exec(std::string("ping -c ") + std::to_string(count) + " -i 0.2 -W 1 " + to, 10s).exit_code == 0;
+  }
+
+  void transfer(Netns& sender, Netns& receiver, const char* addr, int port, const std::filesystem::path& dir) {
+    const auto sent = dir / "sent.bin", got = dir / "got.bin";
+    must(run_command("head -c " + std::to_string(kTransferBytes) + " /dev/urandom > " + sent.string()), "payload");
+    const pid_t listener = receiver.spawn("exec nc -l " + std::string(addr) + " " + std::to_string(port) + " > " + got.string());
+    CommandResult sent_by;
+    for (int attempt = 0; attempt < 20; ++attempt) {  // until the listener is up
+      std::this_thread::sleep_for(100ms);
+      sent_by = sender.exec("nc -N -w 5 " + std::string(addr) + " " + std::to_string(port) + " < " + sent.string(), 30s);
+      if (sent_by.exit_code == 0 || sent_by.output.find("refused") == std::string::npos) break;
+    }
+    const int received = receiver.wait(listener, 10000ms);  // before any ASSERT: no listener outlives the test
+    ASSERT_EQ(sent_by.exit_code, 0) << "nc to " << addr << ": " << sent_by.output;
+    EXPECT_EQ(received, 0);
+    ASSERT_EQ(std::filesystem::file_size(got), kTransferBytes) << "bytes lost";
+    const auto sums = run_command("sha256sum < " + sent.string() + " && sha256sum < " + got.string()).output;
+    EXPECT_EQ(sums.substr(0, 64), sums.substr(sums.find('\n') + 1, 64)) << "bytes changed";
+  }
+
+  std::optional<Netns> client_, box_, server_;
+  std::optional<SluicedProcess> daemon_;
+  std::string client_if_, box_client_if_, box_server_if_, server_if_;
+  int pass_prog_ = -1;
+};
+
+TEST_F(DaemonRouteE2E, RoutesFromTheSocketCarryPingAndTcpOnlyThroughXdp) {
+  ControlClient client(daemon_->socket_path());
+  EXPECT_FALSE(ping(*client_, "198.18.1.1", 1)) << "no route yet: the box's kernel must not forward";
+  EXPECT_FALSE(forward_stage_on(client));
+  add_routes(client);
+  EXPECT_TRUE(forward_stage_on(client));
+  EXPECT_TRUE(ping(*client_, "198.18.1.1")) << "IPv4 across the box";
+  EXPECT_TRUE(ping(*client_, "2001:db8:1::1")) << "IPv6 across the box";
+  EXPECT_TRUE(ping(*server_, "198.18.0.1")) << "IPv4 back";
+  EXPECT_TRUE(ping(*server_, "2001:db8::1")) << "IPv6 back";
+
+  const auto dir = std::filesystem::temp_directory_path() / ("sluice-route-e2e-" + std::to_string(getpid()));
+  std::filesystem::create_directories(dir);
+  transfer(*client_, *server_, "198.18.1.1", 5401, dir);  // client -> server
+  transfer(*server_, *client_, "198.18.0.1", 5402, dir);  // server -> client
+  transfer(*client_, *server_, "2001:db8:1::1", 5403, dir);
+  std::filesystem::remove_all(dir);
+
+  // Counted per route and per next hop.
+  std::uint64_t routed = 0;
+  const json::value listed = client.result("route.list");
+  for (const auto& route : listed.at("routes").as_array())
+    if (route.at("prefix") == json::value("198.18.1.0/24")) routed = route.at("packets").to_number<std::uint64_t>();
+  EXPECT_GT(routed, kTransferBytes / 1500) << "the route to the server counted the transfer";
+  std::uint64_t to_server = 0;
+  const json::value hops = client.result("nexthop.list");
+  for (const auto& hop : hops.at("next_hops").as_array())
+    if (hop.at("next_hop") == json::value("198.18.1.1@" + box_server_if_)) to_server = hop.at("packets").to_number<std::uint64_t>();
+  EXPECT_GE(to_server, routed);
+
+  // Removed at run time: nothing crosses; re-added: traffic resumes.
+  client.result("route.del", {{"prefix", "198.18.1.0/24"}});
+  EXPECT_FALSE(ping(*client_, "198.18.1.1", 2)) << "a removed route still carries traffic";
+  EXPECT_TRUE(ping(*client_, "2001:db8:1::1", 1)) << "the other routes still do";
+  client.result("route.add", {{"prefix", "198.18.1.0/24"}, {"via", "198.18.1.1"}, {"dev", box_server_if_}, {"mac", kServerMac}});
+  EXPECT_TRUE(ping(*client_, "198.18.1.1")) << "the re-added route carries traffic again";
+
+  // /metrics: the forward families, linted by promtool.
+  const auto scrape = box_->exec("curl -sf http://127.0.0.1:9647/metrics");
+  ASSERT_EQ(scrape.exit_code, 0) << scrape.output;
+  EXPECT_NE(scrape.output.find("sluice_forward_route_packets_total{prefix=\"198.18.0.0/24\"}"), std::string::npos) << scrape.output;
+  EXPECT_NE(scrape.output.find("sluice_forward_next_hop_packets_total{next_hop=\"198.18.1.1@" + box_server_if_), std::string::npos);
+  EXPECT_NE(scrape.output.find("sluice_forward_packets_total{outcome=\"routed\"}"), std::string::npos);
+  EXPECT_NE(scrape.output.find("sluice_forward_stage_enabled 1"), std::string::npos);
+  EXPECT_NE(scrape.output.find("sluice_forward_cpumap_queue_size"), std::string::npos);
+  ASSERT_EQ(run_command("command -v promtool").exit_code, 0) << "promtool is needed to lint /metrics";
+  const auto checked = box_->exec("curl -sf http://127.0.0.1:9647/metrics | promtool check metrics");
+  EXPECT_EQ(checked.exit_code, 0) << checked.output;
+  EXPECT_EQ(checked.output, "") << "promtool lint findings";
+}
+
+TEST_F(DaemonRouteE2E, BadValuesChangeNothingAndAKilledDaemonRestoresTheRoutes) {
+  ControlClient client(daemon_->socket_path());
+  add_routes(client);
+  client.result("nexthop.group.add",
+                {{"name", "both"},
+                 {"next_hops", json::array{json::object{{"via", "198.18.1.1"}, {"dev", box_server_if_}, {"mac", kServerMac}, {"weight", 3}},
+                                           json::object{{"via", "198.18.1.3"}, {"dev", box_server_if_}, {"mac", "02:5d:00:00:01:03"}}}}});
+  client.result("route.add", {{"prefix", "198.18.4.0/24"}, {"group", "both"}});
+  client.result("forward.set", {{"no_route", "drop"}, {"icmp_source_v4", "198.18.0.2"}});
+  client.result("cpumap.set", {{"cpus", json::array{0}}, {"queue", 512}});
+  const std::string state_path = daemon_->state_dir() + "/state.yaml";
+  const std::string persisted = read_file(state_path);
+  EXPECT_NE(persisted.find("forward:"), std::string::npos) << persisted;
+  EXPECT_NE(persisted.find("198.18.4.0/24"), std::string::npos) << persisted;
+  const json::array routes = routes_of(client);
+  ASSERT_EQ(routes.size(), 9u);
+
+  // Bad input: an error naming the field and the value; nothing changed (routes, file).
+  EXPECT_NE(error_of(client, "route.add", {{"prefix", "198.18.9.1/24"}, {"to_stack", true}}).find("198.18.9.1/24"), std::string::npos);
+  EXPECT_NE(error_of(client, "route.add", {{"prefix", "198.18.9.0/24"}, {"via", "198.18.1.1"}, {"dev", "nosuch0"}, {"mac", kServerMac}})
+                .find("nosuch0"),
+            std::string::npos);
+  EXPECT_NE(error_of(client, "route.add", {{"prefix", "198.18.9.0/24"}, {"via", "198.18.1.1"}, {"dev", box_server_if_}})
+                .find("mac"),
+            std::string::npos);
+  EXPECT_NE(error_of(client, "route.add", {{"prefix", "198.18.9.0/24"}, {"via", "198.18.1.1"}, {"dev", box_server_if_}, {"mac", "02:5d:00:00:01:09"}})
+                .find("one neighbour, one MAC"),
+            std::string::npos);
+  EXPECT_NE(error_of(client, "route.add", {{"prefix", "198.18.9.0/24"}, {"group", "nosuch"}}).find("nosuch"), std::string::npos);
+  EXPECT_NE(error_of(client, "route.add", {{"prefix", "198.18.0.0/24"}, {"to_stack", true}}).find("is a route already"), std::string::npos);
+  EXPECT_NE(error_of(client, "route.del", {{"prefix", "198.18.9.0/24"}}).find("not a route"), std::string::npos);
+  EXPECT_NE(error_of(client, "nexthop.group.del", {{"name", "both"}}).find("198.18.4.0/24"), std::string::npos)
+      << "a group still used by a route";
+  EXPECT_NE(error_of(client, "nexthop.group.add", {{"name", "w"}, {"next_hops", json::array{json::object{{"via", "198.18.1.1"}, {"dev", box_server_if_}, {"mac", kServerMac}, {"weight", 999}}}}})
+                .find("weight"),
+            std::string::npos);
+  EXPECT_NE(error_of(client, "cpumap.set", {{"cpus", json::array{4096}}}).find("CPU 4096 does not exist"), std::string::npos);
+  const int possible = libbpf_num_possible_cpus();
+  EXPECT_NE(error_of(client, "cpumap.set", {{"cpus", json::array{possible}}}).find("cpus[0]"), std::string::npos);
+  EXPECT_NE(error_of(client, "forward.set", {{"no_route", "tx"}}).find("tx\" is not pass or drop"), std::string::npos);
+  EXPECT_NE(error_of(client, "forward.set", {{"icmp_source_v6", "198.18.0.2"}}).find("icmp_source_v6"), std::string::npos);
+  EXPECT_EQ(read_file(state_path), persisted) << "a refused op changed state.yaml";
+  EXPECT_EQ(routes_of(client), routes);
+
+  // kill -9, restart: the same routes, groups and settings; traffic crosses again.
+  const std::string shown = std::string(client.result("config.show").at("yaml").as_string());
+  client.close();
+  daemon_->kill_hard();
+  ASSERT_EQ(daemon_->start(), "");
+  ControlClient again(daemon_->socket_path());
+  EXPECT_EQ(routes_of(again), routes);
+  EXPECT_EQ(std::string(again.result("config.show").at("yaml").as_string()), shown);
+  EXPECT_TRUE(forward_stage_on(again));
+  const auto show = again.result("forward.show");
+  EXPECT_EQ(show.at("settings").at("no_route"), json::value("drop"));
+  EXPECT_EQ(show.at("settings").at("cpumap_queue").to_number<int>(), 512);
+  EXPECT_TRUE(ping(*client_, "198.18.1.1")) << "after the restart";
+  EXPECT_TRUE(ping(*server_, "2001:db8::1")) << "after the restart";
+
+  // config show round-trips through apply: nothing to do.
+  EXPECT_TRUE(again.result("apply", {{"yaml", shown}, {"dry_run", true}}).at("diff").as_array().empty());
+
+  // The last route gone: the forward bit goes off (the other routes first).
+  again.result("route.del", {{"prefix", "198.18.4.0/24"}});
+  again.result("nexthop.group.del", {{"name", "both"}});
+  for (const auto& route : routes)
+    if (route.at("prefix") != json::value("198.18.4.0/24")) again.result("route.del", {{"prefix", route.at("prefix")}});
+  EXPECT_FALSE(forward_stage_on(again)) << "no route: the forward stage must be off";
+  EXPECT_TRUE(again.result("nexthop.list").at("next_hops").as_array().empty()) << "next hops nothing uses are gone";
+}
+
+TEST_F(DaemonRouteE2E, ApplyTakesTheForwardSectionAndLbEgressForwardNeedsARoute) {
+  ControlClient client(daemon_->socket_path());
+  const std::string good = "forward:\n  settings: {no_route: pass, cpus: [0]}\n  routes:\n"
+                           "    - {prefix: 198.18.1.0/24, via: 198.18.1.1, dev: " + box_server_if_ + ", mac: '" + kServerMac + "'}\n"
+                           "    - {prefix: 198.18.0.0/24, via: 198.18.0.1, dev: " + box_client_if_ + ", mac: '" + kClientMac + "'}\n";
+  const auto dry = client.result("apply", {{"yaml", good}, {"dry_run", true}});
+  const auto& diff = dry.at("diff").as_array();
+  ASSERT_FALSE(diff.empty());
+  EXPECT_NE(json::serialize(diff).find("+ route 198.18.1.0/24: via 198.18.1.1 dev " + box_server_if_), std::string::npos)
+      << json::serialize(diff);
+  EXPECT_TRUE(client.result("route.list").at("routes").as_array().empty()) << "a dry run changed something";
+
+  // An unknown interface refuses the whole document.
+  std::string bad = good;
+  bad.replace(bad.find(box_client_if_), box_client_if_.size(), "nosuch0");
+  const auto refused = client.call("apply", {{"yaml", bad}});
+  ASSERT_TRUE(refused.error);
+  EXPECT_NE(refused.error->message.find("forward.routes[1].dev"), std::string::npos) << refused.error->message;
+  EXPECT_TRUE(client.result("route.list").at("routes").as_array().empty());
+
+  client.result("apply", {{"yaml", good}});
+  EXPECT_EQ(client.result("route.list").at("routes").as_array().size(), 2u);
+  EXPECT_TRUE(forward_stage_on(client));
+  EXPECT_TRUE(ping(*client_, "198.18.1.1")) << "routes from apply carry traffic";
+  const std::string shown = std::string(client.result("config.show").at("yaml").as_string());
+  EXPECT_NE(shown.find("forward:"), std::string::npos) << shown;
+  EXPECT_TRUE(client.result("apply", {{"yaml", shown}, {"dry_run", true}}).at("diff").as_array().empty()) << shown;
+
+  // lb composition: egress forward hands the encapsulated packets to the forward stage, so it needs a route.
+  client.result("lb.set", {{"encap_source", "198.18.1.2"}, {"egress", "forward"}});
+  client.result("vip.add", {{"vip", "198.18.5.10:80/tcp"}, {"table_size", 251}});
+  client.result("backend.add", {{"vip", "198.18.5.10:80/tcp"}, {"address", "198.18.1.1"}});
+  const auto stages = client.result("config.get").at("stages");
+  EXPECT_TRUE(stages.at("lb").as_bool());
+  EXPECT_TRUE(stages.at("forward").as_bool());
+  // The encapsulated packets leave where the routes say: the route to the backend's network counts them.
+  auto counted = [&](const std::string& prefix) {
+    const json::value listed = client.result("route.list");
+    for (const auto& route : listed.at("routes").as_array())
+      if (route.at("prefix") == json::value(prefix)) return route.at("packets").to_number<std::uint64_t>();
+    return std::uint64_t{0};
+  };
+  const std::uint64_t before = counted("198.18.1.0/24");
+  (void)client_->exec("nc -z -w 1 198.18.5.10 80", 5s);  // SYNs to the VIP; no answer expected
+  EXPECT_GE(counted("198.18.1.0/24"), before + 1) << "lb's encapsulated SYN was not routed to the backend";
+  // Routed elsewhere: the route decides where lb traffic leaves.
+  client.result("route.replace", {{"prefix", "198.18.1.0/24"}, {"to_stack", true}});
+  auto to_stack = [&] {  // the stage's to_stack outcome, from /metrics
+    const std::string text = box_->exec("curl -sf http://127.0.0.1:9647/metrics").output;
+    const std::string key = "sluice_forward_packets_total{outcome=\"to_stack\"} ";
+    const auto at = text.find(key);
+    return at == std::string::npos ? std::uint64_t{0} : std::stoull(text.substr(at + key.size()));
+  };
+  const std::uint64_t to_stack_before = to_stack();
+  (void)client_->exec("nc -z -w 1 198.18.5.10 80", 5s);
+  EXPECT_GE(to_stack(), to_stack_before + 1) << "lb's encapsulated SYN did not follow the replaced route\n"
+                                              << box_->exec("curl -sf http://127.0.0.1:9647/metrics | grep -E 'forward_packets|lb_|reason=\"(lb|fwd)'").output
+                                              << json::serialize(client.result("route.list"));
+  const json::value hops_after = client.result("nexthop.list");
+  for (const auto& hop : hops_after.at("next_hops").as_array())
+    EXPECT_NE(hop.at("next_hop"), json::value("198.18.1.1@" + box_server_if_)) << "the server's next hop should be gone";
+  client.result("route.replace", {{"prefix", "198.18.1.0/24"}, {"via", "198.18.1.1"}, {"dev", box_server_if_}, {"mac", kServerMac}});
+  const std::string empty_forward = "forward:\n  routes: []\n";
+  const auto lost = client.call("apply", {{"yaml", empty_forward}});
+  ASSERT_TRUE(lost.error) << "the last route went while lb egress forward needs it";
+  EXPECT_NE(lost.error->message.find("lb.settings.egress"), std::string::npos) << lost.error->message;
+  EXPECT_EQ(client.result("route.list").at("routes").as_array().size(), 2u);
+}
+
+}  // namespace
+}  // namespace sluice::test
