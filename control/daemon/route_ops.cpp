@@ -308,11 +308,11 @@ Result<void> RouteOps::make_live(const config::DesiredState& state) {
     }
     return error;
   };
-  auto old_hops = by_key(config::forward_hops(from), config::hop_name);
+  // by_key points into these lists: they live as long as the maps.
   const auto new_hop_list = config::forward_hops(to);
   auto new_hops = by_key(new_hop_list, config::hop_name);
   const auto old_hop_list = config::forward_hops(from);
-  old_hops = by_key(old_hop_list, config::hop_name);
+  auto old_hops = by_key(old_hop_list, config::hop_name);
   auto group_name = [](const ForwardGroup& g) { return g.name; };
   auto old_groups = by_key(from.groups, group_name);
   auto new_groups = by_key(to.groups, group_name);
@@ -532,7 +532,8 @@ OpResult RouteOps::nexthop_list(const json::object& object) const {
   if (auto none = protocol::parse_no_args("nexthop.list", object); !none) return none.error();
   auto listed = table_.list_next_hops();
   if (!listed) return ProtocolError{ErrorCode::Failed, "nexthop.list: " + listed.error().message};
-  auto hops = by_key(config::forward_hops(live_), config::hop_name);
+  const auto hop_list = config::forward_hops(live_);  // by_key points into it: it must outlive `hops`
+  auto hops = by_key(hop_list, config::hop_name);
   json::array out;
   for (const auto& info : *listed) {
     auto it = hops.find(info.name);

@@ -420,8 +420,13 @@ TEST_F(DaemonRouteE2E, MacLessNextHopsAndRouteSyncCarryPing) {
   EXPECT_TRUE(added.at("mac").is_null()) << added;
   for (const char* prefix : {"198.18.0.2/32", "198.18.1.2/32"}) client.result("route.add", {{"prefix", prefix}, {"to_stack", true}});
   EXPECT_TRUE(within(1000ms, [&] { return hop_resolved(to_server) && hop_resolved("198.18.0.1@" + box_client_if_); }))
-      << "the neighbour table resolves both next hops within a second";
+      << "the neighbour table resolves both next hops within a second: " << client.result("nexthop.list")
+      << box_->exec("ip neigh show").output;
   const json::value hops = client.result("nexthop.list");
+  for (const auto& hop : hops.at("next_hops").as_array()) {
+    const std::string via(hop.at("via").as_string());
+    EXPECT_TRUE(via == "198.18.0.1" || via == "198.18.1.1") << "nexthop.list reads a live list: " << hop;
+  }
   for (const auto& hop : hops.at("next_hops").as_array())
     if (hop.at("next_hop").as_string() == to_server) {
       EXPECT_EQ(hop.at("mac"), json::value(kServerMac)) << "the server's MAC, learned by the box's kernel";

@@ -166,9 +166,9 @@ TEST_F(RouteCliTest, ListsShowOriginAndResolution) {
   const Outcome routes = run_cli({"route", "list"});
   EXPECT_EQ(routes.code, kExitOk) << routes.err;
   EXPECT_EQ(routes.out,
-            "PREFIX         TARGET                                   ORIGIN           PACKETS  BYTES\n"
-            "198.18.2.0/24  via 198.18.1.1 dev veth1 mac resolved    static           1        84\n"
-            "198.18.2.0/24  next hop kernel:veth1:198.18.1.3         kernel (hidden)  -        -\n");
+            "PREFIX         TARGET                                 ORIGIN           PACKETS  BYTES\n"
+            "198.18.2.0/24  via 198.18.1.1 dev veth1 mac resolved  static           1        84\n"
+            "198.18.2.0/24  next hop kernel:veth1:198.18.1.3       kernel (hidden)  -        -\n");
   reply(R"({"id":1,"ok":true,"result":{"next_hops":[)"
         R"({"next_hop":"198.18.1.1@veth1","dev":"veth1","mac":null,"resolve_mac":true,"resolved":false,"id":1,"src_mac":"02:00:00:00:00:09","users":1,"packets":0,"bytes":0}]}})");
   const Outcome hops = run_cli({"nexthop", "list"});
