@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
+#include <limits>
 #include <memory>
 #include <ostream>
 #include <vector>
@@ -60,7 +61,12 @@ void print_table(std::ostream& out, const std::vector<std::string>& headers, con
 
 std::string target_text(const json::object& route) {
   const std::string kind = text(route, "kind");
-  if (kind == "via") return "via " + text(route, "via") + " dev " + text(route, "dev") + " mac " + text(route, "mac");
+  if (kind == "via" && !route.contains("via")) return "next hop " + text(route, "next_hop");  // route sync's
+  if (kind == "via") {
+    const auto* mac = route.if_contains("mac");
+    return "via " + text(route, "via") + " dev " + text(route, "dev") + " mac " +
+           (mac && mac->is_string() ? text(route, "mac") : std::string("resolved"));
+  }
   if (kind == "group") return "group " + text(route, "group");
   return "to-stack";
 }
@@ -74,9 +80,11 @@ void render_route_list(std::ostream& out, const json::value& result) {
   std::vector<std::vector<std::string>> rows;
   for (const auto& item : routes) {
     const auto& route = object_of(item, "route");
-    rows.push_back({text(route, "prefix"), target_text(route), text(route, "packets"), text(route, "bytes")});
+    std::string origin = route.contains("origin") ? text(route, "origin") : "static";
+    if (route.contains("effective") && text(route, "effective") == "no") origin += " (hidden)";
+    rows.push_back({text(route, "prefix"), target_text(route), origin, text(route, "packets"), text(route, "bytes")});
   }
-  print_table(out, {"PREFIX", "TARGET", "PACKETS", "BYTES"}, rows);
+  print_table(out, {"PREFIX", "TARGET", "ORIGIN", "PACKETS", "BYTES"}, rows);
 }
 
 void render_nexthop_list(std::ostream& out, const json::value& result) {
@@ -88,10 +96,13 @@ void render_nexthop_list(std::ostream& out, const json::value& result) {
   std::vector<std::vector<std::string>> rows;
   for (const auto& item : hops) {
     const auto& hop = object_of(item, "next hop");
-    rows.push_back({text(hop, "next_hop"), text(hop, "id"), text(hop, "dev"), text(hop, "mac"), text(hop, "src_mac"),
-                    text(hop, "users"), text(hop, "packets"), text(hop, "bytes")});
+    const std::string resolved = !hop.contains("resolved") ? "-" : text(hop, "resolve_mac") != "yes" ? "given"
+                                 : text(hop, "resolved") == "yes"                          ? "yes"
+                                                                                           : "no (to stack)";
+    rows.push_back({text(hop, "next_hop"), text(hop, "id"), text(hop, "dev"), text(hop, "mac"), resolved,
+                    text(hop, "src_mac"), text(hop, "users"), text(hop, "packets"), text(hop, "bytes")});
   }
-  print_table(out, {"NEXT HOP", "ID", "DEV", "MAC", "SRC MAC", "USERS", "PACKETS", "BYTES"}, rows);
+  print_table(out, {"NEXT HOP", "ID", "DEV", "MAC", "RESOLVED", "SRC MAC", "USERS", "PACKETS", "BYTES"}, rows);
 }
 
 void render_group_list(std::ostream& out, const json::value& result) {
@@ -140,6 +151,17 @@ void render_forward_show(std::ostream& out, const json::value& result) {
   out << "routes          " << text(show, "routes") << ", groups " << text(show, "groups") << ", next hops "
       << text(show, "next_hops") << '\n';
   out << "stage           " << (text(show, "stage_enabled") == "yes" ? "on" : "off (no route)") << '\n';
+  if (const auto* sync = show.if_contains("sync"); sync && sync->is_object())
+    out << "route sync      table " << text(sync->as_object(), "table") << '\n';
+  else
+    out << "route sync      off\n";
+  if (const auto* stats = show.if_contains("sync_stats"); stats && stats->is_object()) {
+    const auto& s = stats->as_object();
+    out << "synced          next hop " << text(s, "via_next_hop") << ", group " << text(s, "via_group") << ", to stack "
+        << text(s, "to_stack") << ", unexpressible " << text(s, "unexpressible") << ", skipped " << text(s, "skipped")
+        << ", refused " << text(s, "refused_full") << ", changes " << text(s, "changes") << ", errors "
+        << text(s, "errors") << '\n';
+  }
   if (const auto* events = show.if_contains("events"); events && events->is_object()) {
     const auto& e = events->as_object();
     out << "events          icmp rate limited " << text(e, "icmp_rate_limited") << ", icmp no source "
@@ -202,6 +224,8 @@ struct RouteArgs {
   std::optional<std::string> queue;
   std::optional<std::string> no_route, icmp_rate, icmp_burst;
   std::vector<std::string> icmp_sources;
+  std::string sync_state;
+  std::optional<std::string> sync_table;
 };
 
 void add_route(CLI::App& app, const std::shared_ptr<RouteArgs>& a, const std::function<void(LbAction)>& set_action) {
@@ -215,7 +239,8 @@ void add_route(CLI::App& app, const std::shared_ptr<RouteArgs>& a, const std::fu
         ->check(prefix_validator());
     add->add_option("--via", a->via, "The next hop's address")->check(address_validator());
     add->add_option("--dev", a->dev, "The egress interface (sluice attached to it)");
-    add->add_option("--mac", a->mac, "The next hop's MAC (required with --via)")->check(mac_validator());
+    add->add_option("--mac", a->mac, "The next hop's MAC (default: the kernel's neighbour table resolves it)")
+        ->check(mac_validator());
     add->add_option("--src-mac", a->src_mac, "Source MAC (default: the egress interface's own)")->check(mac_validator());
     add->add_option("--group", a->group, "An ECMP group (nexthop group add)")->check(name_validator());
     add->add_flag("--to-stack", a->to_stack, "Hand the prefix's packets to the local stack (cpumap when set)");
@@ -226,10 +251,10 @@ void add_route(CLI::App& app, const std::shared_ptr<RouteArgs>& a, const std::fu
         if (int(via) + int(a->group.has_value()) + int(a->to_stack) != 1)
           return ctx.usage("give exactly one of --via ADDR --dev IFACE --mac MAC, --group NAME or --to-stack");
         if (via) {
-          if (!a->via || !a->dev || !a->mac) return ctx.usage("--via, --dev and --mac go together (the MAC is required for now)");
+          if (!a->via || !a->dev) return ctx.usage("--via and --dev go together (--mac optional: resolved without it)");
           args["via"] = *a->via;
           args["dev"] = *a->dev;
-          args["mac"] = *a->mac;
+          if (a->mac) args["mac"] = *a->mac;
           if (a->src_mac) args["src_mac"] = *a->src_mac;
         } else if (a->group) {
           args["group"] = *a->group;
@@ -244,6 +269,26 @@ void add_route(CLI::App& app, const std::shared_ptr<RouteArgs>& a, const std::fu
       });
     });
   }
+  auto* sync = route->add_subcommand("sync", "Mirror a kernel routing table (a routing daemon's routes) into the forward stage");
+  sync->add_option("STATE", a->sync_state, "on or off")->required()->check(CLI::IsMember({"on", "off"}));
+  sync->add_option("--table", a->sync_table, "Kernel table id (default 254, main; not 0 or 255)");
+  sync->callback([a, set_action] {
+    json::object args{{"enabled", a->sync_state == "on"}};
+    if (a->sync_table) {
+      if (a->sync_state != "on") throw CLI::ValidationError("--table", "goes with on (off stops whatever table is synced)");
+      const auto table = *decimal("--table", *a->sync_table, 0, std::numeric_limits<std::uint32_t>::max());
+      if (auto problem = config::sync_table_problem(static_cast<std::uint32_t>(table)))
+        throw CLI::ValidationError("--table", *problem);
+      args["table"] = table;
+    }
+    set_action([args = std::move(args)](LbContext& ctx) {
+      return ctx.call("route.sync", args, [&](const json::value& r) {
+        const auto& o = object_of(r, "route.sync result");
+        if (text(o, "enabled") == "yes") ctx.out << "route sync on: kernel table " << text(o, "table") << '\n';
+        else ctx.out << "route sync off\n";
+      });
+    });
+  });
   auto* del = route->add_subcommand("del", "Remove a route");
   del->add_option("PREFIX", a->prefix, "As route list shows it")->required()->check(prefix_validator());
   del->callback([a, set_action] {
@@ -274,13 +319,13 @@ void add_nexthop(CLI::App& app, const std::shared_ptr<RouteArgs>& a, const std::
   group->require_subcommand(1);
   for (const bool replace : {false, true}) {
     auto* add = group->add_subcommand(replace ? "replace" : "add",
-                                      replace ? "Give a group new next hops" : "Add a group: --via ADDR --dev IFACE --mac MAC [--weight N] per next hop");
+                                      replace ? "Give a group new next hops" : "Add a group: --via ADDR --dev IFACE [--mac MAC] [--weight N] per next hop");
     add->add_option("NAME", a->name, "Group name (1..64 of A-Z a-z 0-9 _ - .)")->required()->check(name_validator());
     auto* via = add->add_option("--via", a->vias, "A next hop's address (starts the next hop the flags after it describe)")
                     ->check(address_validator())
                     ->required();
     add->add_option("--dev", a->devs, "Its egress interface");
-    add->add_option("--mac", a->macs, "Its MAC")->check(mac_validator());
+    add->add_option("--mac", a->macs, "Its MAC (default: resolved by the kernel's neighbour table)")->check(mac_validator());
     add->add_option("--src-mac", a->src_macs, "Its source MAC (default: the interface's own)")->check(mac_validator());
     add->add_option("--weight", a->weights, "Its weight, 1.." + std::to_string(SLUICE_FWD_WEIGHT_MAX) + " (default 1)");
     add->callback([a, set_action, replace, add, via] {
@@ -308,7 +353,7 @@ void add_nexthop(CLI::App& app, const std::shared_ptr<RouteArgs>& a, const std::
         else hop[key] = value;
       }
       for (const auto& hop : hops)
-        for (const char* key : {"dev", "mac"})
+        for (const char* key : {"dev"})
           if (!hop.as_object().contains(key))
             throw CLI::ValidationError(std::string("--") + key, "missing for the next hop via " + text(hop.as_object(), "via"));
       set_action([a, replace, hops = std::move(hops)](LbContext& ctx) {

@@ -163,8 +163,9 @@ _sluicectl() {
             esac ;;
         route)
             case "$subcommand" in
-                "") COMPREPLY=($(compgen -W "add replace del list" -- "$cur")) ;;
+                "") COMPREPLY=($(compgen -W "add replace del list sync" -- "$cur")) ;;
                 add|replace) COMPREPLY=($(compgen -W "--via --dev --mac --src-mac --group --to-stack $globals" -- "$cur")) ;;
+                sync) COMPREPLY=($(compgen -W "on off --table $globals" -- "$cur")) ;;
                 *) COMPREPLY=($(compgen -W "$globals" -- "$cur")) ;;
             esac ;;
         nexthop)

@@ -3,6 +3,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <limits>
 #include <map>
 #include <set>
 
@@ -64,10 +65,20 @@ bool hop_key(Walker& w, const std::string& key, const YAML::Node& value, const s
   return true;
 }
 
+// mac may be left out: the kernel's neighbour table resolves it.
 void require_hop(const HopKeys& seen, const std::string& path, const YAML::Node& node) {
   if (!seen.via) fail(path + ".via", "is required (the neighbour's address)", node);
   if (!seen.dev) fail(path + ".dev", "is required (the egress interface)", node);
-  if (!seen.mac) fail(path + ".mac", "is required (the neighbour's MAC)", node);
+}
+
+ForwardSync parse_sync(Walker& w, const YAML::Node& node, const std::string& path) {
+  ForwardSync out;
+  for (auto& [key, value] : w.fields(node, path, {"table"})) {
+    const std::string child = path + "." + key;
+    out.table = number<std::uint32_t>(w, value, child, 0, std::numeric_limits<std::uint32_t>::max());
+    if (auto problem = sync_table_problem(out.table)) fail(child, *problem, value);
+  }
+  return out;
 }
 
 ForwardSettings parse_settings(Walker& w, const YAML::Node& node, const std::string& path) {
@@ -167,8 +178,8 @@ ForwardRoute parse_route(Walker& w, const YAML::Node& node, const std::string& p
 }
 
 void emit_hop(YAML::Emitter& out, const ForwardHop& hop) {
-  out << YAML::Key << "via" << YAML::Value << lb::to_string(hop.via) << YAML::Key << "dev" << YAML::Value << hop.dev
-      << YAML::Key << "mac" << YAML::Value << lb::mac_to_string(hop.mac);
+  out << YAML::Key << "via" << YAML::Value << lb::to_string(hop.via) << YAML::Key << "dev" << YAML::Value << hop.dev;
+  if (hop.mac) out << YAML::Key << "mac" << YAML::Value << lb::mac_to_string(*hop.mac);
   if (hop.src_mac) out << YAML::Key << "src_mac" << YAML::Value << lb::mac_to_string(*hop.src_mac);
 }
 
@@ -177,6 +188,13 @@ std::string opt_address_text(const std::optional<lb::Address>& address) {
 }
 
 }  // namespace
+
+std::optional<std::string> sync_table_problem(std::uint32_t table) {
+  if (table == kForwardSyncUnspecTable) return "0 is RT_TABLE_UNSPEC, not a routing table (main is 254)";
+  if (table == kForwardSyncLocalTable)
+    return "255 is the local table (the box's own addresses, which the stack delivers), never synced";
+  return std::nullopt;
+}
 
 bool is_forward_name(std::string_view name) {
   if (name.empty() || name.size() > kMaxForwardNameBytes) return false;
@@ -188,7 +206,8 @@ bool is_forward_name(std::string_view name) {
 std::string hop_name(const ForwardHop& hop) { return lb::to_string(hop.via) + "@" + hop.dev; }
 
 std::string describe(const ForwardHop& hop) {
-  std::string out = "via " + lb::to_string(hop.via) + " dev " + hop.dev + " mac " + lb::mac_to_string(hop.mac);
+  std::string out = "via " + lb::to_string(hop.via) + " dev " + hop.dev + " mac " +
+                    (hop.mac ? lb::mac_to_string(*hop.mac) : std::string("resolved"));
   if (hop.src_mac) out += " src_mac " + lb::mac_to_string(*hop.src_mac);
   return out;
 }
@@ -283,7 +302,7 @@ std::optional<std::string> validate_forward(const ForwardConfig& config) {
   std::map<std::string, std::pair<ForwardHop, std::string>> hops;
   auto check_hop = [&](const ForwardHop& hop, const std::string& path) -> std::optional<std::string> {
     if (auto problem = interface_name_problem(hop.dev)) return path + ".dev: bad interface name '" + hop.dev + "': " + *problem;
-    if (!unicast(hop.mac)) return path + ".mac: " + lb::mac_to_string(hop.mac) + " is not a unicast MAC";
+    if (hop.mac && !unicast(*hop.mac)) return path + ".mac: " + lb::mac_to_string(*hop.mac) + " is not a unicast MAC";
     if (hop.src_mac && !unicast(*hop.src_mac)) return path + ".src_mac: " + lb::mac_to_string(*hop.src_mac) + " is not a unicast MAC";
     auto [it, fresh] = hops.emplace(hop_name(hop), std::pair{hop, path});
     if (!fresh && !(it->second.first == hop))
@@ -291,6 +310,8 @@ std::optional<std::string> validate_forward(const ForwardConfig& config) {
              describe(it->second.first) + " (one neighbour, one MAC)";
     return std::nullopt;
   };
+  if (config.sync)
+    if (auto problem = sync_table_problem(config.sync->table)) return "forward.sync.table: " + *problem;
   std::set<std::string> groups;
   if (config.groups.size() >= SLUICE_FWD_MAX_GROUPS)
     return "forward.groups: " + std::to_string(config.groups.size()) + " groups, at most " + std::to_string(SLUICE_FWD_MAX_GROUPS - 1);
@@ -340,10 +361,14 @@ Result<ForwardConfig> parse_forward_section(const YAML::Node& node) {
   try {
     Walker w;
     ForwardConfig out;
-    for (auto& [key, value] : w.fields(node, path, {"settings", "groups", "routes"})) {
+    for (auto& [key, value] : w.fields(node, path, {"settings", "sync", "groups", "routes"})) {
       const std::string child = path + "." + key;
       if (key == "settings") {
         out.settings = parse_settings(w, value, child);
+        continue;
+      }
+      if (key == "sync") {
+        out.sync = parse_sync(w, value, child);
         continue;
       }
       w.sequence(value, child);
@@ -379,6 +404,9 @@ void emit_forward_section(YAML::Emitter& out, const ForwardConfig& config) {
   out << YAML::EndSeq;
   out << YAML::Key << "cpumap_queue" << YAML::Value << s.cpumap_queue;
   out << YAML::EndMap;
+  if (config.sync)
+    out << YAML::Key << "sync" << YAML::Value << YAML::Flow << YAML::BeginMap << YAML::Key << "table" << YAML::Value
+        << config.sync->table << YAML::EndMap;
   out << YAML::Key << "groups" << YAML::Value;
   if (config.groups.empty()) {
     out << YAML::Flow << YAML::BeginSeq << YAML::EndSeq;
@@ -428,6 +456,11 @@ void diff_forward_section(std::vector<std::string>& out, const ForwardConfig& li
   field("icmp_source_v6", opt_address_text(l.icmp_source_v6), opt_address_text(w.icmp_source_v6));
   field("cpus", "[" + cpu_list_text(l.cpus) + "]", "[" + cpu_list_text(w.cpus) + "]");
   field("cpumap_queue", std::to_string(l.cpumap_queue), std::to_string(w.cpumap_queue));
+  auto sync_text = [](const std::optional<ForwardSync>& sync) {
+    return sync ? "table " + std::to_string(sync->table) : std::string("off");
+  };
+  if (sync_text(live.sync) != sync_text(wanted.sync))
+    out.push_back("~ forward.sync: " + sync_text(live.sync) + " -> " + sync_text(wanted.sync));
 
   std::map<std::string, const ForwardGroup*> live_groups, wanted_groups;
   for (const auto& group : live.groups) live_groups.emplace(group.name, &group);

@@ -10,6 +10,7 @@
 //       icmp_source_v4: 198.18.0.1 # unset: no ICMP answer
 //       cpus: [0, 1]               # cpumap CPU set for local traffic; [] off
 //       cpumap_queue: 2048
+//     sync: {table: 254}           # route sync of a kernel table ({}: main); absent: off
 //     groups:
 //       - name: wan
 //         next_hops:
@@ -17,6 +18,7 @@
 //     routes:
 //       - {prefix: 198.18.2.0/24, via: 198.18.1.2, dev: veth1, mac: 02:00:00:00:01:02}
 //       - {prefix: 0.0.0.0/0, group: wan}
+//       - {prefix: 198.18.3.0/24, via: 198.18.1.3, dev: veth1}  # no mac: the kernel's neighbour
 //       - {prefix: 198.18.0.1/32, to_stack: true}
 //
 // Like every section, `forward` present is the whole truth for the stage

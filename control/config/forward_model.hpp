@@ -4,10 +4,11 @@
 // RouteTable is brought to by the daemon (control/daemon/route_ops.hpp).
 //
 // A next hop is not named by the operator: it is the neighbour `via`
-// reached out of `dev` with its MAC, written where a route or a group uses
-// it, and the daemon gives RouteTable one next hop per distinct via@dev
-// ("198.18.1.2@veth1"). The same via@dev must carry the same MACs
-// wherever it is written. ECMP groups are named; routes name a group, give
+// reached out of `dev` with its MAC (or, without one, the MAC the kernel's
+// neighbour table holds for it: resolved and followed), written where a
+// route or a group uses it, and the daemon gives RouteTable one next hop per
+// distinct via@dev ("198.18.1.2@veth1"). The same via@dev must carry the
+// same MACs (or the same absence of one) wherever it is written. ECMP groups are named; routes name a group, give
 // a next hop, or send the prefix to the local stack.
 //
 // Pure values and validation: no maps, no interfaces looked up (the daemon
@@ -28,7 +29,7 @@ using ForwardMac = std::array<std::uint8_t, 6>;
 struct ForwardHop {
   lb::Address via;                     // the neighbour's address (IPv4 or IPv6)
   std::string dev;                     // egress interface
-  ForwardMac mac{};                    // the neighbour's MAC (required until neighbour resolution)
+  std::optional<ForwardMac> mac;       // the neighbour's MAC; none: resolved through the kernel's neighbour table
   std::optional<ForwardMac> src_mac;   // default: dev's own MAC
   bool operator==(const ForwardHop&) const = default;
 };
@@ -65,8 +66,21 @@ struct ForwardSettings {
   bool operator==(const ForwardSettings&) const = default;
 };
 
+// Route sync (`forward.sync`, op route.sync): the kernel routing table
+// mirrored as Kernel-origin routes (control/route/kernel_mirror.hpp).
+inline constexpr std::uint32_t kForwardSyncDefaultTable = 254;  // RT_TABLE_MAIN
+inline constexpr std::uint32_t kForwardSyncUnspecTable = 0;     // RT_TABLE_UNSPEC: no table
+inline constexpr std::uint32_t kForwardSyncLocalTable = 255;    // RT_TABLE_LOCAL: the box's own addresses
+struct ForwardSync {
+  std::uint32_t table = kForwardSyncDefaultTable;  // 1..2^32-1 except 255
+  bool operator==(const ForwardSync&) const = default;
+};
+// Why `table` cannot be synced ("0 is RT_TABLE_UNSPEC ..."); nullopt: it can.
+std::optional<std::string> sync_table_problem(std::uint32_t table);
+
 struct ForwardConfig {
   ForwardSettings settings;
+  std::optional<ForwardSync> sync;  // none: route sync off
   std::vector<ForwardGroup> groups;
   std::vector<ForwardRoute> routes;
   bool operator==(const ForwardConfig&) const = default;

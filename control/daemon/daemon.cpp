@@ -243,7 +243,9 @@ int run(const DaemonOptions& options) {
   // The forward stage's maps start empty: its routes come back from state.yaml in the restore below.
   auto route_table = route::RouteTable::open(plane);
   if (!route_table) return spdlog::error("forward maps: {}", route_table.error().message), exit_startup_failed;
-  RouteOps route_ops(*route_table, state_ops);
+  // Made before the restore: route sync and the neighbour table watch their netlink sockets on it.
+  asio::io_context io;
+  RouteOps route_ops(*route_table, state_ops, io);
   StateParts state_parts({&lb_ops, &route_ops});
   state_ops.set_part(state_parts);
   {
@@ -278,7 +280,6 @@ int run(const DaemonOptions& options) {
     }
   }
 
-  asio::io_context io;
   EventHub events(io);
   auto ring = maps::MapFd::from_skeleton(plane.skeleton()->maps.drop_events);
   if (!ring) return spdlog::error("{}", ring.error().message), exit_startup_failed;

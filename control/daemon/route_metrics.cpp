@@ -81,8 +81,54 @@ void add_route_metrics(metrics::Exposition& out, const dataplane::Dataplane& pla
   for (const auto& route : live.routes) v4 += route.prefix.find(':') == std::string::npos;
   out.add("sluice_forward_routes", "Routes configured.", MetricType::Gauge,
           {sample({{"family", "ipv4"}}, v4), sample({{"family", "ipv6"}}, live.routes.size() - v4)});
-  out.add("sluice_forward_stage_enabled", "1 while the forward stage runs (a route exists).", MetricType::Gauge,
-          {sample({}, static_cast<unsigned>(!live.routes.empty()))});
+  out.add("sluice_forward_stage_enabled", "1 while the forward stage runs (a route exists or route sync is on).",
+          MetricType::Gauge, {sample({}, static_cast<unsigned>(!live.routes.empty() || live.sync.has_value()))});
+  std::vector<Sample> unresolved;
+  if (auto listed = table.list_next_hops(); listed) {
+    std::size_t count = 0;
+    for (const auto& info : *listed) count += !info.resolved;
+    unresolved.push_back(sample({}, count));
+  }
+  out.add("sluice_forward_next_hops_unresolved", "Next hops without a MAC whose neighbour the kernel does not hold usable "
+          "(their routes send to the stack).", MetricType::Gauge, unresolved);
+  const auto neighbours = routes.neighbour_stats();
+  auto neighbour_counter = [&](std::uint64_t route::NeighbourTableStats::*field) {
+    std::vector<Sample> out_samples;
+    if (neighbours) out_samples.push_back(sample({}, (*neighbours).*field));
+    return out_samples;
+  };
+  out.add("sluice_forward_neighbour_changes_total", "Kernel neighbour notifications the neighbour table handled.",
+          MetricType::Counter, neighbour_counter(&route::NeighbourTableStats::changes));
+  out.add("sluice_forward_neighbour_resyncs_total", "Neighbour table dumps after a netlink overrun.", MetricType::Counter,
+          neighbour_counter(&route::NeighbourTableStats::resyncs));
+  out.add("sluice_forward_neighbour_probes_total", "Datagrams sent to make the kernel resolve a next hop's neighbour.",
+          MetricType::Counter, neighbour_counter(&route::NeighbourTableStats::probes));
+  out.add("sluice_forward_neighbour_probe_errors_total", "Those datagrams that could not be sent.", MetricType::Counter,
+          neighbour_counter(&route::NeighbourTableStats::probe_errors));
+  const auto mirror = routes.mirror_stats();
+  out.add("sluice_forward_sync_enabled", "1 while route sync mirrors a kernel table.", MetricType::Gauge,
+          {sample({}, static_cast<unsigned>(mirror.has_value()))});
+  std::vector<Sample> synced;
+  if (mirror) {
+    const std::string table_id = std::to_string(live.sync ? live.sync->table : 0);
+    for (const auto& [as, count] : std::initializer_list<std::pair<const char*, std::size_t>>{
+             {"next_hop", mirror->via_next_hop}, {"group", mirror->via_group}, {"to_stack", mirror->to_stack},
+             {"unexpressible", mirror->unexpressible}, {"skipped", mirror->skipped}, {"refused_full", mirror->refused_full}})
+      synced.push_back(sample({{"table", table_id}, {"as", as}}, count));
+  }
+  out.add("sluice_forward_sync_routes", "Kernel routes of the synced table, by what they became (next_hop, group, "
+          "to_stack; unexpressible: to the stack; skipped; refused_full: not mirrored).", MetricType::Gauge, synced);
+  auto mirror_counter = [&](std::uint64_t route::KernelMirrorStats::*field) {
+    std::vector<Sample> out_samples;
+    if (mirror) out_samples.push_back(sample({}, (*mirror).*field));
+    return out_samples;
+  };
+  out.add("sluice_forward_sync_changes_total", "Kernel route notifications route sync handled.", MetricType::Counter,
+          mirror_counter(&route::KernelMirrorStats::changes));
+  out.add("sluice_forward_sync_resyncs_total", "Dumps of the synced table after a netlink overrun.", MetricType::Counter,
+          mirror_counter(&route::KernelMirrorStats::resyncs));
+  out.add("sluice_forward_sync_errors_total", "Kernel routes the route table refused for a reason other than being full.",
+          MetricType::Counter, mirror_counter(&route::KernelMirrorStats::errors));
   std::vector<Sample> cpus;
   for (std::uint32_t cpu : live.settings.cpus) cpus.push_back(sample({{"cpu", std::to_string(cpu)}}, 1u));
   out.add("sluice_forward_cpumap_cpu", "1 for each CPU of the cpumap set local traffic is spread over.", MetricType::Gauge,

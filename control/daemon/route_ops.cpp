@@ -1,8 +1,10 @@
 #include "route_ops.hpp"
 
 #include <net/if.h>
+#include <sys/socket.h>
 
 #include <algorithm>
+#include <limits>
 #include <map>
 
 #include <bpf/libbpf.h>
@@ -52,8 +54,8 @@ protocol::ArgsResult<config::ForwardMac> mac_value(std::string_view op, std::str
 protocol::ArgsResult<ForwardHop> hop_arg(std::string_view op, const json::object& object, const std::string& path) {
   ForwardHop hop;
   auto field = [&](std::string_view key) { return path + std::string(key); };
-  for (std::string_view key : {"via", "dev", "mac"})
-    if (!object.contains(key)) return args::bad(op, field(key), key == "mac" ? "is required (the neighbour's MAC)" : "is required");
+  for (std::string_view key : {"via", "dev"})  // no mac: the kernel's neighbour table resolves it
+    if (!object.contains(key)) return args::bad(op, field(key), "is required");
   const json::value& via = object.at("via");
   if (!via.is_string()) return args::bad(op, field("via"), protocol::quote_value(via) + " is not an address");
   auto address = lb::parse_address(std::string_view(via.as_string()).substr(0, max_text_arg_bytes));
@@ -64,9 +66,11 @@ protocol::ArgsResult<ForwardHop> hop_arg(std::string_view op, const json::object
   hop.dev = std::string(dev.as_string());
   if (auto problem = protocol::interface_name_problem(hop.dev))
     return args::bad(op, field("dev"), protocol::quote_value(dev) + " is not an interface name: " + *problem);
-  auto mac = mac_value(op, field("mac"), object.at("mac"));
-  if (!mac) return mac.error();
-  hop.mac = *mac;
+  if (object.contains("mac")) {
+    auto mac = mac_value(op, field("mac"), object.at("mac"));
+    if (!mac) return mac.error();
+    hop.mac = *mac;
+  }
   if (object.contains("src_mac")) {
     auto src = mac_value(op, field("src_mac"), object.at("src_mac"));
     if (!src) return src.error();
@@ -94,7 +98,7 @@ json::object hop_json(const ForwardHop& hop) {
   json::object out{{"next_hop", config::hop_name(hop)},
                    {"via", lb::to_string(hop.via)},
                    {"dev", hop.dev},
-                   {"mac", lb::mac_to_string(hop.mac)}};
+                   {"mac", hop.mac ? json::value(lb::mac_to_string(*hop.mac)) : json::value(nullptr)}};  // null: resolved
   if (hop.src_mac) out["src_mac"] = lb::mac_to_string(*hop.src_mac);
   return out;
 }
@@ -142,7 +146,22 @@ json::object settings_json(const config::ForwardSettings& s) {
 
 // ---- RouteTable's values ----
 
-route::NextHopSpec spec_of(const ForwardHop& hop) { return {hop.dev, hop.mac, hop.src_mac}; }
+route::IpAddress ip_of(const lb::Address& address) {
+  route::IpAddress out;
+  out.family = address.family == 4 ? AF_INET : AF_INET6;
+  std::copy_n(address.bytes.begin(), address.family == 4 ? 4 : 16, out.bytes.begin());
+  return out;
+}
+
+// A hop without a MAC follows the kernel's neighbour (via on dev).
+route::NextHopSpec spec_of(const ForwardHop& hop) {
+  if (hop.mac) return {hop.dev, *hop.mac, hop.src_mac, ip_of(hop.via), false};
+  return {hop.dev, {}, hop.src_mac, ip_of(hop.via), true};
+}
+
+bool kernel_owned(std::string_view name) { return name.starts_with("kernel:"); }
+
+std::string_view origin_name(route::Origin origin) { return origin == route::Origin::Kernel ? "kernel" : "static"; }
 
 std::vector<route::GroupMember> members_of(const ForwardGroup& group) {
   std::vector<route::GroupMember> out;
@@ -183,11 +202,55 @@ std::map<std::string, const T*> by_key(const std::vector<T>& items, auto key) {
 
 }  // namespace
 
-RouteOps::RouteOps(route::RouteTable& table, StateOps& state) : table_(table), state_(state) {
+RouteOps::RouteOps(route::RouteTable& table, StateOps& state, boost::asio::io_context& io)
+    : table_(table), state_(state), io_(io) {
   // What RouteTable::open() wrote: an empty table with its default settings.
   live_.settings.no_route = static_cast<sluice_verdict>(table_.settings().no_route_verdict);
   live_.settings.icmp_rate = table_.settings().icmp_rate;
   live_.settings.icmp_burst = table_.settings().icmp_burst;
+  auto neighbours = route::NeighbourTable::open(table_);
+  if (!neighbours) {
+    spdlog::error("forward: neighbour table: {} (next hops without a MAC stay unresolved: their packets go to the stack)",
+                  neighbours.error().message);
+    return;
+  }
+  neighbours_ = std::move(*neighbours);
+  route::NeighbourTable* source = neighbours_.get();
+  neighbour_watch_ = std::make_unique<route::NetlinkWatch>(
+      io_, neighbours_->fd(), [source] { return source->process_pending(); },
+      [](const Error& error) { spdlog::warn("forward: neighbour table: {}", error.message); });
+}
+
+RouteOps::~RouteOps() = default;
+
+std::optional<route::NeighbourTableStats> RouteOps::neighbour_stats() const {
+  if (!neighbours_) return std::nullopt;
+  return neighbours_->stats();
+}
+
+std::optional<route::KernelMirrorStats> RouteOps::mirror_stats() const {
+  if (!mirror_) return std::nullopt;
+  return mirror_->stats();
+}
+
+Result<void> RouteOps::set_sync(const std::optional<config::ForwardSync>& sync) {
+  if (mirror_) {
+    mirror_watch_.reset();
+    auto stopped = mirror_->stop();
+    mirror_.reset();
+    if (!stopped) return stopped.error();
+  }
+  if (!sync) return {};
+  route::KernelMirrorOptions options;
+  options.table = sync->table;
+  auto mirror = route::KernelMirror::open(table_, options);
+  if (!mirror) return mirror.error();
+  mirror_ = std::move(*mirror);
+  route::KernelMirror* source = mirror_.get();
+  mirror_watch_ = std::make_unique<route::NetlinkWatch>(
+      io_, mirror_->fd(), [source] { return source->process_pending(); },
+      [](const Error& error) { spdlog::warn("forward: route sync: {}", error.message); });
+  return {};
 }
 
 // ---- StatePart ----
@@ -197,7 +260,8 @@ protocol::ArgsResult<void> RouteOps::check(std::string_view op, const config::De
   if (auto problem = config::validate_forward(config))
     return ProtocolError{ErrorCode::BadArgs, std::string(op) + ": " + *problem};
   // lb's egress `forward` hands encapsulated packets to this stage: without a route it is off.
-  if (next.lb && !next.lb->vips.empty() && next.lb->settings.egress == SLUICE_LB_EGRESS_FORWARD && config.routes.empty())
+  if (next.lb && !next.lb->vips.empty() && next.lb->settings.egress == SLUICE_LB_EGRESS_FORWARD && config.routes.empty() &&
+      !config.sync)
     return args::bad(op, "lb.settings.egress",
                      "forward: the VIPs' encapsulated packets go to the forward stage, which is off without a route "
                      "(add a route first, or set egress tx or redirect)");
@@ -224,7 +288,8 @@ protocol::ArgsResult<void> RouteOps::check(std::string_view op, const config::De
 }
 
 std::uint32_t RouteOps::effective_stages(const config::DesiredState& next, std::uint32_t stages) const {
-  if (forward_of(next).routes.empty()) stages &= ~SLUICE_STAGE_BIT(SLUICE_STAGE_FORWARD);
+  // Synced routes are routes: the stage runs while sync is on, even before the kernel table holds one.
+  if (forward_of(next).routes.empty() && !forward_of(next).sync) stages &= ~SLUICE_STAGE_BIT(SLUICE_STAGE_FORWARD);
   return stages;
 }
 
@@ -246,11 +311,11 @@ Result<void> RouteOps::make_live(const config::DesiredState& state) {
     }
     return error;
   };
-  auto old_hops = by_key(config::forward_hops(from), config::hop_name);
+  // by_key points into these lists: they live as long as the maps.
   const auto new_hop_list = config::forward_hops(to);
   auto new_hops = by_key(new_hop_list, config::hop_name);
   const auto old_hop_list = config::forward_hops(from);
-  old_hops = by_key(old_hop_list, config::hop_name);
+  auto old_hops = by_key(old_hop_list, config::hop_name);
   auto group_name = [](const ForwardGroup& g) { return g.name; };
   auto old_groups = by_key(from.groups, group_name);
   auto new_groups = by_key(to.groups, group_name);
@@ -328,6 +393,14 @@ Result<void> RouteOps::make_live(const config::DesiredState& state) {
     if (auto set = table_.set_cpumap(cpumap_of(now)); !set) return fail(set.error());
     undo.push_back([this, old = was] { return table_.set_cpumap(cpumap_of(old)); });
   }
+  // 6. route sync last: a failure to open it undoes the static part; its own undo brings the old mirror back.
+  if (from.sync != to.sync) {
+    if (auto set = set_sync(to.sync); !set) {
+      if (auto back = set_sync(from.sync); !back)
+        undo.push_back([back = back.error()]() -> Result<void> { return back; });
+      return fail(set.error());
+    }
+  }
   live_ = to;
   return {};
 }
@@ -335,7 +408,7 @@ Result<void> RouteOps::make_live(const config::DesiredState& state) {
 void RouteOps::add_baseline(config::DesiredState& baseline) const {
   baseline.forward = live_;
   // Without a route sluiced itself clears the forward bit: the operator's wish for the stage is not in the config array then.
-  if (baseline.defaults && baseline.defaults->stages && live_.routes.empty())
+  if (baseline.defaults && baseline.defaults->stages && live_.routes.empty() && !live_.sync)
     *baseline.defaults->stages |= SLUICE_STAGE_BIT(SLUICE_STAGE_FORWARD);
 }
 
@@ -413,19 +486,46 @@ OpResult RouteOps::route_list(const json::object& object) const {
   if (auto none = protocol::parse_no_args("route.list", object); !none) return none.error();
   auto listed = table_.list_routes();
   if (!listed) return ProtocolError{ErrorCode::Failed, "route.list: " + listed.error().message};
-  std::map<std::string, const route::RouteInfo*> counters;
-  for (const auto& info : *listed) counters.emplace(maps::to_string(info.prefix), &info);
+  std::map<std::string, const route::RouteInfo*> statics;
+  for (const auto& info : *listed)
+    if (info.origin == route::Origin::Static) statics.emplace(maps::to_string(info.prefix), &info);
+  auto add_counter = [](json::object& entry, const route::RouteInfo* info) {
+    if (info && info->counter) {
+      entry["packets"] = info->counter->packets;
+      entry["bytes"] = info->counter->bytes;
+    } else {
+      entry["packets"] = nullptr;  // no counter of its own (its next hop still counts), or not effective
+      entry["bytes"] = nullptr;
+    }
+  };
   json::array out;
   for (const auto& route : live_.routes) {
     json::object entry = route_json(route);
-    auto it = counters.find(route.prefix);
-    if (it != counters.end() && it->second->counter) {
-      entry["packets"] = it->second->counter->packets;
-      entry["bytes"] = it->second->counter->bytes;
-    } else {
-      entry["packets"] = nullptr;  // no counter of its own (its next hop still counts)
-      entry["bytes"] = nullptr;
+    auto it = statics.find(route.prefix);
+    const route::RouteInfo* info = it != statics.end() ? it->second : nullptr;
+    entry["origin"] = "static";
+    entry["effective"] = info ? info->effective : false;
+    add_counter(entry, info);
+    out.push_back(std::move(entry));
+  }
+  // While sync is on: what the mirror holds (a static route for the same prefix hides it: effective false).
+  for (const auto& info : *listed) {
+    if (info.origin != route::Origin::Kernel) continue;
+    json::object entry{{"prefix", maps::to_string(info.prefix)}};
+    switch (info.target.kind) {
+      case route::RouteTarget::Kind::NextHop:
+        entry["kind"] = "via";
+        entry["next_hop"] = info.target.name;
+        break;
+      case route::RouteTarget::Kind::Group:
+        entry["kind"] = "group";
+        entry["group"] = info.target.name;
+        break;
+      case route::RouteTarget::Kind::ToStack: entry["kind"] = "to_stack"; break;
     }
+    entry["origin"] = origin_name(info.origin);
+    entry["effective"] = info.effective;
+    add_counter(entry, &info);
     out.push_back(std::move(entry));
   }
   return json::value(json::object{{"routes", std::move(out)}});
@@ -435,11 +535,21 @@ OpResult RouteOps::nexthop_list(const json::object& object) const {
   if (auto none = protocol::parse_no_args("nexthop.list", object); !none) return none.error();
   auto listed = table_.list_next_hops();
   if (!listed) return ProtocolError{ErrorCode::Failed, "nexthop.list: " + listed.error().message};
-  auto hops = by_key(config::forward_hops(live_), config::hop_name);
+  const auto hop_list = config::forward_hops(live_);  // by_key points into it: it must outlive `hops`
+  auto hops = by_key(hop_list, config::hop_name);
   json::array out;
   for (const auto& info : *listed) {
     auto it = hops.find(info.name);
     json::object entry = it != hops.end() ? hop_json(*it->second) : json::object{{"next_hop", info.name}};
+    if (it == hops.end()) {  // a kernel:* next hop of route sync
+      entry["dev"] = info.spec.interface;
+      entry["via"] = info.spec.gateway ? json::value(info.spec.gateway->to_string()) : json::value(nullptr);
+    }
+    entry["origin"] = kernel_owned(info.name) ? "kernel" : "static";
+    // The MAC in use: given, or what the neighbour table resolved (none while unresolved).
+    entry["mac"] = info.resolved ? json::value(lb::mac_to_string(info.spec.dst_mac)) : json::value(nullptr);
+    entry["resolve_mac"] = info.spec.resolve_mac;
+    entry["resolved"] = info.resolved;
     entry["id"] = info.id;
     entry["ifindex"] = info.ifindex;
     entry["src_mac"] = lb::mac_to_string(info.spec.src_mac.value_or(config::ForwardMac{}));
@@ -520,11 +630,19 @@ OpResult RouteOps::group_list(const json::object& object) const {
   json::array out;
   for (const auto& group : live_.groups) {
     json::object entry = group_json(group);
+    entry["origin"] = "static";
     if (auto it = infos.find(group.name); it != infos.end()) {
       entry["id"] = it->second.id;
       entry["users"] = it->second.users;
     }
     out.push_back(std::move(entry));
+  }
+  for (const auto& [name, info] : infos) {  // route sync's ECMP groups
+    if (!kernel_owned(name)) continue;
+    json::array members;
+    for (const auto& member : info.members) members.push_back(json::object{{"next_hop", member.next_hop}, {"weight", member.weight}});
+    out.push_back(json::object{{"name", name}, {"next_hops", std::move(members)}, {"origin", "kernel"},
+                               {"id", info.id}, {"users", info.users}});
   }
   return json::value(json::object{{"groups", std::move(out)}});
 }
@@ -605,15 +723,51 @@ OpResult RouteOps::cpumap_set(const json::object& object) {
   }, settings_json(settings));
 }
 
+OpResult RouteOps::route_sync(const json::object& object) {
+  constexpr std::string_view op = "route.sync";
+  if (auto keys = args::only_keys(op, object, {"enabled", "table"}); !keys) return keys.error();
+  auto enabled = args::optional_bool(op, object, "enabled");
+  if (!enabled) return enabled.error();
+  if (!*enabled) return args::bad(op, "enabled", "is required (true: mirror a kernel table, false: stop)");
+  auto table = args::optional_uint(op, object, "table", 0, std::numeric_limits<std::uint32_t>::max());
+  if (!table) return table.error();
+  std::optional<config::ForwardSync> sync;
+  if (**enabled) {
+    sync.emplace();
+    if (*table) {
+      if (auto problem = config::sync_table_problem(static_cast<std::uint32_t>(**table)))
+        return args::bad(op, "table", *problem);
+      sync->table = static_cast<std::uint32_t>(**table);
+    }
+  } else if (*table) {
+    return args::bad(op, "table", std::to_string(**table) + " with enabled false: there is no table to stop syncing");
+  }
+  json::object result{{"enabled", sync.has_value()},
+                      {"table", sync ? json::value(sync->table) : json::value(nullptr)}};
+  return change_forward(op, [&](ForwardConfig& config) -> protocol::ArgsResult<void> {
+    config.sync = sync;
+    return {};
+  }, std::move(result));
+}
+
 OpResult RouteOps::forward_show(const json::object& object) const {
   if (auto none = protocol::parse_no_args("forward.show", object); !none) return none.error();
   json::object out{{"settings", settings_json(live_.settings)},
                    {"routes", live_.routes.size()},
                    {"groups", live_.groups.size()},
                    {"next_hops", config::forward_hops(live_).size()},
-                   {"stage_enabled", !live_.routes.empty()},
+                   {"stage_enabled", !live_.routes.empty() || live_.sync.has_value()},
+                   {"sync", live_.sync ? json::value(json::object{{"table", live_.sync->table}}) : json::value(nullptr)},
                    {"dir24_8_active", table_.dir24_8_active()}};
   if (!table_.dir24_8_error().empty()) out["dir24_8_error"] = table_.dir24_8_error();
+  if (auto stats = mirror_stats()) {
+    out["sync_stats"] = json::object{{"via_next_hop", stats->via_next_hop}, {"via_group", stats->via_group},
+                                     {"to_stack", stats->to_stack},         {"unexpressible", stats->unexpressible},
+                                     {"skipped", stats->skipped},           {"refused_full", stats->refused_full},
+                                     {"changes", stats->changes},           {"resyncs", stats->resyncs},
+                                     {"errors", stats->errors},             {"last_error", stats->last_error}};
+  }
+  out["neighbour_table"] = neighbours_ != nullptr;
   auto events = table_.event_counters();
   if (!events) return ProtocolError{ErrorCode::Failed, "forward.show: " + events.error().message};
   auto event = [&](std::size_t slot) { return slot < events->size() ? (*events)[slot].packets : 0; };
@@ -644,6 +798,7 @@ void RouteOps::register_ops(OpRegistry& ops) {
   ops.add("forward.set", bind(&RouteOps::forward_set));
   ops.add("cpumap.set", bind(&RouteOps::cpumap_set));
   ops.add("forward.show", bind(&RouteOps::forward_show));
+  ops.add("route.sync", bind(&RouteOps::route_sync));
 }
 
 // ---- StateParts ----

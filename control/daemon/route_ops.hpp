@@ -13,10 +13,25 @@
 // balancer's encapsulated packets are routed by the forward stage, so that
 // egress needs a route (refused otherwise: the packets would reach the
 // kernel's stack, which may not forward).
+//
+// Neighbours and route sync: a NeighbourTable (with a NetlinkWatch on the
+// daemon's io_context) is always open, so next hops without a MAC follow
+// the kernel's neighbour table. While `forward.sync` is set (op route.sync)
+// a KernelMirror mirrors that kernel table as Kernel-origin routes through
+// "kernel:*" next hops and groups; make_live opens, moves or stops it (and
+// its undo reverses that). The diff of make_live is over the static section
+// only: mirrored entries are the mirror's. The forward bit is also on while
+// sync is (the kernel's routes are routes).
+#include <boost/asio/io_context.hpp>
+
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "forward_model.hpp"
+#include "kernel_mirror.hpp"
+#include "neighbour_table.hpp"
+#include "netlink_watch.hpp"
 #include "route_table.hpp"
 #include "server.hpp"
 #include "state_ops.hpp"
@@ -25,12 +40,18 @@ namespace sluice::daemon {
 
 class RouteOps final : public StatePart {
  public:
-  RouteOps(route::RouteTable& table, StateOps& state);
+  // Opens the NeighbourTable in the calling thread's network namespace (a
+  // failure is logged: MAC-less next hops then stay unresolved, to the stack).
+  RouteOps(route::RouteTable& table, StateOps& state, boost::asio::io_context& io);
+  ~RouteOps() override;
 
   void register_ops(OpRegistry& ops);
   const route::RouteTable& table() const noexcept { return table_; }
   // What the table holds (the section last made live).
   const config::ForwardConfig& live() const noexcept { return live_; }
+  // Empty: no NeighbourTable (it failed to open) / route sync off.
+  std::optional<route::NeighbourTableStats> neighbour_stats() const;
+  std::optional<route::KernelMirrorStats> mirror_stats() const;
 
   // StatePart
   protocol::ArgsResult<void> check(std::string_view op, const config::DesiredState& next,
@@ -52,13 +73,22 @@ class RouteOps final : public StatePart {
   OpResult forward_set(const boost::json::object& args);
   OpResult cpumap_set(const boost::json::object& args);
   OpResult forward_show(const boost::json::object& args) const;
+  OpResult route_sync(const boost::json::object& args);
+  // Route sync of `sync`'s table (opened in this namespace, watched on io_), or off.
+  Result<void> set_sync(const std::optional<config::ForwardSync>& sync);
   OpResult change_forward(std::string_view op,
                           const std::function<protocol::ArgsResult<void>(config::ForwardConfig&)>& edit,
                           boost::json::object result);
 
   route::RouteTable& table_;
   StateOps& state_;
+  boost::asio::io_context& io_;
   config::ForwardConfig live_;
+  // Each watch is declared after what it watches: destroyed first, it releases the fd before it closes.
+  std::unique_ptr<route::NeighbourTable> neighbours_;
+  std::unique_ptr<route::NetlinkWatch> neighbour_watch_;
+  std::unique_ptr<route::KernelMirror> mirror_;
+  std::unique_ptr<route::NetlinkWatch> mirror_watch_;
 };
 
 // Several sections with owners outside StateOps as the one StatePart it

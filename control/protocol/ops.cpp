@@ -8,7 +8,7 @@ namespace {
 
 namespace json = boost::json;
 
-constexpr std::array<OpInfo, 48> op_table{{
+constexpr std::array<OpInfo, 49> op_table{{
     {"status", Access::ReadOnly, false},
     {"attach", Access::ChangesState, false},
     {"detach", Access::ChangesState, false},
@@ -60,6 +60,7 @@ constexpr std::array<OpInfo, 48> op_table{{
     {"forward.set", Access::ChangesState, false},
     {"cpumap.set", Access::ChangesState, false},
     {"forward.show", Access::ReadOnly, false},
+    {"route.sync", Access::ChangesState, false},
 }};
 
 ArgsResult<std::string> iface_arg(std::string_view op, const json::object& object) {

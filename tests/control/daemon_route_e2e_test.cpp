@@ -25,6 +25,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -449,6 +450,113 @@ TEST_F(DaemonRouteE2E, AStartWithoutARoutesInterfaceIsDegradedNotFilterless) {
   EXPECT_EQ(again.result("rule.list").at("rules").as_array().size(), 1u) << "the filter lost its rules";
   EXPECT_TRUE(again.result("route.list").at("routes").as_array().empty()) << "routes reported that do not run";
   EXPECT_TRUE(std::filesystem::exists(daemon_->state_dir() + "/state.yaml.rejected"));
+}
+
+// Next hops without a MAC (the box's kernel neighbour table resolves them)
+// and route sync (`ip route add` in the box steers XDP) through the socket.
+TEST_F(DaemonRouteE2E, MacLessNextHopsAndRouteSyncCarryPing) {
+  ControlClient client(daemon_->socket_path());
+  auto within = [](std::chrono::milliseconds limit, const std::function<bool()>& done) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (!done()) {
+      if (std::chrono::steady_clock::now() >= deadline) return false;
+      std::this_thread::sleep_for(10ms);
+    }
+    return true;
+  };
+  auto hop_resolved = [&](const std::string& name) {
+    const json::value hops = client.result("nexthop.list");
+    for (const auto& hop : hops.at("next_hops").as_array())
+      if (hop.at("next_hop").as_string() == name) return hop.at("resolved").as_bool();
+    return false;
+  };
+  // The route.list entry of (prefix, origin); null when there is none.
+  auto listed = [&](const std::string& prefix, const std::string& origin) -> json::value {
+    const json::value routes = client.result("route.list");
+    for (const auto& route : routes.at("routes").as_array())
+      if (route.at("prefix").as_string() == prefix && route.at("origin").as_string() == origin) return route;
+    return nullptr;
+  };
+
+  // 1. Static routes with no MAC: resolved from the box's neighbour table, they carry ping.
+  const std::string to_server = "198.18.1.1@" + box_server_if_;
+  client.result("route.add", {{"prefix", "198.18.0.0/24"}, {"via", "198.18.0.1"}, {"dev", box_client_if_}});
+  const auto added = client.result("route.add", {{"prefix", "198.18.1.0/24"}, {"via", "198.18.1.1"}, {"dev", box_server_if_}});
+  EXPECT_TRUE(added.at("mac").is_null()) << added;
+  for (const char* prefix : {"198.18.0.2/32", "198.18.1.2/32"}) client.result("route.add", {{"prefix", prefix}, {"to_stack", true}});
+  EXPECT_TRUE(within(1000ms, [&] { return hop_resolved(to_server) && hop_resolved("198.18.0.1@" + box_client_if_); }))
+      << "the neighbour table resolves both next hops within a second: " << client.result("nexthop.list")
+      << box_->exec("ip neigh show").output;
+  const json::value hops = client.result("nexthop.list");
+  for (const auto& hop : hops.at("next_hops").as_array()) {
+    const std::string via(hop.at("via").as_string());
+    EXPECT_TRUE(via == "198.18.0.1" || via == "198.18.1.1") << "nexthop.list reads a live list: " << hop;
+  }
+  for (const auto& hop : hops.at("next_hops").as_array())
+    if (hop.at("next_hop").as_string() == to_server) {
+      EXPECT_EQ(hop.at("mac"), json::value(kServerMac)) << "the server's MAC, learned by the box's kernel";
+      EXPECT_TRUE(hop.at("resolve_mac").as_bool());
+    }
+  EXPECT_TRUE(ping(*client_, "198.18.1.1")) << "MAC-less static routes carry ping through XDP";
+  const std::string yaml = std::string(client.result("config.show").at("yaml").as_string());
+  EXPECT_NE(yaml.find("{prefix: 198.18.1.0/24, via: 198.18.1.1, dev: " + box_server_if_ + "}"), std::string::npos) << yaml;
+
+  // 2. Route sync: a kernel route added in the box carries ping within a second; deleted, it stops.
+  must(server_->exec("ip addr add 198.18.9.1/24 dev " + server_if_), "server's extra address");
+  client.result("route.del", {{"prefix", "198.18.1.0/24"}});
+  EXPECT_FALSE(ping(*client_, "198.18.9.1", 1)) << "no route: the box's kernel does not forward";
+  EXPECT_NE(error_of(client, "route.sync", {{"enabled", true}, {"table", 255}}).find("table: 255 is the local table"),
+            std::string::npos);
+  EXPECT_NE(error_of(client, "route.sync", {{"enabled", true}, {"table", 0}}).find("RT_TABLE_UNSPEC"), std::string::npos);
+  const auto synced = client.result("route.sync", {{"enabled", true}});
+  EXPECT_EQ(synced.at("table").to_number<int>(), 254);
+  EXPECT_EQ(client.result("forward.show").at("sync").at("table").to_number<int>(), 254);
+  // The box's connected routes are mirrored (to the stack); the static one for the same prefix hides its twin.
+  EXPECT_FALSE(listed("198.18.1.0/24", "kernel").is_null()) << "connected route mirrored";
+  const json::value twin = listed("198.18.0.0/24", "kernel");
+  ASSERT_FALSE(twin.is_null());
+  EXPECT_FALSE(twin.at("effective").as_bool()) << "static over kernel";
+  EXPECT_TRUE(listed("198.18.0.0/24", "static").at("effective").as_bool());
+
+  must(box_->exec("ip route add 198.18.9.0/24 via 198.18.1.1 dev " + box_server_if_), "ip route add");
+  const auto started = std::chrono::steady_clock::now();
+  EXPECT_TRUE(within(1000ms, [&] {
+    const json::value route = listed("198.18.9.0/24", "kernel");
+    return !route.is_null() && route.at("effective").as_bool() && route.at("kind").as_string() == "via" &&
+           hop_resolved(std::string(route.at("next_hop").as_string()));
+  })) << "mirrored and resolved within a second";
+  bool carried = false;
+  while (!carried && std::chrono::steady_clock::now() - started < 1500ms) carried = ping(*client_, "198.18.9.1", 1);
+  EXPECT_TRUE(carried) << "the kernel route carries ping through XDP within a second or so";
+  EXPECT_TRUE(ping(*client_, "198.18.9.1"));
+  const auto scrape = box_->exec("curl -sf http://127.0.0.1:9647/metrics");
+  EXPECT_NE(scrape.output.find("sluice_forward_sync_enabled 1"), std::string::npos) << scrape.output;
+  EXPECT_NE(scrape.output.find("sluice_forward_sync_routes{table=\"254\",as=\"next_hop\"} 1"), std::string::npos) << scrape.output;
+  EXPECT_NE(scrape.output.find("sluice_forward_neighbour_probes_total"), std::string::npos);
+  const auto checked = box_->exec("curl -sf http://127.0.0.1:9647/metrics | promtool check metrics");
+  EXPECT_EQ(checked.exit_code, 0) << checked.output;
+  EXPECT_EQ(checked.output, "") << "promtool lint findings";
+
+  must(box_->exec("ip route del 198.18.9.0/24"), "ip route del");
+  EXPECT_TRUE(within(1000ms, [&] { return listed("198.18.9.0/24", "kernel").is_null(); })) << "removed within a second";
+  EXPECT_FALSE(ping(*client_, "198.18.9.1", 2)) << "a deleted kernel route carries nothing";
+
+  // 3. Persisted: a killed daemon comes back syncing (the kernel route is mirrored again).
+  must(box_->exec("ip route add 198.18.9.0/24 via 198.18.1.1 dev " + box_server_if_), "ip route add again");
+  EXPECT_NE(std::string(client.result("config.show").at("yaml").as_string()).find("sync: {table: 254}"), std::string::npos);
+  client.close();
+  daemon_->kill_hard();
+  ASSERT_EQ(daemon_->start(), "");
+  ControlClient again(daemon_->socket_path());
+  EXPECT_EQ(again.result("forward.show").at("sync").at("table").to_number<int>(), 254);
+  EXPECT_TRUE(ping(*client_, "198.18.9.1", 5)) << "after the restart the mirrored route carries ping";
+
+  // 4. Sync off: the kernel's routes leave the table, the static ones stay.
+  EXPECT_FALSE(again.result("route.sync", {{"enabled", false}}).at("enabled").as_bool());
+  const json::value after_off = again.result("route.list");
+  for (const auto& route : after_off.at("routes").as_array())
+    EXPECT_EQ(route.at("origin"), json::value("static")) << route;
+  EXPECT_FALSE(ping(*client_, "198.18.9.1", 1)) << "sync off: the kernel route no longer steers XDP";
 }
 
 }  // namespace

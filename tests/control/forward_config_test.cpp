@@ -101,7 +101,6 @@ TEST(ForwardConfig, HostileValuesNameThePathAndTheValue) {
   for (const Case& c : std::vector<Case>{
            {route("{prefix: 198.18.2.1/24, to_stack: true}"), "forward.routes[0].prefix"},
            {route("{prefix: 198.18.2.1/24, to_stack: true}"), "198.18.2.1/24"},
-           {route("{prefix: 198.18.2.0/24, via: 198.18.1.1, dev: veth1}"), "forward.routes[0].mac: is required"},
            {route("{prefix: 198.18.2.0/24, via: 198.18.1.1, " + mac + "}"), "forward.routes[0].dev: is required"},
            {route("{prefix: 198.18.2.0/24, via: 198.18.1.300, dev: veth1, " + mac + "}"), "198.18.1.300"},
            {route("{prefix: 198.18.2.0/24, via: 198.18.1.1, dev: veth1, mac: '01:00:00:00:00:01'}"), "not a unicast MAC"},
@@ -132,6 +131,74 @@ TEST(ForwardConfig, HostileValuesNameThePathAndTheValue) {
        }) {
     EXPECT_NE(error_of(c.yaml).find(c.expected), std::string::npos) << c.yaml << " -> " << error_of(c.yaml);
   }
+}
+
+// Route sync and MAC-less next hops (resolved through the kernel's neighbour table).
+const char* const kSyncAndResolved = R"(forward:
+  sync: {table: 100}
+  groups:
+    - name: wan
+      next_hops:
+        - {via: 198.18.1.1, dev: veth1}
+        - {via: 198.18.1.3, dev: veth1, mac: "02:00:00:00:01:03"}
+  routes:
+    - {prefix: 198.18.2.0/24, via: 198.18.1.1, dev: veth1}
+    - {prefix: "2001:db8:2::/48", via: "2001:db8:1::1", dev: veth1, src_mac: "02:00:00:00:01:02"}
+    - {prefix: 0.0.0.0/0, group: wan}
+)";
+
+TEST(ForwardConfig, SyncAndMacLessHopsRoundTrip) {
+  const DesiredState state = parse_ok(kSyncAndResolved);
+  ASSERT_TRUE(state.forward);
+  const ForwardConfig& f = *state.forward;
+  ASSERT_TRUE(f.sync);
+  EXPECT_EQ(f.sync->table, 100u);
+  EXPECT_FALSE(f.routes[0].hop.mac) << "no mac: resolved";
+  EXPECT_FALSE(f.routes[1].hop.mac);
+  EXPECT_TRUE(f.routes[1].hop.src_mac);
+  EXPECT_FALSE(f.groups[0].members[0].hop.mac);
+  EXPECT_TRUE(f.groups[0].members[1].hop.mac);
+  EXPECT_EQ(describe(f.routes[0]), "via 198.18.1.1 dev veth1 mac resolved");
+  const std::string yaml = to_yaml(state);
+  EXPECT_NE(yaml.find("sync: {table: 100}"), std::string::npos) << yaml;
+  const DesiredState again = parse_ok(yaml);
+  EXPECT_EQ(again, state) << yaml;
+  EXPECT_EQ(to_yaml(again), yaml);
+  EXPECT_TRUE(diff(state, again).empty());
+
+  EXPECT_EQ(parse_ok("forward:\n  sync: {}\n").forward->sync->table, kForwardSyncDefaultTable) << "{}: main";
+  EXPECT_FALSE(parse_ok("forward: {}\n").forward->sync) << "absent: off";
+  EXPECT_EQ(to_yaml(parse_ok("forward: {}\n")).find("sync"), std::string::npos) << "off is not written";
+  EXPECT_EQ(parse_ok("forward:\n  sync: {table: 4294967295}\n").forward->sync->table, 4294967295u);
+
+  DesiredState off = state;
+  off.forward->sync.reset();
+  EXPECT_EQ(diff(state, off), (std::vector<std::string>{"~ forward.sync: table 100 -> off"}));
+}
+
+TEST(ForwardConfig, SyncTableAndMacMismatchErrors) {
+  struct Case {
+    std::string yaml;
+    std::string expected;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"forward:\n  sync: {table: 0}\n", "forward.sync.table: 0 is RT_TABLE_UNSPEC"},
+           {"forward:\n  sync: {table: 255}\n", "forward.sync.table: 255 is the local table"},
+           {"forward:\n  sync: {table: 4294967296}\n", "forward.sync.table"},
+           {"forward:\n  sync: {table: main}\n", "forward.sync.table"},
+           {"forward:\n  sync: {tabel: 254}\n", "unknown key 'tabel'"},
+           // One via@dev: MAC-less in one place, with a MAC in another, is two specs for one neighbour.
+           {"forward:\n  routes:\n    - {prefix: 198.18.2.0/24, via: 198.18.1.1, dev: v}\n"
+            "    - {prefix: 198.18.3.0/24, via: 198.18.1.1, dev: v, mac: '02:00:00:00:01:09'}\n",
+            "forward.routes[1]: next hop 198.18.1.1@v is via 198.18.1.1 dev v mac 02:00:00:00:01:09 but forward.routes[0] "
+            "gives it via 198.18.1.1 dev v mac resolved"},
+       }) {
+    EXPECT_NE(error_of(c.yaml).find(c.expected), std::string::npos) << c.yaml << " -> " << error_of(c.yaml);
+  }
+  ForwardConfig config;
+  config.sync = ForwardSync{kForwardSyncLocalTable};
+  ASSERT_TRUE(validate_forward(config));
+  EXPECT_NE(validate_forward(config)->find("forward.sync.table: 255"), std::string::npos);
 }
 
 TEST(ForwardConfig, DiffNamesRoutesGroupsAndSettings) {

@@ -123,22 +123,78 @@ TEST_F(RouteCliTest, RouteListShowsTargetsAndCounters) {
   EXPECT_EQ(r.code, kExitOk) << r.err;
   EXPECT_EQ(sent(), (std::vector<std::string>{R"({"id":1,"op":"route.list","args":{}})"}));
   EXPECT_EQ(r.out,
-            "PREFIX         TARGET                                          PACKETS  BYTES\n"
-            "198.18.2.0/24  via 198.18.1.1 dev veth1 mac 02:00:00:00:01:01  7        700\n"
-            "0.0.0.0/0      group wan                                       -        -\n");
+            "PREFIX         TARGET                                          ORIGIN  PACKETS  BYTES\n"
+            "198.18.2.0/24  via 198.18.1.1 dev veth1 mac 02:00:00:00:01:01  static  7        700\n"
+            "0.0.0.0/0      group wan                                       static  -        -\n");
+}
+
+TEST_F(RouteCliTest, RouteAddWithoutMacAsksForResolution) {
+  reply(R"({"id":1,"ok":true,"result":{"prefix":"198.18.2.0/24","kind":"via","via":"198.18.1.1","dev":"veth1","mac":null}})");
+  const Outcome r = run_cli({"route", "add", "198.18.2.0/24", "--via", "198.18.1.1", "--dev", "veth1"});
+  EXPECT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_EQ(sent(), (std::vector<std::string>{
+                        R"({"id":1,"op":"route.add","args":{"prefix":"198.18.2.0/24","via":"198.18.1.1","dev":"veth1"}})"}));
+  EXPECT_EQ(r.out, "added route 198.18.2.0/24 via 198.18.1.1 dev veth1 mac resolved\n");
+  reply(R"({"id":1,"ok":true,"result":{"name":"wan","next_hops":[{},{}]}})");
+  EXPECT_EQ(run_cli({"nexthop", "group", "add", "wan", "--via", "198.18.1.1", "--dev", "veth1", "--via", "198.18.1.3",
+                     "--dev", "veth1", "--mac", "02:00:00:00:01:03"}).code,
+            kExitOk);
+  EXPECT_EQ(sent().back(), R"({"id":1,"op":"nexthop.group.add","args":{"name":"wan","next_hops":[)"
+                           R"({"via":"198.18.1.1","dev":"veth1"},{"via":"198.18.1.3","dev":"veth1","mac":"02:00:00:00:01:03"}]}})");
+}
+
+TEST_F(RouteCliTest, RouteSyncOnOffAndTable) {
+  reply(R"({"id":1,"ok":true,"result":{"enabled":true,"table":254}})");
+  const Outcome on = run_cli({"route", "sync", "on"});
+  EXPECT_EQ(on.code, kExitOk) << on.err;
+  EXPECT_EQ(on.out, "route sync on: kernel table 254\n");
+  reply(R"({"id":1,"ok":true,"result":{"enabled":true,"table":100}})");
+  EXPECT_EQ(run_cli({"route", "sync", "--table", "100", "on"}).code, kExitOk);
+  reply(R"({"id":1,"ok":true,"result":{"enabled":false,"table":null}})");
+  const Outcome off = run_cli({"route", "sync", "off"});
+  EXPECT_EQ(off.code, kExitOk) << off.err;
+  EXPECT_EQ(off.out, "route sync off\n");
+  EXPECT_EQ(sent(), (std::vector<std::string>{R"({"id":1,"op":"route.sync","args":{"enabled":true}})",
+                                              R"({"id":1,"op":"route.sync","args":{"enabled":true,"table":100}})",
+                                              R"({"id":1,"op":"route.sync","args":{"enabled":false}})"}));
+}
+
+TEST_F(RouteCliTest, ListsShowOriginAndResolution) {
+  reply(R"({"id":1,"ok":true,"result":{"routes":[)"
+        R"({"prefix":"198.18.2.0/24","kind":"via","via":"198.18.1.1","dev":"veth1","mac":null,"origin":"static","effective":true,"packets":1,"bytes":84},)"
+        R"({"prefix":"198.18.2.0/24","kind":"via","next_hop":"kernel:veth1:198.18.1.3","origin":"kernel","effective":false,"packets":null,"bytes":null}]}})");
+  const Outcome routes = run_cli({"route", "list"});
+  EXPECT_EQ(routes.code, kExitOk) << routes.err;
+  EXPECT_EQ(routes.out,
+            "PREFIX         TARGET                                 ORIGIN           PACKETS  BYTES\n"
+            "198.18.2.0/24  via 198.18.1.1 dev veth1 mac resolved  static           1        84\n"
+            "198.18.2.0/24  next hop kernel:veth1:198.18.1.3       kernel (hidden)  -        -\n");
+  reply(R"({"id":1,"ok":true,"result":{"next_hops":[)"
+        R"({"next_hop":"198.18.1.1@veth1","dev":"veth1","mac":null,"resolve_mac":true,"resolved":false,"id":1,"src_mac":"02:00:00:00:00:09","users":1,"packets":0,"bytes":0}]}})");
+  const Outcome hops = run_cli({"nexthop", "list"});
+  EXPECT_EQ(hops.code, kExitOk) << hops.err;
+  EXPECT_NE(hops.out.find("RESOLVED"), std::string::npos) << hops.out;
+  EXPECT_NE(hops.out.find("no (to stack)"), std::string::npos) << hops.out;
 }
 
 TEST_F(RouteCliTest, BadInputIsAUsageErrorAndSendsNothing) {
   for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
            {"route", "add", "198.18.2.1/24", "--to-stack"},
            {"route", "add", "198.18.2.0/24"},
-           {"route", "add", "198.18.2.0/24", "--via", "198.18.1.1", "--dev", "veth1"},  // --mac required for now
+           {"route", "add", "198.18.2.0/24", "--via", "198.18.1.1"},  // --dev goes with --via
+           {"route", "add", "198.18.2.0/24", "--dev", "veth1", "--mac", "02:00:00:00:00:01"},
+           {"route", "sync"},
+           {"route", "sync", "maybe"},
+           {"route", "sync", "--table", "0", "on"},
+           {"route", "sync", "--table", "255", "on"},
+           {"route", "sync", "--table", "4294967296", "on"},
+           {"route", "sync", "--table", "100", "off"},
            {"route", "add", "198.18.2.0/24", "--group", "wan", "--to-stack"},
            {"route", "add", "198.18.2.0/24", "--via", "198.18.1.999", "--dev", "v", "--mac", "02:00:00:00:00:01"},
            {"route", "add", "198.18.2.0/24", "--group", "a b"},
            {"route", "del", "nonsense"},
            {"nexthop", "group", "add", "wan", "--dev", "veth1", "--via", "198.18.1.1", "--mac", "02:00:00:00:00:01"},
-           {"nexthop", "group", "add", "wan", "--via", "198.18.1.1", "--dev", "veth1"},
+           {"nexthop", "group", "add", "wan", "--via", "198.18.1.1", "--mac", "02:00:00:00:00:01"},  // no --dev
            {"nexthop", "group", "add", "wan", "--via", "198.18.1.1", "--dev", "v", "--mac", "02:00:00:00:00:01", "--weight", "0"},
            {"cpumap", "set", "--cpus", "1-0"},
            {"cpumap", "set", "--queue", "0x10"},
@@ -158,7 +214,7 @@ TEST_F(RouteCliTest, BadInputIsAUsageErrorAndSendsNothing) {
 TEST(RouteOpsTable, ChangesAreAdminOnlyListsAreNot) {
   using protocol::Access;
   for (const char* op : {"route.add", "route.replace", "route.del", "nexthop.group.add", "nexthop.group.replace",
-                         "nexthop.group.del", "forward.set", "cpumap.set"}) {
+                         "nexthop.group.del", "forward.set", "cpumap.set", "route.sync"}) {
     const auto* info = protocol::find_op(op);
     ASSERT_NE(info, nullptr) << op;
     EXPECT_EQ(info->access, Access::ChangesState) << op;
