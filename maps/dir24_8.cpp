@@ -467,7 +467,14 @@ Result<Dir24_8> Dir24_8Slot::build(std::span<const Dir24_8Entry> entries, std::u
 }
 
 Result<void> Dir24_8Slot::plug(Dir24_8 table) {
+  const bool replacing = table_.has_value();
   if (auto gone = unplug(); !gone) return gone;
+  // A packet may have read the old tbl24 just before the unplug: it must not
+  // go on to read the new tbl8 with the old table's group index (a value of
+  // another /24). Wait until every such packet is done (synchronize_rcu, as
+  // recycle_retired_groups does); packets read the trie meanwhile, which is right.
+  if (replacing && ::syscall(__NR_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0) != 0)
+    return make_error("wait for packets in flight (membarrier) before plugging a new copy into", outer8_.name(), errno);
   // tbl8 first, so no packet sees a tbl24 without its groups.
   const std::uint32_t fd8 = static_cast<std::uint32_t>(table.tbl8().fd());
   if (bpf_map_update_elem(outer8_.fd(), &slot_, &fd8, BPF_ANY) != 0)

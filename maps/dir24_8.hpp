@@ -149,7 +149,9 @@ std::uint32_t dir24_8_groups_wanted(std::span<const Dir24_8Entry> entries, std::
 //
 // Plugging writes tbl8 first and tbl24 second, unplugging the reverse, so a
 // packet that finds both slots filled finds one table's pair; a table is
-// replaced by unplugging the old one first (packets read the trie between).
+// replaced by unplugging the old one and waiting for an RCU grace period
+// before the new one goes in (packets read the trie between), so a packet
+// that read the old tbl24 never reads the new tbl8.
 class Dir24_8Slot {
  public:
   // Empties the slot: whatever a previous owner plugged is unplugged (rebuild with plug()).

@@ -104,7 +104,8 @@ static __always_inline __u32 dir24_8_lookup(void *tbl24, void *tbl8, __be32 addr
  * SLUICE_DIR24_8_SLOT_MAPS); an empty slot means "read the LPM trie", which
  * stays the source of truth. tbl8 is plugged before tbl24 and unplugged
  * after it, so a packet that finds both slots filled finds a matching pair
- * (user space replaces a pair only by unplugging the old one first).
+ * (user space replaces a pair only by unplugging the old one and waiting
+ * for an RCU grace period before plugging the new one).
  *
  * The tbl24 template has the real size and no BPF_F_INNER_MAP, so every
  * inner tbl24 has that size and the verifier inlines its lookups; tbl8 is

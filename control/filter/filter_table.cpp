@@ -415,7 +415,9 @@ Result<maps::Dir24_8> FilterTable::build_dir(std::uint32_t gen, const V4Prefixes
 
 void FilterTable::plug_dir_after_change(std::uint32_t gen, maps::Dir24_8 table) {
   auto plugged = maps_->src_dir[gen].plug(std::move(table));
-  dir_unknown_[gen] = false;  // a fresh copy, or none (the trie answers)
+  // Known: a fresh copy, or none (the trie answers). A failed unplug leaves
+  // the old copy, which lacks this change, plugged: unknown, rebuilt next time.
+  dir_unknown_[gen] = !plugged && maps_->src_dir[gen].plugged();
   dir_error_ = plugged ? std::string() : plugged.error().message;
 }
 
