@@ -8,6 +8,7 @@
 #include <ostream>
 #include <vector>
 
+#include "command_support.hpp"
 #include "decimal.hpp"
 #include "lb_config.hpp"
 #include "lb_model.hpp"
@@ -22,29 +23,6 @@ constexpr std::uint32_t max_check_ms = lb::kCheckIntervalMsMax;
 constexpr std::uint32_t max_check_count = lb::kCheckCountMax;
 constexpr std::uint32_t max_conn_timeout_s = lb::kConnTimeoutMaxS;
 constexpr double percent = 100.0;
-
-// ---- reply access: a missing field reads "-" rather than failing the table ----
-
-const json::object& object_of(const json::value& value, std::string_view what) {
-  if (!value.is_object()) throw LbBadReply(std::string(what) + " is not an object");
-  return value.as_object();
-}
-
-const json::array& array_of(const json::object& object, std::string_view key) {
-  const auto* value = object.if_contains(key);
-  if (!value || !value->is_array()) throw LbBadReply("field " + std::string(key) + " missing or not a list");
-  return value->as_array();
-}
-
-std::string text(const json::object& object, std::string_view key) {
-  const auto* value = object.if_contains(key);
-  if (!value || value->is_null()) return "-";
-  if (value->is_string()) return std::string(value->as_string());
-  if (value->is_bool()) return value->as_bool() ? "yes" : "no";
-  if (value->is_uint64()) return std::to_string(value->as_uint64());
-  if (value->is_int64()) return std::to_string(value->as_int64());
-  return json::serialize(*value);
-}
 
 std::string share_text(const json::object& object) {
   const auto* value = object.if_contains("share");
@@ -168,28 +146,9 @@ void render_lb_show(std::ostream& out, const json::value& result) {
 
 // ---- local checks (sluiced checks again; these catch typos before anything is sent) ----
 
-CLI::Validator check_with(std::string name, std::function<std::string(const std::string&)> problem_of) {
-  return CLI::Validator([problem_of = std::move(problem_of)](std::string& value) { return problem_of(value); },
-                        std::move(name));
-}
-
 CLI::Validator vip_validator() {
   return check_with("ADDR[:PORT]/PROTO", [](const std::string& text) -> std::string {
     if (auto key = lb::parse_vip_key(text); !key) return key.error().message;
-    return {};
-  });
-}
-
-CLI::Validator address_validator() {
-  return check_with("ADDR", [](const std::string& text) -> std::string {
-    if (auto address = lb::parse_address(text); !address) return address.error().message;
-    return {};
-  });
-}
-
-CLI::Validator mac_validator() {
-  return check_with("MAC", [](const std::string& text) -> std::string {
-    if (auto mac = lb::parse_mac(text); !mac) return mac.error().message;
     return {};
   });
 }
