@@ -125,8 +125,11 @@ void add_route_metrics(metrics::Exposition& out, const dataplane::Dataplane& pla
   };
   out.add("sluice_forward_sync_changes_total", "Kernel route notifications route sync handled.", MetricType::Counter,
           mirror_counter(&route::KernelMirrorStats::changes));
-  out.add("sluice_forward_sync_resyncs_total", "Dumps of the synced table after a netlink overrun.", MetricType::Counter,
-          mirror_counter(&route::KernelMirrorStats::resyncs));
+  out.add("sluice_forward_sync_resyncs_total", "Dumps of the synced table after a netlink overrun or a link change.",
+          MetricType::Counter, mirror_counter(&route::KernelMirrorStats::resyncs));
+  out.add("sluice_forward_sync_fallbacks_total",
+          "Kernel routes sent to the stack because their next hop or group could not be installed.", MetricType::Counter,
+          mirror_counter(&route::KernelMirrorStats::fallbacks));
   out.add("sluice_forward_sync_errors_total", "Kernel routes the route table refused for a reason other than being full.",
           MetricType::Counter, mirror_counter(&route::KernelMirrorStats::errors));
   std::vector<Sample> cpus;

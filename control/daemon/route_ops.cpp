@@ -249,7 +249,8 @@ Result<void> RouteOps::set_sync(const std::optional<config::ForwardSync>& sync) 
   route::KernelMirror* source = mirror_.get();
   mirror_watch_ = std::make_unique<route::NetlinkWatch>(
       io_, mirror_->fd(), [source] { return source->process_pending(); },
-      [](const Error& error) { spdlog::warn("forward: route sync: {}", error.message); });
+      [](const Error& error) { spdlog::warn("forward: route sync: {}", error.message); },
+      [source] { return source->next_deadline(); });
   return {};
 }
 
@@ -765,6 +766,7 @@ OpResult RouteOps::forward_show(const json::object& object) const {
                                      {"to_stack", stats->to_stack},         {"unexpressible", stats->unexpressible},
                                      {"skipped", stats->skipped},           {"refused_full", stats->refused_full},
                                      {"changes", stats->changes},           {"resyncs", stats->resyncs},
+                                     {"fallbacks", stats->fallbacks},
                                      {"errors", stats->errors},             {"last_error", stats->last_error}};
   }
   out["neighbour_table"] = neighbours_ != nullptr;

@@ -7,6 +7,7 @@
 #include <netlink/route/route.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cerrno>
 #include <cstring>
 #include <map>
@@ -181,7 +182,11 @@ struct KernelMirror::State {
   std::map<Prefix, Installed, PrefixLess> installed{};
   std::set<Prefix, PrefixLess> refused{};
   std::map<std::string, std::size_t> hop_refs{}, group_refs{};
-  std::uint64_t changes = 0, resyncs = 0, errors = 0;
+  std::uint64_t changes = 0, resyncs = 0, errors = 0, fallbacks = 0;
+  // A link event asks for a dump; dumps are spaced by kLinkResyncSpacing so
+  // a flapping link costs one dump per spacing, not one per flap.
+  std::optional<std::chrono::steady_clock::time_point> resync_due{};
+  std::chrono::steady_clock::time_point last_resync{};
   std::string last_error{};
   std::optional<Error> callback_error{};
 
@@ -300,9 +305,25 @@ struct KernelMirror::State {
     Result<void> put = target ? table->replace_route(prefix, *target, Origin::Kernel) : Result<void>(target.error());
     if (!put) {
       if (target) give(next);
-      if (is_full(put.error().errnum)) refused.insert(prefix);
-      else note(put.error());
-      return;
+      if (!is_full(put.error().errnum)) note(put.error());
+      // What the kernel says cannot be installed (no room for its next hop,
+      // an interface gone): the kernel forwards it. Never the route's old
+      // next hop (a gateway the kernel left), never a shorter prefix's.
+      next = Installed{Wanted{How::Unexpressible, {}}, {}, {}};
+      if (inst != installed.end() && inst->second.wanted == next.wanted) return;
+      if (auto stacked = table->replace_route(prefix, RouteTarget::to_stack(), Origin::Kernel); !stacked) {
+        if (!is_full(stacked.error().errnum)) note(stacked.error());
+        if (inst != installed.end()) {
+          // Not even that: off the table, so the old next hop carries nothing.
+          if (auto gone = table->remove_route(prefix, Origin::Kernel); !gone && gone.error().errnum != ENOENT)
+            note(gone.error());
+          give(inst->second);
+          installed.erase(inst);
+        }
+        refused.insert(prefix);
+        return;
+      }
+      ++fallbacks;
     }
     refused.erase(prefix);
     if (inst != installed.end()) {
@@ -403,17 +424,25 @@ Result<void> KernelMirror::process_pending() {
   const int rc = nl_cache_mngr_data_ready(s.events.manager.get());
   if (rc == -NLE_NOMEM) return resync();  // ENOBUFS: notifications were lost
   if (rc < 0 && rc != -NLE_AGAIN) return netlink::nl_error("read route notifications", rc);
+  const auto now = std::chrono::steady_clock::now();
   if (s.links_changed) {
     s.links_changed = false;
-    return resync();
+    if (!s.resync_due) s.resync_due = std::max(now, s.last_resync + kLinkResyncSpacing);
   }
+  if (s.resync_due && now >= *s.resync_due) return resync();
   return {};
+}
+
+std::optional<std::chrono::steady_clock::time_point> KernelMirror::next_deadline() const {
+  return state_->stopped ? std::nullopt : state_->resync_due;
 }
 
 Result<void> KernelMirror::resync() {
   auto& s = *state_;
   if (s.stopped) return {};
   ++s.resyncs;
+  s.resync_due.reset();
+  s.last_resync = std::chrono::steady_clock::now();
   if (int rc = nl_cache_refill(s.dumps.get(), s.cache); rc < 0) return netlink::nl_error("dump the kernel's routes", rc);
   if (int rc = nl_cache_refill(s.dumps.get(), s.links); rc < 0) return netlink::nl_error("dump the kernel's links", rc);
   s.reconcile();
@@ -454,6 +483,7 @@ KernelMirrorStats KernelMirror::stats() const {
   out.refused_full = s.refused.size();
   out.changes = s.changes;
   out.resyncs = s.resyncs;
+  out.fallbacks = s.fallbacks;
   out.errors = s.errors;
   out.last_error = s.last_error;
   return out;

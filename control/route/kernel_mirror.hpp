@@ -34,14 +34,24 @@
 // counted (refused_full), as are those RouteTable refuses (ids, tries full);
 // a refused prefix is retried at the next resync.
 //
+// A kernel route whose translation cannot be installed (no room for its
+// next hop or group, its interface gone) goes to the stack instead, counted
+// (fallbacks): the kernel forwards it, never the prefix's old next hop.
+//
 // An overrun of the notification socket (ENOBUFS) makes it dump the table
-// again and reconcile: idempotent, only differences are written. stop() (and
+// again and reconcile: idempotent, only differences are written. So does a
+// link going down or away (the kernel flushes IPv4 routes without a
+// notification per route), at most once per kLinkResyncSpacing: the dump
+// is due at next_deadline(), which the caller must honour by calling
+// process_pending() then even without a notification (NetlinkWatch does). stop() (and
 // the destructor) removes every Kernel route and the next hops and groups it
 // made. Event driven like NeighbourTable: poll fd(), call process_pending()
 // in the network namespace it was opened in. Routes through next hops on
 // kernel nexthop objects (RTA_NH_ID, FRR 8+) are seen expanded while
 // net.ipv4.nexthop_compat_mode is 1 (the kernel's default).
+#include <chrono>
 #include <cstdint>
+#include <optional>
 #include <memory>
 #include <string>
 
@@ -68,7 +78,8 @@ struct KernelMirrorStats {
   std::size_t refused_full = 0;   // not mirrored: max_routes or the RouteTable is full
   // Since open:
   std::uint64_t changes = 0;  // route notifications handled
-  std::uint64_t resyncs = 0;  // dumps after an overrun
+  std::uint64_t resyncs = 0;  // dumps after an overrun or a link change
+  std::uint64_t fallbacks = 0;  // routes sent to the stack because their next hop could not be installed
   std::uint64_t errors = 0;   // RouteTable refusals other than full (last_error says which)
   std::string last_error;
 };
@@ -82,8 +93,14 @@ class KernelMirror {
   KernelMirror& operator=(const KernelMirror&) = delete;
   ~KernelMirror();  // stop(), errors ignored
 
+  inline static constexpr std::chrono::milliseconds kLinkResyncSpacing{500};
+
   int fd() const;
+  // Reads queued notifications; runs a resync that is due.
   Result<void> process_pending();
+  // When process_pending() must run again without a notification (a resync
+  // spaced after a link change); nullopt: only when fd() is readable.
+  std::optional<std::chrono::steady_clock::time_point> next_deadline() const;
   // Dumps the kernel table again and makes the Kernel routes match it.
   Result<void> resync();
   // Removes every Kernel route and the next hops and groups the mirror made.

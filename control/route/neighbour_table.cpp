@@ -47,6 +47,11 @@ struct NeighbourTable::State {
   // Makes the kernel resolve (ifindex, address): a datagram it must send through that neighbour.
   void probe(std::uint32_t ifindex, const IpAddress& address) {
     const auto now = std::chrono::steady_clock::now();
+    // Keyed by whatever gateways next hops ever named (route sync churns
+    // them): past the most next hops there can be, forget the entries whose
+    // interval has passed, which cannot suppress a probe any more.
+    if (last_probe.size() >= SLUICE_FWD_MAX_NEXTHOPS)
+      std::erase_if(last_probe, [&](const auto& entry) { return now - entry.second >= kProbeInterval; });
     auto [it, fresh] = last_probe.try_emplace({ifindex, address}, now);
     if (!fresh && now - it->second < kProbeInterval) return;
     it->second = now;

@@ -11,6 +11,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <thread>
@@ -327,6 +328,89 @@ TEST_F(RouteNetlink, AnAsioIoContextDrivesTheWatchers) {
   };
   while (!done() && std::chrono::steady_clock::now() < deadline) io.run_for(50ms);
   EXPECT_TRUE(done()) << "mirrored and resolved through the io_context";
+  EXPECT_EQ(error, "");
+}
+
+// A changed kernel route whose new next hop cannot be installed must not
+// keep carrying packets to the gateway the kernel left: it goes to the stack,
+// and takes its next hop once there is room again.
+TEST_F(RouteNetlink, AKernelRouteThatCannotBeInstalledGoesToTheStackNotItsOldGateway) {
+  open_watchers();
+  box("ip route add 198.18.40.0/24 via 198.18.0.1");
+  ASSERT_TRUE(pump_until([&] { return route_of("198.18.40.0/24").has_value(); }));
+  ASSERT_EQ(route_of("198.18.40.0/24")->target, RouteTarget::next_hop(kernel_hop("198.18.0.1")));
+  // Every next-hop id taken: the mirror cannot add the route's new gateway.
+  std::vector<std::string> fill;
+  {
+    EnterNetns in_box(lab_->box);
+    for (int i = 0;; ++i) {
+      const std::string name = "fill-" + std::to_string(i);
+      if (!table_->add_next_hop(name, {lab_->box_if, mac_of("02:5c:00:00:0b:01")})) break;
+      fill.push_back(name);
+      ASSERT_LT(i, SLUICE_FWD_MAX_NEXTHOPS) << "the next-hop table never filled";
+    }
+  }
+  box("ip route replace 198.18.40.0/24 via 198.18.0.3");
+  ASSERT_TRUE(pump_until([&] { return route_of("198.18.40.0/24")->target == RouteTarget::to_stack(); }))
+      << "the route left its old gateway for the stack";
+  EXPECT_EQ(mirror_->stats().fallbacks, 1u);
+  EXPECT_FALSE(hop(kernel_hop("198.18.0.1"))) << "the old gateway's next hop went with its last route";
+
+  // Room again: the next resync gives the route its next hop.
+  {
+    EnterNetns in_box(lab_->box);
+    ASSERT_OK(table_->remove_next_hop(fill.back()));
+    ASSERT_OK(mirror_->resync());
+  }
+  EXPECT_EQ(route_of("198.18.40.0/24")->target, RouteTarget::next_hop(kernel_hop("198.18.0.3")));
+}
+
+// A flapping link: each flap asks for a dump, but dumps are spaced, and the
+// one that is due runs from the deadline (the io_context's timer) even when
+// no further notification comes.
+TEST_F(RouteNetlink, LinkFlapsCostSpacedDumpsAndTheLastStateWins) {
+  open_watchers();
+  EnterNetns in_box(lab_->box);
+  boost::asio::io_context io;
+  std::string error;
+  auto note = [&](const maps::Error& e) { error = e.message; };
+  route::NetlinkWatch neighbours(io, neighbours_->fd(), [&] { return neighbours_->process_pending(); }, note);
+  route::NetlinkWatch routes(
+      io, mirror_->fd(), [&] { return mirror_->process_pending(); }, note, [&] { return mirror_->next_deadline(); });
+  box("ip route add 198.18.41.0/24 via 198.18.0.1");
+  const auto settle = [&](auto done, std::chrono::milliseconds limit) {
+    const auto until = std::chrono::steady_clock::now() + limit;
+    while (!done() && std::chrono::steady_clock::now() < until) io.run_for(20ms);
+    return done();
+  };
+  ASSERT_TRUE(settle([&] { return route_of("198.18.41.0/24").has_value(); }, 3000ms));
+  const auto before = mirror_->stats().resyncs;
+  // Flaps 50 ms apart, while the io_context runs: each one is read on its own.
+  constexpr int kFlaps = 12;
+  std::string flaps;
+  for (int i = 0; i < kFlaps; ++i)
+    flaps += "ip link set " + lab_->box_if + " down && ip link set " + lab_->box_if + " up && sleep 0.05 && ";
+  const auto flapping_from = std::chrono::steady_clock::now();
+  std::atomic<bool> flapped{false};
+  std::thread flapper([&] {
+    box(flaps + "ip route replace 198.18.41.0/24 via 198.18.0.1");
+    flapped = true;
+  });
+  while (!flapped) io.run_for(10ms);
+  flapper.join();
+  const auto flapping = std::chrono::steady_clock::now() - flapping_from;
+  // The link is up again at the end and the route back: the last dump must see that.
+  ASSERT_TRUE(settle([&] { return !mirror_->next_deadline() && mirror_->stats().resyncs > before; }, 3000ms));
+  io.run_for(2 * route::KernelMirror::kLinkResyncSpacing);  // nothing more is due
+  const auto dumps = mirror_->stats().resyncs - before;
+  EXPECT_GE(dumps, 1u);
+  // One dump at the first flap, at most one per spacing while they go on, one after (and one of slack).
+  const auto spaced = static_cast<std::uint64_t>(flapping / route::KernelMirror::kLinkResyncSpacing) + 3;
+  EXPECT_LE(dumps, std::min<std::uint64_t>(spaced, kFlaps / 2)) << kFlaps << " flaps in "
+      << std::chrono::duration_cast<std::chrono::milliseconds>(flapping).count() << " ms: spaced dumps, not one per flap";
+  EXPECT_FALSE(mirror_->next_deadline());
+  EXPECT_TRUE(route_of("198.18.0.0/24")) << "the connected subnet, back with the link";
+  EXPECT_EQ(route_of("198.18.41.0/24")->target, RouteTarget::next_hop(kernel_hop("198.18.0.1")));
   EXPECT_EQ(error, "");
 }
 
