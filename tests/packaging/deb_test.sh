@@ -40,9 +40,10 @@ for dep in libbpf1 libxdp1 libc6 libstdc++6 init-system-helpers; do
 done
 dpkg-deb --info "$deb" >"$scratch/info"
 for member in conffiles postinst prerm postrm md5sums; do
-  grep -qE "^ +[0-9]+ bytes, +[0-9]+ lines +(\* )?$member" "$scratch/info" || fail "control member $member missing"
+  grep -qE "^ +[0-9]+ bytes, +[0-9]+ lines +(\* +)?$member( |$)" "$scratch/info" || fail "control member $member missing"
 done
-dpkg-deb --ctrl-tarfile "$deb" | tar -x -C "$scratch" --one-top-level=control
+mkdir "$scratch/control"
+dpkg-deb --ctrl-tarfile "$deb" | tar -x -C "$scratch/control"
 [[ $(cat "$scratch/control/conffiles") == /etc/sluice/sluice.yaml ]] || fail "conffiles: $(cat "$scratch/control/conffiles")"
 for script in postinst prerm postrm; do
   [[ -x $scratch/control/$script ]] || fail "$script is not executable"
@@ -64,7 +65,7 @@ for file in lib/systemd/system/sluiced.service etc/sluice/sluice.yaml \
             usr/share/bash-completion/completions/sluicectl \
             usr/share/doc/sluice/copyright usr/share/doc/sluice/changelog.gz usr/share/doc/sluice/README.md \
             usr/share/man/man8/sluiced.8.gz usr/share/man/man1/sluicectl.1.gz \
-            usr/share/man/man1/sluice-decap.1.gz usr/share/man/man1/sluice-bench.1.gz; do
+            usr/share/man/man1/sluice-decap.1.gz; do
   [[ -f $root/$file ]] || fail "$file missing"
 done
 # Man pages: gzip'd (Debian policy 12.1), valid, and groff reads them without a warning.
