@@ -1512,6 +1512,7 @@ int run(const std::vector<std::string>& args, Env& env) {
   // the word itself, which CLI11's "A subcommand is required" would not name.
   app.require_subcommand(0, 1);
   app.fallthrough();
+  app.set_version_flag("--version", "sluicectl " SLUICE_VERSION);
   Options options;
   app.add_option("--socket", options.socket, "Control socket of sluiced")
       ->envname("SLUICE_SOCKET")
