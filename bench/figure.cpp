@@ -141,6 +141,8 @@ json::object to_json(const Figure& figure) {
   if (!figure.curve.empty()) object["curve"] = figure.curve;
   if (figure.x) object["x"] = *figure.x;
   if (figure.map_bytes) object["map_bytes"] = *figure.map_bytes;
+  if (!figure.series.empty()) object["series"] = figure.series;
+  if (figure.baseline_value) object["baseline_value"] = to_json(*figure.baseline_value);
   if (!figure.note.empty()) object["note"] = figure.note;
   return object;
 }
@@ -158,10 +160,16 @@ json::object to_json(const Machine& machine) {
 json::object to_json(const SectionReport& report) {
   json::array figures;
   for (const Figure& figure : report.figures) figures.push_back(to_json(figure));
-  return {{"schema", SectionReport::schema},
-          {"section", report.section},
-          {"machine", to_json(report.machine)},
-          {"figures", std::move(figures)}};
+  json::object object{{"schema", SectionReport::schema},
+                      {"section", report.section},
+                      {"machine", to_json(report.machine)},
+                      {"figures", std::move(figures)}};
+  if (!report.notes.empty()) {
+    json::array notes;
+    for (const std::string& note : report.notes) notes.push_back(json::string(note));
+    object["notes"] = std::move(notes);
+  }
+  return object;
 }
 
 Figure figure_from_json(const json::value& value) {
@@ -186,7 +194,27 @@ Figure figure_from_json(const json::value& value) {
     figure.map_bytes = static_cast<std::uint64_t>(bytes);
   }
   if (object.contains("note")) figure.note = string_field(object, "note");
+  if (object.contains("series")) figure.series = string_field(object, "series");
+  if (const json::value* floor = object.if_contains("baseline_value")) {
+    if (figure.baseline.empty())
+      throw std::invalid_argument("figure '" + figure.name + "': a baseline_value without a baseline");
+    figure.baseline_value = spread_from_json(*floor, "baseline_value");
+  }
   return figure;
+}
+
+Machine machine_from_json(const json::value& value) {
+  if (!value.is_object()) throw std::invalid_argument("section report: field 'machine' is not an object");
+  const json::object& m = value.get_object();
+  Machine machine;
+  machine.cpu_model = string_field(m, "cpu_model");
+  machine.pinned_cpu = static_cast<int>(number_field(m, "pinned_cpu"));
+  machine.kernel = string_field(m, "kernel");
+  machine.clang = string_field(m, "clang");
+  machine.bpf_jit_enable = static_cast<int>(number_field(m, "bpf_jit_enable"));
+  machine.bpf_jit_harden = static_cast<int>(number_field(m, "bpf_jit_harden"));
+  machine.possible_cpus = static_cast<unsigned>(number_field(m, "possible_cpus"));
+  return machine;
 }
 
 SectionReport section_from_json(const json::value& value) {
@@ -197,19 +225,17 @@ SectionReport section_from_json(const json::value& value) {
                                 SectionReport::schema + "'");
   SectionReport report;
   report.section = string_field(object, "section");
-  const json::value& machine = field(object, "machine");
-  if (!machine.is_object()) throw std::invalid_argument("section report: field 'machine' is not an object");
-  const json::object& m = machine.get_object();
-  report.machine.cpu_model = string_field(m, "cpu_model");
-  report.machine.pinned_cpu = static_cast<int>(number_field(m, "pinned_cpu"));
-  report.machine.kernel = string_field(m, "kernel");
-  report.machine.clang = string_field(m, "clang");
-  report.machine.bpf_jit_enable = static_cast<int>(number_field(m, "bpf_jit_enable"));
-  report.machine.bpf_jit_harden = static_cast<int>(number_field(m, "bpf_jit_harden"));
-  report.machine.possible_cpus = static_cast<unsigned>(number_field(m, "possible_cpus"));
+  report.machine = machine_from_json(field(object, "machine"));
   const json::value& figures = field(object, "figures");
   if (!figures.is_array()) throw std::invalid_argument("section report: field 'figures' is not an array");
   for (const json::value& figure : figures.get_array()) report.figures.push_back(figure_from_json(figure));
+  if (const json::value* notes = object.if_contains("notes")) {
+    if (!notes->is_array()) throw std::invalid_argument("section report: field 'notes' is not an array");
+    for (const json::value& note : notes->get_array()) {
+      if (!note.is_string()) throw std::invalid_argument("section report: a note is not a string: " + json::serialize(note));
+      report.notes.emplace_back(note.get_string());
+    }
+  }
   return report;
 }
 

@@ -40,7 +40,15 @@ struct Figure {
   // path, baseline, path, ...), summarized; never a ratio of two medians.
   std::optional<Spread> ratio;
   std::string curve;                       // scaling curve ("rules", "prefixes"); empty: none
-  std::optional<double> x;                 // abscissa on that curve
+  // Abscissa on that curve. A figure with a curve but no x is a reference
+  // (a peer measured once, e.g. xdp-filter): drawn as a horizontal line.
+  std::optional<double> x;
+  // The line on the curve's plot this point belongs to ("sluice, last rule",
+  // "bpf_fib_lookup router"); empty: the figure's name.
+  std::string series;
+  // The baseline's own value over the same paired rounds (the floor drawn
+  // under a curve); absent when the section did not time one.
+  std::optional<Spread> baseline_value;
   std::optional<std::uint64_t> map_bytes;  // BPF map memory at this point
   std::string note;                        // e.g. "verdict XDP_DROP, 1,000,000 repeats checked by counters"
 };
@@ -61,11 +69,13 @@ struct SectionReport {
   std::string section;
   Machine machine;
   std::vector<Figure> figures;
+  std::vector<std::string> notes;  // free text printed under the section's table ("memory, idle: 12 MiB")
 };
 
 boost::json::object to_json(const Figure& figure);
 boost::json::object to_json(const Machine& machine);
-boost::json::object to_json(const SectionReport& report);  // {"schema", "section", "machine", "figures"}
+boost::json::object to_json(const SectionReport& report);  // {"schema", "section", "machine", "figures"[, "notes"]}
+Machine machine_from_json(const boost::json::value& value);
 // Throws std::invalid_argument naming the field and value that is missing or malformed.
 Figure figure_from_json(const boost::json::value& value);
 SectionReport section_from_json(const boost::json::value& value);
