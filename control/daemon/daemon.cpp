@@ -27,6 +27,7 @@
 #include "route_metrics.hpp"
 #include "route_ops.hpp"
 #include "http_server.hpp"
+#include "status_pages.hpp"
 #include "server.hpp"
 #include "service.hpp"
 #include "sluice.skel.h"
@@ -357,10 +358,10 @@ int run(const DaemonOptions& options) {
   if (metrics_endpoint) {
     try {
       metrics_server = std::make_unique<metrics::HttpServer>(
-          io, *metrics_endpoint, [&] {
+          io, *metrics_endpoint, http_pages(ops, [&] {
             return render_metrics(plane, *filter_table, state_ops.conntrack(), server.metrics(), events.stats()) +
                    render_lb_metrics(lb_ops) + render_route_metrics(plane, route_ops);
-          });
+          }));
     } catch (const std::exception& e) {
       return spdlog::error("--metrics {}: {}", options.metrics_address, e.what()), exit_startup_failed;
     }

@@ -10,7 +10,6 @@
 #include <charconv>
 #include <chrono>
 
-#include "prometheus.hpp"
 
 namespace sluice::metrics {
 namespace {
@@ -31,7 +30,7 @@ constexpr std::size_t max_connections = 32;
 }  // namespace
 
 struct HttpServer::State : std::enable_shared_from_this<HttpServer::State> {
-  State(asio::io_context& io, const tcp::endpoint& endpoint, Render r) : acceptor(io), render(std::move(r)) {
+  State(asio::io_context& io, const tcp::endpoint& endpoint, std::vector<Page> p) : acceptor(io), pages(std::move(p)) {
     acceptor.open(endpoint.protocol());
     acceptor.set_option(asio::socket_base::reuse_address(true));
     acceptor.bind(endpoint);
@@ -62,29 +61,38 @@ struct HttpServer::State : std::enable_shared_from_this<HttpServer::State> {
       stream.expires_after(connection_idle_limit);
       http::request_parser<http::empty_body> parser;
       parser.header_limit(max_request_header_bytes);
-      parser.body_limit(0);
-      auto [read_ec, read_bytes] = co_await http::async_read(stream, buffer, parser, use_tuple);
+      // The header alone: a request with a body (a POST, or a GET that
+      // carries one) is answered without reading it, and the connection
+      // closed, so no body is ever buffered.
+      auto [read_ec, read_bytes] = co_await http::async_read_header(stream, buffer, parser, use_tuple);
       if (read_ec) break;
       const auto& request = parser.get();
+      const bool has_body = !parser.is_done();
       http::response<http::string_body> response;
       response.version(request.version());
-      response.keep_alive(request.keep_alive());
+      response.keep_alive(request.keep_alive() && !has_body);
       response.set(http::field::server, "sluiced");
       if (request.method() != http::verb::get && request.method() != http::verb::head) {
         response.result(http::status::method_not_allowed);
         response.set(http::field::allow, "GET, HEAD");
         response.body() = "only GET and HEAD\n";
-      } else if (request.target() != "/metrics") {
+      } else if (has_body) {
+        response.result(http::status::bad_request);
+        response.body() = "a GET or HEAD carries no body\n";
+      } else if (const Page* page = find(request.target()); !page) {
         response.result(http::status::not_found);
         response.body() = "not found: try /metrics\n";
       } else {
         response.result(http::status::ok);
-        response.set(http::field::content_type, content_type);
+        response.set(http::field::content_type, page->content_type);
+        // A status page polled every second must never show a cached answer.
+        response.set(http::field::cache_control, "no-store");
         try {
-          response.body() = render();
+          response.body() = page->render();
         } catch (const std::exception& e) {
           response.result(http::status::internal_server_error);
-          response.body() = std::string("metrics unavailable: ") + e.what() + "\n";
+          response.set(http::field::content_type, "text/plain; charset=utf-8");
+          response.body() = std::string(page->path) + " unavailable: " + e.what() + "\n";
         }
       }
       const bool head = request.method() == http::verb::head;
@@ -97,8 +105,16 @@ struct HttpServer::State : std::enable_shared_from_this<HttpServer::State> {
     stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
   }
 
+  // The page of a request target; its query string ("/status.json?t=1", a browser's cache buster) is ignored.
+  const Page* find(std::string_view target) const {
+    target = target.substr(0, target.find('?'));
+    for (const auto& page : pages)
+      if (page.path == target) return &page;
+    return nullptr;
+  }
+
   tcp::acceptor acceptor;
-  Render render;
+  std::vector<Page> pages;
   std::size_t connections = 0;
 };
 
@@ -128,8 +144,8 @@ std::variant<tcp::endpoint, std::string> parse_listen_address(std::string_view t
   return tcp::endpoint(address, static_cast<unsigned short>(number));
 }
 
-HttpServer::HttpServer(asio::io_context& io, const tcp::endpoint& endpoint, Render render)
-    : state_(std::make_shared<State>(io, endpoint, std::move(render))) {}
+HttpServer::HttpServer(asio::io_context& io, const tcp::endpoint& endpoint, std::vector<Page> pages)
+    : state_(std::make_shared<State>(io, endpoint, std::move(pages))) {}
 
 HttpServer::~HttpServer() { stop(); }
 
