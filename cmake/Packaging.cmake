@@ -39,7 +39,8 @@ set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 set(CPACK_DEBIAN_PACKAGE_DEPENDS "init-system-helpers (>= 1.52)")
 set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "iproute2")
-set(CPACK_DEBIAN_PACKAGE_SUGGESTS "bash-completion, prometheus")
+# sluice-bench: xdp-filter is its filter peer, gnuplot draws --plots.
+set(CPACK_DEBIAN_PACKAGE_SUGGESTS "bash-completion, prometheus, xdp-tools, gnuplot-nox")
 set(CPACK_STRIP_FILES ON)
 set(CPACK_DEBIAN_COMPRESSION_TYPE xz)
 set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA

@@ -58,14 +58,15 @@ grep -qE ' \./(home|tmp|root|build)/' "$scratch/contents" && fail "files outside
 
 root=$scratch/root
 dpkg -x "$deb" "$root"
-for program in usr/sbin/sluiced usr/bin/sluicectl usr/sbin/sluice-decap; do
+for program in usr/sbin/sluiced usr/bin/sluicectl usr/sbin/sluice-decap usr/bin/sluice-bench \
+               usr/lib/sluice/bench/{pipeline,filter,lb,forward}_bench; do
   [[ -f $root/$program && -x $root/$program ]] || fail "$program missing or not executable"
 done
 for file in lib/systemd/system/sluiced.service etc/sluice/sluice.yaml \
             usr/share/bash-completion/completions/sluicectl \
             usr/share/doc/sluice/copyright usr/share/doc/sluice/changelog.gz usr/share/doc/sluice/README.md \
             usr/share/man/man8/sluiced.8.gz usr/share/man/man1/sluicectl.1.gz \
-            usr/share/man/man1/sluice-decap.1.gz; do
+            usr/share/man/man1/sluice-decap.1.gz usr/share/man/man1/sluice-bench.1.gz; do
   [[ -f $root/$file ]] || fail "$file missing"
 done
 # Man pages: gzip'd (Debian policy 12.1), valid, and groff reads them without a warning.
