@@ -4,6 +4,8 @@
 // endpoint answers nothing but GET/HEAD of its three pages.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
 #include <regex>
 
 #include "daemon_test_support.hpp"
@@ -127,6 +129,66 @@ TEST(DaemonStatusPage, ADaemonWithoutVipsOrRoutesShowsEmptyTablesNotErrors) {
   EXPECT_TRUE(doc.at("routes").as_array().empty());
   EXPECT_EQ(doc.at("stages").at("lb"), json::value(false));
   EXPECT_EQ(doc.at("stages").at("forward"), json::value(false));
+}
+
+// The page in a real browser: headless Chromium (Debian's) loads it from the
+// box, runs its script for a few polls, and the rendered DOM shows the lab's
+// interface, VIP, backend and verdicts; a screenshot is kept as an artifact.
+TEST(DaemonStatusPage, HeadlessChromiumRendersTheBoxAsTheSocketReportsIt) {
+  SLUICE_REQUIRE_NETNS();
+  if (run_command("command -v chromium").exit_code != 0)
+    GTEST_SKIP() << "chromium is not installed (scripts/setup.sh installs it)";
+  TwoHostLab lab;
+  SluicedOptions options;
+  options.netns = lab.box.name();
+  options.metrics = metrics_address;
+  SluicedProcess daemon(options);
+  ASSERT_EQ(daemon.start(), "");
+  ControlClient client(daemon.socket_path());
+  client.result("attach", {{"iface", lab.box_if}});
+  const std::string vip = "198.18.1.10:80/tcp";
+  client.result("vip.add", {{"vip", vip}, {"table_size", 251}});
+  client.result("backend.add", {{"vip", vip}, {"address", TwoHostLab::client_v4}});
+  client.result("backend.add", {{"vip", vip}, {"address", "198.18.0.3"}});
+  client.result("backend.drain", {{"vip", vip}, {"address", "198.18.0.3"}});
+  ASSERT_EQ(lab.client.exec("ping -c 2 -i 0.2 -W 1 " + std::string(TwoHostLab::box_v4)).exit_code, 0);
+
+  const std::string profile = "/tmp/sluice-chromium." + std::to_string(::getpid());
+  const std::string chromium = "chromium --headless --no-sandbox --disable-gpu --no-first-run --user-data-dir=" +
+                               profile + " --virtual-time-budget=4000 ";
+  const auto dom = lab.box.exec(chromium + "--dump-dom " + base_url + "/ 2>/dev/null", std::chrono::seconds(90));
+  const std::filesystem::path artifacts = SLUICE_TEST_ARTIFACT_DIR;
+  std::filesystem::create_directories(artifacts);
+  const std::filesystem::path screenshot = artifacts / "status_page.png";
+  std::filesystem::remove(screenshot);
+  const auto shot = lab.box.exec(chromium + "--window-size=1280,1000 --screenshot=" + screenshot.string() + " " +
+                                     base_url + "/ 2>/dev/null",
+                                 std::chrono::seconds(90));
+  std::filesystem::remove_all(profile);
+  ASSERT_EQ(dom.exit_code, 0) << dom.output;
+
+  // What the script drew (every cell is a text node: td>TEXT</td>).
+  auto drew = [&](const std::string& text) { return dom.output.find(">" + text + "<") != std::string::npos; };
+  const std::string pid = json::serialize(client.result("status").at("pid"));
+  EXPECT_NE(dom.output.find("pid " + pid), std::string::npos) << "the header names the daemon";
+  // The script's own text is in the dump too: judge the elements it filled.
+  EXPECT_TRUE(std::regex_search(dom.output, std::regex(R"re(id="updated"[^>]*>updated )re")))
+      << "the page never rendered a /status.json";
+  EXPECT_TRUE(std::regex_search(dom.output, std::regex(R"re(id="errors"[^>]*></div>)re"))) << "an op failed";
+  EXPECT_TRUE(drew(lab.box_if)) << "interface row";
+  EXPECT_TRUE(drew("native"));
+  EXPECT_TRUE(drew(vip)) << "VIP row";
+  EXPECT_TRUE(drew(TwoHostLab::client_v4)) << "backend row";
+  EXPECT_TRUE(drew("draining")) << "the drained backend's state";
+  EXPECT_TRUE(drew("pipeline_end")) << "the pings' verdict row";
+  EXPECT_NE(dom.output.find("VIP " + vip + ": "), std::string::npos) << "the VIP's rate chart";
+
+  ASSERT_EQ(shot.exit_code, 0) << shot.output;
+  std::ifstream png(screenshot, std::ios::binary);
+  char magic[8] = {};
+  png.read(magic, sizeof magic);
+  EXPECT_EQ(std::string(magic, 8), std::string("\x89PNG\r\n\x1a\n", 8)) << screenshot;
+  EXPECT_GT(std::filesystem::file_size(screenshot), 10'000u) << "a blank screenshot";
 }
 
 }  // namespace
