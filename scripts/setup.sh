@@ -19,8 +19,8 @@ packages=(
   prometheus strace
   # forward stage: next-hop MACs from the kernel's neighbour table and `route sync` (netlink)
   libnl-3-dev libnl-route-3-dev
-  # the status page's browser test (headless)
-  chromium
+  # the status page's browser test (headless), sluicectl top's terminal test
+  chromium tmux
   # sluice-bench --plots: one PNG per scaling curve
   gnuplot-nox
 )

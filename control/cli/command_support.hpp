@@ -5,7 +5,11 @@
 #include <CLI/CLI.hpp>
 #include <boost/json.hpp>
 
+#include "decimal.hpp"
+
+#include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -21,5 +25,22 @@ std::string text(const boost::json::object& object, std::string_view key);
 CLI::Validator check_with(std::string name, std::function<std::string(const std::string&)> problem_of);
 CLI::Validator address_validator();  // an IPv4 or IPv6 address (lb::parse_address)
 CLI::Validator mac_validator();      // a unicast MAC (lb::parse_mac)
+
+// An integer option: decimal only, through the parser every door shares
+// (maps/decimal.hpp), not CLI11's base-0 strtoull (which took 010 as 8 and
+// 0x20 as 32). A bad value is a usage error naming the option and the value.
+template <class T>
+CLI::Option* add_decimal(CLI::App* command, const std::string& flag, std::optional<T>& target, std::uint64_t min,
+                         std::uint64_t max, const std::string& description) {
+  auto* option = command->add_option_function<std::string>(
+      flag,
+      [&target, flag, min, max](const std::string& text) {
+        const auto parsed = maps::parse_decimal(text, min, max);
+        if (!parsed.value) throw CLI::ValidationError(flag, parsed.problem);
+        target = static_cast<T>(*parsed.value);
+      },
+      description);
+  return option->type_name("N");
+}
 
 }  // namespace sluice::cli

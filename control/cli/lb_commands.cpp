@@ -160,21 +160,6 @@ CLI::Validator check_validator() {
   });
 }
 
-// Decimal only, as every integer sluicectl takes (maps/decimal.hpp).
-template <class T>
-CLI::Option* add_decimal(CLI::App* command, const std::string& flag, std::optional<T>& target, std::uint64_t min,
-                         std::uint64_t max, const std::string& description) {
-  auto* option = command->add_option_function<std::string>(
-      flag,
-      [&target, flag, min, max](const std::string& text) {
-        const auto parsed = maps::parse_decimal(text, min, max);
-        if (!parsed.value) throw CLI::ValidationError(flag, parsed.problem);
-        target = static_cast<T>(*parsed.value);
-      },
-      description);
-  return option->type_name("N");
-}
-
 // What the parsed command line holds; shared by the callbacks, alive as long as the App.
 struct LbArgs {
   std::string vip;

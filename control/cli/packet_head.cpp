@@ -175,24 +175,60 @@ std::optional<std::vector<std::uint8_t>> decode_hex(std::string_view hex, std::s
   return out;
 }
 
+namespace {
+
+// The Ethernet header and its VLAN tags: where L3 starts and its ethertype.
+struct L2 {
+  std::uint16_t ethertype = 0;
+  std::size_t l3_offset = 0;
+  std::string vlans;     // "vlan 100 vlan 7 "
+  std::string problem;   // set when the head ends inside L2
+};
+
+L2 walk_l2(const Reader& r, std::size_t head_bytes) {
+  L2 out;
+  if (!r.has(0, kEthHeaderBytes)) {
+    out.problem = "(truncated ethernet header, " + std::to_string(head_bytes) + " bytes)";
+    return out;
+  }
+  out.l3_offset = kEthHeaderBytes;
+  out.ethertype = r.u16(12);
+  while (out.ethertype == kEthVlan || out.ethertype == kEthQinQ) {
+    if (!r.has(out.l3_offset, kVlanTagBytes)) {
+      out.problem = out.vlans + "(truncated vlan tag)";
+      return out;
+    }
+    out.vlans += "vlan " + std::to_string(r.u16(out.l3_offset) & kVlanIdMask) + " ";
+    out.ethertype = r.u16(out.l3_offset + 2);
+    out.l3_offset += kVlanTagBytes;
+  }
+  return out;
+}
+
+}  // namespace
+
 std::string describe_packet_head(std::span<const std::uint8_t> head) {
   const Reader r(head);
-  if (!r.has(0, kEthHeaderBytes)) return "(truncated ethernet header, " + std::to_string(head.size()) + " bytes)";
-  std::size_t offset = kEthHeaderBytes;
-  std::uint16_t ethertype = r.u16(12);
-  std::string vlans;
-  while (ethertype == kEthVlan || ethertype == kEthQinQ) {
-    if (!r.has(offset, kVlanTagBytes)) return vlans + "(truncated vlan tag)";
-    vlans += "vlan " + std::to_string(r.u16(offset) & kVlanIdMask) + " ";
-    ethertype = r.u16(offset + 2);
-    offset += kVlanTagBytes;
+  const L2 l2 = walk_l2(r, head.size());
+  if (!l2.problem.empty()) return l2.problem;
+  switch (l2.ethertype) {
+    case kEthIpv4: return l2.vlans + describe_ipv4(r, l2.l3_offset);
+    case kEthIpv6: return l2.vlans + describe_ipv6(r, l2.l3_offset);
+    case kEthArp: return l2.vlans + "arp";
+    default: return l2.vlans + "ethertype " + hex16(l2.ethertype);
   }
-  switch (ethertype) {
-    case kEthIpv4: return vlans + describe_ipv4(r, offset);
-    case kEthIpv6: return vlans + describe_ipv6(r, offset);
-    case kEthArp: return vlans + "arp";
-    default: return vlans + "ethertype " + hex16(ethertype);
-  }
+}
+
+std::optional<std::string> packet_source_address(std::span<const std::uint8_t> head) {
+  const Reader r(head);
+  const L2 l2 = walk_l2(r, head.size());
+  if (!l2.problem.empty()) return std::nullopt;
+  constexpr std::size_t ipv4_source_offset = 12, ipv6_source_offset = 8;
+  if (l2.ethertype == kEthIpv4 && r.has(l2.l3_offset, kIpv4MinHeaderBytes) && (r.u8(l2.l3_offset) >> 4) == 4)
+    return address(AF_INET, r.at(l2.l3_offset + ipv4_source_offset));
+  if (l2.ethertype == kEthIpv6 && r.has(l2.l3_offset, kIpv6HeaderBytes) && (r.u8(l2.l3_offset) >> 4) == 6)
+    return address(AF_INET6, r.at(l2.l3_offset + ipv6_source_offset));
+  return std::nullopt;
 }
 
 }  // namespace sluice::cli

@@ -22,4 +22,8 @@ std::optional<std::vector<std::uint8_t>> decode_hex(std::string_view hex, std::s
 // ends inside a header.
 std::string describe_packet_head(std::span<const std::uint8_t> head);
 
+// The IPv4 or IPv6 source address of the head ("198.18.0.66"); nullopt when
+// the head is not IP or ends before the source (sluicectl top's dropped sources).
+std::optional<std::string> packet_source_address(std::span<const std::uint8_t> head);
+
 }  // namespace sluice::cli

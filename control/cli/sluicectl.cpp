@@ -25,6 +25,7 @@
 #include "desired_state.hpp"
 #include "filter_rules.hpp"
 #include "lb_commands.hpp"
+#include "top_command.hpp"
 #include "route_commands.hpp"
 #include "packet_head.hpp"
 #include "pcap_writer.hpp"
@@ -519,6 +520,14 @@ class Context {
     Session* session = connect();
     if (!session) return CallFailure{std::nullopt, TransportError("cannot reach sluiced")};
     return session->call(op, args, timeout());
+  }
+
+  // A streaming request, nothing printed (top reads the recent drop events).
+  CallResult<json::value> raw_stream(std::string_view op, const json::object& args,
+                                     const std::function<bool(const json::value&)>& on_event) {
+    Session* session = connect();
+    if (!session) return CallFailure{std::nullopt, TransportError("cannot reach sluiced")};
+    return session->stream(op, args, on_event);
   }
 
   int usage(const std::string& message) {
@@ -1555,6 +1564,17 @@ int run(const std::vector<std::string>& args, Env& env) {
   };
   add_lb_commands(app, context_action);
   add_route_commands(app, context_action);
+  add_top_command(app, [&commands](TopAction run) {
+    commands.action = [run](Context& ctx) {
+      TopContext top{[&ctx](std::string_view op, const json::object& args) { return ctx.raw_call(op, args); },
+                     [&ctx](std::string_view op, const json::object& args,
+                            const std::function<bool(const json::value&)>& on_event) {
+                       return ctx.raw_stream(op, args, on_event);
+                     },
+                     ctx.env()};
+      return run(top);
+    };
+  });
 
   // Set after the subcommands exist so they do not inherit it: only words
   // no command claims land in app.remaining().

@@ -20,14 +20,13 @@ void must(const CommandResult& result, const std::string& what) {
   if (result.exit_code != 0) throw std::runtime_error(what + " failed (" + std::to_string(result.exit_code) + "): " + result.output);
 }
 
-// Single-quotes text for sh: ' becomes '\''.
+}  // namespace
+
 std::string shell_quote(const std::string& text) {
   std::string quoted = "'";
   for (char c : text) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
   return quoted + "'";
 }
-
-}  // namespace
 
 CommandResult run_command(const std::string& command, std::chrono::seconds timeout) {
   // `timeout` bounds every command, so no test can hang on a stuck client.

@@ -18,6 +18,9 @@ struct CommandResult {
 };
 
 // Runs argv-style through /bin/sh -c; the caller quotes. Bounded by timeout.
+// Single-quotes text for sh: ' becomes '\''.
+std::string shell_quote(const std::string& text);
+
 CommandResult run_command(const std::string& command, std::chrono::seconds timeout = std::chrono::seconds(30));
 
 // One network namespace, deleted (with every interface in it) on destruction.
