@@ -70,7 +70,8 @@ work=$(mktemp -d "/tmp/sluice-demo-$id.XXXXXX")
 pins=/sys/fs/bpf/sluice-demo-$id
 ns_sw=sd-sw-$id ns_client=sd-cl-$id ns_hostile=sd-ho-$id ns_box=sd-box-$id
 backends=(1 2 3)
-pids=()
+pids=()          # traffic and timers: ended when the run ends
+server_pids=()   # the backends' HTTP servers: kept up with --keep
 sluiced_pid=
 
 cleanup() {
@@ -78,7 +79,7 @@ cleanup() {
   trap - EXIT INT TERM
   if $keep && [[ $status -eq 0 ]]; then return; fi
   say "cleaning up"
-  for pid in "${pids[@]}"; do kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}" "${server_pids[@]}"; do kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true; done
   if [[ -n $sluiced_pid ]]; then
     "$sluicectl" --socket "$work/sluice.sock" --timeout 5 shutdown --detach >/dev/null 2>&1 || true
     for _ in $(seq 50); do kill -0 "$sluiced_pid" 2>/dev/null || break; sleep 0.1; done
@@ -148,7 +149,7 @@ for i in "${backends[@]}"; do
   in_ns "$ns" sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2 net.ipv4.conf.all.rp_filter=2
   in_ns "$ns" "$decap" --bpffs "$pins/decap" attach db$i$id --source 198.18.0.2 >/dev/null
   setsid nsenter --net="/run/netns/$ns" python3 "$work/server.py" b$i >/dev/null 2>&1 &
-  pids+=($!)
+  server_pids+=($!)
   disown
 done
 router_mac=$(ip -n "$ns_sw" -br link show br0 | awk '{print $3}')
@@ -298,6 +299,7 @@ The lab stays up (--keep). Explore it:
   nsenter --net=/run/netns/$ns_client curl http://$vip/
 Remove it:
   $sluicectl --socket $work/sluice.sock shutdown --detach
+  kill ${server_pids[*]}    # the backends' HTTP servers
   for ns in $ns_sw $ns_client $ns_hostile $ns_box sd-b1-$id sd-b2-$id sd-b3-$id; do ip netns del \$ns; done
   rm -rf $pins $work
 EOF

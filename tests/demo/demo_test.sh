@@ -83,6 +83,20 @@ wait "$demo" || status=$?
 grep -q "cleaning up" "$scratch/interrupted.log" || fail "the interrupted demo did not clean up"
 nothing_left "$demo" "after SIGINT"
 
+# ---- --keep: the lab stays up and serves; its printed commands remove it ----
+if timeout 120 "$source_dir/scripts/demo.sh" --duration 3 --keep --no-setup >"$scratch/keep.log" 2>&1; then
+  kept_id=$(sed -n 's/.*lab \*-\([0-9]*\)$/\1/p' "$scratch/keep.log" | head -1)
+  [[ -n $kept_id ]] || fail "no lab id in the --keep output"
+  answer=$(nsenter --net="/run/netns/sd-cl-$kept_id" curl -s --max-time 3 http://198.18.1.10/ || true)
+  [[ $answer =~ ^b[123]$ ]] || fail "the kept lab does not serve the VIP: '$answer'"
+  sed -n '/^Remove it:$/,$p' "$scratch/keep.log" | tail -n +2 >"$scratch/remove.sh"
+  bash "$scratch/remove.sh" >/dev/null 2>&1 || fail "the printed removal failed: $(cat "$scratch/remove.sh")"
+  nothing_left "$kept_id" "after --keep and its removal"
+else
+  cat "$scratch/keep.log" >&2
+  fail "demo.sh --keep failed"
+fi
+
 # ---- bad arguments create nothing ----
 status=0
 "$source_dir/scripts/demo.sh" --duration 0x10 --no-setup >"$scratch/bad.log" 2>&1 || status=$?
