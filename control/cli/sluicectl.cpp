@@ -25,6 +25,7 @@
 #include "desired_state.hpp"
 #include "filter_rules.hpp"
 #include "lb_commands.hpp"
+#include "doctor_command.hpp"
 #include "top_command.hpp"
 #include "route_commands.hpp"
 #include "packet_head.hpp"
@@ -1564,17 +1565,20 @@ int run(const std::vector<std::string>& args, Env& env) {
   };
   add_lb_commands(app, context_action);
   add_route_commands(app, context_action);
-  add_top_command(app, [&commands](TopAction run) {
+  // top and doctor read through one context: read-only calls, nothing printed.
+  auto read_action = [&commands](std::function<int(TopContext&)> run) {
     commands.action = [run](Context& ctx) {
-      TopContext top{[&ctx](std::string_view op, const json::object& args) { return ctx.raw_call(op, args); },
-                     [&ctx](std::string_view op, const json::object& args,
-                            const std::function<bool(const json::value&)>& on_event) {
-                       return ctx.raw_stream(op, args, on_event);
-                     },
-                     ctx.env()};
-      return run(top);
+      TopContext reader{[&ctx](std::string_view op, const json::object& args) { return ctx.raw_call(op, args); },
+                        [&ctx](std::string_view op, const json::object& args,
+                               const std::function<bool(const json::value&)>& on_event) {
+                          return ctx.raw_stream(op, args, on_event);
+                        },
+                        ctx.env(), ctx.options().json};
+      return run(reader);
     };
-  });
+  };
+  add_top_command(app, read_action);
+  add_doctor_command(app, read_action);
 
   // Set after the subcommands exist so they do not inherit it: only words
   // no command claims land in app.remaining().

@@ -27,6 +27,7 @@ struct TopContext {
                                                const std::function<bool(const boost::json::value&)>& on_event)>
       stream;
   Env& env;
+  bool json = false;  // the global --json
 };
 
 using TopAction = std::function<int(TopContext&)>;
