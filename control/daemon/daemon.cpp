@@ -11,6 +11,7 @@
 #include <bpf/bpf.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <filesystem>
@@ -155,9 +156,11 @@ int run(const DaemonOptions& options) {
       if (step == *options.fault_kill_before) kill_before = step;
     for (std::string_view step : fault_kill_journal_steps)
       if (step == *options.fault_kill_before) kill_before = step;
+    for (std::string_view step : fault_kill_part_steps)
+      if (step == *options.fault_kill_before) kill_before = step;
     if (!kill_before)
-      return spdlog::error("--fault-kill-before '{}': expected filter-set, filter-settings, config, interfaces, persist, "
-                           "rename, journal or journal-synced",
+      return spdlog::error("--fault-kill-before '{}': expected filter-set, filter-settings, lb, forward, config, "
+                           "interfaces, persist, rename, journal or journal-synced",
                            *options.fault_kill_before),
              exit_usage;
   }
@@ -247,7 +250,7 @@ int run(const DaemonOptions& options) {
   // Made before the restore: route sync and the neighbour table watch their netlink sockets on it.
   asio::io_context io;
   RouteOps route_ops(*route_table, state_ops, io);
-  StateParts state_parts({&lb_ops, &route_ops});
+  StateParts state_parts({{fault_kill_part_steps[0], &lb_ops}, {fault_kill_part_steps[1], &route_ops}});
   state_ops.set_part(state_parts);
   {
     auto legacy = store.read_legacy_interfaces();
@@ -263,6 +266,10 @@ int run(const DaemonOptions& options) {
                  *kill_before);
     if (*kill_before == "rename") {
       store.set_before_rename([] { ::raise(SIGKILL); });
+    } else if (std::ranges::find(fault_kill_part_steps, *kill_before) != std::end(fault_kill_part_steps)) {
+      state_parts.set_part_hook([at = *kill_before](std::string_view part) {
+        if (part == at) ::raise(SIGKILL);
+      });
     } else if (*kill_before == "journal" || *kill_before == "journal-synced") {
       store.set_journal_hook([at = *kill_before](std::string_view point) {
         if (point == at) ::raise(SIGKILL);

@@ -35,8 +35,11 @@ struct DaemonOptions {
   // Fault injection for the crash tests (hidden option --fault-kill-before):
   // the daemon SIGKILLs itself before this step of a state change:
   // filter-set, filter-settings, config, interfaces, persist (the steps of
-  // StateOps::change), or rename (inside persist, between the synced temp
-  // file and its rename). Unset in any real run.
+  // StateOps::change), rename (inside persist, between the synced temp
+  // file and its rename), or lb, forward (inside the lb and forward step of
+  // a change that has work there: before the lb maps, VIPs, backends and
+  // Maglev tables, are written; before the forward maps, routes, next hops,
+  // groups and settings, are). Unset in any real run.
   std::optional<std::string> fault_kill_before;
   // Control-socket clients: connection caps, admin reserve, deadlines (server.hpp).
   ConnectionLimits control_limits;
@@ -48,6 +51,11 @@ inline constexpr std::string_view fault_kill_steps[] = {"filter-set", "filter-se
 // The points of a block.add/block.del --fault-kill-before also takes: after
 // the maps, before the journal record; after its fsync, before the reply.
 inline constexpr std::string_view fault_kill_journal_steps[] = {"journal", "journal-synced"};
+// The points inside the lb and forward step of a change (StateParts, between
+// filter-settings and config) --fault-kill-before also takes, in their order:
+// they fire only for a change with lb or forward work (an lb op, a forward
+// op, an apply that changes either), so a filter-only change never reaches them.
+inline constexpr std::string_view fault_kill_part_steps[] = {"lb", "forward"};
 
 // --blocklist-tbl8-groups N: a whole number 1..SLUICE_DIR24_8_TBL8_GROUPS_MAX;
 // an error naming the option and the value otherwise.

@@ -187,7 +187,12 @@ std::uint32_t LbOps::effective_stages(const config::DesiredState& next, std::uin
   return stages;
 }
 
-bool LbOps::changes(const config::DesiredState& next) const { return !(table_.config() == lb_of(next)); }
+// Tables read back at start count as a change: only a rebuild makes them
+// match the weights of the state (a kill between a change's table swap and
+// its persist leaves a table the read-back config cannot tell from the state's).
+bool LbOps::changes(const config::DesiredState& next) const {
+  return table_.has_read_back_tables() || !(table_.config() == lb_of(next));
+}
 
 Result<void> LbOps::make_live(const config::DesiredState& state) {
   if (auto replaced = table_.replace(lb_of(state)); !replaced) return replaced.error();

@@ -807,23 +807,24 @@ void RouteOps::register_ops(OpRegistry& ops) {
 
 protocol::ArgsResult<void> StateParts::check(std::string_view op, const config::DesiredState& next,
                                              filter::RuleSet& set) const {
-  for (const StatePart* part : parts_)
+  for (const auto& [name, part] : parts_)
     if (auto valid = part->check(op, next, set); !valid) return valid;
   return {};
 }
 
 std::uint32_t StateParts::effective_stages(const config::DesiredState& next, std::uint32_t stages) const {
-  for (const StatePart* part : parts_) stages = part->effective_stages(next, stages);
+  for (const auto& [name, part] : parts_) stages = part->effective_stages(next, stages);
   return stages;
 }
 
 bool StateParts::changes(const config::DesiredState& next) const {
-  return std::any_of(parts_.begin(), parts_.end(), [&](const StatePart* part) { return part->changes(next); });
+  return std::any_of(parts_.begin(), parts_.end(), [&](const Named& named) { return named.part->changes(next); });
 }
 
 Result<void> StateParts::make_live(const config::DesiredState& state) {
   std::vector<std::pair<StatePart*, config::DesiredState>> done;  // each with what its maps held before
-  for (StatePart* part : parts_) {
+  for (const auto& [name, part] : parts_) {
+    if (part_hook_) part_hook_(name);
     if (!part->changes(state)) continue;
     config::DesiredState before;
     part->add_baseline(before);
@@ -841,12 +842,12 @@ Result<void> StateParts::make_live(const config::DesiredState& state) {
 }
 
 void StateParts::add_baseline(config::DesiredState& baseline) const {
-  for (const StatePart* part : parts_) part->add_baseline(baseline);
+  for (const auto& [name, part] : parts_) part->add_baseline(baseline);
 }
 
 std::vector<std::pair<config::RuleSpec, std::string>> StateParts::owned_rules(const config::DesiredState& state) const {
   std::vector<std::pair<config::RuleSpec, std::string>> out;
-  for (const StatePart* part : parts_) {
+  for (const auto& [name, part] : parts_) {
     auto rules = part->owned_rules(state);
     out.insert(out.end(), std::make_move_iterator(rules.begin()), std::make_move_iterator(rules.end()));
   }

@@ -24,8 +24,10 @@
 // sync is (the kernel's routes are routes).
 #include <boost/asio/io_context.hpp>
 
+#include <functional>
 #include <memory>
 #include <optional>
+#include <string_view>
 #include <vector>
 
 #include "forward_model.hpp"
@@ -97,7 +99,19 @@ class RouteOps final : public StatePart {
 // held), so the whole is still all or nothing.
 class StateParts final : public StatePart {
  public:
-  explicit StateParts(std::vector<StatePart*> parts) : parts_(std::move(parts)) {}
+  // A part and the name its kill step has (sluiced --fault-kill-before lb, forward).
+  struct Named {
+    std::string_view name;
+    StatePart* part;
+  };
+  explicit StateParts(std::vector<Named> parts) : parts_(std::move(parts)) {}
+
+  // Fault injection, for tests only (no op reaches it): make_live calls it
+  // with a part's name before it writes that part's maps, whether or not the
+  // part has work, so a kill can land between the parts of one change. A
+  // rollback that brings the parts back goes through make_live too.
+  using PartHook = std::function<void(std::string_view name)>;
+  void set_part_hook(PartHook hook) { part_hook_ = std::move(hook); }
 
   protocol::ArgsResult<void> check(std::string_view op, const config::DesiredState& next,
                                    filter::RuleSet& set) const override;
@@ -108,7 +122,8 @@ class StateParts final : public StatePart {
   std::vector<std::pair<config::RuleSpec, std::string>> owned_rules(const config::DesiredState& state) const override;
 
  private:
-  std::vector<StatePart*> parts_;
+  std::vector<Named> parts_;
+  PartHook part_hook_;
 };
 
 }  // namespace sluice::daemon

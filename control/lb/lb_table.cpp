@@ -304,6 +304,9 @@ LbTable::~LbTable() = default;
 
 const LbConfig& LbTable::config() const noexcept { return state_->config; }
 bool LbTable::has_vips() const noexcept { return !state_->config.vips.empty(); }
+bool LbTable::has_read_back_tables() const noexcept {
+  return std::any_of(state_->runtime.begin(), state_->runtime.end(), [](const auto& vip) { return !vip.second.built; });
+}
 
 Result<LbTable> LbTable::open(const dataplane::Dataplane& plane) {
   const sluice_bpf* skel = plane.skeleton();

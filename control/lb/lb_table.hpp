@@ -74,6 +74,14 @@ class LbTable {
 
   // True when at least one VIP exists: the daemon enables the stage bit only then.
   bool has_vips() const noexcept;
+  // True while a VIP's live Maglev table is one open() read back rather
+  // than one this LbTable built: what it was built from is not all in the
+  // maps (weights are not), so config() may not describe it. A daemon
+  // killed after a change's table swap and before that change was persisted
+  // leaves such a table built from weights its state does not hold, and
+  // config() after open() (weight 1 each) may equal that state. replace()
+  // rebuilds every such table, so call it even when config() is what is wanted.
+  bool has_read_back_tables() const noexcept;
 
   Result<std::vector<VipStatus>> status() const;
   Result<ConnTableFill> conn_fill() const;
