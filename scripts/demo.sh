@@ -144,10 +144,10 @@ for i in "${backends[@]}"; do
   ns=sd-b$i-$id
   ip netns add "$ns"
   plug "$ns" db$i$id 198.18.0.1$i
-  # Direct server return: the VIP on lo, ARP only for the own address, loose rp_filter.
-  in_ns "$ns" ip addr add $vip/32 dev lo
-  in_ns "$ns" sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2 net.ipv4.conf.all.rp_filter=2
-  in_ns "$ns" "$decap" --bpffs "$pins/decap" attach db$i$id --source 198.18.0.2 >/dev/null
+  # Direct server return, as an operator prepares a real backend: sluice-decap,
+  # the VIP on lo, ARP only for the own address, loose rp_filter.
+  in_ns "$ns" "$root/scripts/backend-setup.sh" --vip $vip --box 198.18.0.2 --iface db$i$id \
+    --sluice-decap "$decap" --bpffs "$pins/decap" >"$work/backend-setup-b$i.log"
   setsid nsenter --net="/run/netns/$ns" python3 "$work/server.py" b$i >/dev/null 2>&1 &
   server_pids+=($!)
   disown

@@ -194,12 +194,14 @@ std::vector<Finding> diagnose(const DoctorFacts& facts) {
     if (!value.is_object()) continue;
     const json::object& hop = value.get_object();
     if (flag_at(hop, "resolved")) continue;
-    const std::string name = text_at(hop, "next_hop");
+    const std::string name = text_at(hop, "next_hop");  // "via@dev"
     const std::string dev = text_at(hop, "dev");
+    std::string via = text_at(hop, "via");
+    if (via.empty()) via = name.substr(0, name.find('@'));
     add("next_hop_unresolved", Severity::error, name, "next hop " + name + " has no MAC address",
         "its routes go to the kernel's stack until it resolves (slow path, or dropped if the stack has no route)",
-        "ping -c 1 -I " + dev + " " + name + " (the kernel resolves it); check the link and VLAN; or give its MAC "
-        "(sluicectl route replace PREFIX --via " + name + " --dev " + dev + " --mac MAC)");
+        "ping -c 1 -I " + dev + " " + via + " (the kernel resolves it); check the link and VLAN; or give its MAC "
+        "(sluicectl route replace PREFIX --via " + via + " --dev " + dev + " --mac MAC)");
   }
 
   for (const auto& value : array_at(doc, "counters")) {

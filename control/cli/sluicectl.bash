@@ -9,7 +9,7 @@ _sluicectl() {
     local cur prev words cword
     _init_completion || return
 
-    local commands="status attach detach config stats top events capture shutdown apply block rule filter limit conn vip backend lb route nexthop cpumap forward"
+    local commands="status attach detach config stats top doctor events capture shutdown apply block rule filter limit conn vip backend lb route nexthop cpumap forward"
     local globals="--socket --json --timeout --help"
 
     # Option values first: they do not depend on the command.
@@ -188,6 +188,8 @@ _sluicectl() {
             esac ;;
         stats)
             COMPREPLY=($(compgen -W "--watch $globals" -- "$cur")) ;;
+        doctor)
+            COMPREPLY=($(compgen -W "--json $globals" -- "$cur")) ;;
         top)
             COMPREPLY=($(compgen -W "--interval --iterations $globals" -- "$cur")) ;;
         events)

@@ -22,7 +22,7 @@ DoctorFacts healthy_box() {
     "vips": [{"vip": "198.18.1.10:80/tcp", "check": "tcp:80",
               "backends": [{"address": "198.18.0.11", "health": "up", "state": "active"},
                            {"address": "198.18.0.12", "health": "unchecked", "state": "active"}]}],
-    "next_hops": [{"next_hop": "198.18.2.1", "dev": "eth1", "resolved": true}],
+    "next_hops": [{"next_hop": "198.18.2.1@eth1", "via": "198.18.2.1", "dev": "eth1", "resolved": true}],
     "errors": []})").as_object();
   facts.lb = json::parse(R"({"settings": {"mtu": 1480}, "events": {"corrupt_table": 0}})").as_object();
   facts.pin_dir = "/sys/fs/bpf/sluice";
@@ -69,7 +69,7 @@ TEST(Doctor, EachBrokenSetUpGivesItsFindingWithSubjectAndFix) {
       {"lb_mtu", [](DoctorFacts& f) { f.lb->at("settings").as_object()["mtu"] = 0; }, "lb settings", "--mtu 1500"},
       {"lb_mtu", [](DoctorFacts& f) { f.lb->at("settings").as_object()["mtu"] = 9000; }, "lb settings", "--mtu 1500"},
       {"next_hop_unresolved", [](DoctorFacts& f) { f.document["next_hops"].at(0).as_object()["resolved"] = false; },
-       "198.18.2.1", "ping -c 1 -I eth1 198.18.2.1"},
+       "198.18.2.1@eth1", "ping -c 1 -I eth1 198.18.2.1 "},
       {"op_failed", [](DoctorFacts& f) { f.document["errors"] = json::array{"vip.list: broken"}; }, "sluiced",
        "journalctl"},
       {"lb_corrupt_table", [](DoctorFacts& f) { f.lb->at("events").as_object()["corrupt_table"] = 3; }, "lb",
