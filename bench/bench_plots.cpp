@@ -102,7 +102,7 @@ std::string gnuplot_script(const Curve& curve, const std::filesystem::path& png)
      << "set title " << gnuplot_quoted("sluice-bench " + curve.section + ": " + unit + " against " + curve.name) << "\n"
      << "set xlabel " << gnuplot_quoted(curve.name) << "\n"
      << "set ylabel " << gnuplot_quoted(unit + " (median, bars q1-q3)") << "\n"
-     << "set key outside right top\nset grid\nset yrange [0:*]\n";
+     << "set key below\nset grid\nset yrange [0:*]\n";
   if (x_min > 0 && x_max / x_min >= log_axis_span) gp << "set logscale x\n";
   if (!memory_mib.empty()) gp << "set y2label 'map memory (MiB)'\nset y2tics\nset y2range [0:*]\n";
 

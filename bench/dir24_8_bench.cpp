@@ -1,6 +1,7 @@
 // ns/packet of an IPv4 source-prefix lookup with 1,000,000 prefixes loaded:
 // DIR-24-8 (xdp/dir24_8.h) against the kernel LPM trie holding the same
-// prefixes, next to an empty XDP_DROP program timed in the same run.
+// prefixes, each from interleaved rounds paired with an empty XDP_DROP
+// program on a pinned CPU, the verdict of both lookups checked every round.
 // Three source addresses: one whose /24 holds longer prefixes (two array
 // loads), one covered by a /24 or shorter (one load), one matching nothing.
 #include <CLI/CLI.hpp>
@@ -13,6 +14,7 @@
 #include <iostream>
 #include <memory>
 #include <random>
+#include <sstream>
 #include <unordered_set>
 
 #include "bench_support.hpp"
@@ -54,20 +56,20 @@ std::string dotted(std::uint32_t addr_host) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"DIR-24-8 vs LPM trie: ns/packet through BPF_PROG_TEST_RUN with 1M prefixes, relative to an empty XDP program"};
-  std::uint32_t repeat = 2'000'000;
-  int rounds = 5;
+  namespace bench = sluice::bench;
+  CLI::App app{"DIR-24-8 vs LPM trie: ns/packet through BPF_PROG_TEST_RUN with 1M prefixes, paired with an empty XDP program"};
+  bench::SectionOptions options;
+  // --quick without --prefixes: enough for a /32 and a /24 to hit, loaded in well under a second.
+  constexpr std::size_t quick_prefixes = 10'000;
   std::size_t prefixes = 1'000'000;
-  bool json = false;
-  app.add_option("--repeat", repeat, "packets per timing (>= 1,000,000)")
-      ->check(CLI::Range(sluice::bench::min_repeat, 100'000'000u));
-  app.add_option("--rounds", rounds, "timings per program; the median is reported")->check(CLI::Range(1, 100));
-  app.add_option("--prefixes", prefixes, "prefixes loaded in both structures")
+  bench::add_section_options(app, options);
+  app.add_option("--prefixes", prefixes, "prefixes loaded in both structures (--quick: 10,000)")
       ->check(CLI::Range(std::size_t{1}, std::size_t{SLUICE_DIR24_8_TBL8_GROUPS_DEFAULT}));
-  app.add_flag("--json", json, "print JSON instead of a table");
   CLI11_PARSE(app, argc, argv);
 
   try {
+    const int cpu = bench::apply_section_options(app, options);
+    if (options.quick && app.count("--prefixes") == 0) prefixes = quick_prefixes;
     std::unique_ptr<empty_bpf, decltype(&empty_bpf__destroy)> empty(empty_bpf__open_and_load(), empty_bpf__destroy);
     std::unique_ptr<dir24_8_test_bpf, decltype(&dir24_8_test_bpf__destroy)> lookups(dir24_8_test_bpf__open_and_load(),
                                                                                    dir24_8_test_bpf__destroy);
@@ -112,13 +114,12 @@ int main(int argc, char** argv) {
     const std::vector<Case> cases{{"hit, tbl8", *in_group, XDP_DROP},
                                   {"hit, tbl24", *in_tbl24, XDP_DROP},
                                   {"miss", *nowhere, XDP_PASS}};
-    sluice::bench::Report report("IPv4 source lookup, " + std::to_string(entries.size()) +
-                                     " prefixes: BPF_PROG_TEST_RUN, " + std::to_string(repeat) + " packets x " +
-                                     std::to_string(rounds) + " rounds (median)",
-                                 "empty");
-    std::vector<std::string> notes;
+    const int empty_fd = bpf_program__fd(empty->progs.empty_drop);
+    const std::pair<std::string, int> structures[] = {
+        {"DIR-24-8 lookup", bpf_program__fd(lookups->progs.dir24_8_src)},
+        {"kernel LPM trie lookup", bpf_program__fd(lookups->progs.lpm_src)}};
+    bench::SectionWriter writer("dir24_8", cpu);
     for (const Case& c : cases) {
-      using sluice::bench::time_xdp;
       using sluice::test::PacketBuilder;
       const auto frame = PacketBuilder()
                              .eth("02:00:00:00:00:01", "02:00:00:00:00:02")
@@ -126,32 +127,32 @@ int main(int argc, char** argv) {
                              .udp(40000, 53)
                              .payload(std::string(18, 'x'))
                              .build();
-      const auto baseline = time_xdp(bpf_program__fd(empty->progs.empty_drop), frame, repeat, rounds, "empty");
-      const auto dir = time_xdp(bpf_program__fd(lookups->progs.dir24_8_src), frame, repeat, rounds, "dir24_8");
-      const auto lpm = time_xdp(bpf_program__fd(lookups->progs.lpm_src), frame, repeat, rounds, "lpm trie");
-      if (dir.verdict != c.verdict || lpm.verdict != c.verdict)
-        throw std::runtime_error(c.group + " (" + dotted(c.source) + "): verdicts dir24_8 " +
-                                 std::to_string(dir.verdict) + ", lpm " + std::to_string(lpm.verdict) +
-                                 ", expected " + std::to_string(c.verdict));
-      report.add({c.group, "empty XDP_DROP (baseline)", baseline.ns_per_packet, baseline.ns_per_packet, baseline.verdict});
-      report.add({c.group, "DIR-24-8 lookup", dir.ns_per_packet, baseline.ns_per_packet, dir.verdict});
-      report.add({c.group, "kernel LPM trie lookup", lpm.ns_per_packet, baseline.ns_per_packet, lpm.verdict});
+      const bench::TimedRound baseline = [&] {
+        return bench::run_xdp_round(empty_fd, frame, options.repeat, "empty", XDP_DROP).ns_per_packet;
+      };
+      std::vector<double> medians;
+      for (const auto& [name, fd] : structures) {
+        const std::string what = c.group + " (" + dotted(c.source) + ") / " + name;
+        const bench::TimedRound path = [&] {
+          return bench::run_xdp_round(fd, frame, options.repeat, what, c.verdict).ns_per_packet;
+        };
+        const bench::Paired paired = bench::time_paired(baseline, path, options.rounds);
+        bench::Figure& figure = writer.add_paired(c.group, name, paired, "empty XDP_DROP", "verdict checked every round");
+        figure.curve = "prefixes";
+        figure.x = static_cast<double>(entries.size());
+        figure.series = name + ", " + c.group;
+        medians.push_back(paired.value.median);
+      }
       std::ostringstream note;
-      note << std::fixed << std::setprecision(1) << c.group << " (" << dotted(c.source) << "): DIR-24-8 adds "
-           << dir.ns_per_packet - baseline.ns_per_packet << " ns over empty, the LPM trie "
-           << lpm.ns_per_packet - baseline.ns_per_packet << " ns (trie/DIR-24-8 "
-           << std::setprecision(2) << lpm.ns_per_packet / dir.ns_per_packet << "x)";
-      notes.push_back(note.str());
+      note << std::fixed << std::setprecision(2) << c.group << " (" << dotted(c.source)
+           << "): trie/DIR-24-8, medians of ns/packet: " << medians[1] / medians[0] << "x";
+      writer.note(note.str());
     }
-    if (json) {
-      report.print_json(std::cout);
-    } else {
-      report.print_table(std::cout);
-      for (const auto& note : notes) std::cout << note << "\n";
-      std::cout << std::fixed << std::setprecision(0) << "DIR-24-8 bulk load of " << entries.size() << " prefixes: "
-                << assign_ms << " ms, " << table->groups_used() << " of " << table->groups_capacity()
-                << " tbl8 groups\n";
-    }
+    std::ostringstream load;
+    load << std::fixed << std::setprecision(0) << "DIR-24-8 bulk load of " << entries.size() << " prefixes: " << assign_ms
+         << " ms, " << table->groups_used() << " of " << table->groups_capacity() << " tbl8 groups";
+    writer.note(load.str());
+    writer.emit(std::cout, options.json);
   } catch (const std::exception& error) {
     std::cerr << "dir24_8_bench: " << error.what() << "\n";
     return 1;

@@ -239,4 +239,23 @@ SectionReport section_from_json(const json::value& value) {
   return report;
 }
 
+SectionReport check_section_output(const std::string& text, const std::string& section) {
+  boost::system::error_code error;
+  const json::value value = json::parse(text, error);
+  if (error) throw std::invalid_argument("section output is not JSON: " + error.message());
+  SectionReport report = section_from_json(value);
+  if (report.section != section)
+    throw std::invalid_argument("section report: section '" + report.section + "', expected '" + section + "'");
+  if (report.figures.empty()) throw std::invalid_argument("section report '" + section + "': no figures");
+  for (const Figure& figure : report.figures) {
+    if (figure.section != section)
+      throw std::invalid_argument("figure '" + figure.name + "': section '" + figure.section + "', expected '" +
+                                  section + "'");
+    if (figure.unit == "ns/packet" && (!figure.ratio || !figure.baseline_value))
+      throw std::invalid_argument("figure '" + figure.group + " / " + figure.name + "': ns/packet without " +
+                                  (figure.ratio ? "a baseline_value" : "a ratio"));
+  }
+  return report;
+}
+
 }  // namespace sluice::bench

@@ -80,4 +80,10 @@ Machine machine_from_json(const boost::json::value& value);
 Figure figure_from_json(const boost::json::value& value);
 SectionReport section_from_json(const boost::json::value& value);
 
+// What sluice-bench takes from a section's --json output: one SectionReport
+// of `section` with at least one figure, and every ns/packet figure with its
+// ratio and the baseline's own value (a time without its floor means nothing
+// on a shared machine). Throws std::invalid_argument naming what is wrong.
+SectionReport check_section_output(const std::string& text, const std::string& section);
+
 }  // namespace sluice::bench

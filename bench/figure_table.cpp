@@ -42,8 +42,11 @@ void print_figure_table(std::ostream& out, const std::vector<Figure>& figures) {
     std::ostringstream unit_value;
     unit_value << std::fixed << std::setprecision(value_precision) << figure.value.median << " "
                << (figure.unit == "ns/packet" ? "ns" : figure.unit);
-    out << std::left << std::setw(group_width) << (figure.group == group ? "" : figure.group) << std::setw(name_width)
-        << figure.name << std::right << std::setw(value_width) << unit_value.str() << "  " << std::left
+    // A group or name longer than its column still ends in a space before the next one.
+    const std::string shown_group = figure.group == group ? "" : figure.group;
+    out << std::left << std::setw(group_width) << shown_group
+        << (shown_group.size() >= static_cast<std::size_t>(group_width) ? " " : "") << std::setw(name_width)
+        << figure.name << (figure.name.size() >= static_cast<std::size_t>(name_width) ? " " : "") << std::right << std::setw(value_width) << unit_value.str() << "  " << std::left
         << std::setw(ratio_width) << (figure.ratio ? format_spread(*figure.ratio, ratio_precision) : "")
         << (wide ? std::string(too_wide_mark) + " " : "  ") << figure.baseline << "\n";
     group = figure.group;

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <boost/json.hpp>
+#include <functional>
 
 #include "bench_support.hpp"
 #include "figure.hpp"
@@ -159,6 +160,51 @@ TEST(FigureTable, MarksTooWideRowsAndShowsTheRatio) {
   EXPECT_NE(text.find("3.00 [1.00-3.00]"), std::string::npos) << text;
   EXPECT_EQ(text.find("(4.00-5.00)        ~"), std::string::npos) << text;  // the narrow row is not marked
   EXPECT_NE(text.find("~ empty XDP_DROP"), std::string::npos) << text;
+}
+
+}  // namespace
+
+namespace {
+
+std::string section_text(const std::function<void(json::object&)>& mutate = {}) {
+  SectionReport report;
+  report.section = "filter";
+  report.machine = read_machine(0);
+  report.figures = {sample_figure()};
+  json::object object = to_json(report);
+  if (mutate) mutate(object);
+  return json::serialize(object);
+}
+
+void expect_output_rejected(const std::string& text, const std::string& section, const std::string& reason) {
+  try {
+    check_section_output(text, section);
+    ADD_FAILURE() << "accepted " << text;
+  } catch (const std::invalid_argument& error) {
+    EXPECT_NE(std::string(error.what()).find(reason), std::string::npos) << error.what();
+  }
+}
+
+TEST(SectionOutput, AcceptsAWholeSection) {
+  const SectionReport report = check_section_output(section_text() + "\n", "filter");
+  ASSERT_EQ(report.figures.size(), 1u);
+  EXPECT_DOUBLE_EQ(report.figures[0].ratio->median, 4.5);
+}
+
+TEST(SectionOutput, RefusesWhatSluiceBenchCouldNotMerge) {
+  expect_output_rejected(section_text().substr(0, 40), "filter", "not JSON");
+  expect_output_rejected(section_text() + " trailing", "filter", "not JSON");
+  expect_output_rejected(section_text(), "lb", "expected 'lb'");
+  expect_output_rejected(section_text([](json::object& o) { o["figures"] = json::array{}; }), "filter", "no figures");
+  // A time without its ratio: the figure sluice-bench exists to avoid.
+  expect_output_rejected(section_text([](json::object& o) { o["figures"].as_array()[0].as_object().erase("ratio"); }),
+                         "filter", "without a ratio");
+  expect_output_rejected(
+      section_text([](json::object& o) { o["figures"].as_array()[0].as_object().erase("baseline_value"); }), "filter",
+      "without a baseline_value");
+  expect_output_rejected(
+      section_text([](json::object& o) { o["figures"].as_array()[0].as_object()["section"] = "lb"; }), "filter",
+      "section 'lb'");
 }
 
 }  // namespace

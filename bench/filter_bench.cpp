@@ -1,18 +1,21 @@
 // ns/packet of the filter stage's paths through the whole sluice pipeline
-// (entry/parse -> filter -> lb -> forward, BPF_PROG_TEST_RUN), next to an
-// empty XDP_DROP program timed in the same run, and next to xdp-filter from
-// xdp-tools timed on the same frames:
+// (entry/parse -> filter -> lb -> forward, BPF_PROG_TEST_RUN), each from
+// interleaved rounds paired with an empty XDP_DROP program on a pinned CPU,
+// and xdp-filter from xdp-tools as a peer, timed the same way on the same
+// frames and shown in the group of the sluice rows it compares with:
 //   - the filter with an empty rule set, a conntrack hit (established flow),
 //   - a rule miss, a first-rule and a last-rule match with 1, 64, 1,024 and 4,096 rules,
 //   - a rate-limited drop,
-//   - a blocklist hit with 1,000,000 IPv4 prefixes loaded (DIR-24-8),
-//   - xdp-filter with 10,000 addresses: an IP hit; and its port rule on a
-//     non-first IPv4 fragment (xdp-filter reads "ports" from the fragment's
-//     payload; sluice must not).
+//   - a blocklist hit with 1,000,000 IPv4 prefixes loaded (DIR-24-8), next to
+//     xdp-filter with 10,000 addresses: an IP hit;
+//   - a tcp dport 80 rule hit, and that rule on a non-first IPv4 fragment
+//     (xdp-filter reads "ports" from the fragment's payload; sluice must not).
+// Every round checks its verdict, and sluice's drop and conntrack paths their
+// counters: a broken path fails the bench instead of timing fast.
 // xdp-filter runs on a veth in a network namespace this program creates
 // (sfbench<pid>, removed on exit); its program is found by the id the
 // interface reports and timed through BPF_PROG_TEST_RUN like sluice's.
-// Ends with the targets, met or not.
+// Ends with the targets, met or not (notes of the report).
 #include <CLI/CLI.hpp>
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
@@ -23,12 +26,16 @@
 #include <algorithm>
 #include <boost/json.hpp>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
+#include <functional>
 #include <iostream>
+#include <map>
 #include <memory>
+#include <optional>
 #include <sstream>
 
 #include "bench_support.hpp"
@@ -41,8 +48,7 @@
 
 namespace {
 
-using sluice::bench::Report;
-using sluice::bench::time_xdp;
+namespace bench = sluice::bench;
 using sluice::filter::Action;
 using sluice::filter::FilterRule;
 using sluice::filter::FilterTable;
@@ -54,6 +60,7 @@ using Bytes = std::vector<std::uint8_t>;
 constexpr std::uint16_t kRulePortBase = 1000;   // rule i matches dst port kRulePortBase + i
 constexpr std::uint16_t kMissPort = 999;         // below every rule's port
 constexpr std::uint32_t kRateClass = 1;
+constexpr std::uint32_t kRatePerSec = 1;          // the rate-limit rule: 1 packet/s, burst 1
 constexpr std::uint16_t kAnchorPort = 80;        // the port rule of the fragment demonstration
 constexpr std::uint32_t kXdpFilterSrcFlag = 1;   // xdp-filter's MAP_FLAG_SRC (learned, checked below)
 const std::vector<std::uint32_t> kRuleCounts = {1, 64, 1024, 4096};
@@ -192,44 +199,68 @@ class XdpFilterLab {
   int prog_fd_ = -1;
 };
 
+// One of the targets: a ratio (median of paired rounds) and the most it may be.
 struct Target {
   std::string name;
   double value;
   double limit;
-  std::string unit;
 };
+
+// A figure's place on a scaling curve.
+struct CurvePoint {
+  std::string curve, series;
+  std::optional<double> x;  // none: a reference line (a peer at its own scale)
+  std::optional<std::uint64_t> map_bytes;
+};
+
+// The sluice counter a path must raise by one per repeat: (verdict, reason).
+struct PathCounter {
+  sluice_verdict verdict;
+  std::uint32_t reason;
+  // A rate-limited path lets through what its bucket refills during the round
+  // (packets per second): that many repeats, and one for a partial second, may miss the counter.
+  std::uint64_t refill_per_sec = 0;
+};
+
+// --quick without the options given: a blocklist, a tbl8 budget and rule
+// counts that load in seconds and still take every path.
+constexpr std::size_t kQuickPrefixes = 100'000;
+constexpr std::uint32_t kQuickTbl8Groups = 131'072;
+const std::vector<std::uint32_t> kQuickRuleCounts = {1, 64};
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"sluice filter benchmark: ns/packet through BPF_PROG_TEST_RUN, relative to an empty XDP program and xdp-filter"};
-  std::uint32_t repeat = 2'000'000;
-  int rounds = 5;
+  CLI::App app{"sluice filter benchmark: ns/packet through BPF_PROG_TEST_RUN, paired with an empty XDP program, next to "
+               "xdp-filter"};
+  bench::SectionOptions options;
   std::size_t prefixes = 1'000'000;
   std::uint32_t tbl8_groups = 1u << 20;
   std::size_t xdp_filter_addresses = 10'000;
-  bool json = false;
   std::vector<std::string> only;
-  app.add_option("--repeat", repeat, "packets per timing (>= 1,000,000)")
-      ->check(CLI::Range(sluice::bench::min_repeat, 100'000'000u));
-  app.add_option("--rounds", rounds, "timings per program; the median is reported")->check(CLI::Range(1, 100));
-  app.add_option("--prefixes", prefixes, "IPv4 blocklist prefixes loaded")->check(CLI::Range(std::size_t{1}, std::size_t{SLUICE_FILTER_MAX_V4_PREFIXES}));
+  bench::add_section_options(app, options);
+  app.add_option("--prefixes", prefixes, "IPv4 blocklist prefixes loaded (--quick: 100,000)")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{SLUICE_FILTER_MAX_V4_PREFIXES}));
   app.add_option("--blocklist-tbl8-groups", tbl8_groups,
-                 "DIR-24-8 tbl8 groups per generation (1 KiB each; ~half of a blocklist-like set needs one)")
+                 "DIR-24-8 tbl8 groups per generation (1 KiB each; ~half of a blocklist-like set needs one; --quick: 131,072)")
       ->check(CLI::Range(1u, std::uint32_t{SLUICE_DIR24_8_TBL8_GROUPS_MAX}));
   app.add_option("--xdp-filter-addresses", xdp_filter_addresses, "addresses listed in xdp-filter (its map holds 10,000)")
       ->check(CLI::Range(std::size_t{1}, std::size_t{10'000}));
-  app.add_flag("--json", json, "print JSON instead of a table");
   app.add_option("--only", only, "run only these groups (repeatable): empty, conntrack, rules, ratelimit, blocklist, xdp-filter")
       ->check(CLI::IsMember({"empty", "conntrack", "rules", "ratelimit", "blocklist", "xdp-filter"}));
   CLI11_PARSE(app, argc, argv);
 
-  // A group runs when --only is absent or names it (the baseline always runs).
+  // A group runs when --only is absent or names it.
   const auto wanted = [&](const std::string& group) {
     return only.empty() || std::find(only.begin(), only.end(), group) != only.end();
   };
 
   try {
+    const int cpu = bench::apply_section_options(app, options);
+    if (options.quick && app.count("--prefixes") == 0) prefixes = kQuickPrefixes;
+    if (options.quick && app.count("--blocklist-tbl8-groups") == 0) tbl8_groups = kQuickTbl8Groups;
+    const std::vector<std::uint32_t>& rule_counts = options.quick ? kQuickRuleCounts : kRuleCounts;
+    const std::uint32_t repeat = options.repeat;
     std::unique_ptr<empty_bpf, decltype(&empty_bpf__destroy)> empty(empty_bpf__open_and_load(), empty_bpf__destroy);
     if (!empty) fail("cannot load the baseline program (root needed)");
     const int empty_fd = bpf_program__fd(empty->progs.empty_drop);
@@ -237,65 +268,87 @@ int main(int argc, char** argv) {
     must(plane.install_stages(), "install stages");
     auto table = must(FilterTable::open(plane, {.tbl8_groups_max = tbl8_groups}), "open the filter");
     // BPF map memory (bytes_memlock) now: every map of the object, of which operator-sized, and the DIR-24-8 copies.
-    auto memory_note = [&](const std::string& when) {
+    struct Memory {
       std::uint64_t all = 0, sized = 0, dir = 0;
+    };
+    auto memory = [&] {
+      Memory m;
       for (const auto& t : must(plane.tables(), "list the tables")) {
-        all += t.memory_bytes;
-        if (t.sized_by) sized += t.memory_bytes;
+        m.all += t.memory_bytes;
+        if (t.sized_by) m.sized += t.memory_bytes;
       }
       for (std::uint32_t gen = 0; gen < SLUICE_FILTER_GENERATIONS; ++gen) {
         const auto info = must(table.prefix_dir(gen), "read the prefix-list tables");
-        dir += info.tbl24_bytes + info.tbl8_bytes;
+        m.dir += info.tbl24_bytes + info.tbl8_bytes;
       }
+      return m;
+    };
+    auto memory_note = [&](const std::string& when) {
+      const Memory m = memory();
       constexpr double mib = 1 << 20;
       std::ostringstream note;
-      note << std::fixed << std::setprecision(1) << "memory, " << when << ": " << (all + dir) / mib
-           << " MiB of BPF maps (" << sized / mib << " MiB operator-sized state, " << dir / mib
-           << " MiB prefix-list DIR-24-8 copies, " << (all - sized) / mib << " MiB other)";
+      note << std::fixed << std::setprecision(1) << "memory, " << when << ": " << (m.all + m.dir) / mib
+           << " MiB of BPF maps (" << m.sized / mib << " MiB operator-sized state, " << m.dir / mib
+           << " MiB prefix-list DIR-24-8 copies, " << (m.all - m.sized) / mib << " MiB other)";
       return note.str();
     };
     const std::string idle_memory = memory_note("idle");
     const int sluice_fd = plane.entry_prog_fd();
+    auto counted = [&](const PathCounter& counter) {
+      return must(plane.verdict_count(counter.verdict, static_cast<sluice_reason>(counter.reason)), "read a counter")
+          .packets;
+    };
 
-    Report report("filter: BPF_PROG_TEST_RUN, " + std::to_string(repeat) + " packets x " + std::to_string(rounds) +
-                      " rounds (median), whole pipeline (parse + filter + lb + forward)",
-                  "empty");
-    std::vector<std::string> notes;
-    // Times prog on frame next to the empty program, interleaved: each round times the empty program,
-    // then prog, on the same frame, and takes their ratio, so a noisy neighbour hits both sides of a
-    // ratio alike. The row shows the medians; `spreads` the median ratio and its min-max over rounds.
-    struct Spread {
-      std::string group, name;
-      double ratio, low, high;
-    };
-    std::vector<Spread> spreads;
+    bench::SectionWriter writer("filter", cpu);
+    writer.note(std::to_string(repeat) + " packets per round, " + std::to_string(options.rounds) +
+                " paired rounds per figure, whole pipeline (parse + filter + lb + forward)");
+    const std::string baseline_name = "empty XDP_DROP";
+    // Times prog on frame paired with the empty program (empty, prog, empty, prog, ...): every round
+    // must return `expected` and, for a sluice path with a counter, count one packet per repeat there.
     auto measure = [&](const std::string& group, const std::string& name, int prog_fd, const Bytes& frame,
-                       std::uint32_t expected) {
-      std::vector<double> base_ns, path_ns, ratios;
-      std::uint32_t verdict = 0;
-      for (int round = 0; round < rounds; ++round) {
-        base_ns.push_back(time_xdp(empty_fd, frame, repeat, 1, "empty").ns_per_packet);
-        const auto timing = time_xdp(prog_fd, frame, repeat, 1, name);
-        verdict = timing.verdict;
-        path_ns.push_back(timing.ns_per_packet);
-        ratios.push_back(path_ns.back() / base_ns.back());
-      }
-      if (verdict != expected)
-        fail(group + " / " + name + ": verdict " + verdict_name(verdict) + ", expected " + verdict_name(expected));
-      const auto median = [](std::vector<double> v) {
-        std::sort(v.begin(), v.end());
-        return v[v.size() / 2];
+                       std::uint32_t expected, std::optional<PathCounter> counter = std::nullopt,
+                       const std::optional<CurvePoint>& point = std::nullopt) {
+      const std::string what = group + " / " + name;
+      const bench::TimedRound baseline = [&] {
+        return bench::run_xdp_round(empty_fd, frame, repeat, "empty", XDP_DROP).ns_per_packet;
       };
-      const auto [low, high] = std::minmax_element(ratios.begin(), ratios.end());
-      report.add({group, name, median(path_ns), median(base_ns), verdict});
-      spreads.push_back({group, name, median(ratios), *low, *high});
-      return median(ratios);
+      const bench::TimedRound path = [&] {
+        const std::uint64_t before = counter ? counted(*counter) : 0;
+        const auto start = std::chrono::steady_clock::now();
+        const double ns = bench::run_xdp_round(prog_fd, frame, repeat, what, expected).ns_per_packet;
+        if (!counter) return ns;
+        const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        const auto refilled = static_cast<std::uint64_t>(std::ceil(seconds * static_cast<double>(counter->refill_per_sec))) +
+                              (counter->refill_per_sec > 0 ? 1 : 0);
+        const std::uint64_t took = counted(*counter) - before;
+        if (took > repeat || took + refilled < repeat)
+          fail(what + ": " + std::to_string(took) + " of " + std::to_string(repeat) + " repeats counted on its path" +
+               (refilled > 0 ? " (" + std::to_string(refilled) + " may refill)" : ""));
+        return ns;
+      };
+      const bench::Paired paired = bench::time_paired(baseline, path, options.rounds);
+      bench::Figure& figure = writer.add_paired(
+          group, name, paired, baseline_name,
+          "verdict " + verdict_name(expected) + (counter ? ", path counter" : "") + " checked every round");
+      if (point) {
+        figure.curve = point->curve;
+        figure.series = point->series;
+        figure.x = point->x;
+        figure.map_bytes = point->map_bytes;
+      }
+      return paired;
     };
+    // A peer's figure: its failure is noted, not fatal (sluice's own rows must still report).
+    auto measure_peer = [&](auto&&... args) -> std::optional<bench::Paired> {
+      try {
+        return measure(args...);
+      } catch (const std::exception& error) {
+        writer.note(std::string("xdp-filter figure not timed: ") + error.what());
+        return std::nullopt;
+      }
+    };
+    const PathCounter rule_drop{SLUICE_VERDICT_DROP, SLUICE_REASON_FILTER_RULE_DROP};
     const Bytes plain = tcp4("198.18.0.10", "198.19.0.1", 40000, kMissPort, TcpFlags::ACK);
-    {
-      const auto baseline = time_xdp(empty_fd, plain, repeat, rounds, "empty");
-      report.add({"baseline", "empty XDP_DROP", baseline.ns_per_packet, baseline.ns_per_packet, baseline.verdict});
-    }
     if (wanted("empty")) {
       auto untracked = sluice::filter::default_settings();
       untracked.conntrack = false;
@@ -319,23 +372,21 @@ int main(int argc, char** argv) {
       send_once(sluice_fd, tcp4("198.18.0.10", "198.19.0.1", 40001, 80, TcpFlags::SYN));
       // The SYN-ACK acks the SYN (seq 0, its payload, the SYN itself): conntrack takes it as the reply.
       send_once(sluice_fd, tcp4("198.19.0.1", "198.18.0.10", 80, 40001, TcpFlags::SYN | TcpFlags::ACK, kTcpPayload + 1));
+      // The timed packets must take the conntrack path, not the rule.
       conntrack_ratio = measure("conntrack", "sluice: established flow (ct hit)", sluice_fd,
-                tcp4("198.18.0.10", "198.19.0.1", 40001, 80, TcpFlags::ACK), XDP_PASS);
-    // The timed packets must have taken the conntrack path, not the rule.
-    if (must(plane.verdict_count(SLUICE_VERDICT_PASS, static_cast<sluice_reason>(SLUICE_REASON_FILTER_CONNTRACK)),
-             "conntrack counter")
-            .packets < repeat)
-      fail("the established flow did not pass through conntrack");
+                                tcp4("198.18.0.10", "198.19.0.1", 40001, 80, TcpFlags::ACK), XDP_PASS,
+                                PathCounter{SLUICE_VERDICT_PASS, SLUICE_REASON_FILTER_CONNTRACK})
+                            .ratio.median;
       must(table.clear_conntrack(), "clear conntrack");
     }
 
     // Ordered rules: rule i drops TCP to 198.19.0.0/16 port kRulePortBase + i (a port-based firewall).
-    // rules -> ratios to the empty program (median of interleaved rounds) and ns of a miss, first and last match
+    // rules -> ratios to the empty program (medians of paired rounds) of a miss, the first and the last match
     struct RulePath {
-      double miss = 0, first = 0, last = 0, miss_ns = 0, first_ns = 0, last_ns = 0;
+      double miss = 0, first = 0, last = 0;
     };
     std::map<std::uint32_t, RulePath> by_count;
-    for (std::uint32_t count : wanted("rules") ? kRuleCounts : std::vector<std::uint32_t>{}) {
+    for (std::uint32_t count : wanted("rules") ? rule_counts : std::vector<std::uint32_t>{}) {
       RuleSet set;
       for (std::uint32_t i = 0; i < count; ++i) {
         FilterRule r;
@@ -349,22 +400,26 @@ int main(int argc, char** argv) {
       }
       must(table.replace(set), std::to_string(count) + " rules");
       const std::string group = std::to_string(count) + (count == 1 ? " rule" : " rules");
-      by_count[count].miss = measure(group, "sluice: rule miss (pass)", sluice_fd, plain, XDP_PASS);
-      by_count[count].miss_ns = report.rows().back().ns_per_packet;
+      const auto x = static_cast<double>(count);
+      by_count[count].miss = measure(group, "sluice: rule miss (pass)", sluice_fd, plain, XDP_PASS, std::nullopt,
+                                     CurvePoint{"rules", "sluice, rule miss", x, std::nullopt})
+                                 .ratio.median;
       const Bytes first = tcp4("198.18.0.10", "198.19.0.1", 40000, kRulePortBase, TcpFlags::ACK);
-      by_count[count].first = measure(group, "sluice: first rule matches (drop)", sluice_fd, first, XDP_DROP);
-      by_count[count].first_ns = report.rows().back().ns_per_packet;
+      by_count[count].first = measure(group, "sluice: first rule matches (drop)", sluice_fd, first, XDP_DROP, rule_drop,
+                                      CurvePoint{"rules", "sluice, first rule", x, std::nullopt})
+                                  .ratio.median;
       const Bytes last = tcp4("198.18.0.10", "198.19.0.1", 40000, static_cast<std::uint16_t>(kRulePortBase + count - 1),
                               TcpFlags::ACK);
-      by_count[count].last = measure(group, "sluice: last rule matches (drop)", sluice_fd, last, XDP_DROP);
-      by_count[count].last_ns = report.rows().back().ns_per_packet;
+      by_count[count].last = measure(group, "sluice: last rule matches (drop)", sluice_fd, last, XDP_DROP, rule_drop,
+                                     CurvePoint{"rules", "sluice, last rule", x, std::nullopt})
+                                 .ratio.median;
     }
 
     std::optional<double> rate_ratio;
     // Rate limit: 1 packet/s with a burst of 1; the timed packets find the bucket empty.
     if (wanted("ratelimit")) {
       RuleSet set;
-      set.rate_classes = {sluice::filter::RateClass{.id = kRateClass, .packets_per_sec = 1, .packet_burst = 1}};
+      set.rate_classes = {sluice::filter::RateClass{.id = kRateClass, .packets_per_sec = kRatePerSec, .packet_burst = 1}};
       FilterRule r;
       r.priority = 1;
       r.protocol = IPPROTO_UDP;
@@ -375,7 +430,26 @@ int main(int argc, char** argv) {
       must(table.replace(set), "rate-limit rule set");
       const Bytes dns = udp4("198.18.0.20", "198.19.0.1", 40000, 53);
       send_once(sluice_fd, dns);  // spends the burst
-      rate_ratio = measure("rate limit", "sluice: rate-limited drop", sluice_fd, dns, XDP_DROP);
+      rate_ratio = measure("rate limit", "sluice: rate-limited drop", sluice_fd, dns, XDP_DROP,
+                           PathCounter{SLUICE_VERDICT_DROP, SLUICE_REASON_FILTER_RATE_LIMITED, kRatePerSec})
+                       .ratio.median;
+    }
+
+    // xdp-filter from xdp-tools, timed on the same frames next to the sluice rows it compares with.
+    std::optional<XdpFilterLab> lab;
+    std::vector<std::uint32_t> listed;
+    if (wanted("xdp-filter")) {
+      try {
+        lab.emplace();
+        for (std::uint32_t i = 0; i < xdp_filter_addresses; ++i) listed.push_back(0xc6120000 + 0x100 + i);  // 198.18.1.0 ...
+        lab->list_sources(listed);
+        if (lab->xdp_filter("port " + std::to_string(kAnchorPort) + " -p tcp -m dst") != 0) fail("xdp-filter port");
+        writer.note("xdp-filter rows: " + std::to_string(listed.size()) + " source addresses listed, tcp dport " +
+                    std::to_string(kAnchorPort) + " filtered");
+      } catch (const std::exception& error) {
+        lab.reset();
+        writer.note(std::string("xdp-filter not timed: ") + error.what());
+      }
     }
 
     // Blocklist: `prefixes` IPv4 prefixes outside 198.18.0.0/15, plus two inside it to hit.
@@ -383,7 +457,8 @@ int main(int argc, char** argv) {
     const std::uint32_t bench_net = 0xc6120000, bench_mask = sluice::test::ipv4_mask(15);  // 198.18.0.0/15
     const std::uint32_t hit_host = 0xc612c807;    // 198.18.200.7/32: its /24 has a tbl8 group
     const std::uint32_t hit_block = 0xc6130500;   // 198.19.5.0/24: one tbl24 load
-    double blocklist_ns = 0, load_s = 0;
+    std::optional<double> blocklist_ratio;
+    const std::string blocklist_group = "blocklist";
     if (wanted("blocklist")) {
       const auto keys = sluice::test::blocklist_like_ipv4(prefixes + prefixes / 8 + 16, 11);
       const auto path = std::filesystem::temp_directory_path() / ("sluice_filter_bench_" + std::to_string(getpid()));
@@ -407,27 +482,40 @@ int main(int argc, char** argv) {
       auto loaded = table.load_prefix_file(path);
       std::filesystem::remove(path);
       if (!loaded) fail("load the blocklist: " + loaded.error().message);
-      load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      const double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       std::ostringstream note;
       note << std::fixed << std::setprecision(2) << "blocklist: " << *loaded << " IPv4 prefixes loaded in " << load_s
            << " s (trie + DIR-24-8 from " << table.options().dir_prefixes << " prefixes, at most " << tbl8_groups
            << " tbl8 groups per generation)";
-      notes.push_back(note.str());
-      notes.push_back(idle_memory);
-      notes.push_back(memory_note("with " + std::to_string(*loaded) + " prefixes"));
-      const std::string group = "blocklist";
-      notes.push_back("blocklist rows: " + std::to_string(*loaded) + " IPv4 prefixes loaded");
-      measure(group, "sluice: blocklist hit, /32 (tbl8)", sluice_fd, udp4(dotted(hit_host), "198.19.0.1", 40000, 53),
-              XDP_DROP);
-      blocklist_ns = report.rows().back().ns_per_packet;
-      measure(group, "sluice: blocklist hit, /24 (tbl24)", sluice_fd,
-              udp4(dotted(hit_block | 9), "198.19.0.1", 40000, 53), XDP_DROP);
-      measure(group, "sluice: blocklist miss (pass)", sluice_fd, udp4("198.18.0.30", "198.19.0.1", 40000, 53), XDP_PASS);
+      writer.note(note.str());
+      writer.note(idle_memory);
+      writer.note(memory_note("with " + std::to_string(*loaded) + " prefixes"));
+      const Memory loaded_memory = memory();
+      const auto x = static_cast<double>(*loaded);
+      const std::uint64_t bytes = loaded_memory.all + loaded_memory.dir;
+      const PathCounter blocked{SLUICE_VERDICT_DROP, SLUICE_REASON_FILTER_BLOCKLIST};
+      blocklist_ratio = measure(blocklist_group, "sluice: blocklist hit, /32 (tbl8)", sluice_fd,
+                                udp4(dotted(hit_host), "198.19.0.1", 40000, 53), XDP_DROP, blocked,
+                                CurvePoint{"prefixes", "sluice, blocklist hit /32", x, bytes})
+                            .ratio.median;
+      measure(blocklist_group, "sluice: blocklist hit, /24 (tbl24)", sluice_fd,
+              udp4(dotted(hit_block | 9), "198.19.0.1", 40000, 53), XDP_DROP, blocked,
+              CurvePoint{"prefixes", "sluice, blocklist hit /24", x, bytes});
+      measure(blocklist_group, "sluice: blocklist miss (pass)", sluice_fd, udp4("198.18.0.30", "198.19.0.1", 40000, 53),
+              XDP_PASS, std::nullopt, CurvePoint{"prefixes", "sluice, blocklist miss", x, bytes});
+    }
+    std::optional<double> xdp_filter_ip_ratio, xdp_filter_rule_ratio;
+    if (lab) {
+      // A reference on the prefixes curve: xdp-filter at its own scale (a hash of listed addresses).
+      const std::string series = "xdp-filter IP hit, " + std::to_string(listed.size()) + " addresses";
+      if (auto ip = measure_peer(blocklist_group, "xdp-filter: IP hit (drop)", lab->prog_fd(),
+                                 udp4(dotted(listed.back()), "198.19.0.1", 40000, 53), XDP_DROP, std::nullopt,
+                                 CurvePoint{"prefixes", series, std::nullopt, std::nullopt}))
+        xdp_filter_ip_ratio = ip->ratio.median;
+      measure_peer(blocklist_group, "xdp-filter: miss (pass)", lab->prog_fd(),
+                   udp4("198.18.0.30", "198.19.0.1", 40000, 53), XDP_PASS, std::nullopt, std::nullopt);
     }
 
-    // xdp-filter from xdp-tools on the same frames.
-    std::optional<double> xdp_filter_ns, xdp_filter_rule_ratio;
-    std::string anchor_xdp_filter = "not run", anchor_sluice;
     if (wanted("xdp-filter")) {
       // sluice: the same port rule; a later fragment must pass it (sluice reads no ports from payload).
       RuleSet set;
@@ -446,89 +534,59 @@ int main(int argc, char** argv) {
                                                       0xff, 0, 0, 0, 0, 'x', 'x', 'x', 'x'})
                                        .build();
       const Bytes real_port80 = tcp4("198.18.0.40", "198.19.0.1", 40000, kAnchorPort, TcpFlags::ACK);
-      anchor_sluice = verdict_name(send_once(sluice_fd, later_fragment));
-      try {
-        XdpFilterLab lab;
-        std::vector<std::uint32_t> addrs;
-        for (std::uint32_t i = 0; i < xdp_filter_addresses; ++i) addrs.push_back(bench_net + 0x100 + i);  // 198.18.1.0 ...
-        lab.list_sources(addrs);
-        if (lab.xdp_filter("port " + std::to_string(kAnchorPort) + " -p tcp -m dst") != 0) fail("xdp-filter port");
-        const std::string group = "xdp-filter";
-        notes.push_back("xdp-filter rows: " + std::to_string(addrs.size()) + " source addresses listed, tcp dport " +
-                        std::to_string(kAnchorPort) + " filtered");
-        measure(group, "xdp-filter: IP hit (drop)", lab.prog_fd(), udp4(dotted(addrs.back()), "198.19.0.1", 40000, 53),
-                XDP_DROP);
-        xdp_filter_ns = report.rows().back().ns_per_packet;
-        measure(group, "xdp-filter: miss (pass)", lab.prog_fd(), udp4("198.18.0.30", "198.19.0.1", 40000, 53), XDP_PASS);
-        xdp_filter_rule_ratio = measure(group, "xdp-filter: tcp dport 80 rule hit (drop)", lab.prog_fd(), real_port80, XDP_DROP);
-        measure(group, "sluice: tcp dport 80 rule hit (drop), same packet", sluice_fd, real_port80, XDP_DROP);
-        anchor_xdp_filter = verdict_name(send_once(lab.prog_fd(), later_fragment));
-        measure("fragment", "xdp-filter: later fragment vs port rule", lab.prog_fd(), later_fragment,
-                send_once(lab.prog_fd(), later_fragment));
-      } catch (const std::exception& error) {
-        notes.push_back(std::string("xdp-filter not timed: ") + error.what());
+      const std::string anchor_sluice = verdict_name(send_once(sluice_fd, later_fragment));
+      std::string anchor_xdp_filter = "not run";
+      const std::string rule_group = "tcp dport 80 rule";
+      if (lab)
+        if (auto hit = measure_peer(rule_group, "xdp-filter: rule hit (drop)", lab->prog_fd(), real_port80, XDP_DROP,
+                                    std::nullopt, std::nullopt))
+          xdp_filter_rule_ratio = hit->ratio.median;
+      measure(rule_group, "sluice: rule hit (drop), same packet", sluice_fd, real_port80, XDP_DROP, rule_drop);
+      if (lab) {
+        anchor_xdp_filter = verdict_name(send_once(lab->prog_fd(), later_fragment));
+        measure_peer("fragment", "xdp-filter: later fragment vs port rule", lab->prog_fd(), later_fragment,
+                     send_once(lab->prog_fd(), later_fragment), std::nullopt, std::nullopt);
       }
       measure("fragment", "sluice: later fragment vs port rule (pass)", sluice_fd, later_fragment, XDP_PASS);
-      notes.push_back("non-first IPv4 fragment (offset 64, payload starting 9c40 0050) against a 'tcp dport 80 drop' rule: "
-                      "xdp-filter " + anchor_xdp_filter + " (reads the payload as a TCP header), sluice " + anchor_sluice +
-                      " (no L4 header in a later fragment: port rules never match it)");
+      writer.note("non-first IPv4 fragment (offset 64, payload starting 9c40 0050) against a 'tcp dport 80 drop' rule: "
+                  "xdp-filter " + anchor_xdp_filter + " (reads the payload as a TCP header), sluice " + anchor_sluice +
+                  " (no L4 header in a later fragment: port rules never match it)");
     }
 
-    // The targets (ratios: medians of interleaved rounds against the empty program).
+    // The targets, from the median ratios of paired rounds.
     std::vector<Target> targets;
     if (!by_count.empty()) {
-      const auto& one = by_count.at(kRuleCounts.front());
-      const auto& all = by_count.at(kRuleCounts.back());
-      for (const auto& [label, path] : {std::pair{std::string("1 rule"), one}, std::pair{std::string("4096 rules"), all}}) {
-        targets.push_back({"first-rule match, " + label + " / empty", path.first, 4.0, "x"});
-        targets.push_back({"last-rule match, " + label + " / empty", path.last, 4.0, "x"});
+      const auto& [fewest, one] = *by_count.begin();
+      const auto& [most, all] = *by_count.rbegin();
+      auto label = [](std::uint32_t count) { return std::to_string(count) + (count == 1 ? " rule" : " rules"); };
+      for (const auto& [count, path] : {std::pair{fewest, one}, std::pair{most, all}}) {
+        targets.push_back({"first-rule match, " + label(count) + " / empty", path.first, 4.0});
+        targets.push_back({"last-rule match, " + label(count) + " / empty", path.last, 4.0});
         if (xdp_filter_rule_ratio) {
-          targets.push_back({"first-rule match, " + label + " / xdp-filter tcp dport 80 hit", path.first / *xdp_filter_rule_ratio, 1.0, "x"});
-          targets.push_back({"last-rule match, " + label + " / xdp-filter tcp dport 80 hit", path.last / *xdp_filter_rule_ratio, 1.0, "x"});
+          targets.push_back({"first-rule match, " + label(count) + " / xdp-filter tcp dport 80 hit",
+                             path.first / *xdp_filter_rule_ratio, 1.0});
+          targets.push_back({"last-rule match, " + label(count) + " / xdp-filter tcp dport 80 hit",
+                             path.last / *xdp_filter_rule_ratio, 1.0});
         }
       }
-      targets.push_back({"rule miss, 4096 / 1 rules", all.miss / one.miss, 1.2, "x"});
-      targets.push_back({"first-rule match, 4096 / 1 rules", all.first / one.first, 1.2, "x"});
-      targets.push_back({"last-rule match, 4096 / 1 rules", all.last / one.last, 1.2, "x"});
+      const std::string scale = std::to_string(most) + " / " + std::to_string(fewest) + " rules";
+      targets.push_back({"rule miss, " + scale, all.miss / one.miss, 1.2});
+      targets.push_back({"first-rule match, " + scale, all.first / one.first, 1.2});
+      targets.push_back({"last-rule match, " + scale, all.last / one.last, 1.2});
     }
-    if (xdp_filter_ns && blocklist_ns > 0)
+    if (xdp_filter_ip_ratio && blocklist_ratio)
       targets.push_back({"blocklist hit at " + std::to_string(prefixes) + " prefixes / xdp-filter IP hit at " +
-                             std::to_string(xdp_filter_addresses),
-                         blocklist_ns / *xdp_filter_ns, 1.0, "x"});
-    if (conntrack_ratio)
-      targets.push_back({"conntrack hit through the whole filter / empty", *conntrack_ratio, 2.5, "x"});
-    if (rate_ratio) targets.push_back({"rate-limited drop / empty", *rate_ratio, 4.0, "x"});
-
-    if (json) {
-      std::ostringstream rows;
-      report.print_json(rows);
-      auto doc = boost::json::parse(rows.str()).as_object();
-      boost::json::array jt;
-      for (const auto& t : targets)
-        jt.push_back({{"target", t.name}, {"value", t.value}, {"limit", t.limit}, {"met", t.value <= t.limit}});
-      doc["targets"] = jt;
-      boost::json::array jn;
-      for (const auto& n : notes) jn.push_back(boost::json::string(n));
-      doc["notes"] = jn;
-      boost::json::array js;
-      for (const auto& sp : spreads)
-        js.push_back({{"group", sp.group}, {"program", sp.name}, {"ratio_median", sp.ratio}, {"ratio_min", sp.low},
-                      {"ratio_max", sp.high}});
-      doc["ratio_spread"] = js;
-      std::cout << boost::json::serialize(doc) << "\n";
-    } else {
-      report.print_table(std::cout);
-      std::cout << "ratio to the empty program, interleaved rounds: median [min - max]\n";
-      for (const auto& sp : spreads)
-        std::cout << "  " << std::left << std::setw(16) << sp.group << std::setw(52) << sp.name << std::right
-                  << std::fixed << std::setprecision(2) << sp.ratio << " [" << sp.low << " - " << sp.high << "]\n";
-      for (const auto& n : notes) std::cout << n << "\n";
-      std::cout << "targets:\n";
-      for (const auto& t : targets)
-        std::cout << "  " << std::left << std::setw(72) << t.name << std::right << std::fixed << std::setprecision(2)
-                  << t.value << t.unit << " (<= " << t.limit << t.unit << ") " << (t.value <= t.limit ? "met" : "NOT MET")
-                  << "\n";
+                             std::to_string(listed.size()),
+                         *blocklist_ratio / *xdp_filter_ip_ratio, 1.0});
+    if (conntrack_ratio) targets.push_back({"conntrack hit through the whole filter / empty", *conntrack_ratio, 2.5});
+    if (rate_ratio) targets.push_back({"rate-limited drop / empty", *rate_ratio, 4.0});
+    for (const Target& t : targets) {
+      std::ostringstream line;
+      line << std::fixed << std::setprecision(2) << "target: " << t.name << " " << t.value << "x (<= " << t.limit
+           << "x) " << (t.value <= t.limit ? "met" : "NOT MET");
+      writer.note(line.str());
     }
+    writer.emit(std::cout, options.json);
   } catch (const std::exception& error) {
     std::cerr << "filter_bench: " << error.what() << "\n";
     return 1;

@@ -1,13 +1,15 @@
 // The forward stage's cost: ns per routed IPv4 / IPv6 packet at 1, 10,000
 // and 1,000,000 routes (IPv4 from the trie and from the DIR-24-8 copy),
-// next to the empty program, the restore-only baseline, and a minimal
-// router on the kernel's own FIB (bpf_fib_lookup, as samples/bpf/xdp_fwd),
-// in the same run with interleaved rounds. Every repeat restores the frame
-// (xdp/forward_bench.bpf.c), and the verdict counters must show one routed
-// packet per repeat, or the bench fails.
+// next to the restore-only prologue and a minimal router on the kernel's own
+// FIB (bpf_fib_lookup, as samples/bpf/xdp_fwd) as a peer: each figure from
+// interleaved rounds paired with the empty XDP_DROP program on a pinned CPU.
+// Every repeat restores the frame (xdp/forward_bench.bpf.c), and the routed
+// counters must show one routed packet per repeat in every round, or the
+// bench fails.
 //
 // Runs inside a network namespace it creates (the FIB router needs an
 // interface, a route and a neighbour there); removed on exit.
+#include <CLI/CLI.hpp>
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -19,7 +21,9 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <iostream>
+#include <optional>
 #include <random>
 #include <stdexcept>
 #include <string>
@@ -37,6 +41,7 @@
 namespace {
 
 using namespace sluice;
+namespace bench = sluice::bench;
 
 int sh(const std::string& command) { return std::system(command.c_str()); }
 
@@ -57,41 +62,36 @@ struct Namespace {
 };
 
 struct Options {
-  std::uint32_t repeat = 1'000'000;
-  int rounds = 5;
+  bench::SectionOptions section;
   std::vector<std::size_t> route_counts = {1, 10'000, 1'000'000};
   std::size_t fib_routes = 10'000;
-  bool json = false;
 };
+// --quick without --routes / --fib-routes: small tables that still plug the DIR-24-8 copy in.
+const std::vector<std::size_t> kQuickRouteCounts = {1, 1'000};
+constexpr std::size_t kQuickFibRoutes = 100;
+constexpr std::size_t kMaxRoutes = 1'000'000;
 
+// "1,10000,1000000" -> counts; a bad field is named, nothing is run.
 std::vector<std::size_t> parse_counts(const std::string& text) {
   std::vector<std::size_t> out;
   std::size_t at = 0;
-  while (at < text.size()) {
+  while (at <= text.size()) {
     const std::size_t comma = text.find(',', at);
-    out.push_back(std::stoul(text.substr(at, comma - at)));
+    const std::string field = text.substr(at, comma == std::string::npos ? std::string::npos : comma - at);
+    std::size_t used = 0;
+    std::size_t count = 0;
+    try {
+      count = std::stoul(field, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (field.empty() || used != field.size() || count < 1 || count > kMaxRoutes)
+      throw std::invalid_argument("--routes: '" + field + "' is not a route count in 1.." + std::to_string(kMaxRoutes));
+    out.push_back(count);
     if (comma == std::string::npos) break;
     at = comma + 1;
   }
   return out;
-}
-
-double time_once(int fd, const std::vector<std::uint8_t>& frame, std::uint32_t repeat, std::uint32_t ifindex,
-                 std::uint32_t expect_verdict, const std::string& what) {
-  std::vector<std::uint8_t> out(frame.size() + 256);
-  xdp_md ctx{};
-  ctx.data_end = static_cast<std::uint32_t>(frame.size());
-  ctx.ingress_ifindex = ifindex;
-  LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame.data(), .data_out = out.data(),
-              .data_size_in = static_cast<std::uint32_t>(frame.size()),
-              .data_size_out = static_cast<std::uint32_t>(out.size()), .ctx_in = &ctx, .ctx_size_in = sizeof(ctx),
-              .repeat = static_cast<int>(repeat));
-  if (int err = bpf_prog_test_run_opts(fd, &opts); err)
-    throw std::runtime_error("BPF_PROG_TEST_RUN of " + what + ": " + std::strerror(-err));
-  if (opts.retval != expect_verdict)
-    throw std::runtime_error(what + " returned " + std::to_string(opts.retval) + ", expected " +
-                             std::to_string(expect_verdict));
-  return opts.duration;
 }
 
 std::uint64_t fib_routed(forward_bench_bpf* bench) {
@@ -115,16 +115,33 @@ void must(const maps::Result<void>& r) {
   if (!r) throw std::runtime_error(r.error().message);
 }
 
+// One timed path: paired with the empty program on its frame. `routed`, when
+// set, must rise by one per repeat of every round (the path really routed).
 struct Case {
-  std::string group, name;
+  std::string name;
   int fd;
   const std::vector<std::uint8_t>* frame;
   std::uint32_t verdict;
-  std::function<std::uint64_t()> routed;  // empty: nothing to prove
-  std::vector<double> samples;
+  std::function<std::uint64_t()> routed;
+  std::string series;  // on the routes curve; empty: not on it
+  std::optional<double> x;
 };
 
+// The forward stage's own maps (fwd_*): what a route count costs in memory.
+std::uint64_t map_bytes(const dataplane::Dataplane& plane) {
+  constexpr std::string_view forward_prefix = "fwd_";
+  auto tables = plane.tables();
+  if (!tables) throw std::runtime_error(tables.error().message);
+  std::uint64_t bytes = 0;
+  for (const auto& table : *tables)
+    if (table.name.rfind(forward_prefix, 0) == 0) bytes += table.memory_bytes;
+  return bytes;
+}
+
 int run(const Options& options) {
+  const std::uint32_t repeat = options.section.repeat;
+  const int rounds = options.section.rounds;
+  bench::SectionWriter writer("forward", options.section.cpu);
   Namespace ns;
   // fa: where packets come in; fb: where the FIB router sends them (neighbour 198.18.1.1 / 2001:db8:1::1).
   const char* setup =
@@ -139,6 +156,7 @@ int run(const Options& options) {
   {
     const std::string batch = "/tmp/sluice-fwdbench-" + std::to_string(getpid()) + ".batch";
     FILE* f = std::fopen(batch.c_str(), "w");
+    if (f == nullptr) throw std::runtime_error("cannot write " + batch);
     for (std::size_t i = 0; i + 1 < options.fib_routes; ++i)
       std::fprintf(f, "route add 198.19.%zu.%zu/30 via 198.18.1.1\n", (i >> 6) & 255, (i & 63) * 4);
     std::fclose(f);
@@ -181,35 +199,50 @@ int run(const Options& options) {
       throw std::runtime_error("write bench_restore");
   };
 
-  bench::Report report("forward stage: ns per routed packet (BPF_PROG_TEST_RUN, repeat " +
-                           std::to_string(options.repeat) + ", median of " + std::to_string(options.rounds) +
-                           " interleaved rounds)",
-                       "empty");
-  // One set of cases timed together: rounds interleaved, each frame restored into bench_restore before its case.
-  auto time_cases = [&](std::vector<Case>& cases) {
-    for (int round = 0; round < options.rounds; ++round)
-      for (auto& c : cases) {
+  const int fd_empty = bpf_program__fd(empty->progs.empty_drop);
+  const std::string baseline_name = "empty XDP_DROP";
+  // Every case of a set paired with the empty program on the case's frame; rounds interleaved within the pair.
+  auto time_cases = [&](const std::string& group, const std::vector<Case>& cases, std::uint64_t bytes) {
+    for (const Case& c : cases) {
+      const bench::TimedRound baseline = [&] {
+        return bench::run_xdp_round(fd_empty, *c.frame, repeat, "empty", XDP_DROP, ingress).ns_per_packet;
+      };
+      const std::string what = group + " / " + c.name;
+      const bench::TimedRound path = [&] {
         set_restore(*c.frame);
         const std::uint64_t before = c.routed ? c.routed() : 0;
-        c.samples.push_back(time_once(c.fd, *c.frame, options.repeat, ingress, c.verdict, c.name));
-        if (c.routed && c.routed() - before != options.repeat)
-          throw std::runtime_error(c.name + ": " + std::to_string(c.routed() - before) + " of " +
-                                   std::to_string(options.repeat) + " repeats routed");
+        const double ns = bench::run_xdp_round(c.fd, *c.frame, repeat, what, c.verdict, ingress).ns_per_packet;
+        if (c.routed && c.routed() - before != repeat)
+          throw std::runtime_error(what + ": " + std::to_string(c.routed() - before) + " of " +
+                                   std::to_string(repeat) + " repeats routed");
+        return ns;
+      };
+      bench::Figure& figure = writer.add_paired(group, c.name, bench::time_paired(baseline, path, rounds), baseline_name,
+                                                c.routed ? "every repeat routed (counter checked each round)"
+                                                         : "verdict checked each round");
+      if (!c.series.empty()) {
+        figure.curve = "routes";
+        figure.series = c.series;
+        figure.x = c.x;
+        if (c.x) figure.map_bytes = bytes;
       }
-    double empty_ns = 0;
-    for (auto& c : cases) {
-      std::sort(c.samples.begin(), c.samples.end());
-      const double median = c.samples[c.samples.size() / 2];
-      if (c.name == "empty (XDP_DROP)") empty_ns = median;
-      report.add({c.group, c.name, median, empty_ns, c.verdict});
     }
   };
 
-  const int fd_empty = bpf_program__fd(empty->progs.empty_drop);
   const int fd_restore = bpf_program__fd(bench->progs.bench_restore_only);
   const int fd_forward = bpf_program__fd(bench->progs.bench_forward);
   const int fd_fib = bpf_program__fd(bench->progs.bench_fib);
   const std::string fib_name = "bpf_fib_lookup router (" + std::to_string(options.fib_routes) + " kernel routes)";
+  auto sluice_routed = [&] { return forward_routed(plane); };
+  auto fib_count = [&] { return fib_routed(bench); };
+  // The FIB router's kernel table does not follow sluice's route count: on
+  // the curve it is a reference line, drawn from its first figure per family.
+  bool fib_drawn4 = false, fib_drawn6 = false;
+  auto fib_series = [](bool& drawn, const std::string& family) {
+    const bool first = !drawn;
+    drawn = true;
+    return first ? "bpf_fib_lookup router, " + family : std::string();
+  };
 
   for (std::size_t count : options.route_counts) {
     // Trie first (threshold above the count), then one route more plugs the DIR-24-8 copy in.
@@ -239,19 +272,16 @@ int run(const Options& options) {
       (void)table->replace_route(key, route::RouteTarget::next_hop("server"));
     }
     const std::string n = std::to_string(count);
-    std::vector<Case> trie_cases = {
-        {"ipv4 " + n, "empty (XDP_DROP)", fd_empty, &frame4, XDP_DROP, {}, {}},
-        {"ipv4 " + n, "restore prologue alone", fd_restore, &frame4, XDP_DROP, {}, {}},
-        {"ipv4 " + n, "sluice forward, trie", fd_forward, &frame4, XDP_REDIRECT, [&] { return forward_routed(plane); }, {}},
-        {"ipv4 " + n, fib_name, fd_fib, &frame4, XDP_REDIRECT, [&] { return fib_routed(bench); }, {}},
-    };
-    time_cases(trie_cases);
-    std::vector<Case> v6_cases = {
-        {"ipv6 " + std::to_string(count6), "empty (XDP_DROP)", fd_empty, &frame6, XDP_DROP, {}, {}},
-        {"ipv6 " + std::to_string(count6), "sluice forward, trie", fd_forward, &frame6, XDP_REDIRECT, [&] { return forward_routed(plane); }, {}},
-        {"ipv6 " + std::to_string(count6), fib_name, fd_fib, &frame6, XDP_REDIRECT, [&] { return fib_routed(bench); }, {}},
-    };
-    time_cases(v6_cases);
+    const auto x4 = static_cast<double>(count), x6 = static_cast<double>(count6);
+    time_cases("ipv4 " + n + " trie",
+               {{"restore prologue alone", fd_restore, &frame4, XDP_DROP, {}, {}, {}},
+                {"sluice forward, trie", fd_forward, &frame4, XDP_REDIRECT, sluice_routed, "sluice ipv4, trie", x4},
+                {fib_name, fd_fib, &frame4, XDP_REDIRECT, fib_count, fib_series(fib_drawn4, "ipv4"), {}}},
+               map_bytes(plane));
+    time_cases("ipv6 " + std::to_string(count6) + " trie",
+               {{"sluice forward, trie", fd_forward, &frame6, XDP_REDIRECT, sluice_routed, "sluice ipv6, trie", x6},
+                {fib_name, fd_fib, &frame6, XDP_REDIRECT, fib_count, fib_series(fib_drawn6, "ipv6"), {}}},
+               map_bytes(plane));
     must(table->add_route(*maps::parse_prefix("198.18.0.0/24"), route::RouteTarget::to_stack()));
     // Some generated prefixes were skipped above: top up to the threshold.
     for (std::uint32_t extra = 0; !table->dir24_8_active() && extra < 0x10000; ++extra) {
@@ -259,15 +289,15 @@ int run(const Options& options) {
       (void)table->add_route(key, route::RouteTarget::to_stack());
     }
     if (!table->dir24_8_active()) throw std::runtime_error("DIR-24-8 not plugged: " + table->dir24_8_error());
-    std::vector<Case> dir_cases = {
-        {"ipv4 " + n, "empty (XDP_DROP)", fd_empty, &frame4, XDP_DROP, {}, {}},
-        {"ipv4 " + n, "sluice forward, DIR-24-8", fd_forward, &frame4, XDP_REDIRECT, [&] { return forward_routed(plane); }, {}},
-        {"ipv4 " + n, fib_name, fd_fib, &frame4, XDP_REDIRECT, [&] { return fib_routed(bench); }, {}},
-    };
-    time_cases(dir_cases);
+    time_cases("ipv4 " + n + " DIR-24-8",
+               {{"sluice forward, DIR-24-8", fd_forward, &frame4, XDP_REDIRECT, sluice_routed, "sluice ipv4, DIR-24-8", x4},
+                {fib_name, fd_fib, &frame4, XDP_REDIRECT, fib_count, {}, {}}},
+               map_bytes(plane));
   }
-  if (options.json) report.print_json(std::cout);
-  else report.print_table(std::cout);
+  writer.note(std::to_string(repeat) + " packets per round, " + std::to_string(rounds) +
+              " paired rounds per figure; every repeat restores the frame (xdp/forward_bench.bpf.c)");
+  writer.note("groups: family, route count, lookup structure; map_bytes: bytes_memlock of the forward stage's maps (fwd_*) at that route count; the DIR-24-8 copy's own maps are not among them");
+  writer.emit(std::cout, options.section.json);
   forward_bench_bpf__destroy(bench);
   empty_bpf__destroy(empty);
   return 0;
@@ -276,24 +306,20 @@ int run(const Options& options) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  CLI::App app{"sluice forward benchmark: ns per routed packet at each route count, paired with an empty XDP program, "
+               "next to a bpf_fib_lookup router"};
   Options options;
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    auto next = [&]() -> std::string {
-      if (i + 1 >= argc) throw std::invalid_argument(arg + " needs a value");
-      return argv[++i];
-    };
-    if (arg == "--repeat") options.repeat = static_cast<std::uint32_t>(std::stoul(next()));
-    else if (arg == "--rounds") options.rounds = std::stoi(next());
-    else if (arg == "--routes") options.route_counts = parse_counts(next());
-    else if (arg == "--fib-routes") options.fib_routes = std::stoul(next());
-    else if (arg == "--json") options.json = true;
-    else {
-      std::cerr << "usage: forward_bench [--repeat N] [--rounds N] [--routes 1,10000,1000000] [--fib-routes N] [--json]\n";
-      return 2;
-    }
-  }
+  std::string routes;
+  bench::add_section_options(app, options.section);
+  app.add_option("--routes", routes, "route counts, comma-separated (default 1,10000,1000000; --quick: 1,1000)");
+  app.add_option("--fib-routes", options.fib_routes, "routes in the kernel FIB of the bpf_fib_lookup router (--quick: 100)")
+      ->check(CLI::Range(std::size_t{1}, kMaxRoutes));
+  CLI11_PARSE(app, argc, argv);
   try {
+    if (!routes.empty()) options.route_counts = parse_counts(routes);
+    else if (options.section.quick) options.route_counts = kQuickRouteCounts;
+    if (options.section.quick && app.count("--fib-routes") == 0) options.fib_routes = kQuickFibRoutes;
+    bench::apply_section_options(app, options.section);
     return run(options);
   } catch (const std::exception& e) {
     std::cerr << "forward_bench: " << e.what() << "\n";

@@ -3,10 +3,10 @@
 // (connection-table hit), a packet for no VIP; IPv4 and IPv6; 1 and 1,000
 // VIPs; filter stage off and on. Rewriting paths go through a harness
 // (bench/lb_harness.bpf.c) that restores the frame before every repeat, so
-// each row is compared with the harness + XDP_DROP timed in the same run;
-// rounds are interleaved (every case once per round, median reported). After
-// every timing the per-path counters must show that each repeat took the path
-// measured, or the bench fails.
+// each figure comes from interleaved rounds paired with the harness +
+// XDP_DROP (harness, path, harness, path, ...) on a pinned CPU. After every
+// round the verdict and the per-path counters must show that each repeat
+// took the path measured, or the bench fails.
 #include <CLI/CLI.hpp>
 
 #include <bpf/bpf.h>
@@ -138,8 +138,6 @@ struct Case {
   Path path;
   std::uint32_t vip_id = 0;
   bool v6 = false;
-  std::vector<double> samples = {};
-  std::uint32_t verdict = 0;
 };
 
 // New flows come from their own source port: the harness stamps a count into
@@ -157,24 +155,24 @@ Bytes tcp(bool v6, std::string_view dst, std::uint8_t flags, std::uint16_t sport
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"sluice lb benchmark: ns/packet of the lb stage's paths, relative to a restoring harness + XDP_DROP"};
-  std::uint32_t repeat = 1'000'000;
-  int rounds = 5;
-  bool json = false, per_cpu_lru = false, quick = false;
+  namespace bench = sluice::bench;
+  CLI::App app{"sluice lb benchmark: ns/packet of the lb stage's paths, paired with a restoring harness + XDP_DROP"};
+  bench::SectionOptions options;
+  bool per_cpu_lru = false;
   std::string only;
   std::uint32_t conn_entries = SLUICE_LB_CONN_ENTRIES_DEFAULT;
-  app.add_option("--repeat", repeat, "packets per timing (>= 1,000,000)")->check(CLI::Range(sluice::bench::min_repeat, 100'000'000u));
-  app.add_option("--rounds", rounds, "interleaved rounds; the median is reported")->check(CLI::Range(1, 100));
+  bench::add_section_options(app, options);
   app.add_flag("--per-cpu-lru", per_cpu_lru, "connection tables with BPF_F_NO_COMMON_LRU");
   app.add_option("--conn-entries", conn_entries,
                  "connection table size per family (new flows fill it: smaller than the new-flow repeats, it evicts)")
       ->check(CLI::Range(1u, sluice::dataplane::kLbConnEntriesMax));
-  app.add_flag("--json", json, "print JSON instead of a table");
-  app.add_option("--only", only, "time only the cases whose name contains this (and the harness baseline; for profiling)");
-  app.add_flag("--quick", quick, "only the filter-off, one-VIP set (the test suite's smoke run)");
+  app.add_option("--only", only, "time only the cases whose group or name contains this (for profiling)");
   CLI11_PARSE(app, argc, argv);
+  // --quick: only the filter-off, one-VIP set (the test suite's smoke run).
 
   try {
+    const int cpu = bench::apply_section_options(app, options);
+    const std::uint32_t repeat = options.repeat;
     std::unique_ptr<empty_bpf, decltype(&empty_bpf__destroy)> empty(empty_bpf__open_and_load(), empty_bpf__destroy);
     std::unique_ptr<lb_harness_bpf, decltype(&lb_harness_bpf__destroy)> harness(lb_harness_bpf__open_and_load(),
                                                                               lb_harness_bpf__destroy);
@@ -213,126 +211,125 @@ int main(int argc, char** argv) {
       if (!counted) throw std::runtime_error(counted.error().message);
       return counted->packets;
     };
-    // One timing of a case, with the proof that every repeat took its path.
-    auto time_case = [&](Case& c) {
+    // One round of a case, with the proof that every repeat took its path:
+    // its verdict, and the counters of that path (and of connection inserts).
+    auto time_case = [&](const Case& c) {
       load_frame(c);
       aim(c.path == Path::HarnessOnly   ? bpf_program__fd(harness->progs.harness_drop)
           : c.path == Path::HarnessPush ? bpf_program__fd(harness->progs.harness_push_drop)
                                         : plane->entry_prog_fd());
       const bool vip = c.path == Path::NewFlow || c.path == Path::Established;
+      const std::uint32_t verdict = c.path == Path::HarnessOnly || c.path == Path::HarnessPush ? XDP_DROP
+                                    : vip                                                      ? XDP_TX
+                                                                                               : XDP_PASS;
+      const std::string what = c.group + " / " + c.name;
+      if (c.path == Path::HarnessOnly || c.path == Path::HarnessPush)
+        return bench::run_xdp_round(harness_fd, c.frame, repeat, what, verdict).ns_per_packet;
       const std::uint64_t sent = vip ? count_of(SLUICE_VERDICT_TX, SLUICE_REASON_LB_ENCAP)
                                      : count_of(SLUICE_VERDICT_PASS, SLUICE_REASON_PIPELINE_END);
       const std::uint64_t fresh = vip ? lb.new_conns(c.vip_id) : 0;
-      const auto t = sluice::bench::time_xdp(harness_fd, c.frame, repeat, 1, c.name);
-      c.samples.push_back(t.ns_per_packet);
-      c.verdict = t.verdict;
-      if (c.path == Path::HarnessOnly || c.path == Path::HarnessPush) return;
+      const double ns = bench::run_xdp_round(harness_fd, c.frame, repeat, what, verdict).ns_per_packet;
       const std::uint64_t took = (vip ? count_of(SLUICE_VERDICT_TX, SLUICE_REASON_LB_ENCAP)
                                       : count_of(SLUICE_VERDICT_PASS, SLUICE_REASON_PIPELINE_END)) - sent;
       const std::uint64_t inserted = vip ? lb.new_conns(c.vip_id) - fresh : 0;
       const std::uint64_t want_inserted = c.path == Path::NewFlow ? repeat : 0;
       if (took != repeat || inserted != want_inserted)
-        throw std::runtime_error(c.group + " " + c.name + ": " + std::to_string(took) + " of " + std::to_string(repeat) +
+        throw std::runtime_error(what + ": " + std::to_string(took) + " of " + std::to_string(repeat) +
                                  " repeats took the path, " + std::to_string(inserted) + " connections inserted (" +
                                  std::to_string(want_inserted) + " expected)");
+      return ns;
+    };
+    // The lb stage's own maps (lb_*; not the Maglev tables inside lb_maglev): what the VIPs cost in memory.
+    auto lb_map_bytes = [&] {
+      constexpr std::string_view lb_prefix = "lb_";
+      auto tables = plane->tables();
+      if (!tables) throw std::runtime_error(tables.error().message);
+      std::uint64_t bytes = 0;
+      for (const auto& table : *tables)
+        if (table.name.rfind(lb_prefix, 0) == 0) bytes += table.memory_bytes;
+      return bytes;
     };
 
-    auto make_cases = [&](const std::string& suffix) {
+    // label: what sets this run apart ("" / "filter on" / "1000 VIPs"), appended to its groups.
+    auto make_cases = [&](const std::string& label) {
+      const std::string suffix = label.empty() ? "" : ", " + label;
       std::vector<Case> cases;
-      cases.push_back({"harness", "harness + XDP_DROP" + suffix, tcp(false, "198.18.0.10", TcpFlags::ACK), Path::HarnessOnly, 0, false});
       // what the restore costs an encapsulating path beyond the baseline (its adjust_head back)
-      cases.push_back({"harness", "harness + 20-byte push + XDP_DROP" + suffix, tcp(false, "198.18.0.10", TcpFlags::ACK),
+      cases.push_back({"harness" + suffix, "harness + 20-byte push + XDP_DROP", tcp(false, "198.18.0.10", TcpFlags::ACK),
                        Path::HarnessPush, 0, false});
       for (bool v6 : {false, true}) {
-        const std::string group = v6 ? "ipv6/tcp" : "ipv4/tcp";
+        const std::string group = (v6 ? "ipv6/tcp" : "ipv4/tcp") + suffix;
         const char* vip_addr = v6 ? "2001:db8::10" : "198.18.0.10";
         const std::uint32_t vip_id = v6 ? kVip6 : kVip4;
-        cases.push_back({group, "new flow (Maglev + insert)" + suffix, tcp(v6, vip_addr, TcpFlags::SYN, kNewFlowPort), Path::NewFlow,
+        cases.push_back({group, "new flow (Maglev + insert)", tcp(v6, vip_addr, TcpFlags::SYN, kNewFlowPort), Path::NewFlow,
                          vip_id, v6});
-        cases.push_back({group, "established (connection hit)" + suffix, tcp(v6, vip_addr, TcpFlags::ACK),
-                         Path::Established, vip_id, v6});
-        cases.push_back({group, "not a VIP" + suffix, tcp(v6, v6 ? "2001:db8::99" : "198.18.0.99", TcpFlags::ACK),
-                         Path::NonVip, 0, v6});
+        cases.push_back({group, "established (connection hit)", tcp(v6, vip_addr, TcpFlags::ACK), Path::Established,
+                         vip_id, v6});
+        cases.push_back({group, "not a VIP", tcp(v6, v6 ? "2001:db8::99" : "198.18.0.99", TcpFlags::ACK), Path::NonVip,
+                         0, v6});
       }
       return cases;
     };
 
-    auto run_set = [&](std::vector<Case>& cases) {
-      for (Case& c : cases)  // the established flows' entries exist before timing
+    const Case harness_case{"harness", "harness + XDP_DROP", tcp(false, "198.18.0.10", TcpFlags::ACK), Path::HarnessOnly};
+    const bench::TimedRound harness_round = [&] { return time_case(harness_case); };
+    const std::string baseline_name = "harness + XDP_DROP";
+    bench::SectionWriter writer("lb", cpu);
+    // vips: set on the figures of the VIP-scaling sets (filter off), for the "vips" curve.
+    auto run_set = [&](const std::vector<Case>& cases, std::optional<std::uint32_t> vips) {
+      for (const Case& c : cases)  // the established flows' entries exist before timing
         if (c.path == Path::Established) {
           load_frame(c);
           aim(plane->entry_prog_fd());
-          (void)sluice::bench::time_xdp(harness_fd, c.frame, sluice::bench::min_repeat, 1, "warm-up");
+          (void)bench::run_xdp_round(harness_fd, c.frame, bench::min_repeat, "warm-up of " + c.group + " / " + c.name);
         }
-      for (int round = 0; round < rounds; ++round)
-        for (Case& c : cases)
-          if (c.path == Path::HarnessOnly || c.path == Path::HarnessPush ||
-              (c.group + " " + c.name).find(only) != std::string::npos)
-            time_case(c);
-    };
-
-    sluice::bench::Report report("lb: BPF_PROG_TEST_RUN through a restoring harness, " + std::to_string(repeat) +
-                                     " packets x " + std::to_string(rounds) + " interleaved rounds (median)" +
-                                     (per_cpu_lru ? ", BPF_F_NO_COMMON_LRU" : ", shared LRU") + ", " +
-                                     std::to_string(conn_entries) + " connections per family",
-                                 "harness");
-    auto median = [](std::vector<double> v) {
-      std::sort(v.begin(), v.end());
-      return v[v.size() / 2];
-    };
-    std::vector<std::string> spreads;  // min-max over rounds, and the ratios of both ends
-    auto report_set = [&](std::vector<Case>& cases) {
-      const double base = median(cases.front().samples);
+      const std::uint64_t bytes = lb_map_bytes();
       for (const Case& c : cases) {
-        if (c.samples.empty()) continue;
-        report.add({c.group, c.name, median(c.samples), base, c.verdict});
-        const auto [lo, hi] = std::minmax_element(c.samples.begin(), c.samples.end());
-        std::ostringstream line;
-        line << std::left << std::setw(16) << c.group << std::setw(44) << c.name << std::right << std::setw(6) << *lo
-             << " -" << std::setw(6) << *hi << std::fixed << std::setprecision(2) << std::setw(8) << *lo / base
-             << " -" << std::setw(6) << *hi / base;
-        spreads.push_back(line.str());
+        if ((c.group + " " + c.name).find(only) == std::string::npos) continue;
+        const bench::TimedRound path = [&] { return time_case(c); };
+        bench::Figure& figure = writer.add_paired(c.group, c.name, bench::time_paired(harness_round, path, options.rounds),
+                                                  baseline_name, "verdict and path counters checked every round");
+        if (vips && c.path != Path::HarnessPush) {
+          figure.curve = "vips";
+          figure.x = *vips;
+          figure.series = (c.v6 ? "ipv6 " : "ipv4 ") + c.name;
+          figure.map_bytes = bytes;
+        }
       }
     };
-    auto print_spreads = [&] {
-      if (json) return;
-      std::cout << "spread over rounds: min - max ns/packet, and x the harness median\n";
-      for (const auto& line : spreads) std::cout << line << "\n";
+
+    writer.note(std::to_string(repeat) + " packets per round, " + std::to_string(options.rounds) +
+                " paired rounds per figure, " + (per_cpu_lru ? "BPF_F_NO_COMMON_LRU" : "shared LRU") + ", " +
+                std::to_string(conn_entries) + " connections per family");
+    auto stages = [&](std::uint32_t enabled) {
+      config.stages_enabled = enabled;
+      if (auto set = plane->set_config(config); !set) throw std::runtime_error(set.error().message);
     };
-
+    const std::uint32_t lb_and_forward = SLUICE_STAGE_BIT(SLUICE_STAGE_LB) | SLUICE_STAGE_BIT(SLUICE_STAGE_FORWARD);
     // filter off, 1 VIP per family
-    config.stages_enabled = SLUICE_STAGE_BIT(SLUICE_STAGE_LB) | SLUICE_STAGE_BIT(SLUICE_STAGE_FORWARD);
-    if (auto set = plane->set_config(config); !set) throw std::runtime_error(set.error().message);
-    auto plain = make_cases("");
-    run_set(plain);
-    report_set(plain);
-    if (quick) {
-      report.print_table(std::cout);
-      print_spreads();
-      return 0;
-    }
-    // filter on (empty rule set), 1 VIP
-    config.stages_enabled = SLUICE_STAGES_ALL;
-    if (auto set = plane->set_config(config); !set) throw std::runtime_error(set.error().message);
-    auto filtered = make_cases(", filter on");
-    run_set(filtered);
-    report_set(filtered);
-    // filter off, 1,000 VIPs
-    config.stages_enabled = SLUICE_STAGE_BIT(SLUICE_STAGE_LB) | SLUICE_STAGE_BIT(SLUICE_STAGE_FORWARD);
-    if (auto set = plane->set_config(config); !set) throw std::runtime_error(set.error().message);
-    for (std::uint32_t i = 0; i < kManyVips - 2; ++i)
-      lb.vip("198.18." + std::to_string(4 + i / 250) + "." + std::to_string(1 + i % 250), 3 + i);
-    auto many = make_cases(", 1000 VIPs");
-    run_set(many);
-    report_set(many);
-
+    stages(lb_and_forward);
+    run_set(make_cases(""), 1u);
     // the bare empty program, for scale: what the harness itself adds
-    const auto bare = sluice::bench::time_xdp(bpf_program__fd(empty->progs.empty_drop), plain.front().frame, repeat,
-                                              rounds, "empty");
-    report.add({"empty", "bare XDP_DROP (no harness)", bare.ns_per_packet, median(plain.front().samples), bare.verdict});
-    if (json) report.print_json(std::cout);
-    else report.print_table(std::cout);
-    print_spreads();
+    if (std::string("empty bare XDP_DROP (no harness)").find(only) != std::string::npos) {
+      const int empty_fd = bpf_program__fd(empty->progs.empty_drop);
+      const bench::TimedRound bare = [&] {
+        return bench::run_xdp_round(empty_fd, harness_case.frame, repeat, "empty", XDP_DROP).ns_per_packet;
+      };
+      writer.add_paired("empty", "bare XDP_DROP (no harness)", bench::time_paired(harness_round, bare, options.rounds),
+                        baseline_name, "below 1: the harness's own cost");
+    }
+    if (!options.quick) {
+      // filter on (empty rule set), 1 VIP
+      stages(SLUICE_STAGES_ALL);
+      run_set(make_cases("filter on"), std::nullopt);
+      // filter off, 1,000 VIPs
+      stages(lb_and_forward);
+      for (std::uint32_t i = 0; i < kManyVips - 2; ++i)
+        lb.vip("198.18." + std::to_string(4 + i / 250) + "." + std::to_string(1 + i % 250), 3 + i);
+      run_set(make_cases(std::to_string(kManyVips) + " VIPs"), kManyVips);
+    }
+    writer.note("map_bytes: bytes_memlock of the lb stage's maps (lb_*; the Maglev tables inside lb_maglev not among them)");
+    writer.emit(std::cout, options.json);
   } catch (const std::exception& e) {
     std::cerr << "lb_bench: " << e.what() << "\n";
     return 1;

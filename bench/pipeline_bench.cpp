@@ -1,7 +1,9 @@
 // ns/packet of the bare parser, of the pipeline machinery (the product's
 // entry program + three pass-through stages, xdp/pipeline_bench.bpf.c), and of
-// the product's pipeline with its real stages and nothing configured, next to
-// an empty XDP_DROP program timed in the same run.
+// the product's pipeline with its real stages and nothing configured, each
+// from interleaved rounds paired with an empty XDP_DROP program (baseline,
+// path, baseline, path, ...) on one pinned CPU. Every round checks its
+// verdict: a path that stopped passing the packet fails the bench.
 #include <CLI/CLI.hpp>
 
 #include <bpf/libbpf.h>
@@ -20,6 +22,7 @@
 namespace {
 
 using sluice::test::PacketBuilder;
+namespace bench = sluice::bench;
 
 struct Sample {
   std::string group;
@@ -36,19 +39,22 @@ std::vector<Sample> samples() {
   };
 }
 
+struct Path {
+  std::string name;
+  int prog_fd;
+  std::uint32_t verdict;  // every round must return it
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"sluice pipeline benchmark: ns/packet through BPF_PROG_TEST_RUN, relative to an empty XDP program"};
-  std::uint32_t repeat = 2'000'000;
-  int rounds = 5;
-  bool json = false;
-  app.add_option("--repeat", repeat, "packets per timing (>= 1,000,000)")->check(CLI::Range(sluice::bench::min_repeat, 100'000'000u));
-  app.add_option("--rounds", rounds, "timings per program; the median is reported")->check(CLI::Range(1, 100));
-  app.add_flag("--json", json, "print JSON instead of a table");
+  CLI::App app{"sluice pipeline benchmark: ns/packet through BPF_PROG_TEST_RUN, paired with an empty XDP program"};
+  bench::SectionOptions options;
+  bench::add_section_options(app, options);
   CLI11_PARSE(app, argc, argv);
 
   try {
+    const int cpu = bench::apply_section_options(app, options);
     std::unique_ptr<empty_bpf, decltype(&empty_bpf__destroy)> empty(empty_bpf__open_and_load(), empty_bpf__destroy);
     std::unique_ptr<parse_only_bpf, decltype(&parse_only_bpf__destroy)> parser(parse_only_bpf__open_and_load(),
                                                                                parse_only_bpf__destroy);
@@ -69,29 +75,32 @@ int main(int argc, char** argv) {
     if (!plane) throw std::runtime_error(plane.error().message);
     if (auto installed = plane->install_stages(); !installed) throw std::runtime_error(installed.error().message);
 
-    sluice::bench::Report report("pipeline: BPF_PROG_TEST_RUN, " + std::to_string(repeat) + " packets x " +
-                                     std::to_string(rounds) + " rounds (median)",
-                                 "empty");
+    const int empty_fd = bpf_program__fd(empty->progs.empty_drop);
+    // The parser drops what it parsed (its only way to say "parsed"); the pipelines pass it on.
+    const std::vector<Path> paths = {
+        {"parser only", bpf_program__fd(parser->progs.parse_only), XDP_DROP},
+        {"parse + 3 pass-through stages", bpf_program__fd(machinery->progs.bench_entry), XDP_PASS},
+        {"sluice: parse + filter (empty) + lb + forward", plane->entry_prog_fd(), XDP_PASS},
+    };
+    const std::string baseline_name = "empty XDP_DROP";
+    bench::SectionWriter writer("pipeline", cpu);
     for (const Sample& sample : samples()) {
-      using sluice::bench::time_xdp;
-      const auto baseline = time_xdp(bpf_program__fd(empty->progs.empty_drop), sample.frame, repeat, rounds, "empty");
-      const auto parse = time_xdp(bpf_program__fd(parser->progs.parse_only), sample.frame, repeat, rounds, "parser");
-      const auto pass_through = time_xdp(bpf_program__fd(machinery->progs.bench_entry), sample.frame, repeat, rounds,
-                                         "pass-through pipeline");
-      const auto pipeline = time_xdp(plane->entry_prog_fd(), sample.frame, repeat, rounds, "pipeline");
-      report.add({sample.group, "empty XDP_DROP (baseline)", baseline.ns_per_packet, baseline.ns_per_packet, baseline.verdict});
-      report.add({sample.group, "parser only", parse.ns_per_packet, baseline.ns_per_packet, parse.verdict});
-      report.add({sample.group, "parse + 3 pass-through stages", pass_through.ns_per_packet, baseline.ns_per_packet,
-                  pass_through.verdict});
-      report.add({sample.group, "sluice: parse + filter (empty) + lb + forward", pipeline.ns_per_packet,
-                  baseline.ns_per_packet, pipeline.verdict});
-      if (pipeline.verdict != XDP_PASS || pass_through.verdict != XDP_PASS)
-        throw std::runtime_error(sample.group + ": a pipeline did not pass the packet");
+      const bench::TimedRound baseline = [&] {
+        return bench::run_xdp_round(empty_fd, sample.frame, options.repeat, "empty", XDP_DROP).ns_per_packet;
+      };
+      for (const Path& path : paths) {
+        const std::string what = sample.group + " / " + path.name;
+        const bench::TimedRound timed = [&] {
+          return bench::run_xdp_round(path.prog_fd, sample.frame, options.repeat, what, path.verdict).ns_per_packet;
+        };
+        writer.add_paired(sample.group, path.name, bench::time_paired(baseline, timed, options.rounds), baseline_name,
+                          "verdict " + std::string(path.verdict == XDP_PASS ? "XDP_PASS" : "XDP_DROP") +
+                              " checked every round");
+      }
     }
-    if (json)
-      report.print_json(std::cout);
-    else
-      report.print_table(std::cout);
+    writer.note(std::to_string(options.repeat) + " packets per round, " + std::to_string(options.rounds) +
+                " paired rounds per figure");
+    writer.emit(std::cout, options.json);
   } catch (const std::exception& error) {
     std::cerr << "pipeline_bench: " << error.what() << "\n";
     return 1;

@@ -34,8 +34,9 @@ struct Section {
   const char* name;
   const char* program;
 };
-constexpr Section all_sections[] = {
-    {"pipeline", "pipeline_bench"}, {"filter", "filter_bench"}, {"lb", "lb_bench"}, {"forward", "forward_bench"}};
+constexpr Section all_sections[] = {{"pipeline", "pipeline_bench"}, {"dir24_8", "dir24_8_bench"},
+                                    {"filter", "filter_bench"},     {"lb", "lb_bench"},
+                                    {"forward", "forward_bench"}};
 
 // Bounds on one section: the full run's slowest (filter at 1,000,000 prefixes) takes minutes.
 constexpr auto section_deadline = std::chrono::minutes(20);
@@ -90,13 +91,18 @@ int main(int argc, char** argv) {
   app.add_option("--plots", plots_dir, "draw one PNG per scaling curve into DIR (gnuplot)")->type_name("DIR");
   app.add_option("--only", only, "keep the figures whose section/group/name matches this regular expression")
       ->type_name("REGEX");
-  app.add_option("--sections", sections_text, "run only these sections, comma-separated (pipeline,filter,lb,forward)")
+  app.add_option("--sections", sections_text, "run only these sections, comma-separated (pipeline,dir24_8,filter,lb,forward)")
       ->type_name("LIST");
   app.add_option("--cpu", cpu, "pin every section to this CPU (default: the last one this process may use)")
       ->check(CLI::Range(0, 4095));
   app.add_option("--rounds", rounds, "paired rounds per figure (default: each section's own)")->check(CLI::Range(1, 100));
   app.add_option("--section-dir", section_dir, "where the section programs are")->check(CLI::ExistingDirectory);
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e);
+    return code == 0 ? 0 : 2;  // --help is 0; every usage error is 2, as the man page says
+  }
 
   std::optional<std::regex> keep;
   try {
@@ -114,7 +120,7 @@ int main(int argc, char** argv) {
       auto found = std::find_if(std::begin(all_sections), std::end(all_sections),
                                 [&](const Section& s) { return name == s.name; });
       if (found == std::end(all_sections)) {
-        std::cerr << "sluice-bench: --sections: unknown section '" << name << "' (pipeline, filter, lb, forward)\n";
+        std::cerr << "sluice-bench: --sections: unknown section '" << name << "' (pipeline, dir24_8, filter, lb, forward)\n";
         return 2;
       }
       if (std::find_if(chosen.begin(), chosen.end(), [&](const Section& s) { return name == s.name; }) == chosen.end())
@@ -153,13 +159,7 @@ int main(int argc, char** argv) {
         if (tail.size() > tail_bytes) tail = "..." + tail.substr(tail.size() - tail_bytes);
         reason = describe(result, deadline) + (tail.empty() ? "" : ": " + tail);
       } else {
-        SectionReport report = section_from_json(json::parse(result.out));
-        if (report.section != section.name)
-          throw std::invalid_argument("reported section '" + report.section + "', expected '" + section.name + "'");
-        for (const Figure& figure : report.figures)
-          if (figure.section != section.name)
-            throw std::invalid_argument("figure '" + figure.name + "' of section '" + figure.section + "'");
-        if (report.figures.empty()) throw std::invalid_argument("no figures");
+        SectionReport report = check_section_output(result.out, section.name);
         std::erase_if(report.figures, [&](const Figure& f) {
           return keep && !std::regex_search(f.section + "/" + f.group + "/" + f.name, *keep);
         });
