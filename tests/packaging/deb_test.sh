@@ -66,7 +66,8 @@ for file in lib/systemd/system/sluiced.service etc/sluice/sluice.yaml \
             usr/share/bash-completion/completions/sluicectl \
             usr/share/doc/sluice/copyright usr/share/doc/sluice/changelog.gz usr/share/doc/sluice/README.md \
             usr/share/man/man8/sluiced.8.gz usr/share/man/man1/sluicectl.1.gz \
-            usr/share/man/man1/sluice-decap.1.gz usr/share/man/man1/sluice-bench.1.gz; do
+            usr/share/man/man1/sluice-decap.1.gz usr/share/man/man1/sluice-bench.1.gz \
+            usr/share/man/man1/sluice-trafficgen.1.gz usr/bin/sluice-trafficgen; do
   [[ -f $root/$file ]] || fail "$file missing"
 done
 # Man pages: gzip'd (Debian policy 12.1), valid, and groff reads them without a warning.
