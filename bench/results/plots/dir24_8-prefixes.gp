@@ -1,0 +1,36 @@
+set terminal pngcairo noenhanced size 960,600
+set output 'dir24_8-prefixes.png'
+set title 'sluice-bench dir24_8: ns/packet against prefixes'
+set xlabel 'prefixes'
+set ylabel 'ns/packet (median, bars q1-q3)'
+set key below
+set grid
+set yrange [0:*]
+$series0 << EOD
+1000000 40 39 41
+EOD
+$series1 << EOD
+1000000 126 122 127
+EOD
+$series2 << EOD
+1000000 33 32 34
+EOD
+$series3 << EOD
+1000000 132 124 134
+EOD
+$series4 << EOD
+1000000 34 32 39
+EOD
+$series5 << EOD
+1000000 117 117 118
+EOD
+$floor << EOD
+1000000 34
+EOD
+plot $series0 using 1:2:3:4 with yerrorlines lw 2 title 'DIR-24-8 lookup, hit, tbl8', \
+     $series1 using 1:2:3:4 with yerrorlines lw 2 title 'kernel LPM trie lookup, hit, tbl8', \
+     $series2 using 1:2:3:4 with yerrorlines lw 2 title 'DIR-24-8 lookup, hit, tbl24', \
+     $series3 using 1:2:3:4 with yerrorlines lw 2 title 'kernel LPM trie lookup, hit, tbl24', \
+     $series4 using 1:2:3:4 with yerrorlines lw 2 title 'DIR-24-8 lookup, miss', \
+     $series5 using 1:2:3:4 with yerrorlines lw 2 title 'kernel LPM trie lookup, miss', \
+     $floor using 1:2 with lines dt 2 lc 'black' title 'floor: empty XDP_DROP'
