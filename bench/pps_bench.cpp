@@ -1,0 +1,218 @@
+// Packets per second through a real interface. The bench makes its own lab
+// (two network namespaces and a veth pair, named with its pid, removed on
+// exit), moves itself into the box namespace, and drives the box's veth
+// with sluice-trafficgen (XDP live frames, XDP_TX) from the other side. Two
+// receivers alternate round by round on the same generator: the empty
+// XDP_DROP program (the ceiling) and sluice's pipeline dropping the frames by
+// a filter rule. Each round's pps is what the receiver counted (the veth's
+// rx counter for the ceiling, sluice's own drop counter for the path) over
+// the generator's time; the ratio is path / ceiling of the same round.
+//
+// On a veth the receiver's XDP runs in the sender's softirq, on the
+// generator's CPU: this is one core's worth of both, the lower bound of a
+// real NIC where the two run apart.
+#include <CLI/CLI.hpp>
+#include <bpf/libbpf.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sched.h>
+#include <unistd.h>
+
+#include <boost/json.hpp>
+#include <chrono>
+#include <filesystem>
+#include <iostream>
+#include <optional>
+#include <sstream>
+
+#include "bench_support.hpp"
+#include "child_process.hpp"
+#include "dataplane.hpp"
+#include "filter_table.hpp"
+#include "xdp_attachment.hpp"
+// after the contract: the skeletons name its structs
+#include "empty.skel.h"
+
+namespace {
+
+namespace bench = sluice::bench;
+namespace json = boost::json;
+using sluice::filter::Action;
+using sluice::filter::FilterRule;
+using sluice::filter::RuleSet;
+using sluice::dataplane::AttachMode;
+
+constexpr std::uint64_t full_frames = 4'000'000, quick_frames = 1'000'000;
+constexpr std::uint16_t dropped_port = 9;
+constexpr auto generator_deadline = std::chrono::seconds(120);
+constexpr const char* generator_address = "198.18.0.1";
+constexpr const char* box_address = "198.18.0.2";
+
+[[noreturn]] void fail(const std::string& what) { throw std::runtime_error(what); }
+
+template <class T>
+T must(sluice::maps::Result<T> result, const std::string& what) {
+  if (!result) fail(what + ": " + result.error().message);
+  if constexpr (!std::is_void_v<T>) return std::move(*result);
+}
+
+std::string run(const std::vector<std::string>& argv, const std::string& what) {
+  const auto errors = std::filesystem::temp_directory_path() / ("sluice-pps-bench." + std::to_string(::getpid()) + ".err");
+  const auto result = bench::run_child(argv, errors, generator_deadline);
+  std::error_code ignored;
+  std::filesystem::remove(errors, ignored);
+  if (result.exit_code != 0) fail(what + ": " + bench::describe(result, generator_deadline));
+  return result.out;
+}
+
+// The lab: gen <-veth-> box, both namespaces this process made. The process
+// itself moves into box (so attach and the counters work by name) and back.
+class VethLab {
+ public:
+  VethLab() {
+    const std::string id = std::to_string(::getpid());
+    gen = "sb-gen-" + id;
+    box = "sb-box-" + id;
+    gen_if = "sbg" + id;
+    box_if = "sbb" + id;
+    original_ = ::open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+    if (original_ < 0) fail("cannot open this process's network namespace");
+    run({"ip", "netns", "add", gen}, "ip netns add");
+    made_gen_ = true;
+    run({"ip", "netns", "add", box}, "ip netns add");
+    made_box_ = true;
+    run({"ip", "link", "add", gen_if, "netns", gen, "type", "veth", "peer", "name", box_if, "netns", box}, "veth pair");
+    run({"ip", "-n", gen, "addr", "add", std::string(generator_address) + "/24", "dev", gen_if}, "address");
+    run({"ip", "-n", box, "addr", "add", std::string(box_address) + "/24", "dev", box_if}, "address");
+    for (const auto& [ns, ifname] : {std::pair{gen, gen_if}, std::pair{box, box_if}})
+      run({"ip", "-n", ns, "link", "set", ifname, "up"}, "link up");
+    const std::string shown = run({"ip", "-n", box, "-j", "link", "show", box_if}, "box MAC");
+    box_mac = std::string(json::parse(shown).at(0).at("address").as_string());
+    const int box_ns = ::open(("/run/netns/" + box).c_str(), O_RDONLY | O_CLOEXEC);
+    if (box_ns < 0 || ::setns(box_ns, CLONE_NEWNET) != 0) fail("cannot enter the box namespace " + box);
+    ::close(box_ns);
+    inside_ = true;
+  }
+  VethLab(const VethLab&) = delete;
+  VethLab& operator=(const VethLab&) = delete;
+  ~VethLab() {
+    if (inside_) ::setns(original_, CLONE_NEWNET);
+    std::error_code ignored;
+    if (made_gen_) bench::run_child({"ip", "netns", "del", gen}, "/dev/null", std::chrono::seconds(10));
+    if (made_box_) bench::run_child({"ip", "netns", "del", box}, "/dev/null", std::chrono::seconds(10));
+    if (original_ >= 0) ::close(original_);
+  }
+
+  // Frames the box's veth received (XDP drops included), from inside the box namespace.
+  std::uint64_t rx_packets() const {
+    const std::string shown = run({"ip", "-s", "-j", "link", "show", box_if}, "rx counter");
+    return json::parse(shown).at(0).at("stats64").at("rx").at("packets").to_number<std::uint64_t>();
+  }
+
+  std::string gen, box, gen_if, box_if, box_mac;
+
+ private:
+  int original_ = -1;
+  bool made_gen_ = false, made_box_ = false, inside_ = false;
+};
+
+struct GeneratorRun {
+  std::uint64_t sent = 0;
+  double seconds = 0;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"sluice pps bench: frames per second through a veth into sluice, against an XDP_DROP receiver"};
+  bench::SectionOptions options;
+  bench::add_section_options(app, options);
+  std::string trafficgen = SLUICE_TRAFFICGEN_BUILD_PATH;
+  std::uint64_t frames = 0;
+  app.add_option("--trafficgen", trafficgen, "sluice-trafficgen to drive the box with");
+  app.add_option("--frames", frames, "Frames per round (default 4,000,000; --quick 1,000,000)")
+      ->check(CLI::Range(std::uint64_t{100'000}, std::uint64_t{1'000'000'000}));
+  CLI11_PARSE(app, argc, argv);
+  try {
+    const int cpu = bench::apply_section_options(app, options);
+    if (!frames) frames = options.quick ? quick_frames : full_frames;
+    if (!std::filesystem::exists(trafficgen)) trafficgen = "sluice-trafficgen";  // installed: in PATH
+    bench::SectionWriter writer("pps", cpu);
+
+    VethLab lab;
+    std::unique_ptr<empty_bpf, decltype(&empty_bpf__destroy)> empty(empty_bpf__open_and_load(), empty_bpf__destroy);
+    if (!empty) fail("cannot load the XDP_DROP receiver (root needed)");
+    auto plane = must(sluice::dataplane::Dataplane::load({}), "load the data plane");
+    must(plane.install_stages(), "install stages");
+    auto table = must(sluice::filter::FilterTable::open(plane, {}), "open the filter");
+    RuleSet set;
+    FilterRule drop;
+    drop.priority = 1;
+    drop.protocol = IPPROTO_UDP;
+    drop.dst_ports = sluice::filter::PortRange{dropped_port, dropped_port};
+    drop.action = Action::Drop;
+    set.rules = {drop};
+    must(table.replace(set), "the drop rule");
+
+    auto attached = must(sluice::dataplane::attach_xdp(bpf_program__fd(empty->progs.empty_drop), lab.box_if, AttachMode::Native),
+                         "attach the receiver");
+    auto generate = [&] {
+      // The generator runs pinned beside us: its CPU is the receiver's too (veth: same softirq).
+      const std::string out = run({"nsenter", "--net=/run/netns/" + lab.gen, "taskset", "-c", std::to_string(cpu),
+                                   trafficgen, "--dev", lab.gen_if, "--dst-mac", lab.box_mac, "--src", generator_address,
+                                   "--dst", box_address, "--dport", std::to_string(dropped_port), "--count",
+                                   std::to_string(frames), "--json"},
+                                  "sluice-trafficgen");
+      const json::value summary = json::parse(out);
+      GeneratorRun g{summary.at("sent").to_number<std::uint64_t>(), summary.at("seconds").to_number<double>()};
+      if (g.sent != frames || g.seconds <= 0) fail("sluice-trafficgen sent " + std::to_string(g.sent) + " of " + std::to_string(frames));
+      return g;
+    };
+    // Between rounds no frame is in flight: detach and attach is the whole swap.
+    auto swap_to = [&](int prog_fd) {
+      must(sluice::dataplane::detach_xdp(lab.box_if), "detach the receiver");
+      attached = must(sluice::dataplane::attach_xdp(prog_fd, lab.box_if, AttachMode::Native), "attach the receiver");
+    };
+    const int empty_fd = bpf_program__fd(empty->progs.empty_drop);
+    const int sluice_fd = plane.entry_prog_fd();
+    auto rule_drops = [&] {
+      return must(plane.verdict_count(SLUICE_VERDICT_DROP, static_cast<sluice_reason>(SLUICE_REASON_FILTER_RULE_DROP)),
+                  "read the rule-drop counter")
+          .packets;
+    };
+    // One round of one receiver: the pps it counted, checked against what was sent.
+    auto ceiling_round = [&] {
+      swap_to(empty_fd);
+      const auto before = lab.rx_packets();
+      const GeneratorRun g = generate();
+      const auto got = lab.rx_packets() - before;
+      if (got > g.sent + 100 || got < g.sent / 2) fail("the XDP_DROP receiver counted " + std::to_string(got) + " of " + std::to_string(g.sent));
+      return static_cast<double>(got) / g.seconds;
+    };
+    auto sluice_round = [&] {
+      swap_to(sluice_fd);
+      const auto before = rule_drops();
+      const GeneratorRun g = generate();
+      const auto got = rule_drops() - before;
+      if (got > g.sent || got < g.sent / 2) fail("sluice's rule dropped " + std::to_string(got) + " of " + std::to_string(g.sent));
+      return static_cast<double>(got) / g.seconds;
+    };
+    // time_paired divides path by baseline per round: here that is path pps / ceiling pps.
+    const bench::Paired paired = bench::time_paired(ceiling_round, sluice_round, options.rounds);
+    auto& path = writer.add_value("veth, 1 core", "sluice: rule drop (udp dport 9), 60-byte frames", "pps", paired.value);
+    path.baseline = "XDP_DROP ceiling";
+    path.ratio = paired.ratio;
+    path.baseline_value = paired.baseline;
+    writer.add_value("veth, 1 core", "XDP_DROP receiver (the ceiling)", "pps", paired.baseline);
+    std::ostringstream note;
+    note << frames << " frames per round from sluice-trafficgen (live frames, XDP_TX) on CPU " << cpu << ", " << options.rounds
+         << " paired rounds; the receiver's XDP runs in the same softirq on the same CPU (veth)";
+    writer.note(note.str());
+    must(sluice::dataplane::detach_xdp(lab.box_if), "detach");
+    writer.emit(std::cout, options.json);
+  } catch (const std::exception& e) {
+    std::cerr << "pps_bench: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}
