@@ -27,20 +27,28 @@ CLI::Validator address_validator();  // an IPv4 or IPv6 address (lb::parse_addre
 CLI::Validator mac_validator();      // a unicast MAC (lb::parse_mac)
 
 // An integer option: decimal only, through the parser every door shares
-// (maps/decimal.hpp), not CLI11's base-0 strtoull (which took 010 as 8 and
-// 0x20 as 32). A bad value is a usage error naming the option and the value.
+// (maps/decimal.hpp). Not CLI11's own conversion, which is strtoull with base
+// 0: `rule del 010` deleted rule 8 and `--priority 0x20` made rule 32. A bad
+// value is a usage error (exit 2) naming `name` and the value.
 template <class T>
-CLI::Option* add_decimal(CLI::App* command, const std::string& flag, std::optional<T>& target, std::uint64_t min,
-                         std::uint64_t max, const std::string& description) {
+CLI::Option* add_decimal(CLI::App* command, const std::string& flags, const std::string& name, std::optional<T>& target,
+                         std::uint64_t min, std::uint64_t max, const std::string& description) {
   auto* option = command->add_option_function<std::string>(
-      flag,
-      [&target, flag, min, max](const std::string& text) {
+      flags,
+      [&target, name, min, max](const std::string& text) {
         const auto parsed = maps::parse_decimal(text, min, max);
-        if (!parsed.value) throw CLI::ValidationError(flag, parsed.problem);
+        if (!parsed.value) throw CLI::ValidationError(name, parsed.problem);
         target = static_cast<T>(*parsed.value);
       },
       description);
   return option->type_name("N");
+}
+
+// The same, named by its one flag ("--weight").
+template <class T>
+CLI::Option* add_decimal(CLI::App* command, const std::string& flag, std::optional<T>& target, std::uint64_t min,
+                         std::uint64_t max, const std::string& description) {
+  return add_decimal(command, flag, flag, target, min, max, description);
 }
 
 }  // namespace sluice::cli

@@ -5,6 +5,8 @@
 // written into the idle generation and made live by one map write; single
 // prefix additions/removals go straight to the live generation (one
 // element each, atomic by itself) and into the next set too.
+// Implemented in filter_table.cpp, the prefix lists and their DIR-24-8
+// copies in prefix_lists.cpp (filter_table_maps.hpp: what both share).
 #include <filesystem>
 #include <functional>
 #include <map>
