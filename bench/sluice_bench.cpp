@@ -36,7 +36,8 @@ struct Section {
 };
 constexpr Section all_sections[] = {{"pipeline", "pipeline_bench"}, {"dir24_8", "dir24_8_bench"},
                                     {"filter", "filter_bench"},     {"lb", "lb_bench"},
-                                    {"forward", "forward_bench"},   {"pps", "pps_bench"}};
+                                    {"forward", "forward_bench"},   {"pps", "pps_bench"},
+                                    {"control", "control_bench"}};
 
 // Bounds on one section: the full run's slowest (filter at 1,000,000 prefixes) takes minutes.
 constexpr auto section_deadline = std::chrono::minutes(20);
@@ -91,7 +92,7 @@ int main(int argc, char** argv) {
   app.add_option("--plots", plots_dir, "draw one PNG per scaling curve into DIR (gnuplot)")->type_name("DIR");
   app.add_option("--only", only, "keep the figures whose section/group/name matches this regular expression")
       ->type_name("REGEX");
-  app.add_option("--sections", sections_text, "run only these sections, comma-separated (pipeline,dir24_8,filter,lb,forward,pps)")
+  app.add_option("--sections", sections_text, "run only these sections, comma-separated (pipeline,dir24_8,filter,lb,forward,pps,control)")
       ->type_name("LIST");
   app.add_option("--cpu", cpu, "pin every section to this CPU (default: the last one this process may use)")
       ->check(CLI::Range(0, 4095));
@@ -120,7 +121,7 @@ int main(int argc, char** argv) {
       auto found = std::find_if(std::begin(all_sections), std::end(all_sections),
                                 [&](const Section& s) { return name == s.name; });
       if (found == std::end(all_sections)) {
-        std::cerr << "sluice-bench: --sections: unknown section '" << name << "' (pipeline, dir24_8, filter, lb, forward, pps)\n";
+        std::cerr << "sluice-bench: --sections: unknown section '" << name << "' (pipeline, dir24_8, filter, lb, forward, pps, control)\n";
         return 2;
       }
       if (std::find_if(chosen.begin(), chosen.end(), [&](const Section& s) { return name == s.name; }) == chosen.end())

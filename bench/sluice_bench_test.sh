@@ -20,7 +20,7 @@ if ! "$bench" --quick --json "$scratch/run.json" --plots "$scratch/plots" >"$scr
   fail "sluice-bench --quick failed"
 fi
 cat "$scratch/table.txt"
-for section in pipeline dir24_8 filter lb forward pps; do
+for section in pipeline dir24_8 filter lb forward pps control; do
   grep -q "^== $section ==" "$scratch/table.txt" || fail "no $section table"
   grep -q "\] $section done in" "$scratch/progress.txt" || fail "no progress line for $section"
 done
@@ -32,7 +32,7 @@ problems = []
 if run["schema"] != "sluice-bench-run/1": problems.append("schema %r" % run["schema"])
 if run["failures"]: problems.append("failures: %s" % run["failures"])
 names = [s["section"] for s in run["sections"]]
-if names != ["pipeline", "dir24_8", "filter", "lb", "forward", "pps"]: problems.append("sections %s" % names)
+if names != ["pipeline", "dir24_8", "filter", "lb", "forward", "pps", "control"]: problems.append("sections %s" % names)
 for s in run["sections"]:
     if not s["figures"]: problems.append("%s: no figures" % s["section"])
     for f in s["figures"]:
@@ -69,6 +69,7 @@ printf '#!/bin/sh\necho %s\n' "'$(sed 's/"section": "lb"/"section": "forward"/g'
 printf '#!/bin/sh\necho %s\n' "'$good'" >"$fake/lb_bench"
 printf '#!/bin/sh\nkill -9 $$\n' >"$fake/forward_bench"
 printf '#!/bin/sh\nexit 0\n' >"$fake/pps_bench"
+printf '#!/bin/sh\nexit 0\n' >"$fake/control_bench"
 chmod +x "$fake"/*
 status=0
 "$bench" --section-dir "$fake" --json "$scratch/broken.json" >"$scratch/broken.txt" 2>&1 || status=$?
@@ -79,7 +80,7 @@ grep -q "FAILED filter: its report is not a section report" "$scratch/broken.txt
 grep -q "FAILED forward: killed by signal 9" "$scratch/broken.txt" || fail "a killed section not named"
 grep -q "fake path" "$scratch/broken.txt" || fail "the good section was not merged"
 grep -q "FAILED pps: its report is not a section report" "$scratch/broken.txt" || fail "an empty report was taken"
-python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); assert [s["section"] for s in r["sections"]]==["lb"], r; assert len(r["failures"])==5, r' \
+python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); assert [s["section"] for s in r["sections"]]==["lb"], r; assert len(r["failures"])==6, r' \
   "$scratch/broken.json" || fail "broken run's JSON"
 
 # ---- 3. usage errors ----

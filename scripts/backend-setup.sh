@@ -71,14 +71,14 @@ if $tunnel; then
     apply "loaded the ipip module (fallback device tunl0)" modprobe ipip
   fi
   ip link show tunl0 >/dev/null 2>&1 || $dry_run || { echo "backend-setup: no tunl0: this kernel has no ipip module; use sluice-decap" >&2; exit 1; }
-  if ip link show tunl0 2>/dev/null | grep -q '[<,]UP[,>]'; then report kept "tunl0 up"; else apply "tunl0 up" ip link set tunl0 up; fi
+  if grep -q '[<,]UP[,>]' <<<"$(ip link show tunl0 2>/dev/null)"; then report kept "tunl0 up"; else apply "tunl0 up" ip link set tunl0 up; fi
   sysctl_set net.ipv4.conf.tunl0.rp_filter 0
 else
   args=()
   [[ -n $bpffs ]] && args+=(--bpffs "$bpffs")
   sources=()
   for box in "${boxes[@]}"; do sources+=(--source "$box"); done
-  if "$decap" "${args[@]}" status "$iface" --json 2>/dev/null | grep -q '"attached":true'; then
+  if grep -q '"attached":true' <<<"$("$decap" "${args[@]}" status "$iface" --json 2>/dev/null)"; then
     report kept "sluice-decap on $iface (run \`sluice-decap detach $iface\` first to change its sources)"
   else
     apply "sluice-decap attached to $iface, sources ${boxes[*]}" quiet "$decap" "${args[@]}" attach "$iface" "${sources[@]}"
@@ -87,7 +87,7 @@ fi
 
 for vip in "${vips[@]}"; do
   if [[ $vip == *:* ]]; then prefix=$vip/128; else prefix=$vip/32; fi
-  if ip addr show dev lo | grep -qw "inet6\? ${prefix}"; then report kept "$prefix on lo"; else apply "$prefix on lo" ip addr add "$prefix" dev lo; fi
+  if grep -qw "inet6\? ${prefix}" <<<"$(ip addr show dev lo)"; then report kept "$prefix on lo"; else apply "$prefix on lo" ip addr add "$prefix" dev lo; fi
 done
 sysctl_set net.ipv4.conf.all.arp_ignore 1
 sysctl_set net.ipv4.conf.all.arp_announce 2

@@ -39,7 +39,7 @@ done
 # --dry-run: says what it would do, does nothing.
 out=$(in_ns "$setup" "${common[@]}" --dry-run)
 [[ $out == *"would    198.18.1.10/32 on lo"* ]] || fail "dry run: $out"
-in_ns ip addr show dev lo | grep -q 198.18.1.10 && fail "dry run put the VIP on lo"
+grep -q 198.18.1.10 <<<"$(in_ns ip addr show dev lo)" && fail "dry run put the VIP on lo"
 
 # The real run: every change reported and made.
 out=$(in_ns "$setup" "${common[@]}")
@@ -48,12 +48,12 @@ for line in "changed  sluice-decap attached to bs0" "changed  198.18.1.10/32 on 
             "changed  net.ipv4.conf.all.arp_ignore: 0 -> 1" "changed  net.ipv4.conf.bs0.rp_filter"; do
   [[ $out == *"$line"* ]] || fail "missing '$line'"
 done
-in_ns ip addr show dev lo | grep -q "198.18.1.10/32" || fail "VIP not on lo"
-in_ns ip -6 addr show dev lo | grep -q "2001:db8:1::10/128" || fail "IPv6 VIP not on lo"
+grep -q "198.18.1.10/32" <<<"$(in_ns ip addr show dev lo)" || fail "VIP not on lo"
+grep -q "2001:db8:1::10/128" <<<"$(in_ns ip -6 addr show dev lo)" || fail "IPv6 VIP not on lo"
 [[ $(in_ns sysctl -n net.ipv4.conf.all.arp_announce) == 2 ]] || fail "arp_announce"
 [[ $(in_ns sysctl -n net.ipv4.conf.bs0.rp_filter) == 2 ]] || fail "rp_filter on bs0"
-in_ns "$decap" --bpffs "$pins" status bs0 --json | grep -q '"attached":true' || fail "sluice-decap not attached"
-in_ns "$decap" --bpffs "$pins" status bs0 --json | grep -q '"198.18.0.2' || fail "sluice-decap does not take the box's source"
+grep -q '"attached":true' <<<"$(in_ns "$decap" --bpffs "$pins" status bs0 --json)" || fail "sluice-decap not attached"
+grep -q '"198.18.0.2' <<<"$(in_ns "$decap" --bpffs "$pins" status bs0 --json)" || fail "sluice-decap does not take the box's source"
 
 # Again: nothing to change.
 out=$(in_ns "$setup" "${common[@]}")

@@ -19,12 +19,12 @@ fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
 # Nothing of run ID is left: namespaces, pins, processes, files.
 nothing_left() {
   local id=$1 what=$2
-  ip netns list | grep -q -- "-$id\b" && fail "$what: namespaces left: $(ip netns list | grep -- "-$id")"
+  grep -q -- "-$id\b" <<<"$(ip netns list)" && fail "$what: namespaces left: $(ip netns list | grep -- "-$id")"
   [[ -e /sys/fs/bpf/sluice-demo-$id ]] && fail "$what: pins left in /sys/fs/bpf/sluice-demo-$id"
   compgen -G "/tmp/sluice-demo-$id.*" >/dev/null && fail "$what: work dir left: $(compgen -G "/tmp/sluice-demo-$id.*")"
   local pid
   for pid in /proc/[0-9]*; do
-    if tr '\0' ' ' <"$pid/cmdline" 2>/dev/null | grep -q "sluice-demo-$id"; then
+    if grep -q "sluice-demo-$id" <<<"$(tr '\0' ' ' <"$pid/cmdline" 2>/dev/null)"; then
       fail "$what: process left: ${pid#/proc/} $(tr '\0' ' ' <"$pid/cmdline")"
     fi
   done
