@@ -189,6 +189,7 @@ int run_top(TopContext& ctx, double interval_s, std::optional<std::uint32_t> ite
   } catch (const DaemonLost& lost) {
     // Off the alternate screen first, so the message stays visible.
     screen.restore();
+    if (env.interrupted()) return kExitOk;  // Ctrl-C cut a request short: a clean end
     env.err << "sluicectl: top: " << lost.message << '\n';
     return kExitUnavailable;
   }

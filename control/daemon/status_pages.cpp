@@ -1,5 +1,8 @@
 #include "status_pages.hpp"
 
+#include <chrono>
+#include <memory>
+
 #include "prometheus.hpp"
 #include "status_document.hpp"
 #include "status_page.hpp"
@@ -21,10 +24,26 @@ std::string render_status_json(const OpRegistry& ops) {
 }
 
 std::vector<metrics::Page> http_pages(const OpRegistry& ops, std::function<std::string()> render_metrics) {
+  // One document a second at most, whoever asks: every open page polls
+  // each second, and composing walks every op on the daemon's one thread.
+  struct Cached {
+    std::chrono::steady_clock::time_point at{};
+    std::string body;
+  };
+  auto cached = std::make_shared<Cached>();
+  constexpr auto reuse_for = std::chrono::seconds(1);
+  auto status_json = [&ops, cached, reuse_for] {
+    const auto now = std::chrono::steady_clock::now();
+    if (cached->body.empty() || now - cached->at >= reuse_for) {
+      cached->body = render_status_json(ops);
+      cached->at = now;
+    }
+    return cached->body;
+  };
   return {
       {"/metrics", std::string(metrics::content_type), std::move(render_metrics)},
       {"/", std::string(metrics::status_page_content_type), [] { return std::string(metrics::status_page_html()); }},
-      {"/status.json", std::string(metrics::status_json_content_type), [&ops] { return render_status_json(ops); }},
+      {"/status.json", std::string(metrics::status_json_content_type), status_json},
   };
 }
 

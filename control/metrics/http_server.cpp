@@ -27,6 +27,24 @@ constexpr std::uint32_t max_request_header_bytes = 8 * 1024;
 // Concurrent scrapers beyond this are turned away at accept.
 constexpr std::size_t max_connections = 32;
 
+// The Host header of a request this server answers: absent (HTTP/1.0), an
+// IPv4 or [IPv6] literal, or localhost, with an optional port.
+bool plain_host(std::string_view host) {
+  if (host.empty()) return true;
+  if (host.front() == '[') {
+    const auto close = host.find(']');
+    if (close == std::string_view::npos) return false;
+    boost::system::error_code ec;
+    asio::ip::make_address_v6(std::string(host.substr(1, close - 1)), ec);
+    return !ec && (close + 1 == host.size() || host[close + 1] == ':');
+  }
+  const std::string_view name = host.substr(0, host.find(':'));
+  if (name == "localhost") return true;
+  boost::system::error_code ec;
+  asio::ip::make_address_v4(std::string(name), ec);
+  return !ec;
+}
+
 }  // namespace
 
 struct HttpServer::State : std::enable_shared_from_this<HttpServer::State> {
@@ -76,6 +94,13 @@ struct HttpServer::State : std::enable_shared_from_this<HttpServer::State> {
         response.result(http::status::method_not_allowed);
         response.set(http::field::allow, "GET, HEAD");
         response.body() = "only GET and HEAD\n";
+      } else if (!plain_host(request[http::field::host])) {
+        // DNS rebinding: a page of another site that resolved its name to
+        // this address would read the box's state as same-origin. Only an
+        // address literal or localhost names this server.
+        response.result(http::status::misdirected_request);
+        response.keep_alive(false);
+        response.body() = "Host must be an address or localhost\n";
       } else if (has_body) {
         response.result(http::status::bad_request);
         response.body() = "a GET or HEAD carries no body\n";

@@ -106,6 +106,10 @@ TEST(DaemonStatusPage, StatusJsonShowsWhatTheSocketReportsAndThePageIsSelfContai
   EXPECT_EQ(code_of("-X DELETE " + base_url + "/"), "405");
   EXPECT_EQ(code_of("-X GET --data-binary @/etc/services " + base_url + "/status.json"), "400") << "a body is refused";
   EXPECT_EQ(code_of("-I " + base_url + "/status.json"), "200");
+  // DNS rebinding: a name other than an address literal or localhost is refused.
+  EXPECT_EQ(code_of("-H 'Host: rebind.example:9632' " + base_url + "/status.json"), "421");
+  EXPECT_EQ(code_of("-H 'Host: rebind.example' " + base_url + "/metrics"), "421");
+  EXPECT_EQ(code_of("-H 'Host: localhost:9632' " + base_url + "/status.json"), "200");
   // The refused requests changed nothing.
   EXPECT_EQ(client.result("vip.list").at("vips").as_array().size(), 1u);
   EXPECT_EQ(client.result("rule.list").at("rules").as_array().size(), 2u);
