@@ -45,7 +45,9 @@ using Clock = std::chrono::steady_clock;
 
 constexpr auto start_deadline = std::chrono::seconds(20);
 constexpr auto load_deadline = std::chrono::seconds(300);
-constexpr auto probe_deadline = std::chrono::seconds(5);
+// The probe gives up this long after the reply (the change is live by then, or broken).
+constexpr auto probe_grace = std::chrono::seconds(5);
+constexpr auto probe_deadline = std::chrono::seconds(120);
 constexpr std::uint16_t probe_port = 9;
 
 [[noreturn]] void fail(const std::string& what) { throw std::runtime_error(what); }
@@ -241,8 +243,10 @@ int main(int argc, char** argv) {
       daemon.call("rule.add", {{"proto", "udp"}, {"dport", probe_port}, {"action", "drop"}});
       const double reply_ms = std::chrono::duration<double, std::milli>(Clock::now() - sent).count();
       reply_latency_ms.push_back(reply_ms);
-      prober.join();
+      const auto replied = Clock::now();
+      while (!dropped_at.load() && Clock::now() - replied < probe_grace) std::this_thread::sleep_for(std::chrono::milliseconds(1));
       stop.store(true);
+      prober.join();
       if (!dropped_at.load()) fail("the probe never saw its rule (trial " + std::to_string(trial) + ")");
       latency_ms.push_back(std::chrono::duration<double, std::milli>(Clock::duration(dropped_at.load())).count());
     }
