@@ -6,7 +6,9 @@
  * TTL already decremented and its MACs rewritten. Each program here first
  * copies the frame's first BENCH_RESTORE_BYTES back from bench_restore (the
  * same prologue in the baseline, so its cost cancels out):
- *   bench_restore_only  the prologue alone, then XDP_DROP (the baseline);
+ *   bench_restore_only  the prologue alone, then XDP_DROP: the baseline of the
+ *                       routed rows (and, against the bare empty program, the
+ *                       harness's own cost);
  *   bench_forward       parse + the forward stage itself (stage_forward.h),
  *                       on the loaded sluice object's maps (reused fds);
  *   bench_fib           a minimal router on the kernel's FIB, as the kernel's
