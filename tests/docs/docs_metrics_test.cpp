@@ -11,6 +11,7 @@
 #include <string>
 
 #include "daemon_test_support.hpp"
+#include "markdown.hpp"
 #include "netns_lab.hpp"
 #include "privileges.hpp"
 
@@ -18,13 +19,6 @@ namespace sluice::test {
 namespace {
 
 constexpr const char* metrics_address = "127.0.0.1:9634";
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path);
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
 
 // The `sluice_*` names the reference gives in code spans.
 std::set<std::string> documented_names(const std::string& text) {
@@ -52,7 +46,7 @@ std::set<std::string> exported_families(const std::string& scrape) {
 
 TEST(DocsMetrics, TheReferenceNamesExactlyTheFamiliesSluicedExports) {
   SLUICE_REQUIRE_NETNS();
-  const std::string reference = read_text(std::string(SLUICE_SOURCE_DIR) + "/docs/metrics.md");
+  const std::string reference = markdown::read_text(std::string(SLUICE_SOURCE_DIR) + "/docs/metrics.md");
   ASSERT_FALSE(reference.empty()) << "docs/metrics.md";
   const auto documented = documented_names(reference);
 

@@ -22,6 +22,7 @@
 #include "filter_rules.hpp"
 #include "forward_model.hpp"
 #include "lb_model.hpp"
+#include "markdown.hpp"
 #include "netns_lab.hpp"
 
 namespace sluice::test {
@@ -33,19 +34,10 @@ const fs::path kSource = SLUICE_SOURCE_DIR;
 // A docs file longer than this is a sign it holds two concepts (the project's limit for any file).
 constexpr std::size_t kMaxDocLines = 800;
 
-std::string read_text(const fs::path& path) {
-  std::ifstream in(path);
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-std::vector<std::string> lines_of(const std::string& text) {
-  std::vector<std::string> out;
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);) out.push_back(line);
-  return out;
-}
+using markdown::is_fence;
+using markdown::lines_of;
+using markdown::read_text;
+using markdown::yaml_blocks;
 
 std::vector<fs::path> markdown_files() {
   std::vector<fs::path> out{kSource / "README.md"};
@@ -54,8 +46,6 @@ std::vector<fs::path> markdown_files() {
   std::sort(out.begin() + 1, out.end());
   return out;
 }
-
-bool is_fence(const std::string& line) { return line.rfind("```", 0) == 0; }
 
 // A line without its inline code spans (`...`): links there are examples, not links.
 std::string without_code_spans(const std::string& line) {
@@ -161,24 +151,6 @@ TEST(DocsLinks, TheAnchorRulesAreGitHubs) {
 }
 
 // ---- docs/config-reference.md ----
-
-std::vector<std::string> yaml_blocks(const fs::path& file) {
-  std::vector<std::string> out;
-  std::string block;
-  bool in_yaml = false;
-  for (const auto& line : lines_of(read_text(file))) {
-    if (!in_yaml && line == "```yaml") {
-      in_yaml = true;
-      block.clear();
-    } else if (in_yaml && line == "```") {
-      in_yaml = false;
-      out.push_back(block);
-    } else if (in_yaml) {
-      block += line + "\n";
-    }
-  }
-  return out;
-}
 
 TEST(DocsConfigReference, TheFullExampleLoadsAndValidatesWithEverySection) {
   const auto blocks = yaml_blocks(kSource / "docs" / "config-reference.md");
