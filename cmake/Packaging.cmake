@@ -14,6 +14,12 @@
 install(FILES ${PROJECT_SOURCE_DIR}/packaging/copyright ${PROJECT_SOURCE_DIR}/README.md
               ${PROJECT_SOURCE_DIR}/packaging/changelog
         DESTINATION share/doc/sluice)
+# The operator's documentation beside it, under the same relative path as in
+# the source, so README's links (docs/deploying.md, docs/architecture.svg)
+# resolve in /usr/share/doc/sluice too. Not compressed: the links name the
+# files as they are.
+install(DIRECTORY ${PROJECT_SOURCE_DIR}/docs/ DESTINATION share/doc/sluice/docs
+        FILES_MATCHING PATTERN "*.md" PATTERN "*.svg")
 
 set(CPACK_GENERATOR DEB)
 set(CPACK_PACKAGE_NAME sluice)

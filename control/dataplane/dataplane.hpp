@@ -39,8 +39,8 @@ struct LoadOptions {
   // keeps its backend whichever CPU its packets land on) with per-CPU
   // eviction lists instead of one. Off by default, as for the filter's
   // conntrack: per-CPU lists split the capacity by CPU, so a busy CPU evicts
-  // its own live flows while idle CPUs' lists hold stale ones. README's
-  // benchmark table has the cost of both. Pinned tables keep their flags.
+  // its own live flows while idle CPUs' lists hold stale ones. docs/benchmarks.md's
+  // lb table has the cost of both. Pinned tables keep their flags.
   bool lb_conn_per_cpu_lru = false;
 };
 

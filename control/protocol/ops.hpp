@@ -23,7 +23,7 @@ using ArgsResult = boost::system::result<T, ProtocolError>;
 // Found by ADL from ArgsResult<T>::value() on an error.
 [[noreturn]] void throw_exception_from_error(const ProtocolError& error, const boost::source_location& where);
 
-// Who may call an op (README, "Access"): the socket's group may connect; the
+// Who may call an op (docs/sluiced.md, "Access"): the socket's group may connect; the
 // admin group (and root) may also change state and read packet contents.
 enum class Access {
   ReadOnly,      // anyone who can connect: counts, configuration, rules

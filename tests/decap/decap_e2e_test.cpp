@@ -230,7 +230,7 @@ TEST_P(DecapE2eTest, EncapsulatedSynIsAnsweredByTheVipDirectlyToTheClient) {
   const bool v6 = GetParam();
   TwoHostLab lab;  // client 198.18.0.1 / 2001:db8::1, "box" = the backend 198.18.0.2 / 2001:db8::2
   const Netns& backend = lab.box;
-  // What the README asks of a DSR backend: the VIP on lo, no ARP for it on the wire, loose rp_filter.
+  // What docs/decap.md asks of a DSR backend: the VIP on lo, no ARP for it on the wire, loose rp_filter.
   auto setup = backend.exec(std::string("ip addr add ") + vip4 + "/32 dev lo && ip -6 addr add " + vip6 +
                             "/128 dev lo nodad && sysctl -qw net.ipv4.conf.all.arp_ignore=1 "
                             "net.ipv4.conf.all.arp_announce=2 net.ipv4.conf.all.rp_filter=2");

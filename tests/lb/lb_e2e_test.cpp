@@ -216,7 +216,7 @@ class LbLab {
     for (int i = 0; i < backend_count; ++i) {
       Netns& b = *backends[i];
       address(b, backend_if[i], v4.backend(i), v6.backend(i));
-      // The DSR backend settings README's "Backend side" asks for.
+      // The DSR backend settings docs/decap.md asks for.
       must(b.exec(std::string("ip addr add ") + v4.vip + "/32 dev lo && ip -6 addr add " + v6.vip +
                   "/128 dev lo && sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2 "
                   "net.ipv4.conf.all.rp_filter=2"),

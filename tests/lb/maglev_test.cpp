@@ -47,7 +47,7 @@ std::vector<Address> as_addresses(const std::vector<MaglevBackend>& backends, co
   return out;
 }
 
-// The share tolerance (README "lb control plane"): a backend's entries are
+// The share tolerance (docs/lb.md, "lb control plane"): a backend's entries are
 // within 1% of its exact weighted share N*w/W, or within one entry, whichever
 // is larger (a share of 1.3 entries cannot be met closer than one entry).
 double tolerance(double expected) { return std::max(0.01 * expected, 1.0); }

@@ -70,6 +70,21 @@ for file in lib/systemd/system/sluiced.service etc/sluice/sluice.yaml \
             usr/share/man/man1/sluice-trafficgen.1.gz usr/bin/sluice-trafficgen; do
   [[ -f $root/$file ]] || fail "$file missing"
 done
+# The operator's documentation: every docs/ file of the source, and README's
+# links resolve inside /usr/share/doc/sluice as they do in the source tree.
+source_dir=$(sed -n 's/^CMAKE_HOME_DIRECTORY:INTERNAL=//p' "$build_dir/CMakeCache.txt")
+[[ -d $source_dir/docs ]] || fail "source dir not found from $build_dir/CMakeCache.txt"
+doc_root=$root/usr/share/doc/sluice
+for file in "$source_dir"/docs/*; do
+  [[ -f $doc_root/docs/${file##*/} ]] || fail "usr/share/doc/sluice/docs/${file##*/} missing"
+done
+while IFS= read -r target; do
+  [[ -e $doc_root/$target ]] || fail "README.md links $target, not in usr/share/doc/sluice"
+done < <(grep -o '](docs/[^)#]*' "$doc_root/README.md" | sed 's/^](//' | sort -u)
+grep -q 'docs/config-reference.md' "$root/etc/sluice/sluice.yaml" ||
+  fail "the default config does not point at the config reference"
+[[ -f $doc_root/docs/config-reference.md ]] || fail "the default config points at a file not packaged"
+
 # Man pages: gzip'd (Debian policy 12.1), valid, and groff reads them without a warning.
 while IFS= read -r -d '' page; do
   [[ $page == *.gz ]] || { fail "man page not gzip'd: ${page#"$root"/}"; continue; }
