@@ -129,7 +129,7 @@ class LbSetup {
   const decltype(sluice_bpf::maps)& maps_;
 };
 
-enum class Path { HarnessOnly, HarnessPush, NewFlow, Established, NonVip };
+enum class Path { HarnessOnly, HarnessPush, HarnessPushStamp, NewFlow, Established, NonVip };
 
 struct Case {
   std::string group;
@@ -199,7 +199,7 @@ int main(int argc, char** argv) {
       HarnessFrame f{};
       if (c.frame.size() > kHarnessFrameMax) throw std::logic_error("bench frame too long for the harness");
       f.len = static_cast<std::uint32_t>(c.frame.size());
-      f.vary_flow = c.path == Path::NewFlow;
+      f.vary_flow = c.path == Path::NewFlow || c.path == Path::HarnessPushStamp;
       f.flow_off = c.v6 ? kV6FlowOff : kV4FlowOff;
       std::memcpy(f.bytes, c.frame.data(), c.frame.size());
       const std::uint32_t slot = 0;
@@ -215,15 +215,15 @@ int main(int argc, char** argv) {
     // its verdict, and the counters of that path (and of connection inserts).
     auto time_case = [&](const Case& c) {
       load_frame(c);
-      aim(c.path == Path::HarnessOnly   ? bpf_program__fd(harness->progs.harness_drop)
-          : c.path == Path::HarnessPush ? bpf_program__fd(harness->progs.harness_push_drop)
-                                        : plane->entry_prog_fd());
+      const bool harness_only = c.path == Path::HarnessOnly || c.path == Path::HarnessPush ||
+                                c.path == Path::HarnessPushStamp;
+      aim(c.path == Path::HarnessOnly ? bpf_program__fd(harness->progs.harness_drop)
+          : harness_only              ? bpf_program__fd(harness->progs.harness_push_drop)
+                                      : plane->entry_prog_fd());
       const bool vip = c.path == Path::NewFlow || c.path == Path::Established;
-      const std::uint32_t verdict = c.path == Path::HarnessOnly || c.path == Path::HarnessPush ? XDP_DROP
-                                    : vip                                                      ? XDP_TX
-                                                                                               : XDP_PASS;
+      const std::uint32_t verdict = harness_only ? XDP_DROP : vip ? XDP_TX : XDP_PASS;
       const std::string what = c.group + " / " + c.name;
-      if (c.path == Path::HarnessOnly || c.path == Path::HarnessPush)
+      if (harness_only)
         return bench::run_xdp_round(harness_fd, c.frame, repeat, what, verdict).ns_per_packet;
       const std::uint64_t sent = vip ? count_of(SLUICE_VERDICT_TX, SLUICE_REASON_LB_ENCAP)
                                      : count_of(SLUICE_VERDICT_PASS, SLUICE_REASON_PIPELINE_END);
@@ -257,6 +257,9 @@ int main(int argc, char** argv) {
       // what the restore costs an encapsulating path beyond the baseline (its adjust_head back)
       cases.push_back({"harness" + suffix, "harness + 20-byte push + XDP_DROP", tcp(false, "198.18.0.10", TcpFlags::ACK),
                        Path::HarnessPush, 0, false});
+      // and what it costs a new flow's repeat, which also stamps a fresh flow number into the source
+      cases.push_back({"harness" + suffix, "harness + flow stamp + 20-byte push + XDP_DROP",
+                       tcp(false, "198.18.0.10", TcpFlags::SYN, kNewFlowPort), Path::HarnessPushStamp, 0, false});
       for (bool v6 : {false, true}) {
         const std::string group = (v6 ? "ipv6/tcp" : "ipv4/tcp") + suffix;
         const char* vip_addr = v6 ? "2001:db8::10" : "198.18.0.10";
@@ -289,7 +292,7 @@ int main(int argc, char** argv) {
         const bench::TimedRound path = [&] { return time_case(c); };
         bench::Figure& figure = writer.add_paired(c.group, c.name, bench::time_paired(harness_round, path, options.rounds),
                                                   baseline_name, "verdict and path counters checked every round");
-        if (vips && c.path != Path::HarnessPush) {
+        if (vips && c.path != Path::HarnessPush && c.path != Path::HarnessPushStamp) {
           figure.curve = "vips";
           figure.x = *vips;
           figure.series = (c.v6 ? "ipv6 " : "ipv4 ") + c.name;

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstring>
 #include <string>
 #include <thread>
@@ -74,6 +75,30 @@ TEST_F(RateLimitTest, Ipv6SourcesOfOneSlash64ShareABucketByDefault) {
   EXPECT_EQ(passed("2001:db8:1:3::1", 1), 1) << "a different /64 has its own bucket";
   EXPECT_EQ(passed("198.18.0.1", 1), 1);
   EXPECT_EQ(passed("198.18.0.2", 1), 1) << "IPv4 is keyed per address (/32) by default";
+}
+
+// Refusals are made without the bucket's lock and leave it as it was: a
+// source refused without pause still gets its rate, refilled from its last
+// admitted packet (a refusal that moved the stamp without crediting the
+// refill would starve it: none would pass after the first).
+TEST_F(RateLimitTest, ASourceRefusedWithoutPauseStillGetsItsRate) {
+  constexpr std::uint64_t kPerSec = 20;
+  constexpr auto kFor = std::chrono::milliseconds(400);
+  replace(udp_limited_by(filter::RateClass{.id = 1, .packets_per_sec = kPerSec, .packet_burst = 1}));
+  const Bytes frame = udp_from("198.18.0.7");
+  const auto start = std::chrono::steady_clock::now();
+  int sent = 0, admitted = 0;
+  while (std::chrono::steady_clock::now() - start < kFor) {
+    admitted += send(frame).verdict == XDP_PASS;
+    ++sent;
+  }
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  // the burst, then one packet per refill period; one period either way for where the loop's ends fall
+  const double expected = 1 + seconds * kPerSec;
+  EXPECT_GE(admitted, static_cast<int>(expected) - 1) << sent << " sent in " << seconds << " s";
+  EXPECT_LE(admitted, static_cast<int>(expected) + 1) << sent << " sent in " << seconds << " s";
+  EXPECT_GT(sent, 10 * admitted) << "most packets must have been refused for this to test refusals";
+  EXPECT_EQ(dropped(SLUICE_REASON_FILTER_RATE_LIMITED), static_cast<std::uint64_t>(sent - admitted));
 }
 
 TEST_F(RateLimitTest, PrefixLengthsPerClassChooseWhatASourceIs) {
