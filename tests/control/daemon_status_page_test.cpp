@@ -135,6 +135,49 @@ TEST(DaemonStatusPage, ADaemonWithoutVipsOrRoutesShowsEmptyTablesNotErrors) {
   EXPECT_EQ(doc.at("stages").at("forward"), json::value(false));
 }
 
+// A metrics listener on a management address serves /metrics but not the
+// status page unless asked (--status-page on); --status-page off turns it
+// off on loopback too; a bad value is refused naming it.
+TEST(DaemonStatusPage, ANonLoopbackListenerServesThePageOnlyWhenAskedAndMetricsAlways) {
+  SLUICE_REQUIRE_NETNS();
+  TwoHostLab lab;
+  const std::string management = std::string(TwoHostLab::box_v4) + ":9632";
+  auto code_of = [&](const std::string& at) {
+    return lab.box.exec("curl -s -o /dev/null -w '%{http_code}' " + at).output;
+  };
+  struct Case {
+    std::string metrics;
+    std::vector<std::string> args;
+    std::string page_code;
+  };
+  const std::vector<Case> cases = {
+      {management, {}, "404"},
+      {management, {"--status-page", "on"}, "200"},
+      {metrics_address, {"--status-page", "off"}, "404"},
+      {metrics_address, {}, "200"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.metrics + (c.args.empty() ? "" : " " + c.args[1]));
+    SluicedOptions options;
+    options.netns = lab.box.name();
+    options.metrics = c.metrics;
+    options.extra_args = c.args;
+    SluicedProcess daemon(options);
+    ASSERT_EQ(daemon.start(), "");
+    const std::string at = "http://" + c.metrics;
+    EXPECT_EQ(code_of(at + "/"), c.page_code);
+    EXPECT_EQ(code_of(at + "/status.json"), c.page_code);
+    EXPECT_EQ(code_of(at + "/metrics"), "200") << "metrics are served whatever the page";
+    if (c.page_code == "404") {
+      EXPECT_EQ(lab.box.exec("curl -s " + at + "/status.json").output.find("interfaces"), std::string::npos);
+    }
+  }
+  const auto refused = lab.box.exec(std::string(sluiced_path()) + " --metrics " + management +
+                                    " --status-page yes --socket /nonexistent/s --state-dir /nonexistent 2>&1");
+  EXPECT_EQ(refused.exit_code, 2) << refused.output;
+  EXPECT_NE(refused.output.find("--status-page 'yes'"), std::string::npos) << refused.output;
+}
+
 // The page in a real browser: headless Chromium (Debian's) loads it from the
 // box, runs its script for a few polls, and the rendered DOM shows the lab's
 // interface, VIP, backend and verdicts; a screenshot is kept as an artifact.
