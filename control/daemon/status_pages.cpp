@@ -51,8 +51,15 @@ std::vector<metrics::Page> http_pages(const OpRegistry& ops, std::function<std::
     }
     return cached->body;
   };
-  pages.push_back(
-      {"/", std::string(metrics::status_page_content_type), [] { return std::string(metrics::status_page_html()); }});
+  // The page is one document with its script and style inline and draws its
+  // charts as inline SVG: nothing else may load, and it talks only to its
+  // own origin (/status.json). A page that injected markup could not run it.
+  std::vector<std::pair<std::string, std::string>> page_headers{
+      {"Content-Security-Policy",
+       "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; "
+       "img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"}};
+  pages.push_back({"/", std::string(metrics::status_page_content_type),
+                   [] { return std::string(metrics::status_page_html()); }, std::move(page_headers)});
   pages.push_back({"/status.json", std::string(metrics::status_json_content_type), status_json});
   return pages;
 }

@@ -89,6 +89,11 @@ TEST(DaemonStatusPage, StatusJsonShowsWhatTheSocketReportsAndThePageIsSelfContai
   ASSERT_EQ(page.exit_code, 0) << page.output;
   EXPECT_NE(page.output.find("Content-Type: text/html"), std::string::npos) << page.output.substr(0, 400);
   EXPECT_NE(page.output.find("Cache-Control: no-store"), std::string::npos);
+  // Nothing but the page itself runs or loads; it talks only to its own origin (the Chromium test renders it so).
+  EXPECT_NE(page.output.find("Content-Security-Policy: default-src 'none'; "), std::string::npos)
+      << page.output.substr(0, 600);
+  EXPECT_NE(page.output.find("connect-src 'self'"), std::string::npos);
+  EXPECT_NE(page.output.find("X-Content-Type-Options: nosniff"), std::string::npos);
   EXPECT_NE(page.output.find("status.json"), std::string::npos);
   EXPECT_FALSE(std::regex_search(page.output, std::regex(R"((src|href)\s*=\s*["']?(https?:)?//)")))
       << "the page references an external asset";
