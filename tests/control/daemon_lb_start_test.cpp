@@ -3,6 +3,8 @@
 //   read-back tables: a later filter-only change does not redo the lb
 //   step (seen by --fault-kill-before lb, which kills only when the lb step
 //   is reached);
+// - the lb and forward kill steps fire in a change that reaches them, never
+//   in the start's own make_live;
 // - build_maglev is deterministic: the same VIPs and backends built by two
 //   daemons, and rebuilt by a restart through the pins, give byte-identical
 //   tables (ECMP across boxes relies on it).
@@ -123,6 +125,34 @@ TEST(DaemonLbStart, TheSameConfigBuildsByteIdenticalTablesAcrossDaemonsAndRestar
   ASSERT_EQ(one.start(), "");
   EXPECT_EQ(raw_table(one.pin_dir(), kVipAddr), before) << "the restart rebuilt another table";
   EXPECT_EQ(ControlClient(one.socket_path()).result("status").at("degraded"), json::value(false));
+}
+
+// The kill steps of the lb and forward parts fire in a change that reaches
+// them, never during the start's own make_live of those parts.
+TEST(DaemonLbStart, TheLbKillStepFiresInAChangeNotInTheStart) {
+  SLUICE_REQUIRE_BPFFS();
+  SluicedProcess daemon;
+  ASSERT_EQ(daemon.start(), "");
+  ControlClient(daemon.socket_path())
+      .result("apply", {{"yaml", "lb:\n  settings: {encap_source_v4: 198.18.0.2}\n  vips:\n" +
+                                     vip_yaml(kVip, 251, backends_yaml(16, 3))}});
+  ASSERT_EQ(daemon.stop(SIGTERM), 0) << daemon.log();
+  // The start rebuilds the read-back table (the lb part's make_live): no kill there.
+  daemon.set_extra_args({"--fault-kill-before", "lb"});
+  ASSERT_EQ(daemon.start(), "") << "killed during the start";
+  {
+    ControlClient client(daemon.socket_path());
+    EXPECT_EQ(client.result("status").at("degraded"), json::value(false));
+    // A filter-only change does not reach the lb step.
+    const auto filter_only = client.call("rule.add", {{"proto", "udp"}, {"dport", 7}, {"action", "drop"}});
+    EXPECT_TRUE(filter_only.ok) << "a filter-only change reached the lb step";
+  }
+  {
+    ControlClient client(daemon.socket_path());
+    const auto lb_change = client.call("backend.add", {{"vip", kVip}, {"address", "198.18.30.1"}});
+    EXPECT_FALSE(lb_change.ok) << "the daemon answered an lb change instead of dying before its lb step";
+  }
+  EXPECT_EQ(daemon.wait_exit(), exit_sigkill) << daemon.log();
 }
 
 // A start whose wanted lb section cannot go live (it needs new backend
