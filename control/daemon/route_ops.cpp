@@ -10,6 +10,7 @@
 #include <bpf/libbpf.h>
 
 #include "forward_config.hpp"
+#include "route_list.hpp"
 #include "names.hpp"
 #include "spdlog/spdlog.h"
 
@@ -94,31 +95,6 @@ ProtocolError no_route(std::string_view op, const std::string& prefix) {
 
 // ---- replies ----
 
-json::object hop_json(const ForwardHop& hop) {
-  json::object out{{"next_hop", config::hop_name(hop)},
-                   {"via", lb::to_string(hop.via)},
-                   {"dev", hop.dev},
-                   {"mac", hop.mac ? json::value(lb::mac_to_string(*hop.mac)) : json::value(nullptr)}};  // null: resolved
-  if (hop.src_mac) out["src_mac"] = lb::mac_to_string(*hop.src_mac);
-  return out;
-}
-
-json::object route_json(const ForwardRoute& route) {
-  json::object out{{"prefix", route.prefix}};
-  switch (route.kind) {
-    case ForwardRoute::Kind::Via:
-      out["kind"] = "via";
-      for (auto& [key, value] : hop_json(route.hop)) out[key] = value;
-      break;
-    case ForwardRoute::Kind::Group:
-      out["kind"] = "group";
-      out["group"] = route.group;
-      break;
-    case ForwardRoute::Kind::ToStack: out["kind"] = "to_stack"; break;
-  }
-  return out;
-}
-
 json::object group_json(const ForwardGroup& group) {
   json::array members;
   for (const auto& member : group.members) {
@@ -161,7 +137,6 @@ route::NextHopSpec spec_of(const ForwardHop& hop) {
 
 bool kernel_owned(std::string_view name) { return name.starts_with("kernel:"); }
 
-std::string_view origin_name(route::Origin origin) { return origin == route::Origin::Kernel ? "kernel" : "static"; }
 
 std::vector<route::GroupMember> members_of(const ForwardGroup& group) {
   std::vector<route::GroupMember> out;
@@ -481,55 +456,6 @@ OpResult RouteOps::route_del(const json::object& object) {
     if (std::erase_if(config.routes, [&](const auto& r) { return r.prefix == *prefix; }) == 0) return no_route(op, *prefix);
     return {};
   }, json::object{{"prefix", *prefix}, {"deleted", true}});
-}
-
-OpResult RouteOps::route_list(const json::object& object) const {
-  if (auto none = protocol::parse_no_args("route.list", object); !none) return none.error();
-  auto listed = table_.list_routes();
-  if (!listed) return ProtocolError{ErrorCode::Failed, "route.list: " + listed.error().message};
-  std::map<std::string, const route::RouteInfo*> statics;
-  for (const auto& info : *listed)
-    if (info.origin == route::Origin::Static) statics.emplace(maps::to_string(info.prefix), &info);
-  auto add_counter = [](json::object& entry, const route::RouteInfo* info) {
-    if (info && info->counter) {
-      entry["packets"] = info->counter->packets;
-      entry["bytes"] = info->counter->bytes;
-    } else {
-      entry["packets"] = nullptr;  // no counter of its own (its next hop still counts), or not effective
-      entry["bytes"] = nullptr;
-    }
-  };
-  json::array out;
-  for (const auto& route : live_.routes) {
-    json::object entry = route_json(route);
-    auto it = statics.find(route.prefix);
-    const route::RouteInfo* info = it != statics.end() ? it->second : nullptr;
-    entry["origin"] = "static";
-    entry["effective"] = info ? info->effective : false;
-    add_counter(entry, info);
-    out.push_back(std::move(entry));
-  }
-  // While sync is on: what the mirror holds (a static route for the same prefix hides it: effective false).
-  for (const auto& info : *listed) {
-    if (info.origin != route::Origin::Kernel) continue;
-    json::object entry{{"prefix", maps::to_string(info.prefix)}};
-    switch (info.target.kind) {
-      case route::RouteTarget::Kind::NextHop:
-        entry["kind"] = "via";
-        entry["next_hop"] = info.target.name;
-        break;
-      case route::RouteTarget::Kind::Group:
-        entry["kind"] = "group";
-        entry["group"] = info.target.name;
-        break;
-      case route::RouteTarget::Kind::ToStack: entry["kind"] = "to_stack"; break;
-    }
-    entry["origin"] = origin_name(info.origin);
-    entry["effective"] = info.effective;
-    add_counter(entry, &info);
-    out.push_back(std::move(entry));
-  }
-  return json::value(json::object{{"routes", std::move(out)}});
 }
 
 OpResult RouteOps::nexthop_list(const json::object& object) const {
