@@ -13,6 +13,7 @@
 #include "forward_config.hpp"
 #include "lb_model.hpp"
 #include "prefix.hpp"
+#include "value_rules.hpp"
 
 namespace sluice::cli {
 namespace {
@@ -65,6 +66,15 @@ void render_route_list(std::ostream& out, const json::value& result) {
     rows.push_back({text(route, "prefix"), target_text(route), origin, text(route, "packets"), text(route, "bytes")});
   }
   print_table(out, {"PREFIX", "TARGET", "ORIGIN", "PACKETS", "BYTES"}, rows);
+  // A page of a bigger table says so, and how to see the rest.
+  const auto& whole = object_of(result, "route.list result");
+  const auto* cut = whole.if_contains("truncated");
+  const auto* from = whole.if_contains("offset");
+  if (cut && cut->is_bool() && cut->as_bool() && from && from->is_number()) {
+    const auto first = from->to_number<std::uint64_t>();
+    out << "routes " << first + 1 << ".." << first + routes.size() << " of " << text(whole, "total")
+        << " (--limit, --offset for others)\n";
+  }
 }
 
 void render_nexthop_list(std::ostream& out, const json::value& result) {
@@ -187,6 +197,8 @@ struct RouteArgs {
   std::vector<std::string> icmp_sources;
   std::string sync_state;
   std::optional<std::string> sync_table;
+  std::optional<std::uint64_t> list_limit, list_offset;
+  bool by_packets = false;
 };
 
 void add_route(CLI::App& app, const std::shared_ptr<RouteArgs>& a, const std::function<void(LbAction)>& set_action) {
@@ -259,10 +271,19 @@ void add_route(CLI::App& app, const std::shared_ptr<RouteArgs>& a, const std::fu
       });
     });
   });
-  auto* list = route->add_subcommand("list", "Show the routes with their counters");
-  list->callback([set_action] {
-    set_action([](LbContext& ctx) {
-      return ctx.call("route.list", {}, [&](const json::value& r) { render_route_list(ctx.out, r); });
+  auto* list = route->add_subcommand("list", "Show the routes with their counters (a page: --limit, --offset)");
+  add_decimal(list, "--limit", a->list_limit, 1, protocol::max_route_list_limit,
+              "Routes in the page (default " + std::to_string(protocol::default_route_list_limit) + ")");
+  add_decimal(list, "--offset", a->list_offset, 0, std::numeric_limits<std::uint32_t>::max(),
+              "Routes skipped before the page");
+  list->add_flag("--by-packets", a->by_packets, "Most packets first (default: table order)");
+  list->callback([a, set_action] {
+    set_action([a](LbContext& ctx) {
+      json::object args;
+      if (a->list_limit) args["limit"] = *a->list_limit;
+      if (a->list_offset) args["offset"] = *a->list_offset;
+      if (a->by_packets) args["order"] = "packets";
+      return ctx.call("route.list", args, [&](const json::value& r) { render_route_list(ctx.out, r); });
     });
   });
 }

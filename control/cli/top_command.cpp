@@ -2,11 +2,13 @@
 
 #include <CLI/CLI.hpp>
 #include <poll.h>
+#include <signal.h>
 #include <sys/ioctl.h>
 #include <termios.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <ctime>
@@ -37,8 +39,12 @@ constexpr std::chrono::milliseconds key_slice{100};
 // alternate screen and a hidden cursor. Restored on every way out.
 class TerminalScreen {
  public:
-  TerminalScreen() {
-    if (::isatty(STDIN_FILENO) != 1 || ::isatty(STDOUT_FILENO) != 1) return;
+  TerminalScreen() { enter(); }
+
+  // Into top's mode (again after a stop: the shell may have changed the
+  // terminal meanwhile, so it is read again).
+  void enter() {
+    if (active_ || ::isatty(STDIN_FILENO) != 1 || ::isatty(STDOUT_FILENO) != 1) return;
     if (::tcgetattr(STDIN_FILENO, &saved_) != 0) return;
     termios raw = saved_;
     raw.c_lflag &= static_cast<tcflag_t>(~(ICANON | ECHO));
@@ -98,6 +104,60 @@ class TerminalScreen {
   bool active_ = false;
 };
 
+// Signals that end or suspend top while it holds the terminal. SIGINT and
+// SIGTERM are sluicectl's own (env.interrupted); these are caught only for
+// top's lifetime, so the terminal is restored before the process goes.
+std::atomic<int> end_signal{0};          // SIGHUP or SIGQUIT received
+std::atomic<bool> suspend_wanted{false};  // SIGTSTP received
+
+extern "C" void on_top_end(int signal_number) { end_signal.store(signal_number); }
+extern "C" void on_top_suspend(int) { suspend_wanted.store(true); }
+
+class TopSignals {
+ public:
+  TopSignals() {
+    end_signal.store(0);
+    suspend_wanted.store(false);
+    // No SA_RESTART: a request blocked on the socket returns at once.
+    install(SIGHUP, on_top_end, saved_hup_);
+    install(SIGQUIT, on_top_end, saved_quit_);
+    install(SIGTSTP, on_top_suspend, saved_tstp_);
+  }
+  TopSignals(const TopSignals&) = delete;
+  TopSignals& operator=(const TopSignals&) = delete;
+  ~TopSignals() {
+    ::sigaction(SIGHUP, &saved_hup_, nullptr);
+    ::sigaction(SIGQUIT, &saved_quit_, nullptr);
+    ::sigaction(SIGTSTP, &saved_tstp_, nullptr);
+  }
+
+  // Off the terminal, stopped as SIGTSTP would have stopped us; on SIGCONT back in.
+  static void suspend(TerminalScreen& screen) {
+    suspend_wanted.store(false);
+    screen.restore();
+    struct sigaction stop_default {}, ours {};
+    stop_default.sa_handler = SIG_DFL;
+    sigemptyset(&stop_default.sa_mask);
+    ::sigaction(SIGTSTP, &stop_default, &ours);
+    ::raise(SIGTSTP);  // stops here until SIGCONT
+    ::sigaction(SIGTSTP, &ours, nullptr);
+    screen.enter();
+  }
+
+ private:
+  static void install(int signal_number, void (*handler)(int), struct sigaction& saved) {
+    struct sigaction action {};
+    action.sa_handler = handler;
+    sigemptyset(&action.sa_mask);
+    ::sigaction(signal_number, &action, &saved);
+  }
+
+  struct sigaction saved_hup_ {}, saved_quit_ {}, saved_tstp_ {};
+};
+
+// The exit status of a top ended by SIGHUP or SIGQUIT: the shell's 128 + N, as if it had killed us.
+constexpr int exit_signalled_base = 128;
+
 std::string wall_clock() {
   const std::time_t now = std::time(nullptr);
   std::tm parts{};
@@ -145,11 +205,13 @@ void read_drop_sources(TopContext& ctx, const json::object& doc, TopInput& input
 int run_top(TopContext& ctx, double interval_s, std::optional<std::uint32_t> iterations) {
   Env& env = ctx.env;
   const auto interval = std::chrono::milliseconds(static_cast<std::int64_t>(interval_s * 1000));
+  TopSignals signals;
   TerminalScreen screen;
   std::optional<json::object> previous;
   auto previous_at = std::chrono::steady_clock::now();
-  try {
-    for (std::uint32_t frame_number = 0;; ++frame_number) {
+  std::uint32_t frame_number = 0;
+  for (;;) try {
+    for (;; ++frame_number) {
       const protocol::StatusCall call = [&ctx](std::string_view op, const json::object& args)
           -> std::variant<json::value, std::string> {
         auto result = ctx.call(op, args);
@@ -179,6 +241,11 @@ int run_top(TopContext& ctx, double interval_s, std::optional<std::uint32_t> ite
       if (iterations && frame_number + 1 >= *iterations) return kExitOk;
       for (auto waited = std::chrono::milliseconds(0); waited < interval; waited += key_slice) {
         if (env.interrupted()) return kExitOk;
+        if (const int ended = end_signal.load()) return screen.restore(), exit_signalled_base + ended;
+        if (suspend_wanted.load()) {
+          TopSignals::suspend(screen);
+          break;  // a fresh frame at once on the screen entered again
+        }
         if (screen.active()) {
           if (auto key = screen.key(key_slice); key && (*key == 'q' || *key == 'Q')) return kExitOk;
         } else {
@@ -190,6 +257,13 @@ int run_top(TopContext& ctx, double interval_s, std::optional<std::uint32_t> ite
     // Off the alternate screen first, so the message stays visible.
     screen.restore();
     if (env.interrupted()) return kExitOk;  // Ctrl-C cut a request short: a clean end
+    if (const int ended = end_signal.load()) return exit_signalled_base + ended;
+    if (suspend_wanted.load()) {
+      // SIGTSTP cut a request short: stop now, then go on (a broken connection shows in the next frame's request).
+      TopSignals::suspend(screen);
+      ++frame_number;
+      continue;
+    }
     env.err << "sluicectl: top: " << lost.message << '\n';
     return kExitUnavailable;
   }

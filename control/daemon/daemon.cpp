@@ -149,6 +149,13 @@ int run(const DaemonOptions& options) {
     if (auto* error = std::get_if<std::string>(&parsed)) return spdlog::error("--metrics: {}", *error), exit_usage;
     metrics_endpoint = std::get<asio::ip::tcp::endpoint>(parsed);
   }
+  bool status_page = false;
+  {
+    // Checked even with --metrics off, so a mistyped value is never silently ignored.
+    auto enabled = status_page_enabled(options.status_page, metrics_endpoint.value_or(asio::ip::tcp::endpoint{}));
+    if (auto* error = std::get_if<std::string>(&enabled)) return spdlog::error("{}", *error), exit_usage;
+    status_page = metrics_endpoint && std::get<bool>(enabled);
+  }
 
   std::optional<std::string_view> kill_before;
   if (options.fault_kill_before) {
@@ -368,7 +375,7 @@ int run(const DaemonOptions& options) {
           io, *metrics_endpoint, http_pages(ops, [&] {
             return render_metrics(plane, *filter_table, state_ops.conntrack(), server.metrics(), events.stats()) +
                    render_lb_metrics(lb_ops) + render_route_metrics(plane, route_ops);
-          }));
+          }, status_page));
     } catch (const std::exception& e) {
       return spdlog::error("--metrics {}: {}", options.metrics_address, e.what()), exit_startup_failed;
     }
@@ -381,10 +388,12 @@ int run(const DaemonOptions& options) {
     stop();
   });
 
-  spdlog::info("sluiced {} serving {} (pins {}, state {}, metrics {}, blocklist tbl8 groups at most {}, "
+  spdlog::info("sluiced {} serving {} (pins {}, state {}, metrics {}{}, blocklist tbl8 groups at most {}, "
                "DIR-24-8 from {} IPv4 prefixes, conntrack {}, rate buckets {}, lb connections {})",
                version(), options.socket_path, options.pin_dir, options.state_dir,
-               metrics_server ? options.metrics_address : std::string("off"), options.blocklist_tbl8_groups,
+               metrics_server ? options.metrics_address : std::string("off"),
+               metrics_server ? (status_page ? " with the status page" : " without the status page") : "",
+               options.blocklist_tbl8_groups,
                options.blocklist_dir_prefixes, options.conntrack_entries, options.rate_bucket_entries,
                options.lb_conn_entries);
   // The prefix-list index of the desired state, built once the socket serves (O(lists), ~1 s at a million).

@@ -17,6 +17,9 @@ struct DaemonOptions {
   std::string socket_path = "/run/sluice/sluice.sock";
   std::string pin_dir = "/sys/fs/bpf/sluice";
   std::string metrics_address = "127.0.0.1:9630";  // "off" disables the endpoint
+  // The status page (/ and /status.json) on the metrics endpoint: on, off,
+  // or auto (on only when metrics_address is loopback; status_pages.hpp).
+  std::string status_page = "auto";
   std::string state_dir = "/var/lib/sluice";
   std::optional<std::string> admin_group;   // may change state besides root
   std::optional<std::string> socket_group;  // may connect (read-only ops); defaults to admin_group

@@ -81,6 +81,8 @@ class LbOps final : public StatePart {
   Result<void> make_live(const config::DesiredState& state) override;
   void add_baseline(config::DesiredState& baseline) const override;
   std::vector<std::pair<config::RuleSpec, std::string>> owned_rules(const config::DesiredState& state) const override;
+  // The start rebuilt the read-back tables, or could not (reported degraded): they stop counting as a change.
+  void settle_start() override { table_.settle_read_back_tables(); }
 
  private:
   OpResult vip_add(const boost::json::object& args);

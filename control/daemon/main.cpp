@@ -19,6 +19,9 @@ int main(int argc, char** argv) {
   app.add_option("--socket", options.socket_path, "control socket path")->capture_default_str();
   app.add_option("--bpffs", options.pin_dir, "bpffs directory of the pinned maps and programs")->capture_default_str();
   app.add_option("--metrics", options.metrics_address, "Prometheus endpoint ADDR:PORT, or off")->capture_default_str();
+  app.add_option("--status-page", options.status_page,
+                 "status page (/ and /status.json) on the metrics endpoint: on, off, or auto (only on loopback)")
+      ->capture_default_str();
   app.add_option("--state-dir", options.state_dir, "directory of the persisted state")->capture_default_str();
   app.add_option("--admin-group", admin_group, "group whose members may change state (besides root)");
   app.add_option("--socket-group", socket_group, "group owning the socket (may connect; default: admin group)");

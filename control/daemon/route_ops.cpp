@@ -10,6 +10,7 @@
 #include <bpf/libbpf.h>
 
 #include "forward_config.hpp"
+#include "route_list.hpp"
 #include "names.hpp"
 #include "spdlog/spdlog.h"
 
@@ -94,31 +95,6 @@ ProtocolError no_route(std::string_view op, const std::string& prefix) {
 
 // ---- replies ----
 
-json::object hop_json(const ForwardHop& hop) {
-  json::object out{{"next_hop", config::hop_name(hop)},
-                   {"via", lb::to_string(hop.via)},
-                   {"dev", hop.dev},
-                   {"mac", hop.mac ? json::value(lb::mac_to_string(*hop.mac)) : json::value(nullptr)}};  // null: resolved
-  if (hop.src_mac) out["src_mac"] = lb::mac_to_string(*hop.src_mac);
-  return out;
-}
-
-json::object route_json(const ForwardRoute& route) {
-  json::object out{{"prefix", route.prefix}};
-  switch (route.kind) {
-    case ForwardRoute::Kind::Via:
-      out["kind"] = "via";
-      for (auto& [key, value] : hop_json(route.hop)) out[key] = value;
-      break;
-    case ForwardRoute::Kind::Group:
-      out["kind"] = "group";
-      out["group"] = route.group;
-      break;
-    case ForwardRoute::Kind::ToStack: out["kind"] = "to_stack"; break;
-  }
-  return out;
-}
-
 json::object group_json(const ForwardGroup& group) {
   json::array members;
   for (const auto& member : group.members) {
@@ -161,7 +137,6 @@ route::NextHopSpec spec_of(const ForwardHop& hop) {
 
 bool kernel_owned(std::string_view name) { return name.starts_with("kernel:"); }
 
-std::string_view origin_name(route::Origin origin) { return origin == route::Origin::Kernel ? "kernel" : "static"; }
 
 std::vector<route::GroupMember> members_of(const ForwardGroup& group) {
   std::vector<route::GroupMember> out;
@@ -483,55 +458,6 @@ OpResult RouteOps::route_del(const json::object& object) {
   }, json::object{{"prefix", *prefix}, {"deleted", true}});
 }
 
-OpResult RouteOps::route_list(const json::object& object) const {
-  if (auto none = protocol::parse_no_args("route.list", object); !none) return none.error();
-  auto listed = table_.list_routes();
-  if (!listed) return ProtocolError{ErrorCode::Failed, "route.list: " + listed.error().message};
-  std::map<std::string, const route::RouteInfo*> statics;
-  for (const auto& info : *listed)
-    if (info.origin == route::Origin::Static) statics.emplace(maps::to_string(info.prefix), &info);
-  auto add_counter = [](json::object& entry, const route::RouteInfo* info) {
-    if (info && info->counter) {
-      entry["packets"] = info->counter->packets;
-      entry["bytes"] = info->counter->bytes;
-    } else {
-      entry["packets"] = nullptr;  // no counter of its own (its next hop still counts), or not effective
-      entry["bytes"] = nullptr;
-    }
-  };
-  json::array out;
-  for (const auto& route : live_.routes) {
-    json::object entry = route_json(route);
-    auto it = statics.find(route.prefix);
-    const route::RouteInfo* info = it != statics.end() ? it->second : nullptr;
-    entry["origin"] = "static";
-    entry["effective"] = info ? info->effective : false;
-    add_counter(entry, info);
-    out.push_back(std::move(entry));
-  }
-  // While sync is on: what the mirror holds (a static route for the same prefix hides it: effective false).
-  for (const auto& info : *listed) {
-    if (info.origin != route::Origin::Kernel) continue;
-    json::object entry{{"prefix", maps::to_string(info.prefix)}};
-    switch (info.target.kind) {
-      case route::RouteTarget::Kind::NextHop:
-        entry["kind"] = "via";
-        entry["next_hop"] = info.target.name;
-        break;
-      case route::RouteTarget::Kind::Group:
-        entry["kind"] = "group";
-        entry["group"] = info.target.name;
-        break;
-      case route::RouteTarget::Kind::ToStack: entry["kind"] = "to_stack"; break;
-    }
-    entry["origin"] = origin_name(info.origin);
-    entry["effective"] = info.effective;
-    add_counter(entry, &info);
-    out.push_back(std::move(entry));
-  }
-  return json::value(json::object{{"routes", std::move(out)}});
-}
-
 OpResult RouteOps::nexthop_list(const json::object& object) const {
   if (auto none = protocol::parse_no_args("nexthop.list", object); !none) return none.error();
   auto listed = table_.list_next_hops();
@@ -801,57 +727,6 @@ void RouteOps::register_ops(OpRegistry& ops) {
   ops.add("cpumap.set", bind(&RouteOps::cpumap_set));
   ops.add("forward.show", bind(&RouteOps::forward_show));
   ops.add("route.sync", bind(&RouteOps::route_sync));
-}
-
-// ---- StateParts ----
-
-protocol::ArgsResult<void> StateParts::check(std::string_view op, const config::DesiredState& next,
-                                             filter::RuleSet& set) const {
-  for (const auto& [name, part] : parts_)
-    if (auto valid = part->check(op, next, set); !valid) return valid;
-  return {};
-}
-
-std::uint32_t StateParts::effective_stages(const config::DesiredState& next, std::uint32_t stages) const {
-  for (const auto& [name, part] : parts_) stages = part->effective_stages(next, stages);
-  return stages;
-}
-
-bool StateParts::changes(const config::DesiredState& next) const {
-  return std::any_of(parts_.begin(), parts_.end(), [&](const Named& named) { return named.part->changes(next); });
-}
-
-Result<void> StateParts::make_live(const config::DesiredState& state) {
-  std::vector<std::pair<StatePart*, config::DesiredState>> done;  // each with what its maps held before
-  for (const auto& [name, part] : parts_) {
-    if (part_hook_) part_hook_(name);
-    if (!part->changes(state)) continue;
-    config::DesiredState before;
-    part->add_baseline(before);
-    if (auto made = part->make_live(state); !made) {
-      for (auto it = done.rbegin(); it != done.rend(); ++it)
-        if (auto undone = it->first->make_live(it->second); !undone)
-          return maps::make_error_because("make live", "state parts",
-                                          made.error().message + "; undoing an earlier part failed: " + undone.error().message,
-                                          made.error().errnum);
-      return made.error();
-    }
-    done.emplace_back(part, std::move(before));
-  }
-  return {};
-}
-
-void StateParts::add_baseline(config::DesiredState& baseline) const {
-  for (const auto& [name, part] : parts_) part->add_baseline(baseline);
-}
-
-std::vector<std::pair<config::RuleSpec, std::string>> StateParts::owned_rules(const config::DesiredState& state) const {
-  std::vector<std::pair<config::RuleSpec, std::string>> out;
-  for (const auto& [name, part] : parts_) {
-    auto rules = part->owned_rules(state);
-    out.insert(out.end(), std::make_move_iterator(rules.begin()), std::make_move_iterator(rules.end()));
-  }
-  return out;
 }
 
 }  // namespace sluice::daemon

@@ -120,6 +120,7 @@ class StateParts final : public StatePart {
   Result<void> make_live(const config::DesiredState& state) override;
   void add_baseline(config::DesiredState& baseline) const override;
   std::vector<std::pair<config::RuleSpec, std::string>> owned_rules(const config::DesiredState& state) const override;
+  void settle_start() override;
 
  private:
   std::vector<Named> parts_;

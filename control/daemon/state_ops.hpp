@@ -49,6 +49,11 @@ class StatePart {
   virtual void add_baseline(config::DesiredState& baseline) const = 0;
   // rule.list: the rules the part adds for `state`, each with who owns it.
   virtual std::vector<std::pair<config::RuleSpec, std::string>> owned_rules(const config::DesiredState& state) const = 0;
+  // Startup is done with the part (made live, or failed and reported
+  // degraded): what it holds from before this start (the lb's read-back
+  // Maglev tables) is no longer a change by itself, so a later change that
+  // does not touch the part does not rewrite it.
+  virtual void settle_start() {}
 };
 
 class StateOps {

@@ -23,7 +23,18 @@ std::string render_status_json(const OpRegistry& ops) {
   return json::serialize(protocol::compose_status(call)) + "\n";
 }
 
-std::vector<metrics::Page> http_pages(const OpRegistry& ops, std::function<std::string()> render_metrics) {
+std::variant<bool, std::string> status_page_enabled(std::string_view option,
+                                                    const boost::asio::ip::tcp::endpoint& endpoint) {
+  if (option == "on") return true;
+  if (option == "off") return false;
+  if (option == "auto") return endpoint.address().is_loopback();
+  return "--status-page '" + std::string(option) + "': expected on, off or auto";
+}
+
+std::vector<metrics::Page> http_pages(const OpRegistry& ops, std::function<std::string()> render_metrics,
+                                      bool status_page) {
+  std::vector<metrics::Page> pages{{"/metrics", std::string(metrics::content_type), std::move(render_metrics)}};
+  if (!status_page) return pages;
   // One document a second at most, whoever asks: every open page polls
   // each second, and composing walks every op on the daemon's one thread.
   struct Cached {
@@ -40,11 +51,17 @@ std::vector<metrics::Page> http_pages(const OpRegistry& ops, std::function<std::
     }
     return cached->body;
   };
-  return {
-      {"/metrics", std::string(metrics::content_type), std::move(render_metrics)},
-      {"/", std::string(metrics::status_page_content_type), [] { return std::string(metrics::status_page_html()); }},
-      {"/status.json", std::string(metrics::status_json_content_type), status_json},
-  };
+  // The page is one document with its script and style inline and draws its
+  // charts as inline SVG: nothing else may load, and it talks only to its
+  // own origin (/status.json). A page that injected markup could not run it.
+  std::vector<std::pair<std::string, std::string>> page_headers{
+      {"Content-Security-Policy",
+       "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; "
+       "img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"}};
+  pages.push_back({"/", std::string(metrics::status_page_content_type),
+                   [] { return std::string(metrics::status_page_html()); }, std::move(page_headers)});
+  pages.push_back({"/status.json", std::string(metrics::status_json_content_type), status_json});
+  return pages;
 }
 
 }  // namespace sluice::daemon

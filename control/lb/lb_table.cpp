@@ -187,6 +187,7 @@ struct LbTable::State {
 
   LbConfig config;
   std::map<VipKey, VipRuntime> runtime;
+  bool read_back_settled = false;  // settle_read_back_tables(): the start is done with them
   std::vector<sluice_lb_backend> slots;  // mirror of lb_backends
   std::optional<sluice_lb_settings> settings_written;  // lb_settings[0] when it holds our version
   std::set<std::uint32_t> orphan_tables;  // lb_maglev ids without a VIP (a crash between steps)
@@ -305,8 +306,10 @@ LbTable::~LbTable() = default;
 const LbConfig& LbTable::config() const noexcept { return state_->config; }
 bool LbTable::has_vips() const noexcept { return !state_->config.vips.empty(); }
 bool LbTable::has_read_back_tables() const noexcept {
-  return std::any_of(state_->runtime.begin(), state_->runtime.end(), [](const auto& vip) { return !vip.second.built; });
+  return !state_->read_back_settled &&
+         std::any_of(state_->runtime.begin(), state_->runtime.end(), [](const auto& vip) { return !vip.second.built; });
 }
+void LbTable::settle_read_back_tables() noexcept { state_->read_back_settled = true; }
 
 Result<LbTable> LbTable::open(const dataplane::Dataplane& plane) {
   const sluice_bpf* skel = plane.skeleton();

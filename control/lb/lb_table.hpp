@@ -82,6 +82,11 @@ class LbTable {
   // config() after open() (weight 1 each) may equal that state. replace()
   // rebuilds every such table, so call it even when config() is what is wanted.
   bool has_read_back_tables() const noexcept;
+  // The start is done with the read-back tables: rebuilt by replace(), or
+  // they could not be (the start reports it, degraded). Either way
+  // has_read_back_tables() is false from now on, so only a change of
+  // config() calls for a replace() (which still rebuilds any table read back).
+  void settle_read_back_tables() noexcept;
 
   Result<std::vector<VipStatus>> status() const;
   Result<ConnTableFill> conn_fill() const;

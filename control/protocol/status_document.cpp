@@ -130,7 +130,13 @@ json::object compose_status(const StatusCall& call) {
   json::object forward;
   copy_keys(forward, gather.object("forward.show"), {"stage_enabled", "routes", "next_hops"});
   out["forward"] = std::move(forward);
-  out["routes"] = array_or_empty(gather.object("route.list"), "routes");
+  // The busiest routes only: a table of a million would make a document of
+  // ~100 MB each second. The totals say how many there are.
+  const json::object* routes = gather.object("route.list", {{"limit", status_routes_shown}, {"order", "packets"}});
+  out["routes"] = array_or_empty(routes, "routes");
+  out["routes_total"] = as_count(member(routes, "total"));
+  const json::value* truncated = member(routes, "truncated");
+  out["routes_truncated"] = truncated && truncated->is_bool() && truncated->as_bool();
   json::array hops;
   for (const auto& hop : array_or_empty(gather.object("nexthop.list"), "next_hops")) {
     if (!hop.is_object()) continue;

@@ -11,6 +11,7 @@
 // an operator's `sluicectl` could not.
 #include <boost/json.hpp>
 
+#include <cstdint>
 #include <functional>
 #include <optional>
 #include <string>
@@ -24,6 +25,9 @@ namespace sluice::protocol {
 // "errors"; the rest is still shown.
 using StatusCall = std::function<std::variant<boost::json::value, std::string>(std::string_view op,
                                                                                const boost::json::object& args)>;
+
+// Routes in the document: the busiest this many (by packets), with the total.
+inline constexpr std::uint64_t status_routes_shown = 100;
 
 // The ops compose_status calls, in order (all read-only: the socket group may call them).
 inline constexpr std::string_view status_document_ops[] = {
@@ -41,7 +45,9 @@ inline constexpr std::string_view status_document_ops[] = {
 //  "vips":[{vip,table_size,packets,bytes,new_conns,backends:[{address,weight,state,health,share,packets,bytes,new_conns}]}],
 //  "lb_connections":{v4,v6,v4_capacity,v6_capacity}?,
 //  "forward":{stage_enabled,routes,next_hops}?,
-//  "routes":[{prefix,kind,next_hop?,group?,origin,effective,packets,bytes}],
+//  "routes":[{prefix,kind,next_hop?,group?,origin,effective,packets,bytes}]
+//            (the status_routes_shown busiest, most packets first),
+//  "routes_total":N, "routes_truncated":bool (more routes than listed),
 //  "next_hops":[{next_hop,dev,resolved,packets,bytes}],
 //  "errors":["op: message"]}
 boost::json::object compose_status(const StatusCall& call);

@@ -22,6 +22,14 @@ inline constexpr std::uint32_t max_drop_sample_every = 1'000'000'000;
 inline constexpr std::uint64_t default_conn_list_limit = 1000;
 inline constexpr std::uint64_t max_conn_list_limit = 100'000;
 
+// route.list: routes in one reply, when the request says nothing and at
+// most: a page of `limit` from `offset`, in table order (static routes as
+// configured, then the kernel's while sync is on) or by packets (most first,
+// ties in table order). Bounded whatever the table holds (a million routes
+// are read in pages); the reply says the total.
+inline constexpr std::uint64_t default_route_list_limit = 1000;
+inline constexpr std::uint64_t max_route_list_limit = 100'000;
+
 // Linux interface names as the kernel takes them (dev_valid_name): 1..15
 // bytes (IFNAMSIZ - 1), not "." or "..", no '/', ':', whitespace or control
 // byte. What is wrong with `name`, or nothing.

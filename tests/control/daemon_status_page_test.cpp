@@ -89,6 +89,11 @@ TEST(DaemonStatusPage, StatusJsonShowsWhatTheSocketReportsAndThePageIsSelfContai
   ASSERT_EQ(page.exit_code, 0) << page.output;
   EXPECT_NE(page.output.find("Content-Type: text/html"), std::string::npos) << page.output.substr(0, 400);
   EXPECT_NE(page.output.find("Cache-Control: no-store"), std::string::npos);
+  // Nothing but the page itself runs or loads; it talks only to its own origin (the Chromium test renders it so).
+  EXPECT_NE(page.output.find("Content-Security-Policy: default-src 'none'; "), std::string::npos)
+      << page.output.substr(0, 600);
+  EXPECT_NE(page.output.find("connect-src 'self'"), std::string::npos);
+  EXPECT_NE(page.output.find("X-Content-Type-Options: nosniff"), std::string::npos);
   EXPECT_NE(page.output.find("status.json"), std::string::npos);
   EXPECT_FALSE(std::regex_search(page.output, std::regex(R"((src|href)\s*=\s*["']?(https?:)?//)")))
       << "the page references an external asset";
@@ -133,6 +138,49 @@ TEST(DaemonStatusPage, ADaemonWithoutVipsOrRoutesShowsEmptyTablesNotErrors) {
   EXPECT_TRUE(doc.at("routes").as_array().empty());
   EXPECT_EQ(doc.at("stages").at("lb"), json::value(false));
   EXPECT_EQ(doc.at("stages").at("forward"), json::value(false));
+}
+
+// A metrics listener on a management address serves /metrics but not the
+// status page unless asked (--status-page on); --status-page off turns it
+// off on loopback too; a bad value is refused naming it.
+TEST(DaemonStatusPage, ANonLoopbackListenerServesThePageOnlyWhenAskedAndMetricsAlways) {
+  SLUICE_REQUIRE_NETNS();
+  TwoHostLab lab;
+  const std::string management = std::string(TwoHostLab::box_v4) + ":9632";
+  auto code_of = [&](const std::string& at) {
+    return lab.box.exec("curl -s -o /dev/null -w '%{http_code}' " + at).output;
+  };
+  struct Case {
+    std::string metrics;
+    std::vector<std::string> args;
+    std::string page_code;
+  };
+  const std::vector<Case> cases = {
+      {management, {}, "404"},
+      {management, {"--status-page", "on"}, "200"},
+      {metrics_address, {"--status-page", "off"}, "404"},
+      {metrics_address, {}, "200"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.metrics + (c.args.empty() ? "" : " " + c.args[1]));
+    SluicedOptions options;
+    options.netns = lab.box.name();
+    options.metrics = c.metrics;
+    options.extra_args = c.args;
+    SluicedProcess daemon(options);
+    ASSERT_EQ(daemon.start(), "");
+    const std::string at = "http://" + c.metrics;
+    EXPECT_EQ(code_of(at + "/"), c.page_code);
+    EXPECT_EQ(code_of(at + "/status.json"), c.page_code);
+    EXPECT_EQ(code_of(at + "/metrics"), "200") << "metrics are served whatever the page";
+    if (c.page_code == "404") {
+      EXPECT_EQ(lab.box.exec("curl -s " + at + "/status.json").output.find("interfaces"), std::string::npos);
+    }
+  }
+  const auto refused = lab.box.exec(std::string(sluiced_path()) + " --metrics " + management +
+                                    " --status-page yes --socket /nonexistent/s --state-dir /nonexistent 2>&1");
+  EXPECT_EQ(refused.exit_code, 2) << refused.output;
+  EXPECT_NE(refused.output.find("--status-page 'yes'"), std::string::npos) << refused.output;
 }
 
 // The page in a real browser: headless Chromium (Debian's) loads it from the

@@ -26,6 +26,7 @@
 #include "service.hpp"
 #include "state_ops.hpp"
 #include "state_store.hpp"
+#include "status_pages.hpp"
 #include "system.hpp"
 
 namespace sluice::test {
@@ -178,6 +179,33 @@ TEST(DaemonMetrics, ListenAddressParsing) {
     ASSERT_TRUE(std::holds_alternative<std::string>(parsed)) << bad;
     EXPECT_NE(std::get<std::string>(parsed).find(bad), std::string::npos) << std::get<std::string>(parsed);
   }
+}
+
+// The status page shows routes, backends and interfaces: by default only a
+// loopback listener serves it, any other needs an explicit on.
+TEST(DaemonOptions, StatusPageIsServedByDefaultOnlyOnLoopback) {
+  namespace ip = boost::asio::ip;
+  const ip::tcp::endpoint loopback4(ip::make_address("127.0.0.1"), 9630), loopback6(ip::make_address("::1"), 9630);
+  const ip::tcp::endpoint management(ip::make_address("198.18.0.2"), 9630), any(ip::make_address("0.0.0.0"), 9630);
+  auto enabled = [](std::string_view option, const ip::tcp::endpoint& at) {
+    auto answer = daemon::status_page_enabled(option, at);
+    return std::holds_alternative<bool>(answer) && std::get<bool>(answer);
+  };
+  EXPECT_TRUE(enabled("auto", loopback4));
+  EXPECT_TRUE(enabled("auto", loopback6));
+  EXPECT_FALSE(enabled("auto", management));
+  EXPECT_FALSE(enabled("auto", any)) << "a wildcard listener reaches every address";
+  EXPECT_TRUE(enabled("on", management));
+  EXPECT_FALSE(enabled("off", loopback4));
+  auto bad = daemon::status_page_enabled("yes", loopback4);
+  ASSERT_TRUE(std::holds_alternative<std::string>(bad));
+  EXPECT_NE(std::get<std::string>(bad).find("--status-page 'yes'"), std::string::npos) << std::get<std::string>(bad);
+  // Without the page only /metrics is served (the server answers 404 for the rest).
+  daemon::OpRegistry ops;
+  const auto without = daemon::http_pages(ops, [] { return std::string(); }, false);
+  ASSERT_EQ(without.size(), 1u);
+  EXPECT_EQ(without[0].path, "/metrics");
+  EXPECT_EQ(daemon::http_pages(ops, [] { return std::string(); }, true).size(), 3u);
 }
 
 TEST(DaemonState, InterfacesRoundTripAndHostileFilesAreRefused) {
