@@ -13,7 +13,6 @@
 #include <bpf/libbpf.h>
 #include <sched.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -33,8 +32,6 @@
 #include "child_process.hpp"
 #include "client.hpp"
 #include "packet_builder.hpp"
-
-extern char** environ;
 
 namespace {
 
@@ -65,17 +62,11 @@ class Sluiced {
     socket_ = (dir_ / "sluice.sock").string();
     std::vector<std::string> args{binary, "--socket", socket_, "--bpffs", pins_, "--state-dir", (dir_ / "state").string(),
                                   "--metrics", "off", "--log-level", "warn"};
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    posix_spawn_file_actions_t files;
-    posix_spawn_file_actions_init(&files);
-    const std::string log = (dir_ / "sluiced.log").string();
-    posix_spawn_file_actions_addopen(&files, STDOUT_FILENO, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_adddup2(&files, STDOUT_FILENO, STDERR_FILENO);
-    const int spawned = ::posix_spawnp(&pid_, binary.c_str(), &files, nullptr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&files);
-    if (spawned != 0) fail(binary + ": cannot run: " + std::strerror(spawned));
+    // A child that dies with this process (child_process.hpp): a killed bench leaves no sluiced.
+    bench::ChildIo io;
+    const fs::path log = dir_ / "sluiced.log";
+    io.stdout_file = log;
+    pid_ = bench::spawn_child(args, io);
     cpu_set_t others;
     CPU_ZERO(&others);
     for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu)
@@ -93,7 +84,7 @@ class Sluiced {
       int status = 0;
       if (::waitpid(pid_, &status, WNOHANG) == pid_) {
         pid_ = -1;
-        fail("sluiced exited at start; its log is " + log);
+        fail("sluiced exited at start; its log is " + log.string());
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
