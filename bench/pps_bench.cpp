@@ -9,18 +9,23 @@
 // the generator's time; the ratio is path / ceiling of the same round.
 //
 // On a veth the receiver's XDP runs in the sender's softirq, on the
-// generator's CPU: this is one core's worth of both, the lower bound of a
-// real NIC where the two run apart.
+// generator's CPU: one generator is one core's worth of both, the lower
+// bound of a real NIC where the two run apart. The 2-core rows run two
+// generators at once on two CPUs, into a veth with a receive queue each.
 #include <CLI/CLI.hpp>
 #include <bpf/libbpf.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <sched.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <boost/json.hpp>
 #include <chrono>
 #include <filesystem>
+#include <fstream>
+#include <thread>
 #include <iostream>
 #include <optional>
 #include <sstream>
@@ -45,6 +50,8 @@ using sluice::dataplane::AttachMode;
 constexpr std::uint64_t full_frames = 4'000'000, quick_frames = 1'000'000;
 constexpr std::uint16_t dropped_port = 9;
 constexpr auto generator_deadline = std::chrono::seconds(120);
+// Queues on each end of the lab veth: one per generator of the 2-core rows.
+constexpr int lab_queues = 2;
 constexpr const char* generator_address = "198.18.0.1";
 constexpr const char* box_address = "198.18.0.2";
 
@@ -81,7 +88,11 @@ class VethLab {
     made_gen_ = true;
     run({"ip", "netns", "add", box}, "ip netns add");
     made_box_ = true;
-    run({"ip", "link", "add", gen_if, "netns", gen, "type", "veth", "peer", "name", box_if, "netns", box}, "veth pair");
+    // A queue pair per CPU this bench drives from (veth picks the receive queue by the sending CPU).
+    run({"ip", "link", "add", gen_if, "netns", gen, "numtxqueues", std::to_string(lab_queues), "numrxqueues",
+         std::to_string(lab_queues), "type", "veth", "peer", "name", box_if, "netns", box, "numtxqueues",
+         std::to_string(lab_queues), "numrxqueues", std::to_string(lab_queues)},
+        "veth pair");
     run({"ip", "-n", gen, "addr", "add", std::string(generator_address) + "/24", "dev", gen_if}, "address");
     run({"ip", "-n", box, "addr", "add", std::string(box_address) + "/24", "dev", box_if}, "address");
     for (const auto& [ns, ifname] : {std::pair{gen, gen_if}, std::pair{box, box_if}})
@@ -156,16 +167,60 @@ int main(int argc, char** argv) {
 
     auto attached = must(sluice::dataplane::attach_xdp(bpf_program__fd(empty->progs.empty_drop), lab.box_if, AttachMode::Native),
                          "attach the receiver");
-    auto generate = [&] {
-      // The generator runs pinned beside us: its CPU is the receiver's too (veth: same softirq).
-      const std::string out = run({"nsenter", "--net=/run/netns/" + lab.gen, "taskset", "-c", std::to_string(cpu),
-                                   trafficgen, "--dev", lab.gen_if, "--dst-mac", lab.box_mac, "--src", generator_address,
-                                   "--dst", box_address, "--dport", std::to_string(dropped_port), "--count",
-                                   std::to_string(frames), "--json"},
-                                  "sluice-trafficgen");
-      const json::value summary = json::parse(out);
-      GeneratorRun g{summary.at("sent").to_number<std::uint64_t>(), summary.at("seconds").to_number<double>()};
-      if (g.sent != frames || g.seconds <= 0) fail("sluice-trafficgen sent " + std::to_string(g.sent) + " of " + std::to_string(frames));
+    // One generator per CPU given, all at once, each pinned (veth: its CPU is
+    // the receiver's too, the XDP runs in the sender's softirq), each sending
+    // `frames`: the run is what they sent together over the slowest one's time.
+    auto generate = [&](const std::vector<int>& cpus) {
+      std::vector<pid_t> pids;
+      std::vector<std::filesystem::path> outputs;
+      const auto scratch = std::filesystem::temp_directory_path() / ("sluice-pps-bench." + std::to_string(::getpid()));
+      for (const int on : cpus) {
+        outputs.push_back(scratch.string() + ".gen" + std::to_string(on) + ".json");
+        bench::ChildIo io;
+        io.stdout_file = outputs.back();
+        io.stderr_file = outputs.back().string() + ".err";
+        pids.push_back(bench::spawn_child({"nsenter", "--net=/run/netns/" + lab.gen, "taskset", "-c", std::to_string(on),
+                                           trafficgen, "--dev", lab.gen_if, "--dst-mac", lab.box_mac, "--src",
+                                           generator_address, "--dst", box_address, "--dport", std::to_string(dropped_port),
+                                           "--count", std::to_string(frames), "--json"},
+                                          io));
+      }
+      const auto until = std::chrono::steady_clock::now() + generator_deadline;
+      std::string failed;
+      for (std::size_t i = 0; i < pids.size(); ++i) {
+        int status = 0;
+        pid_t reaped = 0;
+        while ((reaped = ::waitpid(pids[i], &status, WNOHANG)) == 0 && std::chrono::steady_clock::now() < until)
+          std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        if (reaped == 0) {  // past the bound: killed by its pid
+          ::kill(pids[i], SIGKILL);
+          ::waitpid(pids[i], &status, 0);
+          failed = "sluice-trafficgen on CPU " + std::to_string(cpus[i]) + " timed out after " +
+                   std::to_string(generator_deadline.count()) + " s and was killed";
+        } else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+          std::ifstream err(outputs[i].string() + ".err");
+          std::string line;
+          std::getline(err, line);
+          failed = "sluice-trafficgen on CPU " + std::to_string(cpus[i]) + " failed: " + line;
+        }
+      }
+      GeneratorRun g;
+      for (std::size_t i = 0; i < outputs.size() && failed.empty(); ++i) {
+        std::ifstream in(outputs[i]);
+        const std::string out((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        const json::value summary = json::parse(out);
+        const auto sent = summary.at("sent").to_number<std::uint64_t>();
+        const double seconds = summary.at("seconds").to_number<double>();
+        if (sent != frames || seconds <= 0) failed = "sluice-trafficgen sent " + std::to_string(sent) + " of " + std::to_string(frames);
+        g.sent += sent;
+        g.seconds = std::max(g.seconds, seconds);
+      }
+      std::error_code ignored;
+      for (const auto& file : outputs) {
+        std::filesystem::remove(file, ignored);
+        std::filesystem::remove(file.string() + ".err", ignored);
+      }
+      if (!failed.empty()) fail(failed);
       return g;
     };
     // Between rounds no frame is in flight: detach and attach is the whole swap.
@@ -181,32 +236,47 @@ int main(int argc, char** argv) {
           .packets;
     };
     // One round of one receiver: the pps it counted, checked against what was sent.
-    auto ceiling_round = [&] {
+    auto ceiling_round = [&](const std::vector<int>& cpus) {
       swap_to(empty_fd);
       const auto before = lab.rx_packets();
-      const GeneratorRun g = generate();
+      const GeneratorRun g = generate(cpus);
       const auto got = lab.rx_packets() - before;
       if (got > g.sent + 100 || got < g.sent / 2) fail("the XDP_DROP receiver counted " + std::to_string(got) + " of " + std::to_string(g.sent));
       return static_cast<double>(got) / g.seconds;
     };
-    auto sluice_round = [&] {
+    auto sluice_round = [&](const std::vector<int>& cpus) {
       swap_to(sluice_fd);
       const auto before = rule_drops();
-      const GeneratorRun g = generate();
+      const GeneratorRun g = generate(cpus);
       const auto got = rule_drops() - before;
       if (got > g.sent || got < g.sent / 2) fail("sluice's rule dropped " + std::to_string(got) + " of " + std::to_string(g.sent));
       return static_cast<double>(got) / g.seconds;
     };
     // time_paired divides path by baseline per round: here that is path pps / ceiling pps.
-    const bench::Paired paired = bench::time_paired(ceiling_round, sluice_round, options.rounds);
-    auto& path = writer.add_value("veth, 1 core", "sluice: rule drop (udp dport 9), 60-byte frames", "pps", paired.value);
-    path.baseline = "XDP_DROP ceiling";
-    path.ratio = paired.ratio;
-    path.baseline_value = paired.baseline;
-    writer.add_value("veth, 1 core", "XDP_DROP receiver (the ceiling)", "pps", paired.baseline);
+    auto measure = [&](const std::string& group, const std::vector<int>& cpus) {
+      const bench::Paired paired = bench::time_paired([&] { return ceiling_round(cpus); }, [&] { return sluice_round(cpus); },
+                                                      options.rounds);
+      auto& path = writer.add_value(group, "sluice: rule drop (udp dport 9), 60-byte frames", "pps", paired.value);
+      path.baseline = "XDP_DROP ceiling";
+      path.ratio = paired.ratio;
+      path.baseline_value = paired.baseline;
+      writer.add_value(group, "XDP_DROP receiver (the ceiling)", "pps", paired.baseline);
+    };
+    measure("veth, 1 core", {cpu});
     std::ostringstream note;
-    note << frames << " frames per round from sluice-trafficgen (live frames, XDP_TX) on CPU " << cpu << ", " << options.rounds
-         << " paired rounds; the receiver's XDP runs in the same softirq on the same CPU (veth)";
+    note << frames << " frames per generator per round from sluice-trafficgen (live frames, XDP_TX), " << options.rounds
+         << " paired rounds; the receiver's XDP runs in the sender's softirq on the sender's CPU (veth); 1 core: CPU " << cpu;
+    const int online = static_cast<int>(::sysconf(_SC_NPROCESSORS_ONLN));
+    if (online >= 2) {
+      // The veth has a receive queue per CPU: each generator's frames land on
+      // its own CPU's queue, so two generators are two cores of receiver too.
+      const int second = (cpu + 1) % online;
+      measure("veth, 2 cores", {cpu, second});
+      note << "; 2 cores: CPUs " << cpu << " and " << second << " at once, one generator each (a shared machine: the"
+           << " second core is not reserved)";
+    } else {
+      note << "; 2 cores not measured: this machine has " << online << " CPU";
+    }
     writer.note(note.str());
     must(sluice::dataplane::detach_xdp(lab.box_if), "detach");
     writer.emit(std::cout, options.json);
