@@ -3,7 +3,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -11,8 +11,6 @@
 #include <cstring>
 #include <stdexcept>
 #include <thread>
-
-extern char** environ;
 
 namespace sluice::bench {
 namespace {
@@ -31,16 +29,77 @@ struct Fd {
   }
 };
 
-// spawn's file actions, destroyed on every path.
-struct FileActions {
-  posix_spawn_file_actions_t actions{};
-  FileActions() { posix_spawn_file_actions_init(&actions); }
-  FileActions(const FileActions&) = delete;
-  FileActions& operator=(const FileActions&) = delete;
-  ~FileActions() { posix_spawn_file_actions_destroy(&actions); }
-};
-
 }  // namespace
+
+pid_t spawn_child(const std::vector<std::string>& argv, const ChildIo& io) {
+  if (argv.empty()) throw std::invalid_argument("spawn_child: no program");
+  const std::string& program = argv.front();
+  // Everything the child needs is built before fork: between fork and exec
+  // a multi-threaded parent's child may only make async-signal-safe calls.
+  std::vector<char*> args;
+  for (const std::string& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
+  args.push_back(nullptr);
+  const std::string input = io.stdin_file.string();
+  const std::string output = io.stdout_file.empty() ? "/dev/null" : io.stdout_file.string();
+  const std::string errors = io.stderr_file.string();
+  // The child reports a failed redirect or exec through this pipe (closed by
+  // a successful exec): {step, errno}.
+  int report[2];
+  if (::pipe2(report, O_CLOEXEC) != 0) throw std::runtime_error(program + ": pipe: " + std::strerror(errno));
+  Fd report_read(report[0]), report_write(report[1]);
+  const pid_t parent = ::getpid();
+  const pid_t pid = ::fork();
+  if (pid < 0) throw std::runtime_error(program + ": fork: " + std::strerror(errno));
+  if (pid == 0) {
+    int failure[2] = {0, 0};
+    auto die = [&](int step) {
+      failure[0] = step;
+      failure[1] = errno;
+      (void)!::write(report_write.fd, failure, sizeof failure);
+      ::_exit(127);
+    };
+    // Dies with the parent; if the parent is already gone (it died between
+    // fork and here), the signal was never armed for it: leave now.
+    if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) die(0);
+    if (::getppid() != parent) ::_exit(127);
+    auto onto = [&](const char* path, int flags, int target, int step) {
+      const int fd = ::open(path, flags, 0644);
+      if (fd < 0) die(step);
+      if (fd != target) {
+        if (::dup2(fd, target) < 0) die(step);
+        ::close(fd);
+      }
+    };
+    onto(input.c_str(), O_RDONLY, STDIN_FILENO, 1);
+    if (io.stdout_fd >= 0) {
+      if (::dup2(io.stdout_fd, STDOUT_FILENO) < 0) die(2);
+    } else {
+      onto(output.c_str(), O_WRONLY | O_CREAT | O_TRUNC, STDOUT_FILENO, 2);
+    }
+    if (errors.empty()) {
+      if (::dup2(STDOUT_FILENO, STDERR_FILENO) < 0) die(3);
+    } else {
+      onto(errors.c_str(), O_WRONLY | O_CREAT | O_TRUNC, STDERR_FILENO, 3);
+    }
+    ::execvp(args[0], args.data());
+    die(4);
+  }
+  report_write.reset();
+  int failure[2] = {0, 0};
+  ssize_t got;
+  while ((got = ::read(report_read.fd, failure, sizeof failure)) < 0 && errno == EINTR) {
+  }
+  if (got <= 0) return pid;  // EOF: exec closed the pipe, the program runs
+  while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+  }
+  static constexpr const char* steps[] = {"cannot arm its death signal", "cannot open stdin ", "cannot open stdout ",
+                                          "cannot open stderr ", "cannot run"};
+  std::string what = program + ": " + steps[failure[0] >= 0 && failure[0] <= 4 ? failure[0] : 4];
+  if (failure[0] == 1) what += input;
+  if (failure[0] == 2) what += io.stdout_fd >= 0 ? "(a pipe)" : output;
+  if (failure[0] == 3) what += errors;
+  throw std::runtime_error(what + ": " + std::strerror(failure[1]));
+}
 
 ChildResult run_child(const std::vector<std::string>& argv, const std::filesystem::path& stderr_file,
                       std::chrono::seconds deadline, const std::optional<std::filesystem::path>& stdin_file) {
@@ -49,19 +108,12 @@ ChildResult run_child(const std::vector<std::string>& argv, const std::filesyste
   int ends[2];
   if (::pipe2(ends, O_CLOEXEC) != 0) throw std::runtime_error(program + ": pipe: " + std::strerror(errno));
   Fd read_end(ends[0]), write_end(ends[1]);
-
-  FileActions files;
-  const std::string input = stdin_file ? stdin_file->string() : "/dev/null";
-  posix_spawn_file_actions_addopen(&files.actions, STDIN_FILENO, input.c_str(), O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&files.actions, write_end.fd, STDOUT_FILENO);
-  posix_spawn_file_actions_addopen(&files.actions, STDERR_FILENO, stderr_file.c_str(),
-                                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  std::vector<char*> args;
-  for (const std::string& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
-  args.push_back(nullptr);
-  pid_t pid = -1;
-  const int spawned = ::posix_spawnp(&pid, program.c_str(), &files.actions, nullptr, args.data(), environ);
-  if (spawned != 0) throw std::runtime_error(program + ": cannot run: " + std::strerror(spawned));
+  ChildIo io;
+  if (stdin_file) io.stdin_file = *stdin_file;
+  io.stdout_fd = write_end.fd;
+  // stderr must not share the captured stdout: an empty name is /dev/null here.
+  io.stderr_file = stderr_file.empty() ? std::filesystem::path("/dev/null") : stderr_file;
+  const pid_t pid = spawn_child(argv, io);
   write_end.reset();
 
   ChildResult result;

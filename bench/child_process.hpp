@@ -1,8 +1,17 @@
 #pragma once
-// Runs one program of the bench suite (a section, gnuplot) as a child:
-// argv passed as is (no shell, so no argument is ever interpreted), stdout
-// captured, stderr to a file, and a deadline after which the child (and only
-// it, by its pid) is killed. sluice-bench's bound on a section that hangs.
+// Runs one program of the bench suite (a section, gnuplot, sluiced) as a
+// child: argv passed as is (no shell, so no argument is ever interpreted),
+// stdout captured, stderr to a file, and a deadline after which the child
+// (and only it, by its pid) is killed. sluice-bench's bound on a section
+// that hangs.
+//
+// Every child dies with its parent: it is forked with PR_SET_PDEATHSIG
+// (SIGKILL), so a bench that is killed (by a deadline, a test harness, an
+// operator's ^C) leaves no section, sluiced or generator running. The death
+// signal follows the *thread* that forked: spawn from a thread that outlives
+// the child (the main thread, as every bench does).
+#include <sys/types.h>
+
 #include <chrono>
 #include <filesystem>
 #include <optional>
@@ -22,9 +31,22 @@ struct ChildResult {
 // Bound on what a section may print: its JSON is far smaller.
 constexpr std::size_t max_output_bytes = 64u << 20;
 
-// argv[0] is the path run (searched in PATH when it has no '/'). stdin is
-// /dev/null or, when given, a file. Throws std::runtime_error naming the
-// program when it cannot be started.
+// Where a spawned child's standard streams go.
+struct ChildIo {
+  std::filesystem::path stdin_file = "/dev/null";
+  int stdout_fd = -1;                // this fd (a pipe's write end), or else stdout_file
+  std::filesystem::path stdout_file;  // created/truncated; empty with stdout_fd -1: /dev/null
+  std::filesystem::path stderr_file;  // created/truncated; empty: the same as stdout
+};
+
+// Starts argv (argv[0] searched in PATH when it has no '/') and returns its
+// pid; the caller reaps it. The child gets SIGKILL when the calling thread
+// exits. Throws std::runtime_error naming the program (and the file, for a
+// redirect) when it cannot be started.
+pid_t spawn_child(const std::vector<std::string>& argv, const ChildIo& io);
+
+// spawn_child, stdout captured, bounded by deadline. stdin is /dev/null or,
+// when given, a file.
 ChildResult run_child(const std::vector<std::string>& argv, const std::filesystem::path& stderr_file,
                       std::chrono::seconds deadline, const std::optional<std::filesystem::path>& stdin_file = {});
 

@@ -9,18 +9,24 @@
 // the generator's time; the ratio is path / ceiling of the same round.
 //
 // On a veth the receiver's XDP runs in the sender's softirq, on the
-// generator's CPU: this is one core's worth of both, the lower bound of a
-// real NIC where the two run apart.
+// generator's CPU: one generator is one core's worth of both, the lower
+// bound of a real NIC where the two run apart. The 2-core rows run two
+// generators at once on two CPUs, into a veth with a receive queue each.
 #include <CLI/CLI.hpp>
 #include <bpf/libbpf.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <sched.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <boost/json.hpp>
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <thread>
 #include <iostream>
 #include <optional>
 #include <sstream>
@@ -29,6 +35,8 @@
 #include "child_process.hpp"
 #include "dataplane.hpp"
 #include "filter_table.hpp"
+#include "prefix.hpp"
+#include "route_table.hpp"
 #include "xdp_attachment.hpp"
 // after the contract: the skeletons name its structs
 #include "empty.skel.h"
@@ -45,8 +53,16 @@ using sluice::dataplane::AttachMode;
 constexpr std::uint64_t full_frames = 4'000'000, quick_frames = 1'000'000;
 constexpr std::uint16_t dropped_port = 9;
 constexpr auto generator_deadline = std::chrono::seconds(120);
+// Queues on each end of the lab veth: one per generator of the 2-core rows.
+constexpr int lab_queues = 2;
 constexpr const char* generator_address = "198.18.0.1";
 constexpr const char* box_address = "198.18.0.2";
+// The routed path: gen -> box (box_if) -> out_if -> sink, to a prefix the box routes via the sink.
+constexpr const char* box_out_address = "198.18.1.2";
+constexpr const char* sink_address = "198.18.1.1";
+constexpr const char* routed_prefix = "198.19.0.0/24";
+constexpr const char* routed_address = "198.19.0.1";
+constexpr std::uint16_t routed_port = 5001;  // not the dropped port: the filter lets it through
 
 [[noreturn]] void fail(const std::string& what) { throw std::runtime_error(what); }
 
@@ -73,21 +89,39 @@ class VethLab {
     const std::string id = std::to_string(::getpid());
     gen = "sb-gen-" + id;
     box = "sb-box-" + id;
+    sink = "sb-sink-" + id;
     gen_if = "sbg" + id;
     box_if = "sbb" + id;
+    out_if = "sbo" + id;
+    sink_if = "sbs" + id;
     original_ = ::open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
     if (original_ < 0) fail("cannot open this process's network namespace");
     run({"ip", "netns", "add", gen}, "ip netns add");
     made_gen_ = true;
     run({"ip", "netns", "add", box}, "ip netns add");
     made_box_ = true;
-    run({"ip", "link", "add", gen_if, "netns", gen, "type", "veth", "peer", "name", box_if, "netns", box}, "veth pair");
+    // A queue pair per CPU this bench drives from (veth picks the receive queue by the sending CPU).
+    run({"ip", "link", "add", gen_if, "netns", gen, "numtxqueues", std::to_string(lab_queues), "numrxqueues",
+         std::to_string(lab_queues), "type", "veth", "peer", "name", box_if, "netns", box, "numtxqueues",
+         std::to_string(lab_queues), "numrxqueues", std::to_string(lab_queues)},
+        "veth pair");
+    run({"ip", "netns", "add", sink}, "ip netns add");
+    made_sink_ = true;
+    // box -> sink: where routed frames leave the box (sluice's forward stage, or the kernel's).
+    run({"ip", "link", "add", out_if, "netns", box, "type", "veth", "peer", "name", sink_if, "netns", sink}, "veth pair");
+    run({"ip", "-n", box, "addr", "add", std::string(box_out_address) + "/24", "dev", out_if}, "address");
+    run({"ip", "-n", sink, "addr", "add", std::string(sink_address) + "/24", "dev", sink_if}, "address");
+    for (const auto& [ns, ifname] : {std::pair{box, out_if}, std::pair{sink, sink_if}})
+      run({"ip", "-n", ns, "link", "set", ifname, "up"}, "link up");
+    sink_mac = mac_of(sink, sink_if);
     run({"ip", "-n", gen, "addr", "add", std::string(generator_address) + "/24", "dev", gen_if}, "address");
     run({"ip", "-n", box, "addr", "add", std::string(box_address) + "/24", "dev", box_if}, "address");
     for (const auto& [ns, ifname] : {std::pair{gen, gen_if}, std::pair{box, box_if}})
       run({"ip", "-n", ns, "link", "set", ifname, "up"}, "link up");
-    const std::string shown = run({"ip", "-n", box, "-j", "link", "show", box_if}, "box MAC");
-    box_mac = std::string(json::parse(shown).at(0).at("address").as_string());
+    box_mac = mac_of(box, box_if);
+    // The kernel's forwarding peer: a route to the routed prefix via the sink, its neighbour fixed.
+    run({"ip", "-n", box, "route", "add", routed_prefix, "via", sink_address, "dev", out_if}, "kernel route");
+    run({"ip", "-n", box, "neigh", "replace", sink_address, "lladdr", sink_mac, "dev", out_if, "nud", "permanent"}, "neighbour");
     const int box_ns = ::open(("/run/netns/" + box).c_str(), O_RDONLY | O_CLOEXEC);
     if (box_ns < 0 || ::setns(box_ns, CLONE_NEWNET) != 0) fail("cannot enter the box namespace " + box);
     ::close(box_ns);
@@ -100,6 +134,7 @@ class VethLab {
     std::error_code ignored;
     if (made_gen_) bench::run_child({"ip", "netns", "del", gen}, "/dev/null", std::chrono::seconds(10));
     if (made_box_) bench::run_child({"ip", "netns", "del", box}, "/dev/null", std::chrono::seconds(10));
+    if (made_sink_) bench::run_child({"ip", "netns", "del", sink}, "/dev/null", std::chrono::seconds(10));
     if (original_ >= 0) ::close(original_);
   }
 
@@ -109,11 +144,44 @@ class VethLab {
     return json::parse(shown).at(0).at("stats64").at("rx").at("packets").to_number<std::uint64_t>();
   }
 
-  std::string gen, box, gen_if, box_if, box_mac;
+  // Frames the sink's veth received (its XDP_DROP counts them all): what crossed the box.
+  std::uint64_t sink_rx_packets() const {
+    const std::string shown = run({"ip", "-n", sink, "-s", "-j", "link", "show", sink_if}, "sink rx counter");
+    return json::parse(shown).at(0).at("stats64").at("rx").at("packets").to_number<std::uint64_t>();
+  }
+  void kernel_forwarding(bool on) const {
+    run({"ip", "netns", "exec", box, "sysctl", "-qw", std::string("net.ipv4.ip_forward=") + (on ? "1" : "0")}, "ip_forward");
+  }
+
+  std::string gen, box, sink, gen_if, box_if, out_if, sink_if, box_mac, sink_mac;
 
  private:
+  static std::string mac_of(const std::string& ns, const std::string& ifname) {
+    const std::string shown = run({"ip", "-n", ns, "-j", "link", "show", ifname}, "MAC of " + ifname);
+    return std::string(json::parse(shown).at(0).at("address").as_string());
+  }
   int original_ = -1;
-  bool made_gen_ = false, made_box_ = false, inside_ = false;
+ public:
+  // Runs f inside the sink namespace (attach by name there), then back in the box.
+  template <class F>
+  void in_sink(F&& f) const {
+    const int here = ::open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+    const int there = ::open(("/run/netns/" + sink).c_str(), O_RDONLY | O_CLOEXEC);
+    if (here < 0 || there < 0 || ::setns(there, CLONE_NEWNET) != 0) fail("cannot enter the sink namespace " + sink);
+    ::close(there);
+    try {
+      f();
+    } catch (...) {
+      ::setns(here, CLONE_NEWNET);
+      ::close(here);
+      throw;
+    }
+    if (::setns(here, CLONE_NEWNET) != 0) fail("cannot return to the box namespace");
+    ::close(here);
+  }
+
+ private:
+  bool made_gen_ = false, made_box_ = false, made_sink_ = false, inside_ = false;
 };
 
 struct GeneratorRun {
@@ -156,16 +224,61 @@ int main(int argc, char** argv) {
 
     auto attached = must(sluice::dataplane::attach_xdp(bpf_program__fd(empty->progs.empty_drop), lab.box_if, AttachMode::Native),
                          "attach the receiver");
-    auto generate = [&] {
-      // The generator runs pinned beside us: its CPU is the receiver's too (veth: same softirq).
-      const std::string out = run({"nsenter", "--net=/run/netns/" + lab.gen, "taskset", "-c", std::to_string(cpu),
-                                   trafficgen, "--dev", lab.gen_if, "--dst-mac", lab.box_mac, "--src", generator_address,
-                                   "--dst", box_address, "--dport", std::to_string(dropped_port), "--count",
-                                   std::to_string(frames), "--json"},
-                                  "sluice-trafficgen");
-      const json::value summary = json::parse(out);
-      GeneratorRun g{summary.at("sent").to_number<std::uint64_t>(), summary.at("seconds").to_number<double>()};
-      if (g.sent != frames || g.seconds <= 0) fail("sluice-trafficgen sent " + std::to_string(g.sent) + " of " + std::to_string(frames));
+    // One generator per CPU given, all at once, each pinned (veth: its CPU is
+    // the receiver's too, the XDP runs in the sender's softirq), each sending
+    // `frames`: the run is what they sent together over the slowest one's time.
+    auto generate = [&](const std::vector<int>& cpus, const std::string& dst = box_address,
+                        std::uint16_t dport = dropped_port) {
+      std::vector<pid_t> pids;
+      std::vector<std::filesystem::path> outputs;
+      const auto scratch = std::filesystem::temp_directory_path() / ("sluice-pps-bench." + std::to_string(::getpid()));
+      for (const int on : cpus) {
+        outputs.push_back(scratch.string() + ".gen" + std::to_string(on) + ".json");
+        bench::ChildIo io;
+        io.stdout_file = outputs.back();
+        io.stderr_file = outputs.back().string() + ".err";
+        pids.push_back(bench::spawn_child({"nsenter", "--net=/run/netns/" + lab.gen, "taskset", "-c", std::to_string(on),
+                                           trafficgen, "--dev", lab.gen_if, "--dst-mac", lab.box_mac, "--src",
+                                           generator_address, "--dst", dst, "--dport", std::to_string(dport),
+                                           "--count", std::to_string(frames), "--json"},
+                                          io));
+      }
+      const auto until = std::chrono::steady_clock::now() + generator_deadline;
+      std::string failed;
+      for (std::size_t i = 0; i < pids.size(); ++i) {
+        int status = 0;
+        pid_t reaped = 0;
+        while ((reaped = ::waitpid(pids[i], &status, WNOHANG)) == 0 && std::chrono::steady_clock::now() < until)
+          std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        if (reaped == 0) {  // past the bound: killed by its pid
+          ::kill(pids[i], SIGKILL);
+          ::waitpid(pids[i], &status, 0);
+          failed = "sluice-trafficgen on CPU " + std::to_string(cpus[i]) + " timed out after " +
+                   std::to_string(generator_deadline.count()) + " s and was killed";
+        } else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+          std::ifstream err(outputs[i].string() + ".err");
+          std::string line;
+          std::getline(err, line);
+          failed = "sluice-trafficgen on CPU " + std::to_string(cpus[i]) + " failed: " + line;
+        }
+      }
+      GeneratorRun g;
+      for (std::size_t i = 0; i < outputs.size() && failed.empty(); ++i) {
+        std::ifstream in(outputs[i]);
+        const std::string out((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        const json::value summary = json::parse(out);
+        const auto sent = summary.at("sent").to_number<std::uint64_t>();
+        const double seconds = summary.at("seconds").to_number<double>();
+        if (sent != frames || seconds <= 0) failed = "sluice-trafficgen sent " + std::to_string(sent) + " of " + std::to_string(frames);
+        g.sent += sent;
+        g.seconds = std::max(g.seconds, seconds);
+      }
+      std::error_code ignored;
+      for (const auto& file : outputs) {
+        std::filesystem::remove(file, ignored);
+        std::filesystem::remove(file.string() + ".err", ignored);
+      }
+      if (!failed.empty()) fail(failed);
       return g;
     };
     // Between rounds no frame is in flight: detach and attach is the whole swap.
@@ -181,32 +294,101 @@ int main(int argc, char** argv) {
           .packets;
     };
     // One round of one receiver: the pps it counted, checked against what was sent.
-    auto ceiling_round = [&] {
+    auto ceiling_round = [&](const std::vector<int>& cpus) {
       swap_to(empty_fd);
       const auto before = lab.rx_packets();
-      const GeneratorRun g = generate();
+      const GeneratorRun g = generate(cpus);
       const auto got = lab.rx_packets() - before;
       if (got > g.sent + 100 || got < g.sent / 2) fail("the XDP_DROP receiver counted " + std::to_string(got) + " of " + std::to_string(g.sent));
       return static_cast<double>(got) / g.seconds;
     };
-    auto sluice_round = [&] {
+    auto sluice_round = [&](const std::vector<int>& cpus) {
       swap_to(sluice_fd);
       const auto before = rule_drops();
-      const GeneratorRun g = generate();
+      const GeneratorRun g = generate(cpus);
       const auto got = rule_drops() - before;
       if (got > g.sent || got < g.sent / 2) fail("sluice's rule dropped " + std::to_string(got) + " of " + std::to_string(g.sent));
       return static_cast<double>(got) / g.seconds;
     };
     // time_paired divides path by baseline per round: here that is path pps / ceiling pps.
-    const bench::Paired paired = bench::time_paired(ceiling_round, sluice_round, options.rounds);
-    auto& path = writer.add_value("veth, 1 core", "sluice: rule drop (udp dport 9), 60-byte frames", "pps", paired.value);
-    path.baseline = "XDP_DROP ceiling";
-    path.ratio = paired.ratio;
-    path.baseline_value = paired.baseline;
-    writer.add_value("veth, 1 core", "XDP_DROP receiver (the ceiling)", "pps", paired.baseline);
+    auto measure = [&](const std::string& group, const std::vector<int>& cpus) {
+      const bench::Paired paired = bench::time_paired([&] { return ceiling_round(cpus); }, [&] { return sluice_round(cpus); },
+                                                      options.rounds);
+      auto& path = writer.add_value(group, "sluice: rule drop (udp dport 9), 60-byte frames", "pps", paired.value);
+      path.baseline = "XDP_DROP ceiling";
+      path.ratio = paired.ratio;
+      path.baseline_value = paired.baseline;
+      writer.add_value(group, "XDP_DROP receiver (the ceiling)", "pps", paired.baseline);
+    };
+    measure("veth, 1 core", {cpu});
     std::ostringstream note;
-    note << frames << " frames per round from sluice-trafficgen (live frames, XDP_TX) on CPU " << cpu << ", " << options.rounds
-         << " paired rounds; the receiver's XDP runs in the same softirq on the same CPU (veth)";
+    note << frames << " frames per generator per round from sluice-trafficgen (live frames, XDP_TX), " << options.rounds
+         << " paired rounds; the receiver's XDP runs in the sender's softirq on the sender's CPU (veth); 1 core: CPU " << cpu;
+    const int online = static_cast<int>(::sysconf(_SC_NPROCESSORS_ONLN));
+    if (online >= 2) {
+      // The veth has a receive queue per CPU: each generator's frames land on
+      // its own CPU's queue, so two generators are two cores of receiver too.
+      const int second = (cpu + 1) % online;
+      measure("veth, 2 cores", {cpu, second});
+      note << "; 2 cores: CPUs " << cpu << " and " << second << " at once, one generator each (a shared machine: the"
+           << " second core is not reserved)";
+    } else {
+      note << "; 2 cores not measured: this machine has " << online << " CPU";
+    }
+    // ---- routed: through the box to the sink, sluice's forward stage and the kernel's ----
+    // A redirect into a veth reaches its peer only if the peer runs XDP: the
+    // sink's XDP_DROP is that, and its rx counter is what crossed the box.
+    lab.in_sink([&] { must(sluice::dataplane::attach_xdp(empty_fd, lab.sink_if, AttachMode::Native), "attach the sink"); });
+    auto routes = must(sluice::route::RouteTable::open(plane), "open the route table");
+    sluice::route::Mac sink_mac{};
+    if (std::sscanf(lab.sink_mac.c_str(), "%hhx:%hhx:%hhx:%hhx:%hhx:%hhx", &sink_mac[0], &sink_mac[1], &sink_mac[2],
+                    &sink_mac[3], &sink_mac[4], &sink_mac[5]) != 6)
+      fail("the sink's MAC " + lab.sink_mac);
+    must(routes.add_next_hop("sink", {lab.out_if, sink_mac}), "next hop");
+    must(routes.add_route(must(sluice::maps::parse_prefix(routed_prefix), "routed prefix"),
+                          sluice::route::RouteTarget::next_hop("sink")),
+         "route");
+    // What sluice's forward stage did (a broken path names itself in the failure).
+    auto forward_counts = [&] {
+      std::string out;
+      const std::pair<sluice_verdict, int> reasons[] = {{SLUICE_VERDICT_REDIRECT, SLUICE_REASON_FWD_ROUTED},
+                                                        {SLUICE_VERDICT_PASS, SLUICE_REASON_FWD_NO_ROUTE},
+                                                        {SLUICE_VERDICT_DROP, SLUICE_REASON_FWD_TTL_EXCEEDED},
+                                                        {SLUICE_VERDICT_DROP, SLUICE_REASON_FWD_REDIRECT_FAILED},
+                                                        {SLUICE_VERDICT_PASS, SLUICE_REASON_FWD_TO_STACK}};
+      for (const auto& [verdict, reason] : reasons)
+        out += " reason " + std::to_string(reason) + ": " +
+               std::to_string(must(plane.verdict_count(verdict, static_cast<sluice_reason>(reason)), "counter").packets);
+      return out;
+    };
+    // One round through the box: the pps the sink received of what was sent.
+    auto routed_round = [&](int prog_fd, const char* what) {
+      swap_to(prog_fd);
+      const auto before = lab.sink_rx_packets();
+      const GeneratorRun g = generate({cpu}, routed_address, routed_port);
+      const auto got = lab.sink_rx_packets() - before;
+      if (got > g.sent + 100 || got < g.sent / 100)
+        fail(std::string(what) + ": the sink received " + std::to_string(got) + " of " + std::to_string(g.sent) +
+             "; sluice's forward verdicts: " + forward_counts());
+      return static_cast<double>(got) / g.seconds;
+    };
+    auto measure_routed = [&](const std::string& name, int prog_fd, const char* what) {
+      const bench::Paired paired = bench::time_paired([&] { return ceiling_round({cpu}); },
+                                                      [&] { return routed_round(prog_fd, what); }, options.rounds);
+      auto& path = writer.add_value("veth, routed, 1 core", name, "pps", paired.value);
+      path.baseline = "XDP_DROP ceiling";
+      path.ratio = paired.ratio;
+      path.baseline_value = paired.baseline;
+    };
+    lab.kernel_forwarding(false);  // sluice alone carries the frames
+    measure_routed("sluice forward (1 route, XDP_REDIRECT), received by the sink", sluice_fd, "sluice forward");
+    lab.kernel_forwarding(true);
+    measure_routed("kernel IP forwarding (ip_forward=1, 1 route, XDP_PASS on the box's veth), received by the sink",
+                   bpf_program__fd(empty->progs.empty_pass), "kernel forwarding");
+    lab.kernel_forwarding(false);
+    note << "; routed rows: " << routed_address << " udp " << routed_port << " into the box, " << routed_prefix
+         << " routed via the sink (" << sink_address << "), pps counted by the sink's veth, each paired with the ceiling; the"
+         << " kernel row runs an XDP_PASS program on the box's veth (a veth delivers XDP-sent frames only to a peer running XDP)";
     writer.note(note.str());
     must(sluice::dataplane::detach_xdp(lab.box_if), "detach");
     writer.emit(std::cout, options.json);

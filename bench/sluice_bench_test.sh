@@ -3,7 +3,9 @@
 # a run JSON whose every section is a valid report with ratios, and one PNG
 # per scaling curve. 2: over broken sections (garbage, a failing exit, a
 # hang past no deadline is not waited for here) it reports each by name,
-# exits 1, and still merges the good ones. 3: usage errors exit 2.
+# exits 1, and still merges the good ones. 3: usage errors exit 2. 4: killed
+# mid-run (SIGKILL: no cleanup of its own), it leaves no section and no
+# sluiced running, checked by pid.
 # Usage: sluice_bench_test.sh SLUICE_BENCH. Root only (77: skipped).
 set -euo pipefail
 bench=$1
@@ -89,6 +91,44 @@ for bad in "--sections nope" "--only (" "--cpu -1" "--rounds 0"; do
   "$bench" $bad >/dev/null 2>&1 || status=$?
   [[ $status -eq 2 ]] || fail "'$bad' exited $status, expected 2"
 done
+
+# ---- 4. killed mid-run: its section and that section's sluiced die with it ----
+descendants() {
+  local child
+  for child in $(cat /proc/"$1"/task/*/children 2>/dev/null); do
+    echo "$child"
+    descendants "$child"
+  done
+}
+# Alive: a /proc entry that is not a zombie (an orphan's reaper may be slow) and still runs that program.
+alive() { [[ -r /proc/$1/stat && $(cut -d' ' -f3 /proc/"$1"/stat 2>/dev/null) != Z && $(cat /proc/"$1"/comm 2>/dev/null) == "$2" ]]; }
+"$bench" --quick --sections control >/dev/null 2>"$scratch/killed.txt" &
+runner=$!
+control_pid="" sluiced_pid=""
+for _ in $(seq 400); do  # 20 s for sluiced to start
+  for pid in $(descendants "$runner"); do
+    case $(cat /proc/"$pid"/comm 2>/dev/null) in
+      control_bench) control_pid=$pid ;;
+      sluiced) sluiced_pid=$pid ;;
+    esac
+  done
+  [[ -n $sluiced_pid ]] && break
+  sleep 0.05
+done
+kill -9 "$runner"
+wait "$runner" 2>/dev/null || true
+if [[ -z $control_pid || -z $sluiced_pid ]]; then
+  fail "killed run: no control_bench ($control_pid) and sluiced ($sluiced_pid) seen under sluice-bench"
+else
+  for _ in $(seq 100); do  # 5 s for the death signals to land
+    alive "$control_pid" control_bench || alive "$sluiced_pid" sluiced || break
+    sleep 0.05
+  done
+  alive "$control_pid" control_bench && { fail "control_bench (pid $control_pid) outlived sluice-bench"; kill -9 "$control_pid"; }
+  alive "$sluiced_pid" sluiced && { fail "sluiced (pid $sluiced_pid) outlived sluice-bench"; kill -9 "$sluiced_pid"; }
+  # SIGKILL let nobody clean up: the section's pins and directory are removed here, by its pid.
+  rm -rf "/sys/fs/bpf/sluice-control-bench-$control_pid" "${TMPDIR:-/tmp}/sluice-control-bench.$control_pid"
+fi
 
 ((failures == 0)) || { echo "$failures failure(s)" >&2; exit 1; }
 echo "sluice_bench_test: ok"

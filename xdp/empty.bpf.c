@@ -9,4 +9,12 @@ int empty_drop(struct xdp_md *ctx)
 	return XDP_DROP;
 }
 
+/* The kernel's own paths behind XDP (pps_bench's kernel forwarding peer):
+ * a veth hands frames sent by XDP to its peer only while the peer runs XDP. */
+SEC("xdp")
+int empty_pass(struct xdp_md *ctx)
+{
+	return XDP_PASS;
+}
+
 char _license[] SEC("license") = "GPL";

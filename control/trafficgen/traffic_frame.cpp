@@ -114,6 +114,9 @@ std::variant<Frame, std::string> build_frame(const FrameSpec& spec) {
   frame.config.csum = spec.protocol == Protocol::tcp ? TRAFFICGEN_CSUM_TCP : v6 ? TRAFFICGEN_CSUM_UDP : TRAFFICGEN_CSUM_NONE;
   frame.config.flows = spec.flows;
   frame.config.base_sport = spec.sport;
+  // The template the generator restores before every frame (a rewriting receiver may have changed the page).
+  frame.config.header_len = static_cast<__u32>(std::min<std::size_t>(b.size(), TRAFFICGEN_HEADER_MAX));
+  std::copy_n(b.begin(), frame.config.header_len, frame.config.header);
   return frame;
 }
 

@@ -45,6 +45,20 @@ int trafficgen(struct xdp_md *ctx)
 		return XDP_ABORTED;
 	if (data + l4 + TRAFFICGEN_L4_TOUCHED_BYTES > data_end)
 		return XDP_ABORTED;
+	/* A receiver on the other end (a router rewriting MACs and TTL) may have
+	 * changed the page this frame reuses: put the headers back first. */
+	__u32 header_len = trafficgen_config.header_len;
+	if (header_len > TRAFFICGEN_HEADER_MAX)
+		return XDP_ABORTED;
+	if (data + TRAFFICGEN_HEADER_MAX <= data_end) {
+		__builtin_memcpy(data, (const void *)trafficgen_config.header, TRAFFICGEN_HEADER_MAX);
+	} else {
+		for (__u32 i = 0; i < TRAFFICGEN_HEADER_MAX; i++) {
+			if (i >= header_len || data + i + 1 > data_end)
+				break;
+			((__u8 *)data)[i] = trafficgen_config.header[i];
+		}
+	}
 	__u8 *l4h = data + l4;
 	__u32 flows = trafficgen_config.flows ? trafficgen_config.flows : 1;
 	__u16 sport = (__u16)(trafficgen_config.base_sport + (__u32)(*count % flows));

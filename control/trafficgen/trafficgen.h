@@ -11,6 +11,11 @@
 /* The generator reads and writes this much of the L4 header (ports, and
  * the TCP checksum at offset 16): a frame is at least this long after it. */
 #define TRAFFICGEN_L4_TOUCHED_BYTES 18
+/* The headers a receiver may rewrite in place (a router's MACs, TTL and IP
+ * checksum): restored from the template before each frame, since live-frame
+ * pages come back with what the last receiver left in them. Ethernet + IPv6
+ * + the touched L4 bytes. */
+#define TRAFFICGEN_HEADER_MAX (TRAFFICGEN_L4_OFFSET_MAX + TRAFFICGEN_L4_TOUCHED_BYTES)
 /* L4 checksum handling of a rewritten source port. */
 enum trafficgen_csum {
 	TRAFFICGEN_CSUM_NONE = 0,        /* UDP over IPv4 sent with checksum 0 */
@@ -23,6 +28,8 @@ struct trafficgen_config {
 	__u32 csum;         /* enum trafficgen_csum */
 	__u32 flows;        /* 1..65535: source ports base_sport .. base_sport + flows - 1 */
 	__u32 base_sport;   /* host order */
+	__u32 header_len;   /* bytes of header[] restored per frame: min(frame bytes, TRAFFICGEN_HEADER_MAX) */
+	__u8 header[TRAFFICGEN_HEADER_MAX];  /* the frame's first header_len bytes as built */
 };
 
 #endif

@@ -7,25 +7,25 @@ set key below
 set grid
 set yrange [0:*]
 $series0 << EOD
-1000000 40 39 41
+1000000 30 30 30
 EOD
 $series1 << EOD
-1000000 126 122 127
+1000000 126 118 127
 EOD
 $series2 << EOD
-1000000 33 32 34
+1000000 31 29 33
 EOD
 $series3 << EOD
-1000000 132 124 134
+1000000 122 115 125
 EOD
 $series4 << EOD
-1000000 34 32 39
+1000000 30 30 31
 EOD
 $series5 << EOD
-1000000 117 117 118
+1000000 109 109 111
 EOD
 $floor << EOD
-1000000 34
+1000000 27
 EOD
 plot $series0 using 1:2:3:4 with yerrorlines lw 2 title 'DIR-24-8 lookup, hit, tbl8', \
      $series1 using 1:2:3:4 with yerrorlines lw 2 title 'kernel LPM trie lookup, hit, tbl8', \

@@ -10,16 +10,16 @@ set y2label 'map memory (MiB)'
 set y2tics
 set y2range [0:*]
 $series0 << EOD
-1000000 55 54 57
+1000000 58 57 60
 EOD
 $series1 << EOD
-1000000 62 46 65
+1000000 45 45 46
 EOD
 $series2 << EOD
-1000000 115 113 116
+1000000 122 120 125
 EOD
 $floor << EOD
-1000000 29
+1000000 30
 EOD
 $memory << EOD
 1000000 1104.505241
@@ -28,5 +28,5 @@ plot $series0 using 1:2:3:4 with yerrorlines lw 2 title 'sluice, blocklist hit /
      $series1 using 1:2:3:4 with yerrorlines lw 2 title 'sluice, blocklist hit /24', \
      $series2 using 1:2:3:4 with yerrorlines lw 2 title 'sluice, blocklist miss', \
      $floor using 1:2 with lines dt 2 lc 'black' title 'floor: empty XDP_DROP', \
-     132 with lines dt 3 lw 2 title 'xdp-filter IP hit, 10000 addresses', \
+     138 with lines dt 3 lw 2 title 'xdp-filter IP hit, 10000 addresses', \
      $memory using 1:2 axes x1y2 with linespoints dt 4 lc 'gray40' title 'map memory (right axis)'

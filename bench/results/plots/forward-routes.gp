@@ -11,25 +11,25 @@ set y2label 'map memory (MiB)'
 set y2tics
 set y2range [0:*]
 $series0 << EOD
-1 77 77 81
-10000 134 132 135
-1000000 143 138 146
+1 89 82 111
+10000 137 136 141
+1000000 150 145 155
 EOD
 $series1 << EOD
-1 77 77 78
-10000 84 83 89
-262143 79 79 81
+1 80 80 83
+10000 84 83 85
+262143 88 83 92
 EOD
 $series2 << EOD
-1 69 67 71
-10000 70 67 74
-1000000 70 70 71
+1 75 69 78
+10000 72 71 75
+1000000 70 68 72
 EOD
 $floor << EOD
-1 28
-10000 30
-262143 28
-1000000 28
+1 43
+10000 39
+262143 40
+1000000 40
 EOD
 $memory << EOD
 1 0.9836845398
@@ -40,7 +40,7 @@ EOD
 plot $series0 using 1:2:3:4 with yerrorlines lw 2 title 'sluice ipv4, trie', \
      $series1 using 1:2:3:4 with yerrorlines lw 2 title 'sluice ipv6, trie', \
      $series2 using 1:2:3:4 with yerrorlines lw 2 title 'sluice ipv4, DIR-24-8', \
-     $floor using 1:2 with lines dt 2 lc 'black' title 'floor: empty XDP_DROP', \
-     182 with lines dt 3 lw 2 title 'bpf_fib_lookup router, ipv4', \
-     319 with lines dt 3 lw 2 title 'bpf_fib_lookup router, ipv6', \
+     $floor using 1:2 with lines dt 2 lc 'black' title 'floor: empty XDP_DROP through the restore harness', \
+     183 with lines dt 3 lw 2 title 'bpf_fib_lookup router, ipv4', \
+     325 with lines dt 3 lw 2 title 'bpf_fib_lookup router, ipv6', \
      $memory using 1:2 axes x1y2 with linespoints dt 4 lc 'gray40' title 'map memory (right axis)'
