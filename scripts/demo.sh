@@ -9,8 +9,9 @@
 #
 # sluiced on the box filters (a blocklist holding 198.18.0.99, a SYN rate
 # limit per source, ordered rules) and balances the VIP 198.18.1.10:80 over
-# the three backends with Maglev, health-checked over HTTP; the backends
-# answer the client directly. The client makes real HTTP connections to the
+# the three backends with Maglev, health-checked over HTTP; its encapsulated
+# packets are routed by the forward stage (a route via the lab's router); the
+# backends answer the client directly. The client makes real HTTP connections to the
 # VIP, the blocked address tries too, and the hostile client sends a
 # bounded SYN flood. Shown live with `sluicectl top`, or, with --duration,
 # run unattended and summed up.
@@ -172,8 +173,9 @@ rules:
 lb:
   settings:
     encap_source_v4: 198.18.0.2
-    egress: tx
-    next_hop_mac: "$router_mac"
+    # The encapsulated packets go on to the forward stage, which routes them
+    # by their outer destination (the backends' /24, via the lab's router).
+    egress: forward
   vips:
     - vip: $vip:80/tcp
       check: {type: http, port: 80, path: /, interval_ms: 500, timeout_ms: 300, rise: 1, fall: 2}
@@ -181,6 +183,11 @@ lb:
         - {address: 198.18.0.11}
         - {address: 198.18.0.12}
         - {address: 198.18.0.13}
+forward:
+  settings: {no_route: pass}
+  routes:
+    - {prefix: 198.18.0.0/24, via: 198.18.0.254, dev: dx$id, mac: "$router_mac"}
+    - {prefix: 198.18.0.2/32, to_stack: true}
 EOF
 say "starting sluiced on the box with $work/demo.yaml"
 nsenter --net="/run/netns/$ns_box" "$sluiced" --config "$work/demo.yaml" --socket "$work/sluice.sock" \
@@ -265,6 +272,9 @@ stats=$(ctl --json stats)
 count_of() {  # count_of VERDICT REASON: packets of that counter
   python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(sum(c["packets"] for c in d["counters"] if c["verdict"]==sys.argv[2] and c["reason"]==sys.argv[3]))' "$stats" "$1" "$2"
 }
+routed_of() {  # packets the forward stage routed, whatever their verdict
+  python3 -c 'import json,sys; print(sum(c["packets"] for c in json.loads(sys.argv[1])["counters"] if c["reason"] == "fwd_routed"))' "$stats"
+}
 {
   echo "sluice demo: $duration s, lab *-$id"
   echo "connections to $vip:80 made: $made, failed: $failed"
@@ -273,6 +283,7 @@ count_of() {  # count_of VERDICT REASON: packets of that counter
     echo "  backend 198.18.0.1$i (b$i): $n ($(( made ? 100 * n / made : 0 ))%)"
   done
   echo "blocked source 198.18.0.99: $blocked_tries tries, $blocked_ok answered"
+  echo "routed by the forward stage (encapsulated, to the router): $(routed_of)"
   echo "drops by reason:"
   python3 -c 'import json,sys
 for c in json.loads(sys.argv[1])["counters"]:
@@ -285,9 +296,12 @@ if [[ -n $summary_file ]]; then
 import json, sys
 path, run_id, made, failed, tries, answered, stats = sys.argv[1:8]
 shares = {"b1": int(sys.argv[8]), "b2": int(sys.argv[9]), "b3": int(sys.argv[10])}
-drops = {c["reason"]: c["packets"] for c in json.loads(stats)["counters"] if c["verdict"] == "drop" and c["packets"]}
+counters = json.loads(stats)["counters"]
+drops = {c["reason"]: c["packets"] for c in counters if c["verdict"] == "drop" and c["packets"]}
+routed = sum(c["packets"] for c in counters if c["reason"] == "fwd_routed")
 json.dump({"id": int(run_id), "connections": int(made), "failed": int(failed), "backends": shares,
-           "blocked_tries": int(tries), "blocked_answered": int(answered), "drops": drops}, open(path, "w"))
+           "blocked_tries": int(tries), "blocked_answered": int(answered), "drops": drops, "routed": routed},
+          open(path, "w"))
 EOF
 fi
 

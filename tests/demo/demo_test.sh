@@ -51,6 +51,8 @@ if s["blocked_tries"] < 3 or s["blocked_answered"] != 0:
     problems.append("blocked source: %d tries, %d answered" % (s["blocked_tries"], s["blocked_answered"]))
 if s["drops"].get("filter_blocklist", 0) < s["blocked_tries"]:
     problems.append("filter_blocklist drops %d < %d tries" % (s["drops"].get("filter_blocklist", 0), s["blocked_tries"]))
+if s["routed"] < s["connections"]:
+    problems.append("the forward stage routed %d packets for %d connections" % (s["routed"], s["connections"]))
 if s["drops"].get("filter_rate_limited", 0) < 5000:
     problems.append("the SYN flood was not rate limited: %s" % s["drops"])
 for p in problems: print("FAIL: " + p, file=sys.stderr)
