@@ -145,6 +145,8 @@ static_assert(SLUICE_FWD_ROUTE_TARGET(SLUICE_FWD_ROUTE_VALUE(SLUICE_FWD_KIND_GRO
 static_assert(SLUICE_FWD_ROUTE_SLOT(SLUICE_FWD_ROUTE_VALUE(SLUICE_FWD_KIND_GROUP, 7, 9)) == 9);
 // ---- end forward ----
 
+static_assert(sizeof(sluice_redirect_error_key) == 16);
+
 constexpr unsigned counter_index(unsigned verdict, unsigned reason) {
   return verdict * SLUICE_REASON_MAX + reason;
 }

@@ -11,12 +11,6 @@ namespace {
 // some unsupported map operations; name it so messages stay readable.
 constexpr int kKernelENOTSUPP = 524;
 
-std::string errno_symbol(int errnum) {
-  if (errnum == kKernelENOTSUPP) return "ENOTSUPP";
-  if (const char* name = strerrorname_np(errnum)) return name;
-  return "errno " + std::to_string(errnum);
-}
-
 // Words that read right for a map element; nullptr means "use strerror".
 const char* element_words(int errnum) {
   switch (errnum) {
@@ -47,6 +41,12 @@ std::string strerror_words(int errnum) {
 }
 
 }  // namespace
+
+std::string errno_symbol(int errnum) {
+  if (errnum == kKernelENOTSUPP) return "ENOTSUPP";
+  if (const char* name = strerrorname_np(errnum)) return name;
+  return "errno " + std::to_string(errnum);
+}
 
 std::string describe_errno(int errnum, ErrnoSubject subject) {
   const char* words = nullptr;

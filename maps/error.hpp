@@ -34,6 +34,9 @@ using Result = boost::system::result<T, Error>;
 // ("no such key") and for a bpffs path ("no such file").
 enum class ErrnoSubject { Element, Path, Other };
 
+// "ENXIO" (the kernel's ENOTSUPP, 524, included); "errno N" for an unknown number.
+std::string errno_symbol(int errnum);
+
 // "key exists (EEXIST)"
 std::string describe_errno(int errnum, ErrnoSubject subject = ErrnoSubject::Other);
 

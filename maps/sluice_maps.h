@@ -856,4 +856,28 @@ enum sluice_fwd_event_slot {
 /* ---- map sizes ---- */
 #define SLUICE_DROP_EVENTS_BYTES (256 * 1024)
 
+/* ---- redirect errors (xdp/redirect_errors.bpf.c) ----
+ * A redirect that the program asked for can still fail after it returned:
+ * the target port refuses the frame (down, no XDP on a veth peer, a full
+ * ring) or a cpumap queue is full. The kernel reports these only on its xdp
+ * tracepoints; raw tracepoint programs count them per key here, in sluice's
+ * own network namespace (and, for the cpumap, sluice's own cpumap) only.
+ */
+enum sluice_redirect_error_kind {
+	/* xdp_do_redirect refused: `to` is the map index, `err` the errno. */
+	SLUICE_REDIRECT_ERR_REDIRECT = 1,
+	/* devmap bulk transmit: frames the egress driver did not take. */
+	SLUICE_REDIRECT_ERR_XMIT = 2,
+	/* cpumap enqueue: frames dropped on a full CPU queue (`to` the CPU). */
+	SLUICE_REDIRECT_ERR_CPUMAP = 3,
+};
+#define SLUICE_REDIRECT_ERR_MAX_KEYS 1024
+
+struct sluice_redirect_error_key {
+	__u32 kind;    /* enum sluice_redirect_error_kind */
+	__s32 ifindex; /* receiving device; 0 for the cpumap */
+	__s32 to;      /* egress ifindex / map index / CPU */
+	__s32 err;     /* negative errno as the kernel reports it; 0 none */
+};
+
 #endif /* SLUICE_MAPS_H */

@@ -25,6 +25,8 @@
 #include "health_checker.hpp"
 #include "lb_metrics.hpp"
 #include "lb_ops.hpp"
+#include "redirect_errors.hpp"
+#include "redirect_metrics.hpp"
 #include "route_metrics.hpp"
 #include "route_ops.hpp"
 #include "http_server.hpp"
@@ -254,6 +256,15 @@ int run(const DaemonOptions& options) {
   // The forward stage's maps start empty: its routes come back from state.yaml in the restore below.
   auto route_table = route::RouteTable::open(plane);
   if (!route_table) return spdlog::error("forward maps: {}", route_table.error().message), exit_startup_failed;
+  // Failed redirects are seen only on the kernel's tracepoints; a kernel that refuses them leaves the box without
+  // that view (the metrics say which are watched), not without a data plane.
+  std::optional<dataplane::RedirectErrorWatch> redirect_errors;
+  if (auto watch = dataplane::RedirectErrorWatch::open(bpf_map__fd(plane.skeleton()->maps.fwd_cpus)); watch) {
+    redirect_errors = std::move(*watch);
+    for (const auto& missing : redirect_errors->unavailable()) spdlog::warn("redirect errors: not watched: {}", missing);
+  } else {
+    spdlog::warn("redirect errors: not watched: {}", watch.error().message);
+  }
   // Made before the restore: route sync and the neighbour table watch their netlink sockets on it.
   asio::io_context io;
   RouteOps route_ops(*route_table, state_ops, io);
@@ -374,7 +385,8 @@ int run(const DaemonOptions& options) {
       metrics_server = std::make_unique<metrics::HttpServer>(
           io, *metrics_endpoint, http_pages(ops, [&] {
             return render_metrics(plane, *filter_table, state_ops.conntrack(), server.metrics(), events.stats()) +
-                   render_lb_metrics(lb_ops) + render_route_metrics(plane, route_ops);
+                   render_lb_metrics(lb_ops) + render_route_metrics(plane, route_ops) +
+                   render_redirect_error_metrics(redirect_errors ? &*redirect_errors : nullptr);
           }, status_page));
     } catch (const std::exception& e) {
       return spdlog::error("--metrics {}: {}", options.metrics_address, e.what()), exit_startup_failed;

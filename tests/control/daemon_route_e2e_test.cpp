@@ -247,6 +247,65 @@ TEST_F(DaemonRouteE2E, RoutesFromTheSocketCarryPingAndTcpOnlyThroughXdp) {
   EXPECT_EQ(checked.output, "") << "promtool lint findings";
 }
 
+// A port whose peer takes no redirected frames: the forward stage counts
+// them routed, the kernel drops them after the program returned, and only its
+// xdp tracepoints see that. sluiced counts them by port and errno.
+TEST_F(DaemonRouteE2E, FramesAPortRefusesAfterTheRedirectAreCountedByPortAndErrno) {
+  ControlClient client(daemon_->socket_path());
+  add_routes(client);
+  ASSERT_TRUE(ping(*client_, "198.18.1.1", 1)) << "the lab routes before the port breaks";
+  auto scrape = [&] {
+    const auto scraped = box_->exec("curl -sf http://127.0.0.1:9647/metrics");
+    EXPECT_EQ(scraped.exit_code, 0) << scraped.output;
+    return scraped.output;
+  };
+  // Where the kernel notices depends on its version: a veth whose peer cannot take XDP frames refuses them at the
+  // redirect (6.x: the port does not advertise ndo_xdp_xmit, EOPNOTSUPP) or in the bulk transmit (ENXIO).
+  const std::vector<std::string> failure_samples = {
+      "sluice_xdp_redirect_errors_total{dev=\"" + box_client_if_ + "\",errno=\"EOPNOTSUPP\"} ",
+      "sluice_xdp_xmit_drops_total{dev=\"" + box_client_if_ + "\",to=\"" + box_server_if_ + "\",errno=\"ENXIO\"} "};
+  auto drops = [&]() -> std::optional<std::uint64_t> {
+    const std::string text = scrape();
+    std::optional<std::uint64_t> total;
+    for (const auto& sample : failure_samples)
+      if (const auto at = text.find(sample); at != std::string::npos)
+        total = total.value_or(0) + std::stoull(text.substr(at + sample.size()));
+    return total;
+  };
+  const std::string before = scrape();
+  EXPECT_NE(before.find("sluice_xdp_redirect_error_watch{tracepoint=\"xdp_devmap_xmit\"} 1"), std::string::npos)
+      << before;
+  EXPECT_EQ(drops(), std::nullopt) << "nothing refused while the peer runs XDP";
+  EXPECT_NE(before.find("sluice_xdp_redirect_error_watch{tracepoint=\"xdp_redirect_err\"} 1"), std::string::npos);
+
+  // The server's port leaves NAPI mode (no XDP program, no GRO): its veth peer refuses redirected frames.
+  {
+    EnterNetns in(*server_);
+    const int ifindex = static_cast<int>(if_nametoindex(server_if_.c_str()));
+    ASSERT_GT(ifindex, 0);
+    ASSERT_EQ(bpf_xdp_detach(ifindex, XDP_FLAGS_DRV_MODE, nullptr), 0);
+    const int sock = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    ASSERT_GE(sock, 0);
+    ethtool_value off{.cmd = ETHTOOL_SGRO, .data = 0};
+    ifreq request{};
+    std::strncpy(request.ifr_name, server_if_.c_str(), IFNAMSIZ - 1);
+    request.ifr_data = reinterpret_cast<char*>(&off);
+    const int rc = ::ioctl(sock, SIOCETHTOOL, &request);
+    ::close(sock);
+    ASSERT_EQ(rc, 0) << "gro off on " << server_if_;
+  }
+  constexpr int kLostPings = 5;
+  EXPECT_FALSE(ping(*client_, "198.18.1.1", kLostPings)) << "a peer without NAPI still received redirected frames";
+  const auto refused = drops();
+  ASSERT_TRUE(refused.has_value()) << "no failed redirect counted: " << scrape();
+  EXPECT_GE(*refused, static_cast<std::uint64_t>(kLostPings));
+
+  // The port takes frames again: traffic crosses, and the count stays where it was.
+  attach_pass(*server_, server_if_);
+  EXPECT_TRUE(ping(*client_, "198.18.1.1")) << "the port carries traffic again";
+  EXPECT_EQ(drops(), refused);
+}
+
 TEST_F(DaemonRouteE2E, BadValuesChangeNothingAndAKilledDaemonRestoresTheRoutes) {
   ControlClient client(daemon_->socket_path());
   add_routes(client);
