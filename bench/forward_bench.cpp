@@ -202,9 +202,9 @@ int run(const Options& options) {
   const int fd_empty = bpf_program__fd(empty->progs.empty_drop);
   const int fd_restore = bpf_program__fd(bench->progs.bench_restore_only);
   // A routed case is paired with the restore prologue + XDP_DROP: the empty
-  // program run through the same harness, so the harness cancels out (as in
-  // lb_bench). The prologue itself is paired with the bare empty program,
-  // which shows what the harness costs.
+  // program run through the same harness (as in lb_bench), so both sides pay
+  // it. That shrinks the ratio against the bare program's: the prologue row,
+  // paired with the bare empty program, gives what to take out of both.
   const std::string harness_baseline = "empty XDP_DROP through the restore harness";
   const std::string bare_baseline = "empty XDP_DROP";
   // Every case of a set paired with its baseline on the case's frame; rounds interleaved within the pair.
@@ -306,8 +306,8 @@ int run(const Options& options) {
   }
   writer.note(std::to_string(repeat) + " packets per round, " + std::to_string(rounds) +
               " paired rounds per figure; every repeat restores the frame (xdp/forward_bench.bpf.c)");
-  writer.note("routed rows: paired with the empty program through the same restore harness (the harness cancels out); "
-              "the prologue row: paired with the bare empty program (what the harness costs)");
+  writer.note("routed rows: paired with the empty program through the same restore harness (both sides pay it, which "
+              "shrinks the ratio); the prologue row: paired with the bare empty program (what to take out of both)");
   writer.note("groups: family, route count, lookup structure; map_bytes: bytes_memlock of the forward stage's maps (fwd_*) at that route count; the DIR-24-8 copy's own maps are not among them");
   writer.emit(std::cout, options.section.json);
   forward_bench_bpf__destroy(bench);

@@ -861,7 +861,8 @@ enum sluice_fwd_event_slot {
  * the target port refuses the frame (down, no XDP on a veth peer, a full
  * ring) or a cpumap queue is full. The kernel reports these only on its xdp
  * tracepoints; raw tracepoint programs count them per key here, in sluice's
- * own network namespace (and, for the cpumap, sluice's own cpumap) only.
+ * own network namespace and for sluice's own redirect maps only (the devmap
+ * bulk transmit names no map: any program's, in that namespace).
  */
 enum sluice_redirect_error_kind {
 	/* xdp_do_redirect refused: `to` is the map index, `err` the errno. */
@@ -872,6 +873,8 @@ enum sluice_redirect_error_kind {
 	SLUICE_REDIRECT_ERR_CPUMAP = 3,
 };
 #define SLUICE_REDIRECT_ERR_MAX_KEYS 1024
+/* sluice's redirect maps the xdp_redirect_err program matches (fwd_ports, lb_egress_ports, fwd_cpus) */
+#define SLUICE_REDIRECT_ERR_MAX_MAPS 4
 
 struct sluice_redirect_error_key {
 	__u32 kind;    /* enum sluice_redirect_error_kind */

@@ -5,7 +5,7 @@
  * without restoring it, so a routed frame would arrive at repeat 2 with its
  * TTL already decremented and its MACs rewritten. Each program here first
  * copies the frame's first BENCH_RESTORE_BYTES back from bench_restore (the
- * same prologue in the baseline, so its cost cancels out):
+ * same prologue in the baseline, so both sides pay it):
  *   bench_restore_only  the prologue alone, then XDP_DROP: the baseline of the
  *                       routed rows (and, against the bare empty program, the
  *                       harness's own cost);

@@ -3,16 +3,24 @@
  * Counts the XDP redirects that fail after the program returned
  * (struct sluice_redirect_error_key in sluice_maps.h), on three raw
  * tracepoints of the kernel's xdp events:
- *   xdp_redirect_err  xdp_do_redirect refused the frame (empty devmap slot,
- *                     target down, ...): per receiving device, map index, errno;
+ *   xdp_redirect_err  xdp_do_redirect refused a frame sluice redirected into
+ *                     one of its devmaps or its cpumap (target down, a port
+ *                     that takes no XDP frames now, ...): per receiving
+ *                     device, map index, errno;
  *   xdp_devmap_xmit   a devmap bulk flush whose driver took fewer frames than
- *                     it was given (a veth peer without XDP, a full TX ring);
+ *                     it was given (a full TX ring, a veth peer gone from
+ *                     NAPI mode); it names no map, so this counts any XDP
+ *                     program's bulk transmit from sluice's netns, and only in
+ *                     native mode (generic XDP has no bulk queue);
  *   xdp_cpumap_enqueue frames dropped on a full cpumap CPU queue.
  * Tracepoints are global, so each program keeps only what happened in
  * sluice's network namespace (the device's netns inode, read through CO-RE)
  * and, for the cpumap, only sluice's cpumap (its map id). Both are set in
- * .rodata before load. Needs raw tracepoints (4.17+), BTF of the running
- * kernel (CO-RE) and the tracepoints' argument order of 5.8+ kernels.
+ * .rodata before load. Needs raw tracepoints, BTF of the running kernel
+ * (CO-RE) and the tracepoints' current argument lists (xdp_redirect_err with
+ * map type, map id and index; xdp_devmap_xmit with the two devices first):
+ * user space checks them against the kernel's BTF and leaves out a
+ * tracepoint whose arguments differ.
  *
  * The structs below are not copies of the kernel's: preserve_access_index
  * makes every field access a CO-RE relocation that libbpf resolves against
@@ -43,6 +51,18 @@ struct net_device {
 
 const volatile __u32 sluice_netns_inum = 0;
 const volatile __u32 sluice_cpumap_id = 0;
+/* sluice's redirect maps (devmaps, cpumap): another program's failed redirect is not sluice's to count; 0 unused */
+const volatile __u32 sluice_redirect_map_ids[SLUICE_REDIRECT_ERR_MAX_MAPS] = {};
+
+static __always_inline int sluice_redirect_map(__u32 map_id)
+{
+	if (map_id == 0)
+		return 0;
+	for (int i = 0; i < SLUICE_REDIRECT_ERR_MAX_MAPS; i++)
+		if (sluice_redirect_map_ids[i] == map_id)
+			return 1;
+	return 0;
+}
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
@@ -91,7 +111,7 @@ int sluice_redirect_err(struct bpf_raw_tracepoint_args *ctx)
 {
 	const struct net_device *dev = (const void *)ctx->args[0];
 
-	if (!in_sluice_netns(dev))
+	if (!sluice_redirect_map((__u32)ctx->args[5]) || !in_sluice_netns(dev))
 		return 0;
 	struct sluice_redirect_error_key key = {
 		.kind = SLUICE_REDIRECT_ERR_REDIRECT,

@@ -48,6 +48,8 @@ static __always_inline const struct sluice_fwd_settings *fwd_settings_get(void)
 }
 
 #define FWD_IPV6_NEXTHDR_HOP 0
+/* the I/G bit of a destination MAC: set for broadcast and multicast */
+#define FWD_ETH_GROUP_BIT 0x01
 
 static __always_inline int fwd_routable(struct xdp_md *ctx, const struct sluice_pkt *pkt)
 {
@@ -57,6 +59,10 @@ static __always_inline int fwd_routable(struct xdp_md *ctx, const struct sluice_
 
 	/* untagged frames with the IP header right after Ethernet */
 	if (pkt->l3_off != ETH_HLEN || (void *)(eth + 1) > data_end)
+		return 0;
+	/* a group address (broadcast, multicast: the I/G bit) is for the segment: a router that routed it would
+	 * duplicate what the segment already delivers */
+	if (eth->h_dest[0] & FWD_ETH_GROUP_BIT)
 		return 0;
 	if (pkt->ip_version == 4) {
 		struct iphdr *ip = (void *)(eth + 1);

@@ -259,7 +259,10 @@ int run(const DaemonOptions& options) {
   // Failed redirects are seen only on the kernel's tracepoints; a kernel that refuses them leaves the box without
   // that view (the metrics say which are watched), not without a data plane.
   std::optional<dataplane::RedirectErrorWatch> redirect_errors;
-  if (auto watch = dataplane::RedirectErrorWatch::open(bpf_map__fd(plane.skeleton()->maps.fwd_cpus)); watch) {
+  const int cpumap_fd = bpf_map__fd(plane.skeleton()->maps.fwd_cpus);
+  const int redirect_maps[] = {bpf_map__fd(plane.skeleton()->maps.fwd_ports),
+                               bpf_map__fd(plane.skeleton()->maps.lb_egress_ports), cpumap_fd};
+  if (auto watch = dataplane::RedirectErrorWatch::open(redirect_maps, cpumap_fd); watch) {
     redirect_errors = std::move(*watch);
     for (const auto& missing : redirect_errors->unavailable()) spdlog::warn("redirect errors: not watched: {}", missing);
   } else {

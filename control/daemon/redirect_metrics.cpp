@@ -57,16 +57,17 @@ std::string render_redirect_error_metrics(const dataplane::RedirectErrorWatch* w
   for (const auto& [key, frames] : redirect)
     samples.push_back(sample({{"dev", std::get<0>(key)}, {"errno", std::get<2>(key)}}, frames));
   out.add("sluice_xdp_redirect_errors_total",
-          "Redirects the kernel refused after the XDP program returned (xdp_redirect_err: empty devmap slot, target "
-          "down, ...), by receiving port and errno.",
+          "Redirects into sluice's devmaps or cpumap the kernel refused after the XDP program returned "
+          "(xdp_redirect_err: target down, a port that takes no XDP frames now, ...), by receiving port and errno.",
           MetricType::Counter, samples);
   samples.clear();
   for (const auto& [key, frames] : xmit)
     samples.push_back(
         sample({{"dev", std::get<0>(key)}, {"to", std::get<1>(key)}, {"errno", std::get<2>(key)}}, frames));
   out.add("sluice_xdp_xmit_drops_total",
-          "Redirected frames the egress port's driver did not take (xdp_devmap_xmit: port down, a veth peer without "
-          "XDP, a full TX ring), by receiving and egress port and errno.",
+          "Redirected frames the egress port's driver did not take (xdp_devmap_xmit: a full TX ring, a veth peer gone "
+          "from NAPI mode; any XDP program's in sluiced's netns, native mode only), by receiving and egress port and "
+          "errno.",
           MetricType::Counter, samples);
   samples.clear();
   for (const auto& [cpu, frames] : cpumap) samples.push_back(sample({{"cpu", cpu}}, frames));

@@ -71,13 +71,29 @@ RedirectErrorWatch::RedirectErrorWatch(RedirectErrorWatch&&) noexcept = default;
 RedirectErrorWatch& RedirectErrorWatch::operator=(RedirectErrorWatch&&) noexcept = default;
 RedirectErrorWatch::~RedirectErrorWatch() = default;
 
-Result<RedirectErrorWatch> RedirectErrorWatch::open(int cpumap_fd) {
-  std::uint32_t cpumap_id = 0;
-  if (cpumap_fd >= 0) {
+Result<RedirectErrorWatch> RedirectErrorWatch::open(std::span<const int> redirect_map_fds, int cpumap_fd) {
+  auto map_id = [](int fd) -> Result<std::uint32_t> {
     bpf_map_info info{};
     std::uint32_t length = sizeof(info);
-    if (bpf_obj_get_info_by_fd(cpumap_fd, &info, &length) != 0) return maps::make_error("read the id of", "the cpumap", errno);
-    cpumap_id = info.id;
+    if (bpf_obj_get_info_by_fd(fd, &info, &length) != 0) return maps::make_error("read the id of", "a redirect map", errno);
+    return info.id;
+  };
+  if (redirect_map_fds.size() > SLUICE_REDIRECT_ERR_MAX_MAPS)
+    return maps::make_error_because("open", "redirect errors BPF object",
+                                    std::to_string(redirect_map_fds.size()) + " redirect maps, at most " +
+                                        std::to_string(SLUICE_REDIRECT_ERR_MAX_MAPS),
+                                    EINVAL);
+  std::uint32_t cpumap_id = 0;
+  if (cpumap_fd >= 0) {
+    auto id = map_id(cpumap_fd);
+    if (!id) return id.error();
+    cpumap_id = *id;
+  }
+  std::vector<std::uint32_t> redirect_ids;
+  for (int fd : redirect_map_fds) {
+    auto id = map_id(fd);
+    if (!id) return id.error();
+    redirect_ids.push_back(*id);
   }
   struct stat netns {};
   if (::stat("/proc/self/ns/net", &netns) != 0) return maps::make_error("stat", "/proc/self/ns/net", errno);
@@ -91,6 +107,7 @@ Result<RedirectErrorWatch> RedirectErrorWatch::open(int cpumap_fd) {
   redirect_errors_bpf* skel = watch.skeleton_.get();
   skel->rodata->sluice_netns_inum = static_cast<std::uint32_t>(netns.st_ino);
   skel->rodata->sluice_cpumap_id = cpumap_id;
+  for (std::size_t i = 0; i < redirect_ids.size(); ++i) skel->rodata->sluice_redirect_map_ids[i] = redirect_ids[i];
 
   const std::pair<const Tracepoint*, bpf_program*> programs[] = {
       {&kRedirectErr, skel->progs.sluice_redirect_err},

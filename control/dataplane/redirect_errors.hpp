@@ -5,14 +5,16 @@
 // xdp_do_redirect that fails, a full cpumap queue. The program's own
 // redirect counters cannot see these; without this they are silent drops.
 //
-// Counting covers the network namespace that opens the watch and the cpumap
-// whose id it is given. The programs are not pinned: the counts start with
+// Counting covers the network namespace that opens the watch, and the maps it
+// is given (the devmap bulk transmit names no map: there, every program's).
+// Transmit drops are seen in native mode only: generic XDP has no bulk queue. The programs are not pinned: the counts start with
 // the daemon (Prometheus counters tolerate the reset) and nothing is left
 // behind when it ends. Needs raw tracepoints and the kernel's BTF; a kernel
 // whose tracepoints take other arguments than 5.10+ kernels' is detected
 // from its BTF and that tracepoint is left out (listed as unavailable).
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -35,8 +37,9 @@ struct RedirectErrorCount {
 
 class RedirectErrorWatch {
  public:
-  // cpumap_fd: sluice's cpumap (-1: count no cpumap drops).
-  static Result<RedirectErrorWatch> open(int cpumap_fd);
+  // redirect_map_fds: sluice's devmaps and cpumap (failed redirects into other maps are not counted, at most
+  // SLUICE_REDIRECT_ERR_MAX_MAPS); cpumap_fd: sluice's cpumap (-1: count no cpumap drops).
+  static Result<RedirectErrorWatch> open(std::span<const int> redirect_map_fds, int cpumap_fd);
 
   RedirectErrorWatch(RedirectErrorWatch&&) noexcept;
   RedirectErrorWatch& operator=(RedirectErrorWatch&&) noexcept;

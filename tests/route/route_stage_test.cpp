@@ -354,6 +354,10 @@ TEST_F(ForwardStage, PacketsARouterMustNotRouteAreLeftToTheKernel) {
       PacketBuilder().eth(kClientMac, kRouterMac).vlan(10).ipv4("198.18.0.1", "198.18.1.1").udp(1, 2).build(),
       PacketBuilder().eth(kClientMac, kRouterMac).ipv4("198.18.0.1", "198.18.1.1", {.options = {7, 7, 4}}).udp(1, 2).build(),
       PacketBuilder().eth(kClientMac, kRouterMac).ipv6("2001:db8::1", "2001:db8:1::1").ipv6_hop_by_hop().udp(1, 2).build(),
+      // Sent to the segment, not to this router: a flooded or broadcast frame routed would arrive twice.
+      PacketBuilder().eth(kClientMac, "ff:ff:ff:ff:ff:ff").ipv4("198.18.0.1", "198.18.1.1").udp(1, 2).build(),
+      PacketBuilder().eth(kClientMac, "01:00:5e:00:00:05").ipv4("198.18.0.1", "198.18.1.1").udp(1, 2).build(),
+      PacketBuilder().eth(kClientMac, "33:33:00:00:00:01").ipv6("2001:db8::1", "2001:db8:1::1").udp(1, 2).build(),
   };
   for (std::size_t i = 0; i < frames.size(); ++i) EXPECT_EQ(run(frames[i]).verdict, XDP_PASS) << "frame " << i;
   EXPECT_EQ(packets(SLUICE_VERDICT_PASS, SLUICE_REASON_FWD_NOT_ROUTABLE), before + frames.size());
