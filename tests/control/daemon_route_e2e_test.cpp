@@ -139,18 +139,23 @@ class DaemonRouteE2E : public ::testing::Test {
     return bpf_prog_load(BPF_PROG_TYPE_XDP, "route_e2e_pass", "GPL", insns, 2, nullptr);
   }
 
-  // veth leaves TCP/UDP checksums to "hardware"; a frame XDP redirects would leave without one: software checksums.
-  void attach_pass(const Netns& ns, const std::string& ifname) {
-    EnterNetns in(ns);
+  // One ethtool feature off (ETHTOOL_S*) on an interface of the calling thread's netns; 0 or -1 (errno set).
+  static int ethtool_off(const std::string& ifname, std::uint32_t set_command) {
     const int sock = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    ASSERT_GE(sock, 0);
-    ethtool_value off{.cmd = ETHTOOL_STXCSUM, .data = 0};
+    if (sock < 0) return -1;
+    ethtool_value off{.cmd = set_command, .data = 0};
     ifreq request{};
     std::strncpy(request.ifr_name, ifname.c_str(), IFNAMSIZ - 1);
     request.ifr_data = reinterpret_cast<char*>(&off);
     const int rc = ::ioctl(sock, SIOCETHTOOL, &request);
     ::close(sock);
-    ASSERT_EQ(rc, 0) << "tx checksum off on " << ifname;
+    return rc;
+  }
+
+  // veth leaves TCP/UDP checksums to "hardware"; a frame XDP redirects would leave without one: software checksums.
+  void attach_pass(const Netns& ns, const std::string& ifname) {
+    EnterNetns in(ns);
+    ASSERT_EQ(ethtool_off(ifname, ETHTOOL_STXCSUM), 0) << "tx checksum off on " << ifname;
     const int ifindex = static_cast<int>(if_nametoindex(ifname.c_str()));
     ASSERT_GT(ifindex, 0) << ifname;
     ASSERT_EQ(bpf_xdp_attach(ifindex, pass_prog_, XDP_FLAGS_DRV_MODE, nullptr), 0) << ifname;
@@ -284,15 +289,7 @@ TEST_F(DaemonRouteE2E, FramesAPortRefusesAfterTheRedirectAreCountedByPortAndErrn
     const int ifindex = static_cast<int>(if_nametoindex(server_if_.c_str()));
     ASSERT_GT(ifindex, 0);
     ASSERT_EQ(bpf_xdp_detach(ifindex, XDP_FLAGS_DRV_MODE, nullptr), 0);
-    const int sock = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    ASSERT_GE(sock, 0);
-    ethtool_value off{.cmd = ETHTOOL_SGRO, .data = 0};
-    ifreq request{};
-    std::strncpy(request.ifr_name, server_if_.c_str(), IFNAMSIZ - 1);
-    request.ifr_data = reinterpret_cast<char*>(&off);
-    const int rc = ::ioctl(sock, SIOCETHTOOL, &request);
-    ::close(sock);
-    ASSERT_EQ(rc, 0) << "gro off on " << server_if_;
+    ASSERT_EQ(ethtool_off(server_if_, ETHTOOL_SGRO), 0) << "gro off on " << server_if_;
   }
   constexpr int kLostPings = 5;
   EXPECT_FALSE(ping(*client_, "198.18.1.1", kLostPings)) << "a peer without NAPI still received redirected frames";
